@@ -1,0 +1,184 @@
+"""The data contract's tables and columns: names, kinds, and what each value must be.
+
+One declaration serves validation (`nbo validate`), loading, and the generator's writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import available_timezones
+
+
+class EventType(StrEnum):
+    VIEW = "view"
+    SEARCH = "search"
+    ADD_TO_CART = "add_to_cart"
+    REMOVE_FROM_CART = "remove_from_cart"
+    CHECKOUT = "checkout"
+    PURCHASE = "purchase"
+    WISHLIST = "wishlist"
+    SIGNUP = "signup"
+    APP_INSTALL = "app_install"
+    APP_UNINSTALL = "app_uninstall"
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_OPEN = "message_open"
+    MESSAGE_CLICK = "message_click"
+    OFFER_REDEEMED = "offer_redeemed"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    PUSH = "push"
+    IN_APP = "in_app"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    WEB = "web"
+
+
+class OfferKind(StrEnum):
+    VOUCHER = "voucher"
+    CASHBACK = "cashback"
+    FREE_SHIPPING = "free_shipping"
+    TOP_UP = "top_up"
+    MEMBERSHIP = "membership"
+    CONTENT = "content"
+
+
+class LifecycleStage(StrEnum):
+    NEW = "new"
+    ACTIVE = "active"
+    LOYAL = "loyal"
+    AT_RISK = "at_risk"
+    DORMANT = "dormant"
+    CHURNED = "churned"
+
+
+class Journey(StrEnum):
+    ONBOARDING = "onboarding"
+    WELCOME = "welcome"
+    SEARCH = "search"
+    CATEGORY_VIEW = "category_view"
+    PRODUCT_VIEW = "product_view"
+    CART_ABANDONED = "cart_abandoned"
+    CHECKOUT_ABANDONED = "checkout_abandoned"
+    PURCHASE = "purchase"
+    DELIVERED = "delivered"
+    UNINSTALL = "uninstall"
+    WISHLIST = "wishlist"
+    WIN_BACK = "win_back"
+
+
+class Kind(StrEnum):
+    """How a column's raw values are parsed."""
+
+    STRING = "string"
+    TIMESTAMP = "timestamp"
+    FLOAT = "float"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = False
+    allowed: frozenset[str] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    min_exclusive: bool = False
+    country_code: bool = False
+
+    def expectation(self) -> str:
+        """What a valid value looks like, in words, for error messages."""
+        if self.allowed is not None:
+            if len(self.allowed) > 20:
+                return "an IANA time zone name such as Europe/Paris"
+            return "one of " + ", ".join(sorted(self.allowed))
+        if self.country_code:
+            return "a two-letter ISO 3166 country code such as FR"
+        words = {
+            Kind.STRING: "a non-empty string",
+            Kind.TIMESTAMP: "an ISO-8601 timestamp with offset (2026-01-05T10:00:00+01:00) "
+            "or epoch seconds/milliseconds",
+            Kind.FLOAT: "a number",
+            Kind.INTEGER: "a whole number",
+            Kind.BOOLEAN: "a boolean (true/false, 1/0, yes/no)",
+        }[self.kind]
+        if self.min_value is not None and self.max_value is not None:
+            low = "(" if self.min_exclusive else "["
+            return f"{words} in {low}{self.min_value:g}, {self.max_value:g}]"
+        if self.min_value is not None:
+            return f"{words} {'>' if self.min_exclusive else '>='} {self.min_value:g}"
+        return words
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    required: bool
+    key: str | None = None  # column whose exact duplicates are dropped on load
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [column.name for column in self.columns if column.required]
+
+    def column(self, name: str) -> Column | None:
+        return next((column for column in self.columns if column.name == name), None)
+
+
+def _choices(values: type[StrEnum]) -> frozenset[str]:
+    return frozenset(member.value for member in values)
+
+
+EVENTS = TableSpec(
+    name="events",
+    required=True,
+    key="event_id",
+    columns=(
+        Column("user_id", Kind.STRING, required=True),
+        Column("ts", Kind.TIMESTAMP, required=True),
+        Column("event_type", Kind.STRING, required=True, allowed=_choices(EventType)),
+        Column("event_id", Kind.STRING),
+        Column("item_id", Kind.STRING),
+        Column("category", Kind.STRING),
+        Column("brand", Kind.STRING),
+        Column("price", Kind.FLOAT, min_value=0),
+        Column("quantity", Kind.INTEGER),
+        Column("channel", Kind.STRING, allowed=_choices(Channel)),
+        Column("campaign_id", Kind.STRING),
+        Column("offer_id", Kind.STRING),
+        Column("journey", Kind.STRING),
+        Column("propensity", Kind.FLOAT, min_value=0, max_value=1, min_exclusive=True),
+    ),
+)
+
+USERS = TableSpec(
+    name="users",
+    required=False,
+    key="user_id",
+    columns=(
+        Column("user_id", Kind.STRING, required=True),
+        Column("signup_ts", Kind.TIMESTAMP),
+        Column("country", Kind.STRING, country_code=True),
+        Column("timezone", Kind.STRING, allowed=frozenset(available_timezones())),
+        *(Column(f"consent_{channel.value}", Kind.BOOLEAN) for channel in Channel),
+    ),
+)
+
+ITEMS = TableSpec(
+    name="items",
+    required=False,
+    key="item_id",
+    columns=(
+        Column("item_id", Kind.STRING, required=True),
+        Column("category", Kind.STRING),
+        Column("brand", Kind.STRING),
+        Column("price", Kind.FLOAT, min_value=0),
+        Column("margin", Kind.FLOAT, min_value=-1, max_value=1),
+    ),
+)
+
+TABLES: tuple[TableSpec, ...] = (EVENTS, USERS, ITEMS)

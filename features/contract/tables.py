@@ -1,0 +1,94 @@
+"""Checking and loading the tabular parts of a data set (events, users, items)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from features.contract.files import ROW, read_raw, table_files
+from features.contract.parse import PARSED_DTYPES, invalid, parsed
+from features.contract.problems import FileCheck, Problem
+from features.contract.schema import TableSpec
+from nbo.errors import DataContractError
+
+DEFAULT_PROBLEM_LIMIT = 20
+
+
+def check_frame(raw: pl.DataFrame, spec: TableSpec, check: FileCheck, limit: int) -> pl.Series:
+    """Record the frame's problems in `check`; return which rows are valid."""
+    check.rows = raw.height
+    missing = [name for name in spec.required_columns if name not in raw.columns]
+    for name in missing:
+        expected = f"a column named '{name}', which {spec.name} files must have"
+        check.add(Problem(check.path, expected, column=name), limit)
+    if missing:
+        check.invalid_rows = raw.height
+        return pl.Series("valid", [False] * raw.height, dtype=pl.Boolean)
+    columns = [column for column in spec.columns if column.name in raw.columns]
+    masks = raw.select(invalid(column, raw.schema[column.name]).alias(column.name)
+                       for column in columns)
+    for column in columns:
+        bad = masks[column.name]
+        count = int(bad.sum())
+        if count == 0:
+            continue
+        room = max(limit - len(check.shown), 0)
+        examples = raw.filter(bad).head(room).select(ROW, pl.col(column.name).cast(pl.String))
+        for row, value in examples.iter_rows():
+            check.add(Problem(check.path, column.expectation(), row, column.name, value), limit)
+        check.problem_count += count - examples.height
+    valid = ~masks.select(pl.any_horizontal(pl.all())).to_series() if columns else None
+    if valid is None:
+        return pl.Series("valid", [True] * raw.height, dtype=pl.Boolean)
+    check.invalid_rows = raw.height - int(valid.sum())
+    return valid
+
+
+def typed(raw: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    """Contract columns parsed to their types (absent ones as typed nulls); extras kept."""
+    return raw.with_columns(
+        parsed(column, raw.schema[column.name]).alias(column.name)
+        if column.name in raw.columns
+        else pl.lit(None, dtype=PARSED_DTYPES[column.kind]).alias(column.name)
+        for column in spec.columns
+    )
+
+
+@dataclass
+class LoadedTable:
+    """A table's valid rows from all its files, and what was left out on the way."""
+
+    frame: pl.DataFrame
+    checks: list[FileCheck] = field(default_factory=list)
+    duplicates_dropped: int = 0
+
+    @property
+    def invalid_rows(self) -> int:
+        return sum(check.invalid_rows for check in self.checks)
+
+
+def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LIMIT) -> LoadedTable:
+    """Load `spec`'s table from a data set: valid rows parsed, exact duplicate keys dropped."""
+    frames: list[pl.DataFrame] = []
+    checks: list[FileCheck] = []
+    for path in table_files(directory, spec.name):
+        check = FileCheck(path)
+        checks.append(check)
+        raw = read_raw(path, check, limit)
+        if raw is None:
+            continue
+        valid = check_frame(raw, spec, check, limit)
+        if valid.any():
+            frames.append(typed(raw.filter(valid), spec).drop(ROW))
+    if not checks and spec.required:
+        raise DataContractError(f"{directory}: no {spec.name} file (expected {spec.name}.csv, "
+                                f".parquet or .jsonl, or a {spec.name}/ directory of parts)")
+    empty = pl.DataFrame(schema={c.name: PARSED_DTYPES[c.kind] for c in spec.columns})
+    frame = pl.concat(frames, how="diagonal_relaxed") if frames else empty
+    before = frame.height
+    if spec.key is not None:
+        key = pl.col(spec.key)
+        frame = frame.filter(key.is_null() | key.is_first_distinct())
+    return LoadedTable(frame, checks, before - frame.height)

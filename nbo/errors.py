@@ -1,0 +1,22 @@
+"""One error hierarchy: each error knows the HTTP status and CLI exit code it maps to."""
+
+
+class NboError(Exception):
+    """Base of every error nbo raises on purpose; the message says what to do next."""
+
+    http_status = 500
+    exit_code = 1
+
+
+class DataContractError(NboError):
+    """Input data does not follow the data contract (docs/data.md)."""
+
+    http_status = 422
+    exit_code = 2
+
+
+class RedisUnavailableError(NboError):
+    """The Redis server could not be started or reached."""
+
+    http_status = 503
+    exit_code = 3
