@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from nbo.errors import RedisUnavailableError
 from nbo.settings import Settings, get_settings
@@ -58,7 +60,11 @@ class EmbeddedRedis:
         return self._process is not None and self._process.poll() is None
 
     def is_running(self) -> bool:
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1.0)
+        """True when a server answers on this directory's socket (one quick try, no retries)."""
+        if not self.socket_path.exists():
+            return False
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1.0,
+                             retry=Retry(NoBackoff(), 0))
         try:
             return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):

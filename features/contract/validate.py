@@ -51,7 +51,7 @@ def validate_dataset(directory: Path, limit: int = DEFAULT_PROBLEM_LIMIT) -> Val
             continue
         if not paths and spec.required:
             report.dataset_problems.append(
-                f"expected a {spec.name} table ({spec.name}.csv, .parquet or .jsonl, "
+                f"expected the {spec.name} table ({spec.name}.csv, .parquet or .jsonl, "
                 f"or a {spec.name}/ directory of part files)"
             )
         for path in paths:

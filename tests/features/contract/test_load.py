@@ -1,0 +1,78 @@
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.contract.schema import EVENTS, USERS
+from features.contract.tables import load_table
+from nbo.errors import DataContractError
+from tests.features.contract.conftest import EVENTS_CSV, write_dataset
+
+
+def _csv_to(fmt: str, directory: Path) -> None:
+    """Rewrite events.csv of `directory` as Parquet or JSON Lines with string cells."""
+    frame = pl.read_csv(directory / "events.csv", infer_schema=False)
+    (directory / "events.csv").unlink()
+    if fmt == "parquet":
+        frame.write_parquet(directory / "events.parquet")
+    else:
+        lines = [json.dumps({k: v for k, v in row.items() if v is not None})
+                 for row in frame.iter_rows(named=True)]
+        (directory / "events.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_every_format_loads_to_the_same_typed_events(tmp_path: Path, fmt: str) -> None:
+    directory = write_dataset(tmp_path)
+    if fmt != "csv":
+        _csv_to(fmt, directory)
+    loaded = load_table(directory, EVENTS)
+    events = loaded.frame
+    assert events.schema["ts"] == pl.Datetime("us", "UTC")
+    assert events["ts"].to_list()[:5] == [
+        datetime(2026, 1, 5, 9, 0, tzinfo=UTC),  # +01:00 offset
+        datetime(2026, 1, 5, 9, 5, tzinfo=UTC),  # Z
+        datetime(2026, 1, 5, 9, 10, tzinfo=UTC),  # epoch seconds
+        datetime(2026, 1, 5, 9, 10, tzinfo=UTC),  # epoch milliseconds
+        datetime(2026, 1, 6, 13, 0, 0, 250_000, tzinfo=UTC),  # -05:00 with fractions
+    ]
+    assert loaded.duplicates_dropped == 1
+    assert events["event_id"].to_list() == ["e1", "e2", "e3", "e4", "e5", "e6"]
+    assert events["quantity"].to_list()[2:4] == [2, -1]  # the return is kept
+    assert events["source"].to_list()[0] == "tracker"  # unknown columns are kept
+    assert events["propensity"].to_list()[4] == 0.25
+
+
+def test_bad_rows_are_left_out_and_good_ones_kept(tmp_path: Path) -> None:
+    events = EVENTS_CSV + "e7,u9,soon,view,,,,,,,,,,,\ne8,u9,2026-01-08T00:00:00Z,fly,,,,,,,,,,,\n"
+    events += "e9,u9,2026-01-08T00:00:00Z,view,i1,coffee,,1.5,,in_app,,,,,\n"
+    loaded = load_table(write_dataset(tmp_path, events=events), EVENTS)
+    assert loaded.invalid_rows == 2
+    assert loaded.frame.filter(pl.col("user_id") == "u9")["event_id"].to_list() == ["e9"]
+    assert loaded.checks[0].problem_count == 2
+
+
+def test_users_parse_consents_and_absent_columns_become_typed_nulls(dataset: Path) -> None:
+    users = load_table(dataset, USERS).frame
+    assert users["consent_email"].to_list() == [True, True, True]
+    assert users["consent_sms"].to_list() == [False, False, None]
+    assert users.schema["consent_push"] == pl.Boolean
+    assert users["consent_push"].null_count() == 3
+
+
+def test_part_files_of_a_table_are_read_together(tmp_path: Path) -> None:
+    directory = write_dataset(tmp_path)
+    (directory / "events.csv").unlink()
+    (directory / "events").mkdir()
+    lines = EVENTS_CSV.splitlines()
+    (directory / "events" / "part-0.csv").write_text("\n".join(lines[:4]) + "\n")
+    (directory / "events" / "part-1.csv").write_text("\n".join([lines[0], *lines[4:]]) + "\n")
+    assert load_table(directory, EVENTS).frame.height == 6
+
+
+def test_missing_required_table_raises_a_contract_error(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    with pytest.raises(DataContractError, match="no events file"):
+        load_table(tmp_path, EVENTS)

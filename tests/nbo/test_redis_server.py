@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import pytest
+import redis
+
+from nbo.redis_server import EmbeddedRedis, connect, redis_url
+from nbo.settings import get_settings
+
+
+def test_embedded_server_keeps_writes_across_a_restart(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path)
+    server.start()
+    client = redis.Redis.from_url(server.url)
+    client.set("nbo:test:kept", "yes")
+    client.close()
+    server.stop()
+    assert not server.is_running()
+
+    again = EmbeddedRedis(tmp_path)
+    again.start()
+    try:
+        assert redis.Redis.from_url(again.url).get("nbo:test:kept") == b"yes"
+        assert (tmp_path / "redis" / "appendonlydir").exists() or any(
+            (tmp_path / "redis").glob("nbo.aof*"))
+    finally:
+        again.stop()
+
+
+def test_a_second_process_shares_the_running_server(tmp_path: Path) -> None:
+    first = EmbeddedRedis(tmp_path)
+    first.start()
+    try:
+        second = EmbeddedRedis(tmp_path)
+        second.start()
+        assert second.is_running()
+        assert not second.owned
+        assert first.owned
+    finally:
+        first.stop()
+
+
+def test_long_data_dirs_get_a_short_socket(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 60) / ("y" * 60)
+    server = EmbeddedRedis(deep)
+    assert len(str(server.socket_path)) <= 100
+    server.start()
+    try:
+        assert server.is_running()
+    finally:
+        server.stop()
+
+
+def test_without_a_url_nbo_starts_its_own_server_under_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("NBO_REDIS_URL", raising=False)
+    monkeypatch.setenv("NBO_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    url = redis_url()
+    assert url.startswith("unix://")
+    assert str((tmp_path / "data").resolve()) in url
+    client = connect()
+    try:
+        assert client.ping()
+    finally:
+        client.close()
+        from nbo.redis_server import embedded_server
+
+        embedded_server(tmp_path / "data").stop()
+
+
+def test_a_configured_url_is_used_as_is(monkeypatch: pytest.MonkeyPatch, redis_url: str,
+                                        tmp_path: Path) -> None:
+    monkeypatch.setenv("NBO_REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    assert get_settings().redis_url == redis_url
+    client = connect()
+    try:
+        client.set("nbo:test:configured", "1")
+        assert client.get("nbo:test:configured") == b"1"
+    finally:
+        client.delete("nbo:test:configured")
+        client.close()
+    assert not (tmp_path / "nbo-data" / "redis").exists()
+
+
+def test_each_test_starts_on_an_empty_database(redis_client: redis.Redis) -> None:
+    assert redis_client.dbsize() == 0
+    redis_client.set("nbo:test:leftover", "1")
