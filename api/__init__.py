@@ -1,0 +1,1 @@
+"""HTTP only: the FastAPI decision service (routers, schemas, error mapping)."""

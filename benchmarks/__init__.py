@@ -1,0 +1,1 @@
+"""Load, latency, throughput and quality benchmarks; nothing imports this package."""

@@ -1,0 +1,1 @@
+"""Fitting and evaluating models offline; the synthetic world lives in `synthetic`."""

@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import polars as pl
+from typer.testing import CliRunner
+
+from nbo.cli import app
+
+runner = CliRunner()
+
+
+def test_generate_then_validate_exits_zero(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    result = runner.invoke(app, ["generate", "--out", str(world), "--users", "300", "--days",
+                                 "14", "--seed", "1", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "300 users" in result.output
+    result = runner.invoke(app, ["validate", str(world)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+
+
+def test_one_corrupted_cell_is_named_by_file_row_and_column(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    runner.invoke(app, ["generate", "--out", str(world), "--users", "200", "--days", "10",
+                        "--format", "csv"])
+    events = world / "events" / "part-00000.csv"
+    lines = events.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[41].split(",")
+    cells[header.index("ts")] = "2026-02-30T25:00:00Z"
+    lines[41] = ",".join(cells)
+    events.write_text("\n".join(lines) + "\n")
+
+    result = runner.invoke(app, ["validate", str(world)])
+    assert result.exit_code == 2
+    problems = [line for line in result.output.splitlines() if "expected" in line]
+    assert problems == [
+        f"{events}: row 41 (line 42), column 'ts': got '2026-02-30T25:00:00Z', expected an "
+        "ISO-8601 timestamp with offset (2026-01-05T10:00:00+01:00) or epoch "
+        "seconds/milliseconds"
+    ]
+
+
+def test_a_corrupted_parquet_cell_is_found_too(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    runner.invoke(app, ["generate", "--out", str(world), "--users", "200", "--days", "10"])
+    users = world / "users.parquet"
+    frame = pl.read_parquet(users)
+    frame = frame.with_columns(
+        timezone=pl.when(pl.int_range(pl.len()) == 9).then(pl.lit("Mars/Olympus"))
+        .otherwise(pl.col("timezone")))
+    frame.write_parquet(users)
+    result = runner.invoke(app, ["validate", str(world)])
+    assert result.exit_code == 2
+    assert f"{users}: row 10, column 'timezone': got 'Mars/Olympus'" in result.output
+
+
+def test_bad_arguments_say_what_to_fix(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--format", "xlsx"])
+    assert result.exit_code == 2
+    assert "--format" in result.output
+    result = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "expected a directory" in result.output
