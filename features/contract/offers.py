@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
+from pydantic_core import ErrorDetails
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -117,7 +118,7 @@ def read_offers(path: Path, limit: int = 20) -> tuple[list[Offer], FileCheck]:
     return offers, check
 
 
-def _expected(detail: Any) -> str:
+def _expected(detail: ErrorDetails) -> str:
     message = str(detail["msg"])
     if detail["type"] == "missing":
         return "a value (the field is required)"

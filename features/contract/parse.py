@@ -104,8 +104,8 @@ def acceptable(column: Column, value: pl.Expr) -> pl.Expr:
     """True where a parsed (non-null) value meets the column's constraints."""
     if column.allowed is not None:
         return value.is_in(sorted(column.allowed))
-    if column.country_code:
-        return value.str.contains(r"^[A-Z]{2}$")
+    if column.pattern is not None:
+        return value.str.contains(column.pattern)
     if column.kind is Kind.TIMESTAMP:
         return value.is_between(_EARLIEST, _LATEST, closed="left")
     if column.kind is Kind.FLOAT:

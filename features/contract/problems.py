@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _VALUE_PREVIEW = 60
@@ -45,19 +45,13 @@ class FileCheck:
     path: Path
     rows: int = 0
     invalid_rows: int = 0
-    problems: list[Problem] | None = None
-    problem_count: int = 0
+    shown: list[Problem] = field(default_factory=list)  # the first `limit` problems
+    problem_count: int = 0  # all problems, shown or not
 
     def add(self, problem: Problem, limit: int) -> None:
-        if self.problems is None:
-            self.problems = []
         self.problem_count += 1
-        if len(self.problems) < limit:
-            self.problems.append(problem)
-
-    @property
-    def shown(self) -> list[Problem]:
-        return self.problems or []
+        if len(self.shown) < limit:
+            self.shown.append(problem)
 
     @property
     def ok(self) -> bool:

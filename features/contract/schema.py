@@ -88,16 +88,15 @@ class Column:
     min_value: float | None = None
     max_value: float | None = None
     min_exclusive: bool = False
-    country_code: bool = False
+    pattern: str | None = None  # a regular expression the whole value must match
+    described: str | None = None  # words for a valid value, where the rule alone is unclear
 
     def expectation(self) -> str:
         """What a valid value looks like, in words, for error messages."""
+        if self.described is not None:
+            return self.described
         if self.allowed is not None:
-            if len(self.allowed) > 20:
-                return "an IANA time zone name such as Europe/Paris"
             return "one of " + ", ".join(sorted(self.allowed))
-        if self.country_code:
-            return "a two-letter ISO 3166 country code such as FR"
         words = {
             Kind.STRING: "a non-empty string",
             Kind.TIMESTAMP: "an ISO-8601 timestamp with offset (2026-01-05T10:00:00+01:00) "
@@ -162,8 +161,10 @@ USERS = TableSpec(
     columns=(
         Column("user_id", Kind.STRING, required=True),
         Column("signup_ts", Kind.TIMESTAMP),
-        Column("country", Kind.STRING, country_code=True),
-        Column("timezone", Kind.STRING, allowed=frozenset(available_timezones())),
+        Column("country", Kind.STRING, pattern=r"^[A-Z]{2}$",
+               described="a two-letter ISO 3166 country code such as FR"),
+        Column("timezone", Kind.STRING, allowed=frozenset(available_timezones()),
+               described="an IANA time zone name such as Europe/Paris"),
         *(Column(f"consent_{channel.value}", Kind.BOOLEAN) for channel in Channel),
     ),
 )
@@ -182,3 +183,9 @@ ITEMS = TableSpec(
 )
 
 TABLES: tuple[TableSpec, ...] = (EVENTS, USERS, ITEMS)
+
+
+def missing_table(spec: TableSpec) -> str:
+    """What to provide when a required table has no file."""
+    return (f"expected the {spec.name} table ({spec.name}.csv, .parquet or .jsonl, "
+            f"or a {spec.name}/ directory of part files)")

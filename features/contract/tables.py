@@ -10,7 +10,7 @@ import polars as pl
 from features.contract.files import ROW, read_raw, table_files
 from features.contract.parse import PARSED_DTYPES, invalid, parsed
 from features.contract.problems import FileCheck, Problem
-from features.contract.schema import TableSpec
+from features.contract.schema import TableSpec, missing_table
 from nbo.errors import DataContractError
 
 DEFAULT_PROBLEM_LIMIT = 20
@@ -39,9 +39,7 @@ def check_frame(raw: pl.DataFrame, spec: TableSpec, check: FileCheck, limit: int
         for row, value in examples.iter_rows():
             check.add(Problem(check.path, column.expectation(), row, column.name, value), limit)
         check.problem_count += count - examples.height
-    valid = ~masks.select(pl.any_horizontal(pl.all())).to_series() if columns else None
-    if valid is None:
-        return pl.Series("valid", [True] * raw.height, dtype=pl.Boolean)
+    valid = ~masks.select(pl.any_horizontal(pl.all())).to_series()
     check.invalid_rows = raw.height - int(valid.sum())
     return valid
 
@@ -83,8 +81,7 @@ def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LI
         if valid.any():
             frames.append(typed(raw.filter(valid), spec).drop(ROW))
     if not checks and spec.required:
-        raise DataContractError(f"{directory}: no {spec.name} file (expected {spec.name}.csv, "
-                                f".parquet or .jsonl, or a {spec.name}/ directory of parts)")
+        raise DataContractError(f"{directory}: no {spec.name} file; {missing_table(spec)}")
     empty = pl.DataFrame(schema={c.name: PARSED_DTYPES[c.kind] for c in spec.columns})
     frame = pl.concat(frames, how="diagonal_relaxed") if frames else empty
     before = frame.height

@@ -8,7 +8,7 @@ from pathlib import Path
 from features.contract.files import read_raw, table_files
 from features.contract.offers import offers_file, read_offers
 from features.contract.problems import FileCheck
-from features.contract.schema import TABLES
+from features.contract.schema import TABLES, missing_table
 from features.contract.tables import DEFAULT_PROBLEM_LIMIT, check_frame
 from nbo.errors import DataContractError
 
@@ -50,10 +50,7 @@ def validate_dataset(directory: Path, limit: int = DEFAULT_PROBLEM_LIMIT) -> Val
             report.dataset_problems.append(str(error))
             continue
         if not paths and spec.required:
-            report.dataset_problems.append(
-                f"expected the {spec.name} table ({spec.name}.csv, .parquet or .jsonl, "
-                f"or a {spec.name}/ directory of part files)"
-            )
+            report.dataset_problems.append(missing_table(spec))
         for path in paths:
             check = FileCheck(path)
             raw = read_raw(path, check, limit)
