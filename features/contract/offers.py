@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic_core import ErrorDetails
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -19,6 +18,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from features.contract.problems import FileCheck, Problem
 from features.contract.schema import Channel, Journey, LifecycleStage, OfferKind
