@@ -1,0 +1,38 @@
+"""One event as the live path sees it: a typed row of the data contract's events table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from features.contract.schema import EventType
+
+
+@dataclass(frozen=True)
+class Event:
+    user_id: str
+    ts: datetime
+    event_type: EventType
+    event_id: str | None = None
+    item_id: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    quantity: int | None = None
+    channel: str | None = None
+    campaign_id: str | None = None
+    offer_id: str | None = None
+    journey: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> Event:
+        """From a row of a loaded events frame (`frame.iter_rows(named=True)`)."""
+        fields = {name: row.get(name) for name in cls.__dataclass_fields__}
+        fields["event_type"] = EventType(str(row["event_type"]))
+        return cls(**fields)  # type: ignore[arg-type]
+
+    @property
+    def sign(self) -> int:
+        """-1 for a return (negative quantity), else 1."""
+        return -1 if self.quantity is not None and self.quantity < 0 else 1

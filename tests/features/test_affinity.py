@@ -1,0 +1,86 @@
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.affinity import AFFINITIES, CATEGORY_AFFINITY, Affinity
+from features.contract.schema import EVENTS, EventType
+from features.contract.tables import load_table
+from features.decay import HalfLife
+from features.event import Event
+from training.synthetic.world import generate_world
+
+T = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _log(*rows: tuple[str, int, EventType, str, int | None]) -> pl.DataFrame:
+    """Events as (user, days before T, type, category, quantity)."""
+    return pl.DataFrame(
+        {
+            "user_id": [r[0] for r in rows],
+            "ts": [T - timedelta(days=r[1]) for r in rows],
+            "event_type": [r[2].value for r in rows],
+            "category": [r[3] for r in rows],
+            "quantity": [r[4] for r in rows],
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC"), "quantity": pl.Int64},
+    )
+
+
+def _values(frame: pl.DataFrame, affinity: Affinity) -> dict[tuple[str, str], float]:
+    return {(user, key): affinity.half_life.value_at(total, T, T)
+            for user, key, total in frame.iter_rows()}
+
+
+def test_a_user_who_bought_only_shoes_likes_shoes_most() -> None:
+    log = _log(("u1", 40, EventType.VIEW, "books", None),
+               ("u1", 3, EventType.VIEW, "shoes", None),
+               ("u1", 3, EventType.PURCHASE, "shoes", 1),
+               ("u1", 1, EventType.VIEW, "books", None))
+    values = _values(CATEGORY_AFFINITY.batch(log, T), CATEGORY_AFFINITY)
+    assert values[("u1", "shoes")] > values[("u1", "books")]
+
+
+def test_weights_halve_every_half_life() -> None:
+    affinity = Affinity("x", "category", HalfLife(days=30))
+    values = _values(affinity.batch(_log(("u1", 30, EventType.VIEW, "tea", None)), T), affinity)
+    assert values[("u1", "tea")] == pytest.approx(0.5)
+
+
+def test_a_return_takes_back_its_purchase() -> None:
+    log = _log(("u1", 5, EventType.PURCHASE, "phones", 1),
+               ("u1", 5, EventType.PURCHASE, "phones", -1))
+    assert _values(CATEGORY_AFFINITY.batch(log, T), CATEGORY_AFFINITY)[
+        ("u1", "phones")] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_events_without_a_key_or_weight_add_nothing() -> None:
+    event = Event("u1", T, EventType.MESSAGE_OPEN, category="tea")
+    assert CATEGORY_AFFINITY.live(event, T) is None
+    assert CATEGORY_AFFINITY.live(Event("u1", T, EventType.VIEW), T) is None
+
+
+@pytest.mark.parametrize("affinity", AFFINITIES, ids=lambda a: a.name)
+def test_batch_then_live_equals_batch_over_everything(tmp_path: Path, affinity: Affinity) -> None:
+    generate_world(tmp_path, users=400, days=20, seed=11)
+    events = load_table(tmp_path, EVENTS).frame
+    first = events["ts"].min()
+    assert isinstance(first, datetime)
+    cut = first + timedelta(days=12)
+    before, after = events.filter(pl.col("ts") < cut), events.filter(pl.col("ts") >= cut)
+
+    totals: dict[tuple[str, str], float] = defaultdict(float)
+    for user, key, total in affinity.batch(before, cut).iter_rows():
+        totals[(user, key)] += total
+    for row in after.sample(fraction=1.0, shuffle=True, seed=3).iter_rows(named=True):
+        event = Event.from_row(row)
+        update = affinity.live(event, cut)
+        if update is not None:
+            totals[(event.user_id, update[0])] += update[1]
+
+    expected = {(u, k): t for u, k, t in affinity.batch(events, cut).iter_rows()}
+    assert expected.keys() == totals.keys()
+    for key, total in expected.items():
+        assert totals[key] == pytest.approx(total, rel=1e-9, abs=1e-9)
