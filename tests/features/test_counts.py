@@ -1,13 +1,18 @@
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from features.affinity import AFFINITIES, CATEGORY_AFFINITY, Affinity
 from features.contract.schema import EVENTS, EventType
 from features.contract.tables import load_table
+from features.counts import (
+    CATEGORY_AFFINITY,
+    CHANNEL_CONVERSIONS,
+    CHANNEL_OPENS,
+    DECAYED_COUNTS,
+    DecayedCount,
+)
 from features.decay import HalfLife
 from features.event import Event
 from training.synthetic.world import generate_world
@@ -29,8 +34,8 @@ def _log(*rows: tuple[str, int, EventType, str, int | None]) -> pl.DataFrame:
     )
 
 
-def _values(frame: pl.DataFrame, affinity: Affinity) -> dict[tuple[str, str], float]:
-    return {(user, key): affinity.half_life.value_at(total, T, T)
+def _values(frame: pl.DataFrame, count: DecayedCount) -> dict[tuple[str, str], float]:
+    return {(user, key): count.half_life.value_at(total, T, T)
             for user, key, total in frame.iter_rows()}
 
 
@@ -44,8 +49,8 @@ def test_a_user_who_bought_only_shoes_likes_shoes_most() -> None:
 
 
 def test_weights_halve_every_half_life() -> None:
-    affinity = Affinity("x", "category", HalfLife(days=30))
-    values = _values(affinity.batch(_log(("u1", 30, EventType.VIEW, "tea", None)), T), affinity)
+    count = DecayedCount("x", "category", HalfLife(days=30))
+    values = _values(count.batch(_log(("u1", 30, EventType.VIEW, "tea", None)), T), count)
     assert values[("u1", "tea")] == pytest.approx(0.5)
 
 
@@ -56,31 +61,47 @@ def test_a_return_takes_back_its_purchase() -> None:
         ("u1", "phones")] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_only_attributed_purchases_are_conversions() -> None:
+    organic = Event("u1", T, EventType.PURCHASE, channel="web", quantity=1)
+    attributed = Event("u1", T, EventType.PURCHASE, channel="email", campaign_id="nl-w01")
+    assert CHANNEL_CONVERSIONS.live(organic, T) is None
+    assert CHANNEL_CONVERSIONS.live(attributed, T) == ("email", 1.0)
+    assert CHANNEL_OPENS.live(Event("u1", T, EventType.MESSAGE_OPEN, channel="push"),
+                              T) == ("push", 1.0)
+
+
 def test_events_without_a_key_or_weight_add_nothing() -> None:
     event = Event("u1", T, EventType.MESSAGE_OPEN, category="tea")
     assert CATEGORY_AFFINITY.live(event, T) is None
     assert CATEGORY_AFFINITY.live(Event("u1", T, EventType.VIEW), T) is None
 
 
-@pytest.mark.parametrize("affinity", AFFINITIES, ids=lambda a: a.name)
-def test_batch_then_live_equals_batch_over_everything(tmp_path: Path, affinity: Affinity) -> None:
-    generate_world(tmp_path, users=400, days=20, seed=11)
-    events = load_table(tmp_path, EVENTS).frame
+@pytest.fixture(scope="module")
+def world_events(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    directory = tmp_path_factory.mktemp("world")
+    generate_world(directory, users=400, days=20, seed=11)
+    return load_table(directory, EVENTS).frame
+
+
+@pytest.mark.parametrize("count", DECAYED_COUNTS, ids=lambda c: c.name)
+def test_batch_then_live_equals_batch_over_everything(world_events: pl.DataFrame,
+                                                     count: DecayedCount) -> None:
+    events = world_events
     first = events["ts"].min()
     assert isinstance(first, datetime)
     cut = first + timedelta(days=12)
     before, after = events.filter(pl.col("ts") < cut), events.filter(pl.col("ts") >= cut)
 
     totals: dict[tuple[str, str], float] = defaultdict(float)
-    for user, key, total in affinity.batch(before, cut).iter_rows():
+    for user, key, total in count.batch(before, cut).iter_rows():
         totals[(user, key)] += total
     for row in after.sample(fraction=1.0, shuffle=True, seed=3).iter_rows(named=True):
         event = Event.from_row(row)
-        update = affinity.live(event, cut)
+        update = count.live(event, cut)
         if update is not None:
             totals[(event.user_id, update[0])] += update[1]
 
-    expected = {(u, k): t for u, k, t in affinity.batch(events, cut).iter_rows()}
+    expected = {(u, k): t for u, k, t in count.batch(events, cut).iter_rows()}
     assert expected.keys() == totals.keys()
     for key, total in expected.items():
         assert totals[key] == pytest.approx(total, rel=1e-9, abs=1e-9)

@@ -1,0 +1,90 @@
+"""Time-decayed, weighted event counts per user and per value of an event column.
+
+Affinities (category, brand) and channel engagement (sends, opens, clicks, attributed
+conversions per channel) are all such counts. Each definition is used twice: `batch`
+folds a whole log into anchored totals, `live` gives the one addition an event makes to
+them. A return (negative quantity) takes back what its purchase added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+import polars as pl
+
+from features.contract.schema import EventType
+from features.decay import HalfLife
+from features.event import Event
+
+INTEREST_WEIGHTS: Mapping[EventType, float] = MappingProxyType({
+    EventType.VIEW: 1.0,
+    EventType.SEARCH: 0.5,
+    EventType.WISHLIST: 2.0,
+    EventType.ADD_TO_CART: 3.0,
+    EventType.CHECKOUT: 4.0,
+    EventType.PURCHASE: 6.0,
+})
+
+
+@dataclass(frozen=True)
+class DecayedCount:
+    """A decayed, weighted count of a user's events per value of `column`.
+
+    With `requires`, only events where that column is set count (say, purchases that
+    carry a campaign_id: attributed conversions).
+    """
+
+    name: str
+    column: str
+    half_life: HalfLife
+    weights: Mapping[EventType, float] = field(default_factory=lambda: INTEREST_WEIGHTS)
+    requires: str | None = None
+
+    def batch(self, events: pl.DataFrame | pl.LazyFrame, anchor: datetime) -> pl.DataFrame:
+        """Anchored totals per (user_id, key) over a log of typed events."""
+        kinds = [kind.value for kind in self.weights]
+        weight = pl.col("event_type").replace_strict(
+            kinds, list(self.weights.values()), default=0.0, return_dtype=pl.Float64)
+        sign = pl.when(pl.col("quantity") < 0).then(-1.0).otherwise(1.0)
+        counted = pl.col(self.column).is_not_null() & pl.col("event_type").is_in(kinds)
+        if self.requires is not None:
+            counted = counted & pl.col(self.requires).is_not_null()
+        return (
+            events.lazy()
+            .filter(counted)
+            .group_by("user_id", pl.col(self.column).alias("key"))
+            .agg(total=(weight * sign * self.half_life.growth_expr(pl.col("ts"), anchor)).sum())
+            .collect()
+        )
+
+    def live(self, event: Event, anchor: datetime) -> tuple[str, float] | None:
+        """The (key, addition) one event makes to the anchored totals, if any."""
+        key = getattr(event, self.column)
+        weight = self.weights.get(event.event_type)
+        if key is None or weight is None:
+            return None
+        if self.requires is not None and getattr(event, self.requires) is None:
+            return None
+        return str(key), weight * event.sign * self.half_life.growth(event.ts, anchor)
+
+
+def _only(kind: EventType) -> Mapping[EventType, float]:
+    return MappingProxyType({kind: 1.0})
+
+
+CATEGORY_AFFINITY = DecayedCount("category_affinity", "category", HalfLife(days=30))
+BRAND_AFFINITY = DecayedCount("brand_affinity", "brand", HalfLife(days=45))
+ENGAGEMENT_HALF_LIFE = HalfLife(days=60)
+CHANNEL_SENDS = DecayedCount("channel_sends", "channel", ENGAGEMENT_HALF_LIFE,
+                             _only(EventType.MESSAGE_SENT))
+CHANNEL_OPENS = DecayedCount("channel_opens", "channel", ENGAGEMENT_HALF_LIFE,
+                             _only(EventType.MESSAGE_OPEN))
+CHANNEL_CLICKS = DecayedCount("channel_clicks", "channel", ENGAGEMENT_HALF_LIFE,
+                              _only(EventType.MESSAGE_CLICK))
+CHANNEL_CONVERSIONS = DecayedCount("channel_conversions", "channel", ENGAGEMENT_HALF_LIFE,
+                                   _only(EventType.PURCHASE), requires="campaign_id")
+DECAYED_COUNTS = (CATEGORY_AFFINITY, BRAND_AFFINITY, CHANNEL_SENDS, CHANNEL_OPENS,
+                  CHANNEL_CLICKS, CHANNEL_CONVERSIONS)
