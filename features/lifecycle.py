@@ -1,0 +1,60 @@
+"""Lifecycle stage from purchase recency, frequency and tenure, by rules a team can tune.
+
+    new       first seen at most `new_days` ago, at most one buying occasion
+    loyal     bought within `active_days`, with at least `loyal_occasions` occasions
+    active    bought within `active_days` (never bought: seen within `active_days`)
+    at_risk   last purchase (or, never bought, last visit) within `at_risk_days`
+    dormant   within `dormant_days`
+    churned   longer ago than that
+A regular buyer (at least `regular_occasions` occasions) is only at risk once overdue: the
+active window stretches to `overdue_cycles` times their mean interval between purchases,
+up to `at_risk_days`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from features.activity import ActivitySpan
+from features.contract.schema import LifecycleStage
+from features.purchases import PurchaseTally
+
+DAY_SECONDS = 86_400.0
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    new_days: float = 30.0
+    active_days: float = 30.0
+    at_risk_days: float = 60.0
+    dormant_days: float = 120.0
+    loyal_occasions: int = 4
+    overdue_cycles: float = 2.0
+    regular_occasions: int = 3
+
+    def stage(self, activity: ActivitySpan, purchases: PurchaseTally, now: datetime,
+              signup: datetime | None = None) -> LifecycleStage:
+        first = min(t for t in (signup, activity.first_seen, purchases.first, now) if t)
+        if (now - first).total_seconds() <= self.new_days * DAY_SECONDS and (
+                purchases.occasions <= 1):
+            return LifecycleStage.NEW
+        last = purchases.last or activity.last_seen or first
+        idle_days = (now - last).total_seconds() / DAY_SECONDS
+        active_days = self.active_days
+        cycle = purchases.mean_interval_days()
+        if cycle is not None and purchases.occasions >= self.regular_occasions:
+            overdue = min(self.overdue_cycles * cycle, self.at_risk_days)
+            active_days = max(active_days, overdue)
+        if idle_days <= active_days:
+            if purchases.occasions >= self.loyal_occasions:
+                return LifecycleStage.LOYAL
+            return LifecycleStage.ACTIVE
+        if idle_days <= self.at_risk_days:
+            return LifecycleStage.AT_RISK
+        if idle_days <= self.dormant_days:
+            return LifecycleStage.DORMANT
+        return LifecycleStage.CHURNED
+
+
+DEFAULT_RULES = LifecycleRules()

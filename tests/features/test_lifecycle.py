@@ -1,0 +1,80 @@
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from features.activity import ActivitySpan
+from features.contract.schema import EVENTS, EventType, LifecycleStage
+from features.contract.tables import load_table
+from features.event import Event
+from features.lifecycle import DEFAULT_RULES
+from features.purchases import USER_PURCHASES, PurchaseTally
+from training.synthetic.world import generate_world
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _history(*purchase_days_ago: float, seen_days_ago: tuple[float, ...] = ()) -> tuple[
+        ActivitySpan, PurchaseTally]:
+    activity, purchases = ActivitySpan(), PurchaseTally()
+    for days in sorted(purchase_days_ago, reverse=True):
+        event = Event("u", NOW - timedelta(days=days), EventType.PURCHASE, quantity=1, price=5.0)
+        activity, purchases = activity.apply(event), purchases.apply(event)
+    for days in seen_days_ago:
+        activity = activity.apply(Event("u", NOW - timedelta(days=days), EventType.VIEW))
+    return activity, purchases
+
+
+@pytest.mark.parametrize(
+    ("purchases", "seen", "stage"),
+    [
+        ((), (3,), LifecycleStage.NEW),
+        ((2,), (10,), LifecycleStage.NEW),
+        ((200, 100, 50, 10), (), LifecycleStage.LOYAL),
+        ((90, 10), (), LifecycleStage.ACTIVE),
+        ((120, 45), (), LifecycleStage.AT_RISK),
+        ((300, 95), (), LifecycleStage.DORMANT),
+        ((400, 200), (1,), LifecycleStage.CHURNED),  # browsing does not revive a buyer
+        ((), (100,), LifecycleStage.DORMANT),
+    ],
+)
+def test_stages_follow_the_documented_rules(purchases: tuple[float, ...],
+                                            seen: tuple[float, ...],
+                                            stage: LifecycleStage) -> None:
+    activity, tally = _history(*purchases, seen_days_ago=seen)
+    assert DEFAULT_RULES.stage(activity, tally, NOW) is stage
+
+
+def test_a_slow_but_regular_buyer_is_not_at_risk_before_being_overdue() -> None:
+    activity, tally = _history(205, 155, 105, 55)  # every 50 days, last 55 days ago
+    assert DEFAULT_RULES.stage(activity, tally, NOW) is LifecycleStage.LOYAL
+    activity, tally = _history(170, 55)  # one interval is no cycle yet
+    assert DEFAULT_RULES.stage(activity, tally, NOW) is LifecycleStage.AT_RISK
+
+
+def test_signup_date_makes_a_user_new_before_any_event() -> None:
+    assert DEFAULT_RULES.stage(ActivitySpan(), PurchaseTally(), NOW,
+                               signup=NOW - timedelta(days=2)) is LifecycleStage.NEW
+
+
+def test_rule_stages_agree_with_the_synthetic_truth(tmp_path_factory: pytest.TempPathFactory
+                                                    ) -> None:
+    world = tmp_path_factory.mktemp("world")
+    generate_world(world, users=2_000, days=90, seed=2)
+    events = load_table(world, EVENTS).frame
+    end = datetime(2026, 4, 5, tzinfo=UTC)  # the default window's end
+    spans = {row["user_id"]: ActivitySpan(row["first_seen"], row["last_seen"], row["events"])
+             for row in ActivitySpan.batch(events).iter_rows(named=True)}
+    fields = list(PurchaseTally.__dataclass_fields__)
+    tallies = {row["user_id"]: PurchaseTally(**{f: row[f] for f in fields})
+               for row in USER_PURCHASES.batch(events).iter_rows(named=True)}
+    truth = pl.read_parquet(world / "ground_truth" / "users")
+    slipping = {LifecycleStage.AT_RISK, LifecycleStage.DORMANT, LifecycleStage.CHURNED}
+    share: dict[str, list[bool]] = {}
+    for user, state in truth.select("user_id", "state_at_end").iter_rows():
+        stage = DEFAULT_RULES.stage(spans.get(user, ActivitySpan()),
+                                    tallies.get(user, PurchaseTally()), end)
+        share.setdefault(state, []).append(stage in slipping)
+    churned = sum(share["churned"]) / len(share["churned"])
+    active = sum(share["active"]) / len(share["active"])
+    assert churned > 0.35 and active < 0.1
