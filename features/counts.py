@@ -31,14 +31,15 @@ INTEREST_WEIGHTS: Mapping[EventType, float] = MappingProxyType({
 
 @dataclass(frozen=True)
 class DecayedCount:
-    """A decayed, weighted count of a user's events per value of `column`.
+    """A decayed, weighted count of a user's events per value of `columns`.
 
-    With `requires`, only events where that column is set count (say, purchases that
-    carry a campaign_id: attributed conversions).
+    With several columns the key joins their values with ':' (say `email:44`, channel
+    and local hour of week). With `requires`, only events where that column is set
+    count (say, purchases that carry a campaign_id: attributed conversions).
     """
 
     name: str
-    column: str
+    columns: tuple[str, ...]
     half_life: HalfLife
     weights: Mapping[EventType, float] = field(default_factory=lambda: INTEREST_WEIGHTS)
     requires: str | None = None
@@ -49,42 +50,51 @@ class DecayedCount:
         weight = pl.col("event_type").replace_strict(
             kinds, list(self.weights.values()), default=0.0, return_dtype=pl.Float64)
         sign = pl.when(pl.col("quantity") < 0).then(-1.0).otherwise(1.0)
-        counted = pl.col(self.column).is_not_null() & pl.col("event_type").is_in(kinds)
+        counted = pl.all_horizontal(pl.col(c).is_not_null() for c in self.columns) & pl.col(
+            "event_type").is_in(kinds)
         if self.requires is not None:
             counted = counted & pl.col(self.requires).is_not_null()
+        key = pl.concat_str([pl.col(c).cast(pl.String) for c in self.columns], separator=":")
         return (
             events.lazy()
             .filter(counted)
-            .group_by("user_id", pl.col(self.column).alias("key"))
+            .group_by("user_id", key.alias("key"))
             .agg(total=(weight * sign * self.half_life.growth_expr(pl.col("ts"), anchor)).sum())
             .collect()
         )
 
     def live(self, event: Event, anchor: datetime) -> tuple[str, float] | None:
         """The (key, addition) one event makes to the anchored totals, if any."""
-        key = getattr(event, self.column)
+        parts = [getattr(event, column) for column in self.columns]
         weight = self.weights.get(event.event_type)
-        if key is None or weight is None:
+        if weight is None or any(part is None for part in parts):
             return None
         if self.requires is not None and getattr(event, self.requires) is None:
             return None
-        return str(key), weight * event.sign * self.half_life.growth(event.ts, anchor)
+        key = ":".join(str(part) for part in parts)
+        return key, weight * event.sign * self.half_life.growth(event.ts, anchor)
 
 
 def _only(kind: EventType) -> Mapping[EventType, float]:
     return MappingProxyType({kind: 1.0})
 
 
-CATEGORY_AFFINITY = DecayedCount("category_affinity", "category", HalfLife(days=30))
-BRAND_AFFINITY = DecayedCount("brand_affinity", "brand", HalfLife(days=45))
+CHANNEL = ("channel",)
+CHANNEL_HOUR = ("channel", "local_hour_of_week")
+CATEGORY_AFFINITY = DecayedCount("category_affinity", ("category",), HalfLife(days=30))
+BRAND_AFFINITY = DecayedCount("brand_affinity", ("brand",), HalfLife(days=45))
 ENGAGEMENT_HALF_LIFE = HalfLife(days=60)
-CHANNEL_SENDS = DecayedCount("channel_sends", "channel", ENGAGEMENT_HALF_LIFE,
+CHANNEL_SENDS = DecayedCount("channel_sends", CHANNEL, ENGAGEMENT_HALF_LIFE,
                              _only(EventType.MESSAGE_SENT))
-CHANNEL_OPENS = DecayedCount("channel_opens", "channel", ENGAGEMENT_HALF_LIFE,
+CHANNEL_OPENS = DecayedCount("channel_opens", CHANNEL, ENGAGEMENT_HALF_LIFE,
                              _only(EventType.MESSAGE_OPEN))
-CHANNEL_CLICKS = DecayedCount("channel_clicks", "channel", ENGAGEMENT_HALF_LIFE,
+CHANNEL_CLICKS = DecayedCount("channel_clicks", CHANNEL, ENGAGEMENT_HALF_LIFE,
                               _only(EventType.MESSAGE_CLICK))
-CHANNEL_CONVERSIONS = DecayedCount("channel_conversions", "channel", ENGAGEMENT_HALF_LIFE,
+CHANNEL_CONVERSIONS = DecayedCount("channel_conversions", CHANNEL, ENGAGEMENT_HALF_LIFE,
                                    _only(EventType.PURCHASE), requires="campaign_id")
+HOURLY_SENDS = DecayedCount("hourly_sends", CHANNEL_HOUR, ENGAGEMENT_HALF_LIFE,
+                            _only(EventType.MESSAGE_SENT))
+HOURLY_OPENS = DecayedCount("hourly_opens", CHANNEL_HOUR, ENGAGEMENT_HALF_LIFE,
+                            _only(EventType.MESSAGE_OPEN))
 DECAYED_COUNTS = (CATEGORY_AFFINITY, BRAND_AFFINITY, CHANNEL_SENDS, CHANNEL_OPENS,
-                  CHANNEL_CLICKS, CHANNEL_CONVERSIONS)
+                  CHANNEL_CLICKS, CHANNEL_CONVERSIONS, HOURLY_SENDS, HOURLY_OPENS)

@@ -24,6 +24,7 @@ class Event:
     campaign_id: str | None = None
     offer_id: str | None = None
     journey: str | None = None
+    local_hour_of_week: int | None = None  # in the user's zone, 0 = Monday 00h (local_time.py)
 
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> Event:

@@ -1,10 +1,11 @@
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from features.contract.schema import EVENTS, EventType
+from features.contract.schema import EVENTS, USERS, EventType
 from features.contract.tables import load_table
 from features.counts import (
     CATEGORY_AFFINITY,
@@ -15,6 +16,7 @@ from features.counts import (
 )
 from features.decay import HalfLife
 from features.event import Event
+from features.local_time import hour_of_week, with_hour_of_week
 from training.synthetic.world import generate_world
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
@@ -49,7 +51,7 @@ def test_a_user_who_bought_only_shoes_likes_shoes_most() -> None:
 
 
 def test_weights_halve_every_half_life() -> None:
-    count = DecayedCount("x", "category", HalfLife(days=30))
+    count = DecayedCount("x", ("category",), HalfLife(days=30))
     values = _values(count.batch(_log(("u1", 30, EventType.VIEW, "tea", None)), T), count)
     assert values[("u1", "tea")] == pytest.approx(0.5)
 
@@ -70,6 +72,19 @@ def test_only_attributed_purchases_are_conversions() -> None:
                               T) == ("push", 1.0)
 
 
+def test_local_hours_of_week_agree_in_batch_and_live() -> None:
+    moments = [datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # Sunday in UTC, DST day in Paris
+               datetime(2026, 3, 30, 23, 0, tzinfo=UTC)]
+    events = pl.DataFrame({"user_id": ["paris", "kolkata"], "ts": moments},
+                          schema_overrides={"ts": pl.Datetime("us", "UTC")})
+    zones = pl.DataFrame({"user_id": ["paris", "kolkata"],
+                          "timezone": ["Europe/Paris", "Asia/Kolkata"]})
+    batch = with_hour_of_week(events, zones)["local_hour_of_week"].to_list()
+    assert batch == [hour_of_week(moments[0], "Europe/Paris"),
+                     hour_of_week(moments[1], "Asia/Kolkata")] == [6 * 24 + 1, 1 * 24 + 4]
+    assert hour_of_week(moments[0], None) == 6 * 24
+
+
 def test_events_without_a_key_or_weight_add_nothing() -> None:
     event = Event("u1", T, EventType.MESSAGE_OPEN, category="tea")
     assert CATEGORY_AFFINITY.live(event, T) is None
@@ -77,16 +92,20 @@ def test_events_without_a_key_or_weight_add_nothing() -> None:
 
 
 @pytest.fixture(scope="module")
-def world_events(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, dict[str, str]]:
+    """A small world's events with local hours, and each user's zone."""
     directory = tmp_path_factory.mktemp("world")
     generate_world(directory, users=400, days=20, seed=11)
-    return load_table(directory, EVENTS).frame
+    zones = load_table(directory, USERS).frame.select("user_id", "timezone")
+    events = with_hour_of_week(load_table(directory, EVENTS).frame, zones)
+    return events, dict(zones.iter_rows())
 
 
 @pytest.mark.parametrize("count", DECAYED_COUNTS, ids=lambda c: c.name)
-def test_batch_then_live_equals_batch_over_everything(world_events: pl.DataFrame,
-                                                     count: DecayedCount) -> None:
-    events = world_events
+def test_batch_then_live_equals_batch_over_everything(
+    world: tuple[pl.DataFrame, dict[str, str]], count: DecayedCount
+) -> None:
+    events, zones = world
     first = events["ts"].min()
     assert isinstance(first, datetime)
     cut = first + timedelta(days=12)
@@ -96,8 +115,9 @@ def test_batch_then_live_equals_batch_over_everything(world_events: pl.DataFrame
     for user, key, total in count.batch(before, cut).iter_rows():
         totals[(user, key)] += total
     for row in after.sample(fraction=1.0, shuffle=True, seed=3).iter_rows(named=True):
-        event = Event.from_row(row)
-        update = count.live(event, cut)
+        event = Event.from_row({**row, "local_hour_of_week": None})
+        hour = hour_of_week(event.ts, zones.get(event.user_id))
+        update = count.live(replace(event, local_hour_of_week=hour), cut)
         if update is not None:
             totals[(event.user_id, update[0])] += update[1]
 
