@@ -2,7 +2,6 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-
 from features.contacts import ALL_CHANNELS, contact_counts, contact_keys, sent_within
 from features.contract.schema import EVENTS, EventType
 from features.contract.tables import load_table
