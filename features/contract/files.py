@@ -69,8 +69,8 @@ def _read_csv_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | 
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         rows = csv.reader(handle)
         header = next(rows, None)
-        if not header:
-            check.add(Problem(path, "a header line naming the columns"), limit)
+        if not header or len(set(header)) != len(header):
+            check.add(Problem(path, "a header line naming each column once"), limit)
             return None
         good: list[list[str | None]] = []
         numbers: list[int] = []
@@ -82,6 +82,8 @@ def _read_csv_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | 
                 preview = ",".join(row)
                 expected = f"{len(header)} comma-separated fields, found {len(row)}"
                 check.add(Problem(path, expected, row=number, value=preview), limit)
+                check.rows += 1
+                check.invalid_rows += 1
     frame = pl.DataFrame(good, schema=dict.fromkeys(header, pl.String), orient="row")
     return frame.with_columns(pl.Series(ROW, numbers, dtype=pl.UInt32))
 
@@ -91,15 +93,16 @@ def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame |
     records: list[dict[str, str | None]] = []
     numbers: list[int] = []
     with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+        lines = (line for line in handle if line.strip())  # rows count records, as polars does
+        for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise ValueError("not an object")
             except ValueError:
                 check.add(Problem(path, "a JSON object", row=number, value=line.strip()), limit)
+                check.rows += 1
+                check.invalid_rows += 1
                 continue
             records.append({key: _as_text(value) for key, value in record.items()})
             numbers.append(number)

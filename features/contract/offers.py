@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 
 from features.contract.problems import FileCheck, Problem
 from features.contract.schema import Channel, Journey, LifecycleStage, OfferKind
+from nbo.errors import DataContractError
 
 OFFER_FILE_NAMES = ("offers.yaml", "offers.yml", "offers.json")
 NonEmptyStr = Annotated[str, Field(min_length=1)]
@@ -69,6 +70,9 @@ class Offer(BaseModel):
 def offers_file(directory: Path) -> Path | None:
     """The data set's offer file, if it has one."""
     found = [directory / name for name in OFFER_FILE_NAMES if (directory / name).is_file()]
+    if len(found) > 1:
+        names = ", ".join(path.name for path in found)
+        raise DataContractError(f"{directory}: the offers are given more than once ({names})")
     return found[0] if found else None
 
 

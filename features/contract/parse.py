@@ -39,7 +39,12 @@ def _number(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return _text(raw).cast(pl.Float64, strict=False)
 
 
+_LARGEST_EXACT = 2.0**53  # beyond this a float is no whole number we can trust
+
+
 def _epoch(seconds_or_millis: pl.Expr) -> pl.Expr:
+    plausible = seconds_or_millis.is_finite() & (seconds_or_millis.abs() < 1e14)
+    seconds_or_millis = pl.when(plausible).then(seconds_or_millis)
     micros = (
         pl.when(seconds_or_millis.abs() >= _EPOCH_MS_THRESHOLD)
         .then(seconds_or_millis * 1_000)
@@ -86,7 +91,8 @@ def parsed(column: Column, dtype: pl.DataType) -> pl.Expr:
         return _boolean(raw, dtype)
     number = _number(raw, dtype)
     if column.kind is Kind.INTEGER:
-        return pl.when(number == number.round(0)).then(number).cast(pl.Int64)
+        whole = number.is_finite() & (number.abs() < _LARGEST_EXACT) & (number == number.round(0))
+        return pl.when(whole).then(number).cast(pl.Int64)
     return number
 
 
@@ -111,7 +117,8 @@ def acceptable(column: Column, value: pl.Expr) -> pl.Expr:
     if column.kind is Kind.FLOAT:
         return value.is_finite() & _in_range(value, column)
     if column.kind is Kind.INTEGER:
-        return _in_range(value.cast(pl.Float64), column)
+        nonzero = (value != 0) if column.nonzero else pl.lit(True)
+        return _in_range(value.cast(pl.Float64), column) & nonzero
     return pl.lit(True)
 
 

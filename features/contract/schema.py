@@ -88,6 +88,7 @@ class Column:
     min_value: float | None = None
     max_value: float | None = None
     min_exclusive: bool = False
+    nonzero: bool = False
     pattern: str | None = None  # a regular expression the whole value must match
     described: str | None = None  # words for a valid value, where the rule alone is unclear
 
@@ -145,7 +146,8 @@ EVENTS = TableSpec(
         Column("category", Kind.STRING),
         Column("brand", Kind.STRING),
         Column("price", Kind.FLOAT, min_value=0),
-        Column("quantity", Kind.INTEGER),
+        Column("quantity", Kind.INTEGER, nonzero=True,
+               described="a whole number other than 0 (negative: a return)"),
         Column("channel", Kind.STRING, allowed=_choices(Channel)),
         Column("campaign_id", Kind.STRING),
         Column("offer_id", Kind.STRING),

@@ -18,13 +18,13 @@ DEFAULT_PROBLEM_LIMIT = 20
 
 def check_frame(raw: pl.DataFrame, spec: TableSpec, check: FileCheck, limit: int) -> pl.Series:
     """Record the frame's problems in `check`; return which rows are valid."""
-    check.rows = raw.height
+    check.rows += raw.height
     missing = [name for name in spec.required_columns if name not in raw.columns]
     for name in missing:
         expected = f"a column named '{name}', which {spec.name} files must have"
         check.add(Problem(check.path, expected, column=name), limit)
     if missing:
-        check.invalid_rows = raw.height
+        check.invalid_rows += raw.height
         return pl.Series("valid", [False] * raw.height, dtype=pl.Boolean)
     columns = [column for column in spec.columns if column.name in raw.columns]
     masks = raw.select(invalid(column, raw.schema[column.name]).alias(column.name)
@@ -40,7 +40,7 @@ def check_frame(raw: pl.DataFrame, spec: TableSpec, check: FileCheck, limit: int
             check.add(Problem(check.path, column.expectation(), row, column.name, value), limit)
         check.problem_count += count - examples.height
     valid = ~masks.select(pl.any_horizontal(pl.all())).to_series()
-    check.invalid_rows = raw.height - int(valid.sum())
+    check.invalid_rows += raw.height - int(valid.sum())
     return valid
 
 

@@ -57,7 +57,11 @@ def validate_dataset(directory: Path, limit: int = DEFAULT_PROBLEM_LIMIT) -> Val
             if raw is not None:
                 check_frame(raw, spec, check, limit)
             report.checks.append(check)
-    catalog = offers_file(directory)
+    try:
+        catalog = offers_file(directory)
+    except DataContractError as error:
+        report.dataset_problems.append(str(error))
+        return report
     if catalog is None:
         report.notes.append("no offers file (offers.yaml or offers.json): offers can't be decided")
     else:
