@@ -3,7 +3,9 @@
 Affinities (category, brand) and channel engagement (sends, opens, clicks, attributed
 conversions per channel) are all such counts. Each definition is used twice: `batch`
 folds a whole log into anchored totals, `live` gives the one addition an event makes to
-them. A return (negative quantity) takes back what its purchase added.
+them. A return (negative quantity) subtracts a purchase's weight at the return's own
+time, so it can take back a little more than the older purchase still counts for;
+`value` floors the result at zero.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class DecayedCount:
             .agg(total=(weight * sign * self.half_life.growth_expr(pl.col("ts"), anchor)).sum())
             .collect()
         )
+
+    def value(self, anchored_total: float, anchor: datetime, now: datetime) -> float:
+        """The count at `now`, never below zero."""
+        return max(0.0, self.half_life.value_at(anchored_total, anchor, now))
 
     def live(self, event: Event, anchor: datetime) -> tuple[str, float] | None:
         """The (key, addition) one event makes to the anchored totals, if any."""

@@ -7,8 +7,9 @@
     dormant   within `dormant_days`
     churned   longer ago than that
 A regular buyer (at least `regular_occasions` occasions) is only at risk once overdue: the
-active window stretches to `overdue_cycles` times their mean interval between purchases,
-up to `at_risk_days`.
+active and at-risk windows shift later by as much as it takes for the active window to
+reach `overdue_cycles` times their mean interval between purchases, by at most
+`at_risk_days - active_days` (dormant and churned do not move).
 """
 
 from __future__ import annotations
@@ -41,16 +42,16 @@ class LifecycleRules:
             return LifecycleStage.NEW
         last = purchases.last or activity.last_seen or first
         idle_days = (now - last).total_seconds() / DAY_SECONDS
-        active_days = self.active_days
+        shift = 0.0
         cycle = purchases.mean_interval_days()
         if cycle is not None and purchases.occasions >= self.regular_occasions:
-            overdue = min(self.overdue_cycles * cycle, self.at_risk_days)
-            active_days = max(active_days, overdue)
-        if idle_days <= active_days:
+            most = self.at_risk_days - self.active_days
+            shift = min(max(self.overdue_cycles * cycle - self.active_days, 0.0), most)
+        if idle_days <= self.active_days + shift:
             if purchases.occasions >= self.loyal_occasions:
                 return LifecycleStage.LOYAL
             return LifecycleStage.ACTIVE
-        if idle_days <= self.at_risk_days:
+        if idle_days <= min(self.at_risk_days + shift, self.dormant_days):
             return LifecycleStage.AT_RISK
         if idle_days <= self.dormant_days:
             return LifecycleStage.DORMANT

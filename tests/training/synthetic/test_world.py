@@ -64,6 +64,13 @@ def test_the_same_seed_gives_identical_files(tmp_path: Path) -> None:
         "events/part-00000.parquet"]
 
 
+def test_a_new_world_replaces_an_older_one_in_the_same_place(tmp_path: Path) -> None:
+    generate_world(tmp_path, users=600, days=7, seed=5, chunk_users=300)
+    generate_world(tmp_path, users=300, days=7, seed=5, chunk_users=300, fmt="csv")
+    assert sorted(p.name for p in (tmp_path / "events").iterdir()) == ["part-00000.csv"]
+    assert validate_dataset(tmp_path).ok
+
+
 def test_chunks_do_not_change_the_first_users(tmp_path: Path) -> None:
     generate_world(tmp_path / "small", users=300, days=14, seed=5, chunk_users=300)
     generate_world(tmp_path / "large", users=900, days=14, seed=5, chunk_users=300)
