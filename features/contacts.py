@@ -16,7 +16,6 @@ from features.contract.schema import EventType
 from features.event import Event
 
 ALL_CHANNELS = "*"  # the bucket that counts every channel, for a global cap
-WINDOWS_DAYS = (1, 7, 30)
 
 
 def contact_keys(event: Event) -> list[tuple[str, date]]:

@@ -19,7 +19,7 @@ import polars as pl
 
 from features.contract.schema import EventType
 from features.decay import HalfLife
-from features.event import Event
+from features.event import RETURNED, Event
 
 INTEREST_WEIGHTS: Mapping[EventType, float] = MappingProxyType({
     EventType.VIEW: 1.0,
@@ -51,7 +51,7 @@ class DecayedCount:
         kinds = [kind.value for kind in self.weights]
         weight = pl.col("event_type").replace_strict(
             kinds, list(self.weights.values()), default=0.0, return_dtype=pl.Float64)
-        sign = pl.when(pl.col("quantity") < 0).then(-1.0).otherwise(1.0)
+        sign = pl.when(RETURNED).then(-1.0).otherwise(1.0)
         counted = pl.all_horizontal(pl.col(c).is_not_null() for c in self.columns) & pl.col(
             "event_type").is_in(kinds)
         if self.requires is not None:

@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import polars as pl
+
 from features.contract.schema import EventType
+
+RETURNED = pl.col("quantity").fill_null(1) < 0  # the batch form of `Event.is_return`
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,11 @@ class Event:
         return cls(**fields)  # type: ignore[arg-type]
 
     @property
+    def is_return(self) -> bool:
+        """A negative quantity: goods coming back (an empty quantity means 1)."""
+        return self.quantity is not None and self.quantity < 0
+
+    @property
     def sign(self) -> int:
-        """-1 for a return (negative quantity), else 1."""
-        return -1 if self.quantity is not None and self.quantity < 0 else 1
+        """-1 for a return, else 1."""
+        return -1 if self.is_return else 1

@@ -8,13 +8,14 @@ so a cycle is measured between baskets, not between the lines of one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import polars as pl
 
 from features.contract.schema import EventType
-from features.event import Event
+from features.event import RETURNED, Event
 
 OCCASION_GAP = timedelta(hours=12)
 
@@ -34,7 +35,7 @@ class PurchaseTally:
         """The tally after one purchase event (the live half)."""
         quantity = 1 if event.quantity is None else event.quantity
         amount = self.amount + (event.price or 0.0) * quantity
-        if quantity < 0:
+        if event.is_return:
             return replace(self, returns=self.returns + 1, amount=amount)
         new_occasion = self.last is None or event.ts - self.last > OCCASION_GAP
         return PurchaseTally(
@@ -45,6 +46,11 @@ class PurchaseTally:
             first=event.ts if self.first is None else min(self.first, event.ts),
             last=event.ts if self.last is None else max(self.last, event.ts),
         )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> PurchaseTally:
+        """From a row of `PurchaseHistory.batch` (extra columns such as keys are ignored)."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
     def mean_interval_days(self) -> float | None:
         """Average days between buying occasions; None before the second one."""
@@ -75,7 +81,7 @@ class PurchaseHistory:
         if self.column is not None:
             purchases = purchases.filter(pl.col(self.column).is_not_null())
         quantity = pl.col("quantity").fill_null(1)
-        bought = quantity > 0
+        bought = ~RETURNED
         gap = pl.col("ts").diff().over(keys)
         occasion = bought & (gap.is_null() | (gap > OCCASION_GAP))
         positive = purchases.filter(bought).sort("ts").with_columns(occasion=occasion)

@@ -69,8 +69,7 @@ def test_rule_stages_agree_with_the_synthetic_truth(tmp_path_factory: pytest.Tem
     end = datetime(2026, 4, 5, tzinfo=UTC)  # the default window's end
     spans = {row["user_id"]: ActivitySpan(row["first_seen"], row["last_seen"], row["events"])
              for row in ActivitySpan.batch(events).iter_rows(named=True)}
-    fields = list(PurchaseTally.__dataclass_fields__)
-    tallies = {row["user_id"]: PurchaseTally(**{f: row[f] for f in fields})
+    tallies = {row["user_id"]: PurchaseTally.from_row(row)
                for row in USER_PURCHASES.batch(events).iter_rows(named=True)}
     truth = pl.read_parquet(world / "ground_truth" / "users")
     slipping = {LifecycleStage.AT_RISK, LifecycleStage.DORMANT, LifecycleStage.CHURNED}

@@ -51,8 +51,7 @@ def test_batch_reads_the_same_tally_as_live_updates() -> None:
     frame = pl.DataFrame([e.__dict__ for e in events]).with_columns(
         pl.col("event_type").cast(pl.String), pl.col("ts").dt.cast_time_unit("us"))
     row = CATEGORY_PURCHASES.batch(frame).row(0, named=True)
-    assert PurchaseTally(**{k: row[k] for k in PurchaseTally.__dataclass_fields__}) == _tally(
-        *events)
+    assert PurchaseTally.from_row(row) == _tally(*events)
 
 
 @pytest.mark.parametrize("history", PURCHASE_HISTORIES, ids=lambda h: h.name)
@@ -61,11 +60,10 @@ def test_batch_then_live_equals_batch_over_everything(tmp_path: Path,
     generate_world(tmp_path, users=300, days=30, seed=4)
     events = load_table(tmp_path, EVENTS).frame.sort("ts", maintain_order=True)
     cut = datetime(2026, 1, 20, tzinfo=UTC)
-    fields = list(PurchaseTally.__dataclass_fields__)
     keys = ["user_id"] + ([history.column] if history.column else [])
 
     def tallies(frame: pl.DataFrame) -> dict[tuple[str, ...], PurchaseTally]:
-        return {tuple(row[k] for k in keys): PurchaseTally(**{f: row[f] for f in fields})
+        return {tuple(row[k] for k in keys): PurchaseTally.from_row(row)
                 for row in history.batch(frame).iter_rows(named=True)}
 
     state: dict[tuple[str, ...], PurchaseTally] = defaultdict(PurchaseTally)
