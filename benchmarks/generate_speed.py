@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from training.synthetic.world import FORMATS, generate_world
+from features.contract.files import FORMATS
+from training.synthetic.world import generate_world
 
 RESULTS = Path(__file__).parent / "results"
 

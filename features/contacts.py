@@ -44,3 +44,9 @@ def sent_within(buckets: Mapping[date, int], now: datetime, days: int) -> int:
     """Messages in the `days` UTC days ending today (today included)."""
     first = now.date() - timedelta(days=days - 1)
     return sum(count for day, count in buckets.items() if first <= day <= now.date())
+
+
+def last_contacts(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The batch half of the last contact time: user_id, last_contact (the latest send)."""
+    return (events.lazy().filter(pl.col("event_type") == EventType.MESSAGE_SENT.value)
+            .group_by("user_id").agg(last_contact=pl.col("ts").max()).collect())

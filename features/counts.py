@@ -1,7 +1,8 @@
 """Time-decayed, weighted event counts per user and per value of an event column.
 
 Affinities (category, brand) and channel engagement (sends, opens, clicks, attributed
-conversions per channel) are all such counts. Each definition is used twice: `batch`
+conversions per channel), price-band affinity and opens per channel and local hour of the
+day are all such counts. Each definition is used twice: `batch`
 folds a whole log into anchored totals, `live` gives the one addition an event makes to
 them. A return (negative quantity) subtracts a purchase's weight at the return's own
 time, so it can take back a little more than the older purchase still counts for;
@@ -86,8 +87,9 @@ def _only(kind: EventType) -> Mapping[EventType, float]:
 
 
 CHANNEL = ("channel",)
-CHANNEL_HOUR = ("channel", "local_hour_of_week")
+CHANNEL_HOUR = ("channel", "local_hour")
 CATEGORY_AFFINITY = DecayedCount("category_affinity", ("category",), HalfLife(days=30))
+PRICE_AFFINITY = DecayedCount("price_affinity", ("price_band",), HalfLife(days=30))
 BRAND_AFFINITY = DecayedCount("brand_affinity", ("brand",), HalfLife(days=45))
 ENGAGEMENT_HALF_LIFE = HalfLife(days=60)
 CHANNEL_SENDS = DecayedCount("channel_sends", CHANNEL, ENGAGEMENT_HALF_LIFE,
@@ -98,9 +100,7 @@ CHANNEL_CLICKS = DecayedCount("channel_clicks", CHANNEL, ENGAGEMENT_HALF_LIFE,
                               _only(EventType.MESSAGE_CLICK))
 CHANNEL_CONVERSIONS = DecayedCount("channel_conversions", CHANNEL, ENGAGEMENT_HALF_LIFE,
                                    _only(EventType.PURCHASE), requires="campaign_id")
-HOURLY_SENDS = DecayedCount("hourly_sends", CHANNEL_HOUR, ENGAGEMENT_HALF_LIFE,
-                            _only(EventType.MESSAGE_SENT))
 HOURLY_OPENS = DecayedCount("hourly_opens", CHANNEL_HOUR, ENGAGEMENT_HALF_LIFE,
                             _only(EventType.MESSAGE_OPEN))
-DECAYED_COUNTS = (CATEGORY_AFFINITY, BRAND_AFFINITY, CHANNEL_SENDS, CHANNEL_OPENS,
-                  CHANNEL_CLICKS, CHANNEL_CONVERSIONS, HOURLY_SENDS, HOURLY_OPENS)
+DECAYED_COUNTS = (CATEGORY_AFFINITY, BRAND_AFFINITY, PRICE_AFFINITY, CHANNEL_SENDS,
+                  CHANNEL_OPENS, CHANNEL_CLICKS, CHANNEL_CONVERSIONS, HOURLY_OPENS)

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 import polars as pl
 
-from features.contract.schema import EventType
+from features.contract.schema import EVENTS, EventType
 
 RETURNED = pl.col("quantity").fill_null(1) < 0  # the batch form of `Event.is_return`
+CONTRACT_COLUMNS = tuple(column.name for column in EVENTS.columns)
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class Event:
     campaign_id: str | None = None
     offer_id: str | None = None
     journey: str | None = None
+    propensity: float | None = None
     local_hour_of_week: int | None = None  # in the user's zone, 0 = Monday 00h (local_time.py)
+    price_band: int | None = None  # the price's band within its category (price_bands.py)
 
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> Event:
@@ -36,6 +40,24 @@ class Event:
         fields = {name: row.get(name) for name in cls.__dataclass_fields__}
         fields["event_type"] = EventType(str(row["event_type"]))
         return cls(**fields)  # type: ignore[arg-type]
+
+    def record(self) -> dict[str, object]:
+        """The data contract's columns (derived fields left out)."""
+        return {name: getattr(self, name) for name in CONTRACT_COLUMNS}
+
+    def to_json(self) -> bytes:
+        """The contract's columns that are set, as JSON."""
+        return orjson.dumps({k: v for k, v in self.record().items() if v is not None})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        record = orjson.loads(raw)
+        return cls.from_row({**record, "ts": datetime.fromisoformat(record["ts"])})
+
+    @property
+    def local_hour(self) -> int | None:
+        """The hour of the day in the user's zone."""
+        return None if self.local_hour_of_week is None else self.local_hour_of_week % 24
 
     @property
     def is_return(self) -> bool:

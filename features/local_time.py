@@ -1,4 +1,10 @@
-"""The hour of the week in the user's own time zone (0 = Monday 00:00 ... 167)."""
+"""The hour of the week and of the day in the user's own time zone (week: 0 = Monday 00h).
+
+The batch half converts each distinct (zone, quarter hour) once and joins the result back,
+so a log of millions of events costs one join, not one time-zone conversion per event.
+Every zone's UTC offset is a whole number of quarter hours, so a quarter hour has a single
+local hour.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 COLUMN = "local_hour_of_week"
+HOUR_COLUMN = "local_hour"
 FALLBACK_ZONE = "UTC"  # for users whose zone is unknown
-_ORDER = "__order"
+_QUARTER = "__quarter"
 
 
 def hour_of_week(ts: datetime, zone: str | None) -> int:
@@ -18,19 +25,27 @@ def hour_of_week(ts: datetime, zone: str | None) -> int:
     return local.weekday() * 24 + local.hour
 
 
-def _local_hour_of_week(zone: str) -> pl.Expr:
-    local = pl.col("ts").dt.convert_time_zone(zone)
+def _hour_of_week_expr(zone: str) -> pl.Expr:
+    local = pl.col(_QUARTER).dt.convert_time_zone(zone)
     weekday = local.dt.weekday().cast(pl.Int16) - 1  # polars: Monday = 1
-    return (weekday * 24 + local.dt.hour().cast(pl.Int16)).alias(COLUMN)
+    return weekday * 24 + local.dt.hour().cast(pl.Int16)
 
 
 def with_hour_of_week(events: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
-    """The batch half: `events` plus COLUMN, from `zones` (user_id, timezone)."""
-    joined = (events.with_row_index(_ORDER)
-              .join(zones.select("user_id", "timezone"), on="user_id", how="left")
-              .with_columns(pl.col("timezone").fill_null(FALLBACK_ZONE)))
-    parts = [group.with_columns(_local_hour_of_week(str(zone)))
-             for (zone,), group in joined.group_by("timezone")]
-    if not parts:
-        return events.with_columns(pl.lit(None, dtype=pl.Int16).alias(COLUMN))
-    return pl.concat(parts).sort(_ORDER).drop(_ORDER, "timezone")
+    """The batch half: `events` plus COLUMN and HOUR_COLUMN, from `zones` (user_id, timezone).
+
+    Rows keep their order.
+    """
+    zone = pl.col("timezone").fill_null(FALLBACK_ZONE)
+    keyed = events.lazy().join(zones.lazy().select("user_id", "timezone"), on="user_id",
+                               how="left", maintain_order="left").with_columns(
+        timezone=zone, **{_QUARTER: pl.col("ts").dt.truncate("15m")})
+    quarters = keyed.select("timezone", _QUARTER).unique().collect()
+    parts = [group.with_columns(_hour_of_week_expr(str(name)).alias(COLUMN))
+             for (name,), group in quarters.group_by("timezone")]
+    table = (pl.concat(parts) if parts else quarters.with_columns(
+        pl.lit(None, dtype=pl.Int16).alias(COLUMN)))
+    return (keyed.join(table.lazy(), on=["timezone", _QUARTER], how="left",
+                       maintain_order="left")
+            .with_columns((pl.col(COLUMN) % 24).alias(HOUR_COLUMN))
+            .drop("timezone", _QUARTER).collect())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,11 +11,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from features.contract.files import FORMATS
 from features.contract.tables import DEFAULT_PROBLEM_LIMIT
 from features.contract.validate import validate_dataset
-from training.synthetic.world import FORMATS, generate_world
+from features.pipeline import load_features
+from features.store.export import export_events
+from features.store.redis_store import open_store
+from training.synthetic.world import generate_world
 
 app = typer.Typer(help="nbo: next-best-offer decisions for CRM teams.", no_args_is_help=True)
+events_app = typer.Typer(help="The live events kept in the store.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 console = Console(stderr=True)
 
 
@@ -70,6 +76,51 @@ def validate(
 
 
 @app.command()
+def publish(
+    directory: Annotated[Path, typer.Argument(help="The data set's directory.")],
+    version: Annotated[str | None, typer.Option(help="Version name (default: a UTC time).")] = (
+        None),
+    as_of: Annotated[str | None, typer.Option(
+        help="Cut-off (ISO 8601; default: the last event's time).")] = None,
+) -> None:
+    """Compute every user's features and switch the store to them atomically."""
+    cut_off = _timestamp(as_of, "--as-of") if as_of else None
+    began = time.perf_counter()
+    batch = load_features(directory, cut_off)
+    computed = time.perf_counter() - began
+    report = open_store().publish(batch, version)
+    console.print(f"features of {report.users:,} users as of {batch.anchor:%Y-%m-%d %H:%M} "
+                  f"UTC computed in {computed:.1f}s, published as {report.version} in "
+                  f"{report.seconds:.1f}s ({report.replayed:,} live events carried over"
+                  f"{', removed ' + ', '.join(report.removed) if report.removed else ''})")
+
+
+def _timestamp(text: str, hint: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise typer.BadParameter("expected an ISO 8601 time such as 2026-03-01T00:00Z",
+                                 param_hint=hint) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@events_app.command("export")
+def events_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write events/live-*.FORMAT.")],
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = (
+        "parquet"),
+    after: Annotated[str, typer.Option(help="Only events logged after this id.")] = "-",
+) -> None:
+    """Write the live events kept in Redis as a data contract events table."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
+    report = export_events(open_store(), directory, fmt, after)
+    console.print(f"wrote {report.events:,} events to {report.path}"
+                  + (f" (last id {report.last_id}; --after {report.last_id} continues)"
+                     if report.last_id else ""))
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where to write the demo world.")] = Path(
         ".nbo/world"),
@@ -77,9 +128,11 @@ def demo(
     days: Annotated[int, typer.Option(min=1)] = 60,
     seed: int = 1,
 ) -> None:
-    """Generate a world and validate it (training and serving join as they land)."""
+    """Generate a world, validate it and publish its features (training and serving join
+    as they land)."""
     generate(out=out, users=users, days=days, seed=seed)
     validate(directory=out)
+    publish(directory=out, version=None, as_of=None)
 
 
 if __name__ == "__main__":

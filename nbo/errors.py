@@ -20,3 +20,10 @@ class RedisUnavailableError(NboError):
 
     http_status = 503
     exit_code = 3
+
+
+class StoreContentionError(NboError):
+    """Too many concurrent writers on one user, or versions switching during a read."""
+
+    http_status = 503
+    exit_code = 3

@@ -21,6 +21,14 @@ class Settings(BaseSettings):
         description="Where the embedded Redis server keeps its append-only file.",
     )
     redis_start_timeout_s: float = Field(default=10.0, gt=0)
+    live_ttl_days: float = Field(
+        default=30.0, gt=0,
+        description="How long a user's live feature changes outlive their last event.",
+    )
+    event_log_max: int = Field(
+        default=1_000_000, ge=1000,
+        description="Live events kept in the Redis stream for export (older ones trimmed).",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from features.contract.problems import FileCheck, Problem
 from nbo.errors import DataContractError
 
 SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
+FORMATS = ("parquet", "csv", "jsonl")  # what nbo writes
 ROW = "__row"  # 1-based record number within its file, kept through parsing
 
 
@@ -121,3 +122,14 @@ def _as_text(value: object) -> str | None:
     if isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def write_table(frame: pl.DataFrame, path: Path) -> None:
+    """Write a frame in the format its suffix names (one of FORMATS)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.write_parquet(path, statistics=False)
+    elif path.suffix == ".csv":
+        frame.write_csv(path)
+    else:
+        frame.write_ndjson(path)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from features.contract.schema import EVENTS, USERS, EventType
+from features.contract.schema import EVENTS, ITEMS, USERS, EventType
 from features.contract.tables import load_table
 from features.counts import (
     CATEGORY_AFFINITY,
@@ -17,6 +17,7 @@ from features.counts import (
 from features.decay import HalfLife
 from features.event import Event
 from features.local_time import hour_of_week, with_hour_of_week
+from features.price_bands import PriceBands
 from training.synthetic.world import generate_world
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
@@ -97,21 +98,23 @@ def test_events_without_a_key_or_weight_add_nothing() -> None:
     assert CATEGORY_AFFINITY.live(Event("u1", T, EventType.VIEW), T) is None
 
 
+World = tuple[pl.DataFrame, dict[str, str], PriceBands]
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, dict[str, str]]:
-    """A small world's events with local hours, and each user's zone."""
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A small world's events with local hours and price bands, each user's zone, the bands."""
     directory = tmp_path_factory.mktemp("world")
     generate_world(directory, users=400, days=20, seed=11)
     zones = load_table(directory, USERS).frame.select("user_id", "timezone")
-    events = with_hour_of_week(load_table(directory, EVENTS).frame, zones)
-    return events, dict(zones.iter_rows())
+    bands = PriceBands.from_prices(load_table(directory, ITEMS).frame)
+    events = bands.with_band(with_hour_of_week(load_table(directory, EVENTS).frame, zones))
+    return events, dict(zones.iter_rows()), bands
 
 
 @pytest.mark.parametrize("count", DECAYED_COUNTS, ids=lambda c: c.name)
-def test_batch_then_live_equals_batch_over_everything(
-    world: tuple[pl.DataFrame, dict[str, str]], count: DecayedCount
-) -> None:
-    events, zones = world
+def test_batch_then_live_equals_batch_over_everything(world: World, count: DecayedCount) -> None:
+    events, zones, bands = world
     first = events["ts"].min()
     assert isinstance(first, datetime)
     cut = first + timedelta(days=12)
@@ -121,9 +124,10 @@ def test_batch_then_live_equals_batch_over_everything(
     for user, key, total in count.batch(before, cut).iter_rows():
         totals[(user, key)] += total
     for row in after.sample(fraction=1.0, shuffle=True, seed=3).iter_rows(named=True):
-        event = Event.from_row({**row, "local_hour_of_week": None})
+        event = Event.from_row({**row, "local_hour_of_week": None, "price_band": None})
         hour = hour_of_week(event.ts, zones.get(event.user_id))
-        update = count.live(replace(event, local_hour_of_week=hour), cut)
+        band = bands.band(event.category, event.price)
+        update = count.live(replace(event, local_hour_of_week=hour, price_band=band), cut)
         if update is not None:
             totals[(event.user_id, update[0])] += update[1]
 

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from features.contract.files import FORMATS, write_table
 from features.contract.schema import Channel, EventType
 from training.synthetic.browsing import simulate_browsing
 from training.synthetic.catalog import Catalog, build_catalog
@@ -29,7 +30,6 @@ from training.synthetic.state import ChunkState
 from training.synthetic.truth import truth_tables
 
 CHUNK_USERS = 5_000
-FORMATS = ("parquet", "csv", "jsonl")
 DUPLICATE_SHARE = 0.003  # events delivered twice, as at-least-once pipelines do
 MISSING_BRAND_SHARE = 0.03  # view events whose brand the tracker lost
 CATALOG_STREAM = 1 << 30
@@ -42,17 +42,6 @@ class WorldSummary:
     days: int
     events: int
     chunks: int
-
-
-def write_table(frame: pl.DataFrame, path: Path) -> None:
-    """Write a frame in the format its suffix names."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.write_parquet(path, statistics=False)
-    elif path.suffix == ".csv":
-        frame.write_csv(path)
-    else:
-        frame.write_ndjson(path)
 
 
 def _users_frame(state: ChunkState, clock: Clock) -> pl.DataFrame:

@@ -1,0 +1,95 @@
+"""Session context: what the user's latest events leave behind.
+
+The categories last browsed (views, wishlist, cart), the open cart's value and when it
+last changed, a checkout started and not completed, and whether the app is installed.
+A purchase empties the cart and ends the checkout. `apply` expects events in time order;
+`batch` reads the same from a log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from features.contract.schema import EventType
+from features.event import RETURNED, Event
+
+RECENT_CATEGORIES = 3
+ABANDONED_AFTER = timedelta(hours=1)
+BROWSING = (EventType.VIEW, EventType.WISHLIST, EventType.ADD_TO_CART)
+CART = {EventType.ADD_TO_CART: 1, EventType.REMOVE_FROM_CART: -1}
+APP = {EventType.APP_INSTALL: True, EventType.APP_UNINSTALL: False}
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    recent_categories: tuple[str, ...] = ()  # most recent first
+    cart_value: float = 0.0  # added minus removed since the last purchase
+    cart_updated: datetime | None = None
+    checkout_started: datetime | None = None  # since the last purchase
+    app_installed: bool | None = None  # None: no install or uninstall seen
+
+    def apply(self, event: Event) -> SessionContext:
+        """The context after one more event (the live half)."""
+        kind = event.event_type
+        state = self
+        if kind in BROWSING and event.category is not None:
+            others = (c for c in self.recent_categories if c != event.category)
+            state = replace(state, recent_categories=(
+                event.category, *others)[:RECENT_CATEGORIES])
+        if kind in CART:
+            amount = (event.price or 0.0) * (event.quantity or 1) * CART[kind]
+            state = replace(state, cart_value=state.cart_value + amount,
+                            cart_updated=event.ts)
+        elif kind is EventType.CHECKOUT:
+            state = replace(state, checkout_started=event.ts)
+        elif kind is EventType.PURCHASE and not event.is_return:
+            state = replace(state, cart_value=0.0, cart_updated=None, checkout_started=None)
+        elif kind in APP:
+            state = replace(state, app_installed=APP[kind])
+        return state
+
+    @property
+    def open_cart_value(self) -> float:
+        return max(0.0, self.cart_value)
+
+    def cart_abandoned_at(self, now: datetime) -> datetime | None:
+        """When a still-open cart was last touched, once ABANDONED_AFTER has passed."""
+        if self.open_cart_value <= 0 or self.cart_updated is None:
+            return None
+        return self.cart_updated if now - self.cart_updated >= ABANDONED_AFTER else None
+
+    def checkout_abandoned_at(self, now: datetime) -> datetime | None:
+        started = self.checkout_started
+        return started if started is not None and now - started >= ABANDONED_AFTER else None
+
+    @staticmethod
+    def batch(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+        """One row per user with the fields above (users without any are left out)."""
+        log = events.lazy().sort("ts", maintain_order=True).with_row_index("__order")
+        kind = pl.col("event_type")
+        last_purchase = (log.filter((kind == EventType.PURCHASE.value) & ~RETURNED)
+                         .group_by("user_id").agg(__bought=pl.col("__order").max()))
+        since = log.join(last_purchase, on="user_id", how="left").filter(
+            pl.col("__bought").is_null() | (pl.col("__order") > pl.col("__bought")))
+        direction = kind.replace_strict({k.value: v for k, v in CART.items()}, default=None,
+                                        return_dtype=pl.Float64)
+        amount = pl.col("price").fill_null(0.0) * pl.col("quantity").fill_null(1) * direction
+        cart = since.filter(direction.is_not_null()).group_by("user_id").agg(
+            cart_value=amount.sum(), cart_updated=pl.col("ts").sort_by("__order").last())
+        checkout = since.filter(kind == EventType.CHECKOUT.value).group_by("user_id").agg(
+            checkout_started=pl.col("ts").sort_by("__order").last())
+        browsing = [k.value for k in BROWSING]
+        recent = (log.filter(kind.is_in(browsing) & pl.col("category").is_not_null())
+                  .sort("__order", descending=True).group_by("user_id", maintain_order=True)
+                  .agg(recent_categories=pl.col("category").unique(maintain_order=True)
+                       .head(RECENT_CATEGORIES)))
+        app = log.filter(kind.is_in([k.value for k in APP])).group_by("user_id").agg(
+            app_installed=(kind.sort_by("__order").last() == EventType.APP_INSTALL.value))
+        users = pl.concat([f.select("user_id") for f in (cart, checkout, recent, app)]).unique()
+        joined = users
+        for part in (recent, cart, checkout, app):
+            joined = joined.join(part, on="user_id", how="left")
+        return joined.with_columns(pl.col("cart_value").fill_null(0.0)).collect()

@@ -1,0 +1,44 @@
+"""`nbo events export`: the live events kept in the store, as a data contract events table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from features.contract.files import write_table
+from features.contract.parse import PARSED_DTYPES
+from features.contract.schema import EVENTS
+from features.store.base import FeatureStore
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    events: int
+    first_id: str | None
+    last_id: str | None  # pass as `after` to export only what came later
+
+
+def export_events(store: FeatureStore, directory: Path, fmt: str = "parquet",
+                  after: str = "-") -> ExportReport:
+    """Write the logged events after `after` to DIRECTORY/events/live-<first id>.<fmt>.
+
+    The file sits with the part files of an events/ table, so the directory (or a data
+    set it is copied into) loads with `nbo validate`, `nbo train` and `nbo publish`.
+    """
+    rows: list[dict[str, object]] = []
+    first = last = None
+    while page := store.logged_events(after):
+        first = first or page[0][0]
+        for entry_id, event in page:
+            rows.append(event.record())
+            after = last = entry_id
+    schema = {column.name: PARSED_DTYPES[column.kind] for column in EVENTS.columns}
+    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    path = directory / "events" / f"live-{(first or 'empty').replace('-', '_')}.{fmt}"
+    if path.exists():
+        raise FileExistsError(f"{path} already exists; export into another directory")
+    write_table(frame, path)
+    return ExportReport(path, len(rows), first, last)

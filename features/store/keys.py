@@ -1,0 +1,50 @@
+"""Every Redis key nbo's feature store uses, built in one place.
+
+All keys start with PREFIX, whose `v1` is the key layout's version: a change of layout
+gets a new prefix, and old and new can live side by side during a migration. Users are
+spread over a published version's buckets by CRC-32 of their id; a user's keys carry the
+bucket as a hash tag (`{b17}`), so in a Redis Cluster all of them, and the bucket's
+profile hash, sit on one slot and one decision's read stays on one node.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+PREFIX = "nbo:v1"
+CURRENT = f"{PREFIX}:features:current"  # the published version readers use
+VERSIONS = f"{PREFIX}:features:versions"  # sorted set: version -> publish time
+EVENTS = f"{PREFIX}:events"  # stream of accepted live events
+
+
+def meta(version: str) -> str:
+    """A version's schema, vocabularies, anchor and bucket count (JSON)."""
+    return f"{PREFIX}:features:meta:{version}"
+
+
+def bucket_of(user_id: str, buckets: int) -> int:
+    return zlib.crc32(user_id.encode()) % buckets
+
+
+def _tag(bucket: int) -> str:
+    return f"{PREFIX}:{{b{bucket}}}"
+
+
+def profiles(version: str, bucket: int) -> str:
+    """Hash of user id -> packed batch features, for one bucket of a version."""
+    return f"{_tag(bucket)}:profiles:{version}"
+
+
+def live(version: str, bucket: int, user_id: str) -> str:
+    """Hash of the user's features changed by live events since the version's cut-off."""
+    return f"{_tag(bucket)}:live:{version}:{user_id}"
+
+
+def seen(version: str, bucket: int, user_id: str) -> str:
+    """Set of the event ids already applied to the user in a version (idempotency)."""
+    return f"{_tag(bucket)}:seen:{version}:{user_id}"
+
+
+def version_pattern(version: str) -> str:
+    """A SCAN pattern matching every per-user key of a version."""
+    return f"{PREFIX}:{{b*}}:*:{version}:*"

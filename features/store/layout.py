@@ -1,0 +1,267 @@
+"""The packed record: one user's batch features in ~340 bytes, and back.
+
+A numpy structured dtype (RECORD) fixes names, types and order; it is stored once per
+version in VersionMeta, never per user. Timestamps are whole UTC seconds (0 = none),
+categories, brands and zones are ids into the version's vocabularies (0 = none), and
+long-tailed features keep their top: the TOP_* strongest categories and brands, the
+BOUGHT categories bought last, the HOURLY channels with most opens (24 local hours,
+quantized to 0..255 of the channel's peak) and the CONTACT_SLOTS latest (day, channel)
+send counts within CONTACT_DAYS of the cut-off. The blocks most often empty come last,
+so trailing zero bytes, cut before storing, cost nothing (`to_blobs`, `unpack`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from features.activity import ActivitySpan
+from features.contacts import ALL_CHANNELS
+from features.contract.schema import Channel
+from features.pipeline import PURCHASE_PREFIX, BatchFeatures
+from features.profile import UserProfile
+from features.purchases import PurchaseTally
+from features.session import RECENT_CATEGORIES, SessionContext
+from features.state import UserState
+from features.store.meta import VersionMeta
+
+CHANNELS = tuple(channel.value for channel in Channel)
+CHANNEL_COUNTS = ("channel_sends", "channel_opens", "channel_clicks", "channel_conversions")
+PRICE_BANDS = 3
+TOP_CATEGORIES, TOP_BRANDS, BOUGHT, HOURLY, CONTACT_SLOTS = 6, 4, 3, 2, 16
+CONTACT_DAYS = 31
+F16_MAX = float(np.finfo(np.float16).max)
+
+_TOP = [("id", "<u2"), ("total", "<f4")]
+_TALLY = [("lines", "<u2"), ("occasions", "<u2"), ("returns", "<u2"), ("amount", "<f4"),
+          ("first", "<u4"), ("last", "<u4")]
+RECORD = np.dtype([
+    ("first_seen", "<u4"), ("last_seen", "<u4"), ("events", "<u4"),
+    ("signup", "<u4"), ("timezone", "<u2"), ("country", "S2"), ("consent", "u1"),
+    ("app", "u1"),  # 0 unknown, 1 installed, 2 uninstalled
+    ("purchases", _TALLY),
+    ("last_contact", "<u4"),
+    ("recent", "<u2", (RECENT_CATEGORIES,)), ("cart_value", "<f4"), ("cart_updated", "<u4"),
+    ("checkout_started", "<u4"),
+    *((name, "<f2", (len(CHANNELS),)) for name in CHANNEL_COUNTS),
+    ("price_affinity", "<f2", (PRICE_BANDS,)),
+    ("category_affinity", _TOP, (TOP_CATEGORIES,)),
+    ("brand_affinity", _TOP, (TOP_BRANDS,)),
+    ("bought", [("id", "<u2"), *_TALLY], (BOUGHT,)),
+    ("hourly_opens", [("channel", "u1"), ("scale", "<f4"), ("hours", "u1", (24,))], (HOURLY,)),
+    ("contacts", [("day", "u1"), ("channel", "u1"), ("count", "u1")], (CONTACT_SLOTS,)),
+])
+
+
+def layout() -> list[Any]:
+    """RECORD as JSON-able data (numpy's own description)."""
+    return [list(field) for field in RECORD.descr]
+
+
+def _seconds(column: str) -> pl.Expr:
+    return pl.col(column).dt.epoch("s").fill_null(0).clip(0, 2**32 - 1)
+
+
+def _ids(values: pl.Expr, vocabulary: Sequence[str]) -> pl.Expr:
+    return values.replace_strict(list(vocabulary), list(range(1, len(vocabulary) + 1)),
+                                 default=0, return_dtype=pl.UInt16)
+
+
+def _indexed(frame: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    return frame.join(users, on="user_id", how="inner")
+
+
+def _ranked(frame: pl.DataFrame, by: str, limit: int, *within: str) -> pl.DataFrame:
+    """The `limit` rows with the largest `by` per user (and `within`), ranked from 0."""
+    keys = ["user_id", *within]
+    return (frame.sort([*keys, by], descending=[False] * len(keys) + [True])
+            .with_columns(rank=pl.int_range(pl.len()).over(keys))
+            .filter(pl.col("rank") < limit))
+
+
+def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], np.ndarray,
+                                                                    VersionMeta]:
+    """Every user's record, in `batch.users` order, and the version's metadata."""
+    users = batch.users
+    index = users.select("user_id", row=pl.int_range(pl.len(), dtype=pl.Int64))
+    categories = tuple(sorted(set(batch.counts["category_affinity"]["key"])
+                              | set(batch.category_purchases["category"])
+                              | set(batch.bands.bounds)))
+    brands = tuple(sorted(batch.counts["brand_affinity"]["key"].unique().to_list()))
+    zones = tuple(sorted(users["timezone"].drop_nulls().unique().to_list()))
+    records = np.zeros(users.height, RECORD)
+    _fill_users(records, users, zones, categories)
+    for name in CHANNEL_COUNTS:
+        rows = _indexed(batch.counts[name], index).with_columns(
+            col=_ids(pl.col("key"), CHANNELS).cast(pl.Int64) - 1)
+        records[name][rows["row"], rows["col"]] = rows["total"].clip(0, F16_MAX)
+    bands = _indexed(batch.counts["price_affinity"], index)
+    records["price_affinity"][bands["row"], bands["key"].cast(pl.Int64)] = bands["total"].clip(
+        0, F16_MAX)
+    for name, vocabulary, limit in (("category_affinity", categories, TOP_CATEGORIES),
+                                    ("brand_affinity", brands, TOP_BRANDS)):
+        top = _ranked(_indexed(batch.counts[name], index), "total", limit)
+        block = records[name]
+        block["id"][top["row"], top["rank"]] = top.select(
+            _ids(pl.col("key"), vocabulary)).to_series()
+        block["total"][top["row"], top["rank"]] = top["total"]
+    _fill_bought(records, _indexed(batch.category_purchases, index), categories)
+    _fill_hourly(records, _indexed(batch.counts["hourly_opens"], index))
+    _fill_contacts(records, _indexed(batch.contacts, index), batch.anchor)
+    meta = VersionMeta(version=version, anchor=batch.anchor, buckets=buckets,
+                       users=users.height, layout=layout(), categories=categories,
+                       brands=brands, timezones=zones, bands=batch.bands,
+                       cycles=dict(batch.cycles))
+    return users["user_id"].to_list(), records, meta
+
+
+def _fill_users(records: np.ndarray, users: pl.DataFrame, zones: Sequence[str],
+                categories: Sequence[str]) -> None:
+    consent = sum((pl.col(f"consent_{channel}").fill_null(False).cast(pl.UInt8) * (1 << bit))
+                  for bit, channel in enumerate(CHANNELS))
+    app = pl.col("app_installed").replace_strict({True: 1, False: 2}, default=0,
+                                                 return_dtype=pl.UInt8)
+    scalars = users.select(
+        first_seen=_seconds("first_seen"), last_seen=_seconds("last_seen"),
+        events=pl.col("events"), signup=_seconds("signup_ts"),
+        timezone=_ids(pl.col("timezone"), zones), country=pl.col("country").fill_null(""),
+        consent=consent, app=app, last_contact=_seconds("last_contact"),
+        cart_value=pl.col("cart_value"), cart_updated=_seconds("cart_updated"),
+        checkout_started=_seconds("checkout_started"))
+    for name in scalars.columns:
+        values = scalars[name].to_numpy()
+        records[name] = values.astype("S2") if name == "country" else values
+    _fill_tally(records["purchases"], users.rename(
+        {PURCHASE_PREFIX + name: name for name in PurchaseTally.__dataclass_fields__}))
+    recent = (users.select("user_id", "recent_categories")
+              .with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
+              .explode("recent_categories").drop_nulls("recent_categories")
+              .with_columns(rank=pl.int_range(pl.len()).over("user_id")))
+    records["recent"][recent["row"], recent["rank"]] = recent.select(
+        _ids(pl.col("recent_categories"), categories)).to_series()
+
+
+def _fill_tally(block: np.ndarray, tallies: pl.DataFrame,
+                at: tuple[pl.Series, pl.Series] | None = None) -> None:
+    where: Any = slice(None) if at is None else at
+    for name in ("lines", "occasions", "returns"):
+        block[name][where] = tallies[name].fill_null(0).clip(0, 2**16 - 1)
+    block["amount"][where] = tallies["amount"].fill_null(0.0)
+    for name in ("first", "last"):
+        block[name][where] = tallies.select(_seconds(name)).to_series()
+
+
+def _fill_bought(records: np.ndarray, tallies: pl.DataFrame,
+                 categories: Sequence[str]) -> None:
+    latest = _ranked(tallies.with_columns(_seconds("last").alias("__last")), "__last", BOUGHT)
+    block = records["bought"]
+    block["id"][latest["row"], latest["rank"]] = latest.select(
+        _ids(pl.col("category"), categories)).to_series()
+    _fill_tally(block, latest, (latest["row"], latest["rank"]))
+
+
+def _fill_hourly(records: np.ndarray, opens: pl.DataFrame) -> None:
+    split = opens.with_columns(pl.col("key").str.split_exact(":", 1).struct.rename_fields(
+        ["channel", "hour"]).struct.unnest()).with_columns(pl.col("hour").cast(pl.Int64))
+    channels = _ranked(split.group_by("user_id", "row", "channel").agg(
+        total=pl.col("total").sum(), peak=pl.col("total").max()), "total", HOURLY)
+    cells = split.join(channels.select("user_id", "channel", "rank", "peak"),
+                       on=["user_id", "channel"], how="inner").with_columns(
+        scale=pl.max_horizontal(pl.col("peak"), 1e-9) / 255)
+    block = records["hourly_opens"]
+    block["channel"][channels["row"], channels["rank"]] = channels.select(
+        _ids(pl.col("channel"), CHANNELS)).to_series()
+    block["scale"][cells["row"], cells["rank"]] = cells["scale"]
+    block["hours"][cells["row"], cells["rank"], cells["hour"]] = cells.select(
+        (pl.col("total") / pl.col("scale")).round().clip(0, 255)).to_series()
+
+
+def _fill_contacts(records: np.ndarray, contacts: pl.DataFrame, anchor: datetime) -> None:
+    """Per-channel buckets only: the all-channel bucket is their sum (see `unpack`)."""
+    last_day = anchor.date()
+    recent = contacts.filter(pl.col("channel") != ALL_CHANNELS).with_columns(
+        offset=(pl.lit(last_day) - pl.col("day")).dt.total_days()).filter(
+        pl.col("offset").is_between(0, CONTACT_DAYS - 1))
+    latest = _ranked(recent.with_columns(__recency=-pl.col("offset")), "__recency",
+                     CONTACT_SLOTS)
+    block = records["contacts"]
+    block["day"][latest["row"], latest["rank"]] = latest["offset"] + 1
+    block["channel"][latest["row"], latest["rank"]] = latest.select(
+        _ids(pl.col("channel"), CHANNELS)).to_series()
+    block["count"][latest["row"], latest["rank"]] = latest["sent"].clip(0, 255)
+
+
+def to_blobs(records: np.ndarray) -> list[bytes]:
+    """Each record's bytes without trailing zeros."""
+    raw = records.tobytes()
+    size = RECORD.itemsize
+    return [raw[start:start + size].rstrip(b"\0") for start in range(0, len(raw), size)]
+
+
+def _time(seconds: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(seconds), UTC) if seconds else None
+
+
+def _tally(cell: Any) -> PurchaseTally:
+    return PurchaseTally(int(cell["lines"]), int(cell["occasions"]), int(cell["returns"]),
+                         float(cell["amount"]), _time(cell["first"]), _time(cell["last"]))
+
+
+def _name(vocabulary: Sequence[str], index: Any) -> str | None:
+    return vocabulary[int(index) - 1] if index else None
+
+
+def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
+    """A user's state from a stored record (see the module's docstring for what is kept)."""
+    record = np.frombuffer(blob.ljust(RECORD.itemsize, b"\0"), RECORD)[0]
+    categories = meta.categories
+    counts: dict[str, dict[str, float]] = {}
+    for name in CHANNEL_COUNTS:
+        counts[name] = {c: float(v) for c, v in zip(CHANNELS, record[name], strict=True) if v}
+    counts["price_affinity"] = {str(band): float(v)
+                                for band, v in enumerate(record["price_affinity"]) if v}
+    for name, vocabulary in (("category_affinity", categories),
+                             ("brand_affinity", meta.brands)):
+        counts[name] = {vocabulary[int(cell["id"]) - 1]: float(cell["total"])
+                        for cell in record[name] if cell["id"]}
+    counts["hourly_opens"] = {
+        f"{CHANNELS[int(cell['channel']) - 1]}:{hour}": float(q) * float(cell["scale"])
+        for cell in record["hourly_opens"] if cell["channel"]
+        for hour, q in enumerate(cell["hours"]) if q}
+    contacts: dict[tuple[str, date], int] = {}
+    last_day = meta.anchor.date()
+    for cell in record["contacts"]:
+        if cell["day"]:
+            day = last_day - timedelta(days=int(cell["day"]) - 1)
+            contacts[(CHANNELS[int(cell["channel"]) - 1], day)] = int(cell["count"])
+            contacts[(ALL_CHANNELS, day)] = contacts.get((ALL_CHANNELS, day), 0) + int(
+                cell["count"])
+    consent = int(record["consent"])
+    return UserState(
+        user_id=user_id,
+        anchor=meta.anchor,
+        profile=UserProfile(
+            signup=_time(record["signup"]),
+            country=record["country"].decode() or None,
+            timezone=_name(meta.timezones, record["timezone"]),
+            consent=frozenset(Channel(c) for bit, c in enumerate(CHANNELS)
+                              if consent >> bit & 1)),
+        activity=ActivitySpan(_time(record["first_seen"]), _time(record["last_seen"]),
+                              int(record["events"])),
+        purchases=_tally(record["purchases"]),
+        category_purchases={categories[int(cell["id"]) - 1]: _tally(cell)
+                            for cell in record["bought"] if cell["id"]},
+        counts={name: values for name, values in counts.items() if values},
+        contacts=contacts,
+        last_contact=_time(record["last_contact"]),
+        session=SessionContext(
+            recent_categories=tuple(categories[int(i) - 1] for i in record["recent"] if i),
+            cart_value=float(record["cart_value"]),
+            cart_updated=_time(record["cart_updated"]),
+            checkout_started=_time(record["checkout_started"]),
+            app_installed={1: True, 2: False}.get(int(record["app"]))),
+    )

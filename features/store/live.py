@@ -1,0 +1,107 @@
+"""A user's live changes as flat hash fields: what a live event wrote since the cut-off.
+
+Each field holds the current value of one part of the state (an anchored total, a tally,
+a day's sends, the session), and replaces the published value of that part when read.
+An event writes only the fields whose value it changed (`changed_fields`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+import orjson
+
+from features.activity import ActivitySpan
+from features.purchases import PurchaseTally
+from features.session import SessionContext
+from features.state import UserState
+
+SEQUENCE = "_seq"  # bumped by every applied event: the optimistic-concurrency check
+ACTIVITY, PURCHASES, SESSION, LAST_CONTACT = "act", "pur", "ses", "lc"
+CATEGORY_PURCHASES, COUNT, CONTACTS = "pur:", "c:", "k:"
+
+
+def _time(ts: datetime | None) -> str:
+    return "" if ts is None else repr(ts.timestamp())
+
+
+def _parse_time(text: str) -> datetime | None:
+    return datetime.fromtimestamp(float(text), UTC) if text else None
+
+
+def _tally(tally: PurchaseTally) -> str:
+    return "|".join((str(tally.lines), str(tally.occasions), str(tally.returns),
+                     repr(tally.amount), _time(tally.first), _time(tally.last)))
+
+
+def _parse_tally(text: str) -> PurchaseTally:
+    lines, occasions, returns, amount, first, last = text.split("|")
+    return PurchaseTally(int(lines), int(occasions), int(returns), float(amount),
+                         _parse_time(first), _parse_time(last))
+
+
+def _session(session: SessionContext) -> str:
+    return orjson.dumps([list(session.recent_categories), session.cart_value,
+                         _time(session.cart_updated), _time(session.checkout_started),
+                         session.app_installed]).decode()
+
+
+def _parse_session(text: str) -> SessionContext:
+    recent, cart_value, cart_updated, checkout_started, app = orjson.loads(text)
+    return SessionContext(tuple(recent), cart_value, _parse_time(cart_updated),
+                          _parse_time(checkout_started), app)
+
+
+def encode(state: UserState) -> dict[str, str]:
+    """Every live-changeable part of a state as fields."""
+    activity = state.activity
+    fields = {
+        ACTIVITY: f"{_time(activity.first_seen)}|{_time(activity.last_seen)}|{activity.events}",
+        PURCHASES: _tally(state.purchases),
+        SESSION: _session(state.session),
+        LAST_CONTACT: _time(state.last_contact),
+    }
+    fields.update({CATEGORY_PURCHASES + category: _tally(tally)
+                   for category, tally in state.category_purchases.items()})
+    fields.update({f"{COUNT}{name}:{key}": repr(total)
+                   for name, totals in state.counts.items() for key, total in totals.items()})
+    fields.update({f"{CONTACTS}{channel}:{day.isoformat()}": str(sent)
+                   for (channel, day), sent in state.contacts.items()})
+    return fields
+
+
+def changed_fields(before: UserState, after: UserState) -> dict[str, str]:
+    old = encode(before)
+    return {name: value for name, value in encode(after).items() if old.get(name) != value}
+
+
+def overlay(state: UserState, fields: Mapping[str, str]) -> UserState:
+    """`state` (the published one) with the live fields read from the store on top."""
+    if not fields:
+        return state
+    changes: dict[str, object] = {}
+    category_purchases = dict(state.category_purchases)
+    counts = {name: dict(totals) for name, totals in state.counts.items()}
+    contacts = dict(state.contacts)
+    for name, value in fields.items():
+        if name == ACTIVITY:
+            first, last, events = value.split("|")
+            changes["activity"] = ActivitySpan(_parse_time(first), _parse_time(last), int(events))
+        elif name == PURCHASES:
+            changes["purchases"] = _parse_tally(value)
+        elif name == SESSION:
+            changes["session"] = _parse_session(value)
+        elif name == LAST_CONTACT:
+            changes["last_contact"] = _parse_time(value)
+        elif name.startswith(CATEGORY_PURCHASES):
+            category_purchases[name[len(CATEGORY_PURCHASES):]] = _parse_tally(value)
+        elif name.startswith(COUNT):
+            count, key = name[len(COUNT):].split(":", 1)
+            counts.setdefault(count, {})[key] = float(value)
+        elif name.startswith(CONTACTS):
+            channel, day = name[len(CONTACTS):].split(":", 1)
+            contacts[(channel, date.fromisoformat(day))] = int(value)
+    return replace(state, category_purchases=category_purchases, counts=counts,
+                   contacts=contacts, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,287 @@
+"""The Redis backend of the feature store (keys in keys.py, records in layout.py).
+
+Reads are one MULTI transaction: the current-version pointer, the user's packed record
+and the user's live hash. The pointer is cached; if the transaction shows it moved, the
+read is repeated once on the new version, so a reader never mixes two versions.
+
+A live event is applied optimistically: read the state, apply the feature definitions in
+Python, then a Lua script writes the changed fields only if the version is still current
+and no other event touched the user in between (the `_seq` field); otherwise it retries.
+The same script records the event id (idempotency) and appends the event to the stream.
+
+A publish writes the new version's profile hashes with pipelines, replays the logged live
+events after its cut-off into the new version, flips the pointer, replays what arrived
+meanwhile, and deletes all versions but the new one and the one before.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import redis
+
+from features.event import Event
+from features.pipeline import BatchFeatures
+from features.state import UserState
+from features.store import keys
+from features.store.base import Applied, PublishReport
+from features.store.layout import layout, pack, to_blobs, unpack
+from features.store.live import SEQUENCE, changed_fields, overlay
+from features.store.meta import VersionMeta
+from nbo.errors import NboError, StoreContentionError
+from nbo.redis_server import connect
+from nbo.settings import Settings, get_settings
+
+USERS_PER_BUCKET = 128  # within the embedded server's hash-max-ziplist-entries (512)
+PIPELINE_COMMANDS = 64
+STREAM_PAGE = 1_000
+
+# KEYS: pointer, live hash, seen set, stream.
+# ARGV: version ('' = do not check the pointer), expected sequence, event id ('' = none),
+#       ttl seconds, stream cap, field count n, n field/value pairs, stream entry ('' = none).
+APPLY = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end
+if ARGV[3] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 1 then return 0 end
+local sequence = tonumber(redis.call('HGET', KEYS[2], '_seq') or '0')
+if sequence ~= tonumber(ARGV[2]) then return -1 end
+local n = tonumber(ARGV[6])
+if n > 0 then redis.call('HSET', KEYS[2], unpack(ARGV, 7, 6 + 2 * n)) end
+redis.call('HSET', KEYS[2], '_seq', sequence + 1)
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+local entry = ARGV[7 + 2 * n]
+if entry ~= '' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'e', entry) end
+return 1
+"""
+_STALE_VERSION, _CONCURRENT_UPDATE = -2, -1
+
+
+def _text(reply: Any) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+def new_version_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+class RedisFeatureStore:
+    def __init__(self, client: redis.Redis, live_ttl_s: int = 30 * 86_400,
+                 stream_maxlen: int = 1_000_000, retries: int = 20) -> None:
+        self._client = client
+        self._live_ttl_s = live_ttl_s
+        self._stream_maxlen = stream_maxlen
+        self._retries = retries
+        self._metas: dict[str, VersionMeta] = {}
+        self._version: str | None = None  # the pointer as last seen
+        self._apply_script = client.register_script(APPLY)
+
+    # -- versions ---------------------------------------------------------------------
+
+    def _meta(self, version: str) -> VersionMeta:
+        meta = self._metas.get(version)
+        if meta is None:
+            raw = self._client.get(keys.meta(version))
+            if raw is None:
+                raise NboError(f"feature version {version} has no metadata in Redis")
+            meta = self._metas[version] = VersionMeta.from_json(raw)
+        return meta
+
+    def current(self) -> VersionMeta | None:
+        pointer: Any = self._client.get(keys.CURRENT)
+        self._version = None if pointer is None else _text(pointer)
+        return None if self._version is None else self._meta(self._version)
+
+    def versions(self) -> list[str]:
+        versions: Any = self._client.zrange(keys.VERSIONS, 0, -1)
+        return [_text(version) for version in versions]
+
+    def _start_empty_version(self) -> VersionMeta:
+        """The version live events land in before any publish (nothing batch behind it)."""
+        meta = VersionMeta(version=new_version_id(), anchor=datetime.now(UTC), buckets=1,
+                           users=0, layout=layout())
+        self._client.set(keys.meta(meta.version), meta.to_json())
+        if self._client.set(keys.CURRENT, meta.version, nx=True):
+            self._client.zadd(keys.VERSIONS, {meta.version: time.time()})
+        else:
+            self._client.delete(keys.meta(meta.version))
+        current = self.current()
+        assert current is not None
+        return current
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _fetch(self, meta: VersionMeta, user_ids: Sequence[str],
+               check_current: bool) -> tuple[str | None, list[tuple[UserState | None, int]]]:
+        """One transaction: the pointer, then each user's record and live hash."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(keys.CURRENT)
+        for user_id in user_ids:
+            bucket = keys.bucket_of(user_id, meta.buckets)
+            pipe.hget(keys.profiles(meta.version, bucket), user_id)
+            pipe.hgetall(keys.live(meta.version, bucket, user_id))
+        replies = pipe.execute()
+        pointer = None if replies[0] is None else _text(replies[0])
+        if check_current and pointer != meta.version:
+            return pointer, []
+        states: list[tuple[UserState | None, int]] = []
+        for position, user_id in enumerate(user_ids):
+            blob, fields = replies[1 + 2 * position], replies[2 + 2 * position]
+            live = {name.decode(): value.decode() for name, value in fields.items()}
+            sequence = int(live.pop(SEQUENCE, 0))
+            if blob is None and not live:
+                states.append((None, 0))
+                continue
+            base = (unpack(blob, user_id, meta) if blob is not None
+                    else UserState(user_id, meta.anchor))
+            states.append((overlay(base, live), sequence))
+        return pointer, states
+
+    def _current_states(self, user_ids: Sequence[str]) -> tuple[
+            VersionMeta | None, list[tuple[UserState | None, int]]]:
+        for _ in range(3):
+            meta = (self.current() if self._version is None else self._meta(self._version))
+            if meta is None:
+                return None, [(None, 0)] * len(user_ids)
+            pointer, states = self._fetch(meta, user_ids, check_current=True)
+            if pointer == meta.version:
+                return meta, states
+            self._version = pointer
+        raise StoreContentionError("the feature version kept changing during a read")
+
+    def read(self, user_id: str) -> UserState | None:
+        return self.read_many([user_id])[0]
+
+    def read_many(self, user_ids: Sequence[str]) -> list[UserState | None]:
+        return [state for state, _ in self._current_states(user_ids)[1]]
+
+    # -- live events ----------------------------------------------------------------------
+
+    def apply(self, event: Event) -> Applied:
+        return self._apply(event, replay_into=None)
+
+    def _apply(self, event: Event, replay_into: VersionMeta | None,
+               log: bool = True) -> Applied:
+        """Apply to the current version (checked by the script), or replay into a version."""
+        for _ in range(self._retries):
+            if replay_into is None:
+                current, states = self._current_states([event.user_id])
+                if current is None:
+                    current = self._start_empty_version()
+                    states = self._fetch(current, [event.user_id], check_current=False)[1]
+                meta = current
+            else:
+                meta, states = replay_into, self._fetch(replay_into, [event.user_id], False)[1]
+            state, sequence = states[0]
+            before = state or UserState(event.user_id, meta.anchor)
+            fields = changed_fields(before, before.apply(event, meta.bands))
+            bucket = keys.bucket_of(event.user_id, meta.buckets)
+            outcome = self._apply_script(
+                keys=[keys.CURRENT, keys.live(meta.version, bucket, event.user_id),
+                      keys.seen(meta.version, bucket, event.user_id), keys.EVENTS],
+                args=["" if replay_into is not None else meta.version, sequence,
+                      event.event_id or "", self._live_ttl_s, self._stream_maxlen,
+                      len(fields), *(x for pair in fields.items() for x in pair),
+                      event.to_json() if log else ""])
+            if outcome == 1:
+                return Applied.APPLIED
+            if outcome == 0:
+                return Applied.DUPLICATE
+            if outcome == _STALE_VERSION:
+                self._version = None
+        raise StoreContentionError(
+            f"could not apply an event for user {event.user_id!r}: {self._retries} "
+            "concurrent updates in a row; retry later")
+
+    def logged_events(self, after: str = "-", count: int = STREAM_PAGE) -> list[
+            tuple[str, Event]]:
+        start = after if after == "-" else f"({after}"
+        entries: Any = self._client.xrange(keys.EVENTS, start, "+", count=count)
+        return [(_text(entry_id), Event.from_json(fields[b"e"]))
+                for entry_id, fields in entries]
+
+    def _replay(self, meta: VersionMeta, after: str, until: str | None,
+                into: VersionMeta | None) -> tuple[str, int]:
+        """Apply logged events after `after` (up to `until`) that the batch does not cover."""
+        replayed = 0
+        while True:
+            page = self.logged_events(after)
+            for entry_id, event in page:
+                if until is not None and entry_id > until:
+                    return after, replayed
+                after = entry_id
+                if event.ts > meta.anchor:
+                    self._apply(event, replay_into=into, log=False)
+                    replayed += 1
+            if len(page) < STREAM_PAGE:
+                return after, replayed
+
+    # -- publish --------------------------------------------------------------------------
+
+    def publish(self, batch: BatchFeatures, version: str | None = None) -> PublishReport:
+        started = time.perf_counter()
+        version = version or new_version_id()
+        if self._client.exists(keys.meta(version)):
+            raise NboError(f"feature version {version} already exists; choose another")
+        buckets = max(1, math.ceil(batch.users.height / USERS_PER_BUCKET))
+        user_ids, records, meta = pack(batch, version, buckets)
+        self._write_profiles(meta, user_ids, to_blobs(records))
+        self._client.set(keys.meta(version), meta.to_json())
+        after, replayed = self._replay(meta, "-", None, into=meta)
+        flip = self._client.pipeline(transaction=True)
+        flip.set(keys.CURRENT, version)
+        flip.zadd(keys.VERSIONS, {version: time.time()})
+        flip.xrevrange(keys.EVENTS, count=1)
+        last = flip.execute()[2]
+        self._version = version
+        if last:
+            replayed += self._replay(meta, after, _text(last[0][0]), into=None)[1]
+        removed = self._remove_old_versions(keep=2)
+        return PublishReport(version, len(user_ids), buckets, time.perf_counter() - started,
+                             replayed, removed)
+
+    def _write_profiles(self, meta: VersionMeta, user_ids: list[str],
+                        blobs: list[bytes]) -> None:
+        buckets = np.fromiter((keys.bucket_of(u, meta.buckets) for u in user_ids),
+                              dtype=np.int64, count=len(user_ids))
+        order = np.argsort(buckets, kind="stable")
+        edges = np.searchsorted(buckets[order], np.arange(meta.buckets + 1))
+        pipe = self._client.pipeline(transaction=False)
+        for bucket in range(meta.buckets):
+            members = order[edges[bucket]:edges[bucket + 1]]
+            if not len(members):
+                continue
+            pipe.hset(keys.profiles(meta.version, bucket),
+                      mapping={user_ids[row]: blobs[row] for row in members.tolist()})
+            if len(pipe) >= PIPELINE_COMMANDS:
+                pipe.execute()
+        pipe.execute()
+
+    def _remove_old_versions(self, keep: int) -> tuple[str, ...]:
+        old = self.versions()[:-keep]
+        for version in old:
+            meta = self._meta(version)
+            pipe = self._client.pipeline(transaction=False)
+            for bucket in range(meta.buckets):
+                pipe.unlink(keys.profiles(version, bucket))
+            for key in self._client.scan_iter(match=keys.version_pattern(version), count=1000):
+                pipe.unlink(key)
+            pipe.unlink(keys.meta(version))
+            pipe.zrem(keys.VERSIONS, version)
+            pipe.execute()
+            self._metas.pop(version, None)
+        return tuple(old)
+
+
+def open_store(settings: Settings | None = None) -> RedisFeatureStore:
+    """The store on the configured Redis (the embedded one unless NBO_REDIS_URL is set)."""
+    settings = settings or get_settings()
+    return RedisFeatureStore(connect(settings), live_ttl_s=int(settings.live_ttl_days * 86_400),
+                             stream_maxlen=settings.event_log_max)
