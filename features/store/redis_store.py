@@ -17,6 +17,7 @@ meanwhile, and deletes all versions but the new one and the one before.
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -170,7 +171,9 @@ class RedisFeatureStore:
     def _apply(self, event: Event, replay_into: VersionMeta | None,
                log: bool = True) -> Applied:
         """Apply to the current version (checked by the script), or replay into a version."""
-        for _ in range(self._retries):
+        for attempt in range(self._retries):
+            if attempt:
+                time.sleep(random.uniform(0, 0.0005 * attempt))  # let the other writer finish
             if replay_into is None:
                 current, states = self._current_states([event.user_id])
                 if current is None:

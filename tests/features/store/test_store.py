@@ -1,0 +1,290 @@
+"""The store interface's suite: every backend in BACKENDS must pass all of it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+import redis
+from redis.connection import AbstractConnection
+
+from features.contacts import ALL_CHANNELS
+from features.contract.schema import EVENTS, Channel, EventType
+from features.contract.tables import load_table
+from features.event import Event
+from features.pipeline import compute_features
+from features.state import UserState
+from features.store import keys
+from features.store.base import Applied, FeatureStore
+from features.store.export import export_events
+from features.store.layout import CHANNEL_COUNTS
+from features.store.redis_store import RedisFeatureStore
+from tests.features.conftest import SplitWorld
+
+BACKENDS: dict[str, Callable[[redis.Redis], FeatureStore]] = {
+    "redis": lambda client: RedisFeatureStore(client),
+}
+TRUNCATED = ("category_affinity", "brand_affinity")  # the store keeps a top of these
+SECOND = timedelta(seconds=1)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, redis_client: redis.Redis) -> FeatureStore:
+    return BACKENDS[request.param](redis_client)
+
+
+def _same_time(mine: datetime | None, theirs: datetime | None) -> bool:
+    """Equal to the second (the packed record keeps whole seconds)."""
+    if mine is None or theirs is None:
+        return mine is theirs
+    return abs(mine - theirs) < SECOND
+
+
+def test_an_unknown_user_reads_as_none(store: FeatureStore, split_world: SplitWorld) -> None:
+    assert store.read("nobody") is None
+    store.publish(split_world.early)
+    assert store.read("nobody") is None
+    assert store.read_many(["nobody", split_world.early.users["user_id"][0]])[1] is not None
+
+
+def test_a_read_returns_what_was_published(store: FeatureStore, split_world: SplitWorld) -> None:
+    batch = split_world.early
+    report = store.publish(batch)
+    meta = store.current()
+    assert meta is not None and meta.version == report.version and report.users == meta.users
+    for user_id in batch.users["user_id"].to_list()[:40]:
+        expected, got = batch.state(user_id), store.read(user_id)
+        assert expected is not None and got is not None
+        assert got.profile == expected.profile and got.activity.events == expected.activity.events
+        assert _same_time(got.activity.last_seen, expected.activity.last_seen)
+        assert got.purchases.occasions == expected.purchases.occasions
+        assert got.session.recent_categories == expected.session.recent_categories
+        top = expected.values("category_affinity", batch.anchor)[:3]
+        assert [k for k, _ in got.values("category_affinity", batch.anchor)[:3]] == [
+            k for k, _ in top]
+
+
+def test_live_events_on_a_published_batch_match_the_batch_over_all_events(
+        store: FeatureStore, split_world: SplitWorld) -> None:
+    """Exact to the stored precision where the store keeps everything; where it keeps a
+    top (categories, brands, bought categories, hourly channels), a key the batch had
+    outside the top at the cut restarts from zero, so it may fall short by at most the
+    smallest value kept."""
+    store.publish(split_world.early)
+    late = split_world.late_events
+    users = sorted({event.user_id for event in late})
+    at_cut = dict(zip(users, store.read_many(users), strict=True))
+    for event in late:
+        assert store.apply(event) is Applied.APPLIED
+    now = split_world.full.anchor
+    for user_id, got in zip(users, store.read_many(users), strict=True):
+        expected = split_world.full.state(user_id)
+        assert expected is not None and got is not None
+        _check_scalars(got, expected, now)
+        _check_counts(got, expected, at_cut[user_id], now)
+        _check_category_purchases(got, expected, at_cut[user_id])
+
+
+def _check_scalars(got: UserState, expected: UserState, now: datetime) -> None:
+    assert got.activity.events == expected.activity.events
+    assert _same_time(got.activity.first_seen, expected.activity.first_seen)
+    assert _same_time(got.activity.last_seen, expected.activity.last_seen)
+    mine, theirs = got.purchases, expected.purchases
+    assert (mine.lines, mine.occasions, mine.returns) == (
+        theirs.lines, theirs.occasions, theirs.returns)
+    assert mine.amount == pytest.approx(theirs.amount, rel=1e-5, abs=1e-3)
+    assert _same_time(mine.last, theirs.last) and _same_time(mine.first, theirs.first)
+    assert got.session.recent_categories == expected.session.recent_categories
+    assert got.session.cart_value == pytest.approx(expected.session.cart_value, abs=1e-3)
+    assert got.session.app_installed == expected.session.app_installed
+    assert _same_time(got.session.cart_updated, expected.session.cart_updated)
+    assert _same_time(got.session.checkout_started, expected.session.checkout_started)
+    assert _same_time(got.last_contact, expected.last_contact)
+    for channel in (ALL_CHANNELS, *Channel):
+        for days in (1, 7):
+            assert got.sent_within(now, days, channel) == expected.sent_within(now, days, channel)
+
+
+def _check_counts(got: UserState, expected: UserState, at_cut: UserState | None,
+                  now: datetime) -> None:
+    for name in (*CHANNEL_COUNTS, "price_affinity"):  # kept in full, as float16
+        mine = dict(got.values(name, now))
+        for key, value in expected.values(name, now):
+            assert mine.get(key, 0.0) == pytest.approx(value, rel=2e-3, abs=1e-3)
+    for name in TRUNCATED:
+        kept = dict(at_cut.values(name, now)) if at_cut else {}
+        floor = min(kept.values(), default=0.0)
+        mine = dict(got.values(name, now))
+        for key, value in expected.values(name, now):
+            if key in kept or floor == 0.0:
+                assert mine.get(key, 0.0) == pytest.approx(value, rel=1e-5, abs=1e-5)
+            else:
+                assert -1e-5 <= value - mine.get(key, 0.0) <= floor + 1e-5
+    mine = dict(got.values("hourly_opens", now))
+    peak = max((v for _, v in expected.values("hourly_opens", now)), default=0.0)
+    for key, value in expected.values("hourly_opens", now):
+        assert value - mine.get(key, 0.0) >= -peak / 255
+        if at_cut is None or key.split(":")[0] in {
+                k.split(":")[0] for k in at_cut.counts.get("hourly_opens", {})}:
+            assert mine.get(key, 0.0) == pytest.approx(value, abs=peak / 255 + 1e-6)
+
+
+def _check_category_purchases(got: UserState, expected: UserState,
+                              at_cut: UserState | None) -> None:
+    kept = at_cut.category_purchases if at_cut else {}
+    for category, theirs in expected.category_purchases.items():
+        mine = got.category_purchases.get(category)
+        if category in kept or theirs.first is None or (
+                at_cut is not None and theirs.first > at_cut.anchor):
+            assert mine is not None and mine.occasions == theirs.occasions
+            assert _same_time(mine.last, theirs.last)
+        else:
+            assert mine is None or mine.lines <= theirs.lines
+
+
+def test_a_read_is_one_round_trip(store: FeatureStore, split_world: SplitWorld,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    store.publish(split_world.early)
+    users = split_world.early.users["user_id"].to_list()
+    store.read(users[0])  # the first read of a process also fetches the version's schema
+    sent = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: AbstractConnection, command: object, check_health: bool = True) -> None:
+        sent.append(command)
+        original(self, command, check_health)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    assert store.read(users[1]) is not None
+    assert len(sent) == 1
+    assert all(state is not None for state in store.read_many(users[:100]))
+    assert len(sent) == 2
+
+
+def test_an_event_is_visible_to_the_next_read_and_applied_once(
+        store: FeatureStore, split_world: SplitWorld) -> None:
+    store.publish(split_world.early)
+    user_id = split_world.early.users["user_id"][3]
+    before = store.read(user_id)
+    assert before is not None
+    cart = Event(user_id, split_world.cut + timedelta(hours=1), EventType.ADD_TO_CART,
+                 event_id="cart-1", category="snacks", price=4.0, quantity=2)
+    assert store.apply(cart) is Applied.APPLIED
+    assert store.apply(cart) is Applied.DUPLICATE
+    after = store.read(user_id)
+    assert after is not None
+    assert after.activity.events == before.activity.events + 1
+    assert after.session.open_cart_value == pytest.approx(before.session.cart_value + 8.0)
+    assert after.session.recent_categories[0] == "snacks"
+
+
+def test_events_before_any_publish_are_kept(store: FeatureStore) -> None:
+    moment = datetime.fromisoformat("2026-03-01T10:00:00+00:00")
+    store.apply(Event("new", moment, EventType.VIEW, category="tea"))
+    store.apply(Event("new", moment + SECOND, EventType.MESSAGE_SENT, channel="email"))
+    state = store.read("new")
+    assert state is not None and state.activity.events == 2
+    assert state.values("category_affinity", moment)[0][0] == "tea"
+    assert state.sent_within(moment, 1, "email") == 1
+
+
+def test_concurrent_writers_on_one_user_lose_nothing(store: FeatureStore) -> None:
+    moment = datetime.fromisoformat("2026-03-01T10:00:00+00:00")
+    store.apply(Event("busy", moment, EventType.VIEW))
+
+    def write(worker: int) -> None:
+        for n in range(40):
+            store.apply(Event("busy", moment + timedelta(seconds=n), EventType.PURCHASE,
+                              event_id=f"{worker}-{n}", category="tea", price=1.0))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    state = store.read("busy")
+    assert state is not None and state.activity.events == 121
+    assert state.purchases.lines == 120 and state.purchases.amount == pytest.approx(120.0)
+
+
+def test_a_reader_sees_one_version_or_the_other_never_a_mix(
+        store: FeatureStore, split_world: SplitWorld) -> None:
+    early = split_world.early
+    store.publish(early)
+    users = early.users["user_id"].to_list()[:50]
+    base = {u: s.activity.events for u, s in zip(users, store.read_many(users), strict=True)
+            if s is not None}
+    extra = pl.DataFrame({"user_id": early.users["user_id"], "ts": early.anchor,
+                          "event_type": EventType.VIEW.value})
+    events = pl.concat([split_world.events.filter(pl.col("ts") <= early.anchor), extra],
+                       how="diagonal_relaxed")
+    newer = compute_features(events, split_world.users, split_world.items, early.anchor)
+    seen: list[set[int]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        reader = BACKENDS["redis"](redis.Redis.from_url(_url(store)))
+        while not done.is_set():
+            states = reader.read_many(users)
+            seen.append({s.activity.events - base[u]
+                         for u, s in zip(users, states, strict=True) if s is not None})
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    for _ in range(3):
+        store.publish(newer)
+        store.publish(early)
+    done.set()
+    thread.join()
+    assert len(seen) > 3 and all(len(versions) == 1 for versions in seen)
+    assert {next(iter(v)) for v in seen} <= {0, 1}
+
+
+def _url(store: FeatureStore) -> str:
+    assert isinstance(store, RedisFeatureStore)
+    kwargs = store._client.connection_pool.connection_kwargs
+    return f"unix://{kwargs['path']}" if "path" in kwargs else (
+        f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}")
+
+
+def test_a_publish_keeps_live_events_after_its_cut_off_and_removes_old_versions(
+        store: FeatureStore, split_world: SplitWorld, redis_client: redis.Redis) -> None:
+    first = store.publish(split_world.early)
+    late = split_world.late_events[:200]
+    for event in late:
+        store.apply(event)
+    user_id = late[0].user_id
+    live_key = keys.live(first.version, keys.bucket_of(user_id, first.buckets), user_id)
+    assert 0 < redis_client.ttl(live_key) <= 30 * 86_400
+    before = store.read(user_id)
+    second = store.publish(split_world.early)
+    assert second.replayed == len(late)
+    after = store.read(user_id)
+    assert before is not None and after is not None
+    assert after.activity == before.activity and after.purchases == before.purchases
+    third = store.publish(split_world.early)
+    assert third.removed == (first.version,)
+    leftovers = list(redis_client.scan_iter(match=f"*{first.version}*"))
+    assert leftovers == []
+
+
+def test_logged_events_export_as_a_valid_events_table(
+        store: FeatureStore, split_world: SplitWorld, tmp_path: Path) -> None:
+    late = split_world.late_events[:50]
+    for event in late:
+        store.apply(event)
+    assert late[0].event_id is not None and store.apply(late[0]) is Applied.DUPLICATE
+    assert [event for _, event in store.logged_events()] == [
+        replace(e, local_hour_of_week=None, price_band=None) for e in late]
+    report = export_events(store, tmp_path)
+    assert report.events == len(late)
+    loaded = load_table(tmp_path, EVENTS)
+    assert loaded.invalid_rows == 0
+    assert [Event.from_row(row) for row in loaded.frame.iter_rows(named=True)] == late
+    more = export_events(store, tmp_path / "next", after=report.last_id or "-")
+    assert more.events == 0

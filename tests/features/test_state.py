@@ -1,0 +1,128 @@
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from features.contract.schema import Channel, EventType, LifecycleStage
+from features.event import Event
+from features.pipeline import BatchFeatures, compute_features
+from features.state import UserState
+from tests.features.conftest import SplitWorld
+
+T = datetime(2026, 6, 1, tzinfo=UTC)
+EVENT_COLUMNS = {"user_id": pl.String, "ts": pl.Datetime("us", "UTC"), "event_type": pl.String,
+                 "category": pl.String, "brand": pl.String, "price": pl.Float64,
+                 "quantity": pl.Int64, "channel": pl.String, "campaign_id": pl.String}
+
+
+def batch_of(*events: Event, users: pl.DataFrame | None = None) -> BatchFeatures:
+    rows = [{name: getattr(e, name) for name in EVENT_COLUMNS} for e in events]
+    frame = pl.DataFrame(rows, schema=EVENT_COLUMNS).with_columns(
+        event_id=pl.lit(None, pl.String), item_id=pl.lit(None, pl.String))
+    users = users if users is not None else pl.DataFrame(
+        {"user_id": ["u1"], "timezone": ["Europe/Paris"], "signup_ts": [None],
+         "country": ["FR"], "consent_email": [True]},
+        schema_overrides={"signup_ts": pl.Datetime("us", "UTC")})
+    items = pl.DataFrame({"item_id": ["i1", "i2", "i3"], "category": ["shoes"] * 3,
+                          "price": [40.0, 80.0, 120.0]})
+    return compute_features(frame, users, items, T)
+
+
+def at(days: float, kind: EventType, **fields: object) -> Event:
+    return Event("u1", T - timedelta(days=days), kind, **fields)  # type: ignore[arg-type]
+
+
+def state_of(batch: BatchFeatures) -> UserState:
+    state = batch.state("u1")
+    assert state is not None
+    return state
+
+
+def test_a_user_who_bought_only_shoes_has_shoes_first() -> None:
+    state = state_of(batch_of(
+        at(20, EventType.VIEW, category="books"), at(19, EventType.VIEW, category="books"),
+        at(3, EventType.VIEW, category="shoes"),
+        at(3, EventType.PURCHASE, category="shoes", price=120.0, quantity=1)))
+    assert [key for key, _ in state.values("category_affinity", T)][0] == "shoes"
+    assert state.values("price_affinity", T)[0][0] == "2"  # the dearest of the shoes
+    assert state.purchases.amount == 120.0 and state.profile.consent == {Channel.EMAIL}
+
+
+def test_a_user_not_seen_for_months_is_dormant() -> None:
+    state = state_of(batch_of(at(200, EventType.VIEW, category="shoes"),
+                              at(90, EventType.PURCHASE, category="shoes", price=40.0),
+                              at(80, EventType.VIEW, category="shoes")))
+    assert state.stage(T) is LifecycleStage.DORMANT
+    assert state.stage(T + timedelta(days=60)) is LifecycleStage.CHURNED
+
+
+def test_an_unbought_cart_is_abandoned_after_an_hour_and_a_purchase_clears_it() -> None:
+    cart = [at(0.5, EventType.VIEW, category="shoes"),
+            at(0.5, EventType.ADD_TO_CART, category="shoes", price=80.0, quantity=2),
+            at(0.4, EventType.CHECKOUT, category="shoes")]
+    session = state_of(batch_of(*cart)).session
+    assert session.open_cart_value == 160.0 and session.recent_categories == ("shoes",)
+    assert session.cart_abandoned_at(T) == T - timedelta(days=0.5)
+    assert session.checkout_abandoned_at(T) == T - timedelta(days=0.4)
+    assert session.cart_abandoned_at(T - timedelta(days=0.5) + timedelta(minutes=30)) is None
+    bought = state_of(batch_of(*cart, at(0.3, EventType.PURCHASE, category="shoes",
+                                         price=80.0, quantity=2))).session
+    assert bought.open_cart_value == 0 and bought.checkout_abandoned_at(T) is None
+
+
+def test_a_regular_buyer_becomes_due_near_their_cycle() -> None:
+    buys = [at(days, EventType.PURCHASE, category="shoes", price=40.0) for days in (70, 50, 30)]
+    state = state_of(batch_of(*buys))
+    [(category, due)] = state.due_categories({}, T)
+    assert category == "shoes" and due == pytest.approx(30 / 20)
+    [(_, shrunk)] = state.due_categories({"shoes": 60.0}, T)
+    assert shrunk == pytest.approx(30 / ((2 * 20 + 2 * 60) / 4))
+
+
+def test_sends_count_per_channel_over_rolling_days() -> None:
+    sends = [at(d, EventType.MESSAGE_SENT, channel=c)
+             for d, c in ((0.1, "push"), (1.1, "push"), (2.1, "email"), (9.1, "push"))]
+    state = state_of(batch_of(*sends))
+    assert state.sent_within(T, 7, "push") == 2 and state.sent_within(T, 7) == 3
+    assert state.sent_within(T, 30) == 4 and state.last_contact == T - timedelta(days=0.1)
+
+
+def test_hourly_opens_are_in_the_users_local_hour() -> None:
+    opened = at(1, EventType.MESSAGE_OPEN, channel="email")  # 00:00 UTC = 02:00 in Paris (CEST)
+    state = state_of(batch_of(opened))
+    assert list(state.counts["hourly_opens"]) == ["email:2"]
+
+
+def _close(actual: UserState, expected: UserState, now: datetime) -> None:
+    assert actual.activity == expected.activity
+    assert actual.session == expected.session
+    assert actual.contacts == expected.contacts and actual.last_contact == expected.last_contact
+    for mine, theirs in [(actual.purchases, expected.purchases),
+                         *((actual.category_purchases.get(c), t)
+                           for c, t in expected.category_purchases.items())]:
+        assert mine is not None
+        assert (mine.lines, mine.occasions, mine.returns, mine.first, mine.last) == (
+            theirs.lines, theirs.occasions, theirs.returns, theirs.first, theirs.last)
+        assert mine.amount == pytest.approx(theirs.amount, abs=1e-6)
+    assert actual.category_purchases.keys() == expected.category_purchases.keys()
+    for name in expected.counts.keys() | actual.counts.keys():
+        mine, theirs = dict(actual.values(name, now)), dict(expected.values(name, now))
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            assert mine[key] == pytest.approx(value, rel=1e-9, abs=1e-9)
+
+
+def test_batch_then_live_events_equal_batch_over_all_events(split_world: SplitWorld) -> None:
+    states: dict[str, UserState] = {}
+    late = split_world.late_events
+    for event in late:
+        if event.user_id not in states:
+            states[event.user_id] = (split_world.early.state(event.user_id)
+                                     or UserState(event.user_id, split_world.cut))
+        states[event.user_id] = states[event.user_id].apply(event, split_world.early.bands)
+    assert len(states) > 100 and len(late) > 1000
+    now = split_world.full.anchor
+    for user_id in sorted(states)[:120]:
+        expected = split_world.full.state(user_id)
+        assert expected is not None
+        _close(states[user_id], expected, now)
