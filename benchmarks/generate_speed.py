@@ -8,25 +8,15 @@ Writes benchmarks/results/generate.json with the machine, the command and the fi
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import command, machine, write_result
 from features.contract.files import FORMATS
 from training.synthetic.world import generate_world
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def machine() -> dict[str, str | int]:
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count() or 0, "processor": platform.processor() or "unknown"}
 
 
 def main() -> None:
@@ -46,8 +36,7 @@ def main() -> None:
     size_mib = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     result = {
         "benchmark": "generate",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.generate_speed",
-                             *sys.argv[1:]]),
+        "command": command("benchmarks.generate_speed"),
         "machine": machine(),
         "users": args.users,
         "days": args.days,
@@ -59,9 +48,7 @@ def main() -> None:
         "peak_rss_mib": round(peak_mib),
         "output_mib": round(size_mib, 1),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "generate.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("generate", result)
     if args.out is None:
         shutil.rmtree(out)
 

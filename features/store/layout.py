@@ -202,66 +202,58 @@ def to_blobs(records: np.ndarray) -> list[bytes]:
     return [raw[start:start + size].rstrip(b"\0") for start in range(0, len(raw), size)]
 
 
-def _time(seconds: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(seconds), UTC) if seconds else None
+def _time(seconds: int) -> datetime | None:
+    return datetime.fromtimestamp(seconds, UTC) if seconds else None
 
 
-def _tally(cell: Any) -> PurchaseTally:
-    return PurchaseTally(int(cell["lines"]), int(cell["occasions"]), int(cell["returns"]),
-                         float(cell["amount"]), _time(cell["first"]), _time(cell["last"]))
-
-
-def _name(vocabulary: Sequence[str], index: Any) -> str | None:
-    return vocabulary[int(index) - 1] if index else None
+def _tally(lines: int, occasions: int, returns: int, amount: float, first: int,
+           last: int) -> PurchaseTally:
+    return PurchaseTally(lines, occasions, returns, amount, _time(first), _time(last))
 
 
 def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
     """A user's state from a stored record (see the module's docstring for what is kept)."""
     record = np.frombuffer(blob.ljust(RECORD.itemsize, b"\0"), RECORD)[0]
+    r: dict[str, Any] = {name: value.tolist() if isinstance(value, np.ndarray) else value
+                         for name, value in zip(RECORD.names, record.item(), strict=True)}
     categories = meta.categories
-    counts: dict[str, dict[str, float]] = {}
-    for name in CHANNEL_COUNTS:
-        counts[name] = {c: float(v) for c, v in zip(CHANNELS, record[name], strict=True) if v}
-    counts["price_affinity"] = {str(band): float(v)
-                                for band, v in enumerate(record["price_affinity"]) if v}
-    for name, vocabulary in (("category_affinity", categories),
-                             ("brand_affinity", meta.brands)):
-        counts[name] = {vocabulary[int(cell["id"]) - 1]: float(cell["total"])
-                        for cell in record[name] if cell["id"]}
-    counts["hourly_opens"] = {
-        f"{CHANNELS[int(cell['channel']) - 1]}:{hour}": float(q) * float(cell["scale"])
-        for cell in record["hourly_opens"] if cell["channel"]
-        for hour, q in enumerate(cell["hours"]) if q}
+    counts: dict[str, dict[str, float]] = {
+        name: {c: v for c, v in zip(CHANNELS, r[name], strict=True) if v}
+        for name in CHANNEL_COUNTS}
+    counts["price_affinity"] = {str(band): v for band, v in enumerate(r["price_affinity"]) if v}
+    counts["category_affinity"] = {categories[i - 1]: v for i, v in r["category_affinity"] if i}
+    counts["brand_affinity"] = {meta.brands[i - 1]: v for i, v in r["brand_affinity"] if i}
+    counts["hourly_opens"] = {f"{CHANNELS[channel - 1]}:{hour}": q * scale
+                              for channel, scale, hours in r["hourly_opens"] if channel
+                              for hour, q in enumerate(np.asarray(hours).tolist()) if q}
     contacts: dict[tuple[str, date], int] = {}
     last_day = meta.anchor.date()
-    for cell in record["contacts"]:
-        if cell["day"]:
-            day = last_day - timedelta(days=int(cell["day"]) - 1)
-            contacts[(CHANNELS[int(cell["channel"]) - 1], day)] = int(cell["count"])
-            contacts[(ALL_CHANNELS, day)] = contacts.get((ALL_CHANNELS, day), 0) + int(
-                cell["count"])
-    consent = int(record["consent"])
+    for offset, channel, sent in r["contacts"]:
+        if offset:
+            day = last_day - timedelta(days=offset - 1)
+            contacts[(CHANNELS[channel - 1], day)] = sent
+            contacts[(ALL_CHANNELS, day)] = contacts.get((ALL_CHANNELS, day), 0) + sent
+    consent = r["consent"]
     return UserState(
         user_id=user_id,
         anchor=meta.anchor,
         profile=UserProfile(
-            signup=_time(record["signup"]),
-            country=record["country"].decode() or None,
-            timezone=_name(meta.timezones, record["timezone"]),
+            signup=_time(r["signup"]),
+            country=r["country"].decode() or None,
+            timezone=meta.timezones[r["timezone"] - 1] if r["timezone"] else None,
             consent=frozenset(Channel(c) for bit, c in enumerate(CHANNELS)
                               if consent >> bit & 1)),
-        activity=ActivitySpan(_time(record["first_seen"]), _time(record["last_seen"]),
-                              int(record["events"])),
-        purchases=_tally(record["purchases"]),
-        category_purchases={categories[int(cell["id"]) - 1]: _tally(cell)
-                            for cell in record["bought"] if cell["id"]},
+        activity=ActivitySpan(_time(r["first_seen"]), _time(r["last_seen"]), r["events"]),
+        purchases=_tally(*r["purchases"]),
+        category_purchases={categories[i - 1]: _tally(*tally) for i, *tally in r["bought"]
+                            if i},
         counts={name: values for name, values in counts.items() if values},
         contacts=contacts,
-        last_contact=_time(record["last_contact"]),
+        last_contact=_time(r["last_contact"]),
         session=SessionContext(
-            recent_categories=tuple(categories[int(i) - 1] for i in record["recent"] if i),
-            cart_value=float(record["cart_value"]),
-            cart_updated=_time(record["cart_updated"]),
-            checkout_started=_time(record["checkout_started"]),
-            app_installed={1: True, 2: False}.get(int(record["app"]))),
+            recent_categories=tuple(categories[i - 1] for i in r["recent"] if i),
+            cart_value=r["cart_value"],
+            cart_updated=_time(r["cart_updated"]),
+            checkout_started=_time(r["checkout_started"]),
+            app_installed={1: True, 2: False}.get(r["app"])),
     )

@@ -2,7 +2,7 @@
 
 Each field holds the current value of one part of the state (an anchored total, a tally,
 a day's sends, the session), and replaces the published value of that part when read.
-An event writes only the fields whose value it changed (`changed_fields`).
+An event writes only the fields of the parts it changed (`changed_fields`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 import orjson
 
@@ -21,6 +22,8 @@ from features.state import UserState
 SEQUENCE = "_seq"  # bumped by every applied event: the optimistic-concurrency check
 ACTIVITY, PURCHASES, SESSION, LAST_CONTACT = "act", "pur", "ses", "lc"
 CATEGORY_PURCHASES, COUNT, CONTACTS = "pur:", "c:", "k:"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def _time(ts: datetime | None) -> str:
@@ -54,27 +57,38 @@ def _parse_session(text: str) -> SessionContext:
                           _parse_time(checkout_started), app)
 
 
-def encode(state: UserState) -> dict[str, str]:
-    """Every live-changeable part of a state as fields."""
-    activity = state.activity
-    fields = {
-        ACTIVITY: f"{_time(activity.first_seen)}|{_time(activity.last_seen)}|{activity.events}",
-        PURCHASES: _tally(state.purchases),
-        SESSION: _session(state.session),
-        LAST_CONTACT: _time(state.last_contact),
-    }
-    fields.update({CATEGORY_PURCHASES + category: _tally(tally)
-                   for category, tally in state.category_purchases.items()})
-    fields.update({f"{COUNT}{name}:{key}": repr(total)
-                   for name, totals in state.counts.items() for key, total in totals.items()})
-    fields.update({f"{CONTACTS}{channel}:{day.isoformat()}": str(sent)
-                   for (channel, day), sent in state.contacts.items()})
-    return fields
+def _activity(activity: ActivitySpan) -> str:
+    return f"{_time(activity.first_seen)}|{_time(activity.last_seen)}|{activity.events}"
+
+
+def _changed(before: Mapping[K, V], after: Mapping[K, V]) -> list[K]:
+    """Keys whose value is new or another object (the definitions replace what they change)."""
+    if before is after:
+        return []
+    return [key for key, value in after.items() if before.get(key) is not value]
 
 
 def changed_fields(before: UserState, after: UserState) -> dict[str, str]:
-    old = encode(before)
-    return {name: value for name, value in encode(after).items() if old.get(name) != value}
+    """The fields to write for `after`: the parts `UserState.apply` replaced."""
+    fields: dict[str, str] = {}
+    if after.activity != before.activity:
+        fields[ACTIVITY] = _activity(after.activity)
+    if after.purchases is not before.purchases:
+        fields[PURCHASES] = _tally(after.purchases)
+    if after.session is not before.session:
+        fields[SESSION] = _session(after.session)
+    if after.last_contact != before.last_contact:
+        fields[LAST_CONTACT] = _time(after.last_contact)
+    for category in _changed(before.category_purchases, after.category_purchases):
+        fields[CATEGORY_PURCHASES + category] = _tally(after.category_purchases[category])
+    for name in _changed(before.counts, after.counts):
+        totals, old = after.counts[name], before.counts.get(name, {})
+        fields.update({f"{COUNT}{name}:{key}": repr(totals[key])
+                       for key in totals if old.get(key) != totals[key]})
+    for channel, day in after.contacts:
+        if before.contacts.get((channel, day)) != after.contacts[(channel, day)]:
+            fields[f"{CONTACTS}{channel}:{day.isoformat()}"] = str(after.contacts[(channel, day)])
+    return fields
 
 
 def overlay(state: UserState, fields: Mapping[str, str]) -> UserState:

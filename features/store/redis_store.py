@@ -229,26 +229,30 @@ class RedisFeatureStore:
     # -- publish --------------------------------------------------------------------------
 
     def publish(self, batch: BatchFeatures, version: str | None = None) -> PublishReport:
-        started = time.perf_counter()
         version = version or new_version_id()
-        if self._client.exists(keys.meta(version)):
-            raise NboError(f"feature version {version} already exists; choose another")
         buckets = max(1, math.ceil(batch.users.height / USERS_PER_BUCKET))
-        user_ids, records, meta = pack(batch, version, buckets)
+        return self.publish_packed(*pack(batch, version, buckets))
+
+    def publish_packed(self, user_ids: list[str], records: np.ndarray,
+                       meta: VersionMeta) -> PublishReport:
+        """Publish records already packed by `layout.pack` (what `publish` does next)."""
+        started = time.perf_counter()
+        if self._client.exists(keys.meta(meta.version)):
+            raise NboError(f"feature version {meta.version} already exists; choose another")
         self._write_profiles(meta, user_ids, to_blobs(records))
-        self._client.set(keys.meta(version), meta.to_json())
+        self._client.set(keys.meta(meta.version), meta.to_json())
         after, replayed = self._replay(meta, "-", None, into=meta)
         flip = self._client.pipeline(transaction=True)
-        flip.set(keys.CURRENT, version)
-        flip.zadd(keys.VERSIONS, {version: time.time()})
+        flip.set(keys.CURRENT, meta.version)
+        flip.zadd(keys.VERSIONS, {meta.version: time.time()})
         flip.xrevrange(keys.EVENTS, count=1)
         last = flip.execute()[2]
-        self._version = version
+        self._version = meta.version
         if last:
             replayed += self._replay(meta, after, _text(last[0][0]), into=None)[1]
         removed = self._remove_old_versions(keep=2)
-        return PublishReport(version, len(user_ids), buckets, time.perf_counter() - started,
-                             replayed, removed)
+        return PublishReport(meta.version, len(user_ids), meta.buckets,
+                             time.perf_counter() - started, replayed, removed)
 
     def _write_profiles(self, meta: VersionMeta, user_ids: list[str],
                         blobs: list[bytes]) -> None:
