@@ -32,7 +32,7 @@ from features.store.meta import VersionMeta
 CHANNELS = tuple(channel.value for channel in Channel)
 CHANNEL_COUNTS = ("channel_sends", "channel_opens", "channel_clicks", "channel_conversions")
 PRICE_BANDS = 3
-TOP_CATEGORIES, TOP_BRANDS, BOUGHT, HOURLY, CONTACT_SLOTS = 6, 4, 3, 2, 16
+TOP_CATEGORIES, TOP_BRANDS, BOUGHT, HOURLY, CONTACT_SLOTS = 6, 4, 3, 2, 14
 CONTACT_DAYS = 31
 F16_MAX = float(np.finfo(np.float16).max)
 
@@ -52,9 +52,11 @@ RECORD = np.dtype([
     ("category_affinity", _TOP, (TOP_CATEGORIES,)),
     ("brand_affinity", _TOP, (TOP_BRANDS,)),
     ("bought", [("id", "<u2"), *_TALLY], (BOUGHT,)),
-    ("hourly_opens", [("channel", "u1"), ("scale", "<f4"), ("hours", "u1", (24,))], (HOURLY,)),
+    ("hourly_opens", [("channel", "u1"), ("scale", "<f2"), ("hours", "u1", (24,))], (HOURLY,)),
     ("contacts", [("day", "u1"), ("channel", "u1"), ("count", "u1")], (CONTACT_SLOTS,)),
 ])
+
+FIELDS: tuple[str, ...] = RECORD.names or ()
 
 
 def layout() -> list[Any]:
@@ -75,12 +77,12 @@ def _indexed(frame: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
     return frame.join(users, on="user_id", how="inner")
 
 
-def _ranked(frame: pl.DataFrame, by: str, limit: int, *within: str) -> pl.DataFrame:
-    """The `limit` rows with the largest `by` per user (and `within`), ranked from 0."""
-    keys = ["user_id", *within]
-    return (frame.sort([*keys, by], descending=[False] * len(keys) + [True])
-            .with_columns(rank=pl.int_range(pl.len()).over(keys))
-            .filter(pl.col("rank") < limit))
+def _ranked(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
+    """The `limit` rows with the largest `by` per user (`row`), ranked from 0."""
+    ordered = frame.sort(["row", by], descending=[False, True])
+    first = ordered["row"].search_sorted(ordered["row"], side="left")
+    return ordered.with_columns(rank=pl.int_range(pl.len()) - first).filter(
+        pl.col("rank") < limit)
 
 
 def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], np.ndarray,
@@ -88,10 +90,10 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
     """Every user's record, in `batch.users` order, and the version's metadata."""
     users = batch.users
     index = users.select("user_id", row=pl.int_range(pl.len(), dtype=pl.Int64))
-    categories = tuple(sorted(set(batch.counts["category_affinity"]["key"])
-                              | set(batch.category_purchases["category"])
+    categories = tuple(sorted(set(batch.counts["category_affinity"]["key"].unique())
+                              | set(batch.category_purchases["category"].unique())
                               | set(batch.bands.bounds)))
-    brands = tuple(sorted(batch.counts["brand_affinity"]["key"].unique().to_list()))
+    brands = tuple(sorted(batch.counts["brand_affinity"]["key"].unique()))
     zones = tuple(sorted(users["timezone"].drop_nulls().unique().to_list()))
     records = np.zeros(users.height, RECORD)
     _fill_users(records, users, zones, categories)
@@ -167,10 +169,10 @@ def _fill_bought(records: np.ndarray, tallies: pl.DataFrame,
 def _fill_hourly(records: np.ndarray, opens: pl.DataFrame) -> None:
     split = opens.with_columns(pl.col("key").str.split_exact(":", 1).struct.rename_fields(
         ["channel", "hour"]).struct.unnest()).with_columns(pl.col("hour").cast(pl.Int64))
-    channels = _ranked(split.group_by("user_id", "row", "channel").agg(
+    channels = _ranked(split.group_by("row", "channel").agg(
         total=pl.col("total").sum(), peak=pl.col("total").max()), "total", HOURLY)
-    cells = split.join(channels.select("user_id", "channel", "rank", "peak"),
-                       on=["user_id", "channel"], how="inner").with_columns(
+    cells = split.join(channels.select("row", "channel", "rank", "peak"),
+                       on=["row", "channel"], how="inner").with_columns(
         scale=pl.max_horizontal(pl.col("peak"), 1e-9) / 255)
     block = records["hourly_opens"]
     block["channel"][channels["row"], channels["rank"]] = channels.select(
@@ -215,7 +217,7 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
     """A user's state from a stored record (see the module's docstring for what is kept)."""
     record = np.frombuffer(blob.ljust(RECORD.itemsize, b"\0"), RECORD)[0]
     r: dict[str, Any] = {name: value.tolist() if isinstance(value, np.ndarray) else value
-                         for name, value in zip(RECORD.names, record.item(), strict=True)}
+                         for name, value in zip(FIELDS, record.item(), strict=True)}
     categories = meta.categories
     counts: dict[str, dict[str, float]] = {
         name: {c: v for c, v in zip(CHANNELS, r[name], strict=True) if v}

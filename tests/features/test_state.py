@@ -10,7 +10,8 @@ from features.state import UserState
 from tests.features.conftest import SplitWorld
 
 T = datetime(2026, 6, 1, tzinfo=UTC)
-EVENT_COLUMNS = {"user_id": pl.String, "ts": pl.Datetime("us", "UTC"), "event_type": pl.String,
+EVENT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "user_id": pl.String, "ts": pl.Datetime("us", "UTC"), "event_type": pl.String,
                  "category": pl.String, "brand": pl.String, "price": pl.Float64,
                  "quantity": pl.Int64, "channel": pl.String, "campaign_id": pl.String}
 
@@ -106,10 +107,10 @@ def _close(actual: UserState, expected: UserState, now: datetime) -> None:
         assert mine.amount == pytest.approx(theirs.amount, abs=1e-6)
     assert actual.category_purchases.keys() == expected.category_purchases.keys()
     for name in expected.counts.keys() | actual.counts.keys():
-        mine, theirs = dict(actual.values(name, now)), dict(expected.values(name, now))
-        assert mine.keys() == theirs.keys()
-        for key, value in theirs.items():
-            assert mine[key] == pytest.approx(value, rel=1e-9, abs=1e-9)
+        values = dict(actual.values(name, now))
+        assert values.keys() == dict(expected.values(name, now)).keys()
+        for key, value in expected.values(name, now):
+            assert values[key] == pytest.approx(value, rel=1e-9, abs=1e-9)
 
 
 def test_batch_then_live_events_equal_batch_over_all_events(split_world: SplitWorld) -> None:

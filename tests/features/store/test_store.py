@@ -157,7 +157,7 @@ def test_a_read_is_one_round_trip(store: FeatureStore, split_world: SplitWorld,
 
     def counting(self: AbstractConnection, command: object, check_health: bool = True) -> None:
         sent.append(command)
-        original(self, command, check_health)  # type: ignore[arg-type]
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
     assert store.read(users[1]) is not None
