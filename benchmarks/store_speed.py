@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -81,7 +82,9 @@ def _batch(world: Path, result: dict[str, Any]) -> tuple[Any, pl.DataFrame]:
     result["batch"] = {"users": batch.users.height, "events": events.height,
                        "load_seconds": round(loaded - began, 2),
                        "features_seconds": round(computed - loaded, 2),
-                       "events_per_second": round(events.height / (computed - began))}
+                       "events_per_second": round(events.height / (computed - began)),
+                       "peak_rss_mib": round(
+                           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     return batch, events
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +19,7 @@ from features.contract.validate import validate_dataset
 from features.pipeline import load_features
 from features.store.export import export_events
 from features.store.redis_store import open_store
+from nbo.errors import NboError
 from training.synthetic.world import generate_world
 
 app = typer.Typer(help="nbo: next-best-offer decisions for CRM teams.", no_args_is_help=True)
@@ -86,13 +89,24 @@ def publish(
     """Compute every user's features and switch the store to them atomically."""
     cut_off = _timestamp(as_of, "--as-of") if as_of else None
     began = time.perf_counter()
-    batch = load_features(directory, cut_off)
-    computed = time.perf_counter() - began
-    report = open_store().publish(batch, version)
+    with _errors_as_exit_codes():
+        batch = load_features(directory, cut_off)
+        computed = time.perf_counter() - began
+        report = open_store().publish(batch, version)
     console.print(f"features of {report.users:,} users as of {batch.anchor:%Y-%m-%d %H:%M} "
                   f"UTC computed in {computed:.1f}s, published as {report.version} in "
                   f"{report.seconds:.1f}s ({report.replayed:,} live events carried over"
                   f"{', removed ' + ', '.join(report.removed) if report.removed else ''})")
+
+
+@contextmanager
+def _errors_as_exit_codes() -> Iterator[None]:
+    """nbo's own errors end the command with their message and exit code, no traceback."""
+    try:
+        yield
+    except NboError as error:
+        console.print(f"error: {error}")
+        raise typer.Exit(code=error.exit_code) from error
 
 
 def _timestamp(text: str, hint: str) -> datetime:
@@ -114,7 +128,8 @@ def events_export(
     """Write the live events kept in Redis as a data contract events table."""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
-    report = export_events(open_store(), directory, fmt, after)
+    with _errors_as_exit_codes():
+        report = export_events(open_store(), directory, fmt, after)
     console.print(f"wrote {report.events:,} events to {report.path}"
                   + (f" (last id {report.last_id}; --after {report.last_id} continues)"
                      if report.last_id else ""))

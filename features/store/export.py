@@ -11,6 +11,7 @@ from features.contract.files import write_table
 from features.contract.parse import PARSED_DTYPES
 from features.contract.schema import EVENTS
 from features.store.base import FeatureStore
+from nbo.errors import NboError
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,6 @@ def export_events(store: FeatureStore, directory: Path, fmt: str = "parquet",
     frame = pl.DataFrame(rows, schema=schema, orient="row")
     path = directory / "events" / f"live-{(first or 'empty').replace('-', '_')}.{fmt}"
     if path.exists():
-        raise FileExistsError(f"{path} already exists; export into another directory")
+        raise NboError(f"{path} already exists; export into another directory")
     write_table(frame, path)
     return ExportReport(path, len(rows), first, last)

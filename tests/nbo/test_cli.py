@@ -1,8 +1,12 @@
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 from typer.testing import CliRunner
 
+from features.contract.schema import EventType
+from features.event import Event
+from features.store.redis_store import open_store
 from nbo.cli import app
 
 runner = CliRunner()
@@ -62,3 +66,29 @@ def test_bad_arguments_say_what_to_fix(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert "expected a directory" in result.output
+
+
+def test_publish_then_export_the_live_events(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    runner.invoke(app, ["generate", "--out", str(world), "--users", "200", "--days", "10"])
+    result = runner.invoke(app, ["publish", str(world), "--version", "first"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "features of 200 users" in said and "published as first" in said
+    store = open_store()
+    meta = store.current()
+    assert meta is not None and meta.version == "first"
+    store.apply(Event("u0000001", meta.anchor + timedelta(hours=1), EventType.VIEW,
+                      event_id="live-1", category="snacks"))
+    result = runner.invoke(app, ["events", "export", str(tmp_path / "out"), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 events" in " ".join(result.output.split())
+    assert runner.invoke(app, ["validate", str(tmp_path / "out")]).exit_code == 0
+    again = runner.invoke(app, ["publish", str(world), "--version", "first"])
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_a_bad_cut_off_says_what_to_write(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["publish", str(tmp_path), "--as-of", "yesterday"])
+    assert result.exit_code == 2
+    assert "ISO 8601" in result.output
