@@ -22,6 +22,7 @@ from features.contract.schema import EVENTS, ITEMS, USERS
 from features.contract.tables import load_table
 from features.counts import DECAYED_COUNTS
 from features.cycles import DEFAULT_CYCLE, RepeatCycle
+from features.engagement import EngagementRates
 from features.local_time import with_hour_of_week
 from features.price_bands import PriceBands
 from features.profile import UserProfile
@@ -41,6 +42,7 @@ class BatchFeatures:
     contacts: pl.DataFrame  # (user_id, channel, day, sent)
     bands: PriceBands
     cycles: Mapping[str, float]  # category -> repeat cycle in days
+    engagement: Mapping[str, Mapping[str, float]]  # response -> channel -> population rate
 
     def state(self, user_id: str) -> UserState | None:
         """One user's full state (slow: filters every frame)."""
@@ -99,14 +101,16 @@ def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFr
     bands = PriceBands.from_prices(priced.select("category", "price"))
     log = bands.with_band(with_hour_of_week(events, users.select("user_id", "timezone")))
     category_purchases = CATEGORY_PURCHASES.batch(log)
+    counts = {count.name: count.batch(log, anchor) for count in DECAYED_COUNTS}
     return BatchFeatures(
         anchor=anchor,
         users=_users(log, users),
-        counts={count.name: count.batch(log, anchor) for count in DECAYED_COUNTS},
+        counts=counts,
         category_purchases=category_purchases,
         contacts=contact_counts(log),
         bands=bands,
         cycles=cycle.category_cycles(category_purchases),
+        engagement=EngagementRates.population(counts),
     )
 
 

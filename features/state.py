@@ -18,6 +18,7 @@ from features.contacts import ALL_CHANNELS, contact_keys, sent_within
 from features.contract.schema import EventType, LifecycleStage
 from features.counts import DECAYED_COUNTS
 from features.cycles import DEFAULT_CYCLE, RepeatCycle
+from features.engagement import DEFAULT_ENGAGEMENT, RESPONSES, SENDS, EngagementRates
 from features.event import Event
 from features.lifecycle import DEFAULT_RULES, LifecycleRules
 from features.local_time import hour_of_week
@@ -28,6 +29,7 @@ from features.session import SessionContext
 
 COUNTS_BY_NAME = MappingProxyType({count.name: count for count in DECAYED_COUNTS})
 _EMPTY: Mapping[str, float] = MappingProxyType({})
+RESPONSE_COUNTS = (SENDS, *RESPONSES.values())
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,12 @@ class UserState:
         values = ((key, count.value(total, self.anchor, now))
                   for key, total in self.counts.get(name, _EMPTY).items())
         return sorted(values, key=lambda kv: (-kv[1], kv[0]))
+
+    def engagement(self, population: Mapping[str, Mapping[str, float]], now: datetime,
+                   rates: EngagementRates = DEFAULT_ENGAGEMENT) -> dict[str, dict[str, float]]:
+        """channel -> open, click and conversion rates, smoothed toward the population's."""
+        values = {name: dict(self.values(name, now)) for name in RESPONSE_COUNTS}
+        return rates.rates(values, population)
 
     def stage(self, now: datetime, rules: LifecycleRules = DEFAULT_RULES) -> LifecycleStage:
         return rules.stage(self.activity, self.purchases, now, self.profile.signup)

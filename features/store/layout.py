@@ -117,7 +117,8 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
     meta = VersionMeta(version=version, anchor=batch.anchor, buckets=buckets,
                        users=users.height, layout=layout(), categories=categories,
                        brands=brands, timezones=zones, bands=batch.bands,
-                       cycles=dict(batch.cycles))
+                       cycles=dict(batch.cycles),
+                       engagement={k: dict(v) for k, v in batch.engagement.items()})
     return users["user_id"].to_list(), records, meta
 
 

@@ -23,6 +23,7 @@ class VersionMeta:
     timezones: tuple[str, ...] = ()
     bands: PriceBands = field(default_factory=lambda: PriceBands({}))
     cycles: dict[str, float] = field(default_factory=dict)  # category -> days
+    engagement: dict[str, dict[str, float]] = field(default_factory=dict)  # population rates
     published: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def to_json(self) -> bytes:

@@ -127,3 +127,14 @@ def test_batch_then_live_events_equal_batch_over_all_events(split_world: SplitWo
         expected = split_world.full.state(user_id)
         assert expected is not None
         _close(states[user_id], expected, now)
+
+
+def test_engagement_rates_lean_on_the_population_until_a_user_has_history() -> None:
+    population = {"open": {"email": 0.2}, "click": {"email": 0.05},
+                  "conversion": {"email": 0.01}}
+    newcomer = UserState("u1", T)
+    assert newcomer.engagement(population, T)["email"]["open"] == pytest.approx(0.2)
+    sends = [at(1 + d, EventType.MESSAGE_SENT, channel="email") for d in range(40)]
+    opens = [at(1 + d, EventType.MESSAGE_OPEN, channel="email") for d in range(0, 40, 2)]
+    rates = state_of(batch_of(*sends, *opens)).engagement(population, T)["email"]
+    assert 0.4 < rates["open"] < 0.5 and rates["click"] < 0.05

@@ -1,0 +1,53 @@
+"""Smoothed engagement rates per channel: opens, clicks and conversions per send.
+
+A user with 2 sends and 1 open has not shown a 50% open rate. Each rate is shrunk toward
+the population's rate on that channel, weighing it as `prior_sends` sends:
+
+    rate = (events + prior_sends * population_rate) / (sends + prior_sends)
+
+over the decayed counts (so recent behaviour weighs more). The population rates come from
+the batch pass and are published with the features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+RESPONSES = {"open": "channel_opens", "click": "channel_clicks",
+             "conversion": "channel_conversions"}
+SENDS = "channel_sends"
+
+
+@dataclass(frozen=True)
+class EngagementRates:
+    prior_sends: float = 5.0
+
+    @staticmethod
+    def population(counts: Mapping[str, pl.DataFrame]) -> dict[str, dict[str, float]]:
+        """response -> channel -> the population's rate, from the batch's decayed counts."""
+        sends = counts[SENDS].group_by("key").agg(sends=pl.col("total").sum())
+        rates: dict[str, dict[str, float]] = {}
+        for response, name in RESPONSES.items():
+            joined = sends.join(counts[name].group_by("key").agg(n=pl.col("total").sum()),
+                                on="key", how="left").sort("key")
+            rates[response] = {channel: (n or 0.0) / total
+                               for channel, total, n in joined.iter_rows() if total > 0}
+        return rates
+
+    def rates(self, values: Mapping[str, Mapping[str, float]],
+              population: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+        """channel -> response -> smoothed rate, from one user's decayed counts at a moment
+        (name -> key -> value) for every channel with a population rate."""
+        sends = values.get(SENDS, {})
+        channels = sorted({c for rates in population.values() for c in rates})
+        return {channel: {
+            response: (values.get(name, {}).get(channel, 0.0)
+                       + self.prior_sends * population[response].get(channel, 0.0))
+            / (sends.get(channel, 0.0) + self.prior_sends)
+            for response, name in RESPONSES.items()} for channel in channels}
+
+
+DEFAULT_ENGAGEMENT = EngagementRates()
