@@ -31,6 +31,8 @@ from features.session import SessionContext
 from features.state import UserState
 
 PURCHASE_PREFIX = "p_"  # the user-level purchase tally's columns in `users`
+EVENT_COLUMNS = ("user_id", "ts", "event_type", "category", "brand", "price", "quantity",
+                 "channel", "campaign_id")  # what the features read
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,10 @@ def _tally(row: Mapping[str, Any], prefix: str) -> PurchaseTally:
 def load_features(directory: Path, anchor: datetime | None = None,
                   cycle: RepeatCycle = DEFAULT_CYCLE) -> BatchFeatures:
     """Features from a data set's valid rows (see `nbo validate` for the rest)."""
-    return compute_features(load_table(directory, EVENTS).frame,
+    return compute_features(load_table(directory, EVENTS, columns=EVENT_COLUMNS).frame,
                             load_table(directory, USERS).frame,
-                            load_table(directory, ITEMS).frame, anchor, cycle)
+                            load_table(directory, ITEMS, columns=("category", "price")).frame,
+                            anchor, cycle)
 
 
 def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
@@ -96,7 +99,7 @@ def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFr
         if not isinstance(latest, datetime):
             raise ValueError("no events to compute features from; pass an anchor")
         anchor = latest
-    events = events.filter(pl.col("ts") <= anchor)
+    events = events.select(EVENT_COLUMNS).filter(pl.col("ts") <= anchor)
     priced = items if items["price"].drop_nulls().len() else events
     bands = PriceBands.from_prices(priced.select("category", "price"))
     log = bands.with_band(with_hour_of_week(events, users.select("user_id", "timezone")))

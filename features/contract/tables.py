@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,10 +68,16 @@ class LoadedTable:
         return sum(check.invalid_rows for check in self.checks)
 
 
-def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LIMIT) -> LoadedTable:
-    """Load `spec`'s table from a data set: valid rows parsed, exact duplicate keys dropped."""
+def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LIMIT,
+               columns: Sequence[str] | None = None) -> LoadedTable:
+    """Load `spec`'s table from a data set: valid rows parsed, exact duplicate keys dropped.
+
+    With `columns`, only those (and the key) are kept from each file as it is read, which
+    bounds memory to the columns needed plus one file's worth of everything.
+    """
     frames: list[pl.DataFrame] = []
     checks: list[FileCheck] = []
+    kept = list(dict.fromkeys([*(columns or ()), *([spec.key] if spec.key else [])]))
     for path in table_files(directory, spec.name):
         check = FileCheck(path)
         checks.append(check)
@@ -79,11 +86,15 @@ def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LI
             continue
         valid = check_frame(raw, spec, check, limit)
         if valid.any():
-            frames.append(typed(raw.filter(valid), spec).drop(ROW))
+            frame = typed(raw.filter(valid), spec).drop(ROW)
+            if columns is not None:
+                frame = frame.select(kept)
+            frames.append(frame)
     if not checks and spec.required:
         raise DataContractError(f"{directory}: no {spec.name} file; {missing_table(spec)}")
-    empty = pl.DataFrame(schema={c.name: PARSED_DTYPES[c.kind] for c in spec.columns})
-    frame = pl.concat(frames, how="diagonal_relaxed") if frames else empty
+    empty = pl.DataFrame(schema={c.name: PARSED_DTYPES[c.kind] for c in spec.columns
+                                 if columns is None or c.name in kept})
+    frame = pl.concat(frames, how="diagonal_relaxed", rechunk=False) if frames else empty
     before = frame.height
     if spec.key is not None:
         key = pl.col(spec.key)

@@ -80,9 +80,11 @@ def _indexed(frame: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
 def _ranked(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
     """The `limit` rows with the largest `by` per user (`row`), ranked from 0."""
     ordered = frame.sort(["row", by], descending=[False, True])
-    first = ordered["row"].search_sorted(ordered["row"], side="left")
-    return ordered.with_columns(rank=pl.int_range(pl.len()) - first).filter(
-        pl.col("rank") < limit)
+    rows = ordered["row"].to_numpy()
+    starts = np.flatnonzero(np.diff(rows, prepend=-1))  # where each user's run begins
+    lengths = np.diff(starts, append=len(rows))
+    rank = np.arange(len(rows)) - np.repeat(starts, lengths)
+    return ordered.with_columns(rank=pl.Series(rank)).filter(pl.col("rank") < limit)
 
 
 def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], np.ndarray,
