@@ -76,3 +76,9 @@ def test_missing_required_table_raises_a_contract_error(tmp_path: Path) -> None:
     tmp_path.mkdir(exist_ok=True)
     with pytest.raises(DataContractError, match="no events file"):
         load_table(tmp_path, EVENTS)
+
+
+def test_only_the_asked_columns_and_the_key_are_kept(dataset: Path) -> None:
+    loaded = load_table(dataset, EVENTS, columns=("user_id", "ts", "quantity"))
+    assert loaded.frame.columns == ["user_id", "ts", "quantity", "event_id"]
+    assert loaded.frame.height == 6 and loaded.duplicates_dropped == 1
