@@ -27,10 +27,8 @@ import polars as pl
 import redis
 
 from benchmarks.common import command, machine, percentiles_us, write_result
-from features.contract.schema import EVENTS, ITEMS, USERS
-from features.contract.tables import load_table
 from features.event import Event
-from features.pipeline import compute_features
+from features.pipeline import compute_features, load_inputs
 from features.store import keys
 from features.store.layout import RECORD, pack
 from features.store.redis_store import USERS_PER_BUCKET, RedisFeatureStore, new_version_id
@@ -74,8 +72,7 @@ def main() -> None:
 
 def _batch(world: Path, result: dict[str, Any]) -> tuple[Any, pl.DataFrame]:
     began = time.perf_counter()
-    events = load_table(world, EVENTS).frame
-    users, items = load_table(world, USERS).frame, load_table(world, ITEMS).frame
+    events, users, items = load_inputs(world)
     loaded = time.perf_counter()
     batch = compute_features(events, users, items)
     computed = time.perf_counter()

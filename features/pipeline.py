@@ -81,13 +81,18 @@ def _tally(row: Mapping[str, Any], prefix: str) -> PurchaseTally:
                                    for name in PurchaseTally.__dataclass_fields__})
 
 
+def load_inputs(directory: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The valid rows of the events, users and items a feature pass reads (see `nbo
+    validate` for the rest), keeping only the columns it needs."""
+    return (load_table(directory, EVENTS, columns=EVENT_COLUMNS).frame,
+            load_table(directory, USERS).frame,
+            load_table(directory, ITEMS, columns=("category", "price")).frame)
+
+
 def load_features(directory: Path, anchor: datetime | None = None,
                   cycle: RepeatCycle = DEFAULT_CYCLE) -> BatchFeatures:
-    """Features from a data set's valid rows (see `nbo validate` for the rest)."""
-    return compute_features(load_table(directory, EVENTS, columns=EVENT_COLUMNS).frame,
-                            load_table(directory, USERS).frame,
-                            load_table(directory, ITEMS, columns=("category", "price")).frame,
-                            anchor, cycle)
+    """Features from a data set's valid rows."""
+    return compute_features(*load_inputs(directory), anchor, cycle)
 
 
 def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,

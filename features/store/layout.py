@@ -6,8 +6,9 @@ categories, brands and zones are ids into the version's vocabularies (0 = none),
 long-tailed features keep their top: the TOP_* strongest categories and brands, the
 BOUGHT categories bought last, the HOURLY channels with most opens (24 local hours,
 quantized to 0..255 of the channel's peak) and the CONTACT_SLOTS latest (day, channel)
-send counts within CONTACT_DAYS of the cut-off. The blocks most often empty come last,
-so trailing zero bytes, cut before storing, cost nothing (`to_blobs`, `unpack`).
+send counts within CONTACT_DAYS of the cut-off. The blocks most often empty come last
+(a third of users has no opens, most have one channel with opens), so trailing zero
+bytes, cut before storing, cost nothing (`to_blobs`, `unpack`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from features.purchases import PurchaseTally
 from features.session import RECENT_CATEGORIES, SessionContext
 from features.state import UserState
 from features.store.meta import VersionMeta
+from nbo.errors import DataContractError
 
 CHANNELS = tuple(channel.value for channel in Channel)
 CHANNEL_COUNTS = ("channel_sends", "channel_opens", "channel_clicks", "channel_conversions")
@@ -35,6 +37,7 @@ PRICE_BANDS = 3
 TOP_CATEGORIES, TOP_BRANDS, BOUGHT, HOURLY, CONTACT_SLOTS = 6, 4, 3, 2, 14
 CONTACT_DAYS = 31
 F16_MAX = float(np.finfo(np.float16).max)
+MAX_VOCABULARY = 2**16 - 1  # ids are uint16, 0 meaning none
 
 _TOP = [("id", "<u2"), ("total", "<f4")]
 _TALLY = [("lines", "<u2"), ("occasions", "<u2"), ("returns", "<u2"), ("amount", "<f4"),
@@ -52,8 +55,8 @@ RECORD = np.dtype([
     ("category_affinity", _TOP, (TOP_CATEGORIES,)),
     ("brand_affinity", _TOP, (TOP_BRANDS,)),
     ("bought", [("id", "<u2"), *_TALLY], (BOUGHT,)),
-    ("hourly_opens", [("channel", "u1"), ("scale", "<f2"), ("hours", "u1", (24,))], (HOURLY,)),
     ("contacts", [("day", "u1"), ("channel", "u1"), ("count", "u1")], (CONTACT_SLOTS,)),
+    ("hourly_opens", [("channel", "u1"), ("scale", "<f2"), ("hours", "u1", (24,))], (HOURLY,)),
 ])
 
 FIELDS: tuple[str, ...] = RECORD.names or ()
@@ -97,6 +100,11 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
                               | set(batch.bands.bounds)))
     brands = tuple(sorted(batch.counts["brand_affinity"]["key"].unique()))
     zones = tuple(sorted(users["timezone"].drop_nulls().unique().to_list()))
+    for name, vocabulary in (("categories", categories), ("brands", brands)):
+        if len(vocabulary) > MAX_VOCABULARY:
+            raise DataContractError(
+                f"{len(vocabulary):,} {name}: the packed record holds at most "
+                f"{MAX_VOCABULARY:,}; map rare ones to a shared value before publishing")
     records = np.zeros(users.height, RECORD)
     _fill_users(records, users, zones, categories)
     for name in CHANNEL_COUNTS:
