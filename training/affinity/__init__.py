@@ -1,0 +1,1 @@
+"""Which categories (and, next, brands and items) each user is likely to buy."""

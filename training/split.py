@@ -1,0 +1,41 @@
+"""Time-based splits: fit on the past, evaluate on what came after, never a random split.
+
+    ... history ... | fit_cut | label window | eval_cut | evaluation window | end
+
+A learned model is fit on features at `fit_cut` with labels from the label window, then
+applied to features at `eval_cut` (computed from events up to it only) and scored on the
+evaluation window. Nothing after `eval_cut` reaches any model input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    fit_cut: datetime
+    eval_cut: datetime
+    end: datetime
+
+    @classmethod
+    def last_days(cls, events: pl.DataFrame, eval_days: float = 14.0,
+                  label_days: float = 14.0) -> TimeSplit:
+        """Evaluate on the last `eval_days` of the log, learn labels from the ones before."""
+        end = events["ts"].max()
+        if not isinstance(end, datetime):
+            raise ValueError("no events to split")
+        eval_cut = end - timedelta(days=eval_days)
+        return cls(eval_cut - timedelta(days=label_days), eval_cut, end)
+
+
+def up_to(events: pl.DataFrame, moment: datetime) -> pl.DataFrame:
+    return events.filter(pl.col("ts") <= moment)
+
+
+def between(events: pl.DataFrame, start: datetime, stop: datetime) -> pl.DataFrame:
+    """Events after `start`, up to and including `stop`."""
+    return events.filter((pl.col("ts") > start) & (pl.col("ts") <= stop))
