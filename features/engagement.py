@@ -50,4 +50,19 @@ class EngagementRates:
             for response, name in RESPONSES.items()} for channel in channels}
 
 
+    def batch(self, counts: Mapping[str, pl.DataFrame],
+              population: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
+        """The same rates for every user with sends: (user_id, channel, open, click,
+        conversion), from a batch's anchored totals (values at the anchor)."""
+        rates = counts[SENDS].select("user_id", channel="key", sends=pl.col("total"))
+        for response, name in RESPONSES.items():
+            prior = pl.col("channel").replace_strict(
+                dict(population[response]), default=0.0, return_dtype=pl.Float64)
+            observed = counts[name].select("user_id", channel="key", n=pl.col("total"))
+            rates = rates.join(observed, on=["user_id", "channel"], how="left").with_columns(
+                ((pl.col("n").fill_null(0.0) + self.prior_sends * prior)
+                 / (pl.col("sends") + self.prior_sends)).alias(response)).drop("n")
+        return rates.drop("sends")
+
+
 DEFAULT_ENGAGEMENT = EngagementRates()

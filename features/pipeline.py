@@ -81,10 +81,11 @@ def _tally(row: Mapping[str, Any], prefix: str) -> PurchaseTally:
                                    for name in PurchaseTally.__dataclass_fields__})
 
 
-def load_inputs(directory: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def load_inputs(directory: Path, extra_columns: tuple[str, ...] = ()) -> tuple[
+        pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The valid rows of the events, users and items a feature pass reads (see `nbo
-    validate` for the rest), keeping only the columns it needs."""
-    return (load_table(directory, EVENTS, columns=EVENT_COLUMNS).frame,
+    validate` for the rest), keeping only the event columns it needs and `extra_columns`."""
+    return (load_table(directory, EVENTS, columns=(*EVENT_COLUMNS, *extra_columns)).frame,
             load_table(directory, USERS).frame,
             load_table(directory, ITEMS, columns=("category", "price")).frame)
 

@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from features.contract.schema import Channel, EventType, LifecycleStage
+from features.engagement import DEFAULT_ENGAGEMENT
 from features.event import Event
 from features.pipeline import BatchFeatures, compute_features
 from features.state import UserState
@@ -138,3 +139,15 @@ def test_engagement_rates_lean_on_the_population_until_a_user_has_history() -> N
     opens = [at(1 + d, EventType.MESSAGE_OPEN, channel="email") for d in range(0, 40, 2)]
     rates = state_of(batch_of(*sends, *opens)).engagement(population, T)["email"]
     assert 0.4 < rates["open"] < 0.5 and rates["click"] < 0.05
+
+
+def test_engagement_rates_agree_in_batch_and_per_user(split_world: SplitWorld) -> None:
+    batch = split_world.full
+    rates = DEFAULT_ENGAGEMENT.batch(batch.counts, batch.engagement)
+    assert rates.height > 100
+    for user_id, channel, opened, clicked, converted in rates.head(50).iter_rows():
+        state = batch.state(user_id)
+        assert state is not None
+        mine = state.engagement(batch.engagement, batch.anchor)[channel]
+        assert (mine["open"], mine["click"], mine["conversion"]) == pytest.approx(
+            (opened, clicked, converted), rel=1e-9)

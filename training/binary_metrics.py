@@ -1,0 +1,42 @@
+"""How good a probability is: discrimination (AUC), log loss, and calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import log_loss, roc_auc_score
+
+CALIBRATION_BINS = 10
+
+
+def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """AUC, log loss (and that of always predicting the base rate), expected calibration
+    error over deciles of the prediction, and the mean predicted vs observed rate."""
+    truth = np.asarray(truth, dtype=np.float64)
+    predicted = np.clip(np.asarray(predicted, dtype=np.float64), 1e-7, 1 - 1e-7)
+    if len(np.unique(truth)) < 2:
+        raise ValueError("need both outcomes to measure a binary model")
+    base = np.full(len(truth), truth.mean())
+    return {
+        "auc": float(roc_auc_score(truth, predicted)),
+        "log_loss": float(log_loss(truth, predicted)),
+        "base_rate_log_loss": float(log_loss(truth, base)),
+        "calibration_error": calibration_error(truth, predicted),
+        "mean_predicted": float(predicted.mean()),
+        "observed_rate": float(truth.mean()),
+        "examples": float(len(truth)),
+    }
+
+
+def calibration_bins(truth: np.ndarray, predicted: np.ndarray,
+                     bins: int = CALIBRATION_BINS) -> list[tuple[float, float, int]]:
+    """(mean predicted, observed rate, count) per quantile bin of the prediction."""
+    order = np.argsort(predicted, kind="stable")
+    return [(float(predicted[part].mean()), float(truth[part].mean()), len(part))
+            for part in np.array_split(order, bins) if len(part)]
+
+
+def calibration_error(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Count-weighted mean |predicted - observed| over the bins."""
+    rows = calibration_bins(truth, predicted)
+    total = sum(n for _, _, n in rows)
+    return float(sum(n * abs(p - o) for p, o, n in rows) / total)

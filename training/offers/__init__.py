@@ -1,0 +1,1 @@
+"""Offer response: who converts after which message, with or without which incentive."""

@@ -1,0 +1,163 @@
+"""The offer model's inputs: the user at a cut, the message's context, the offer.
+
+FEATURES names the model's columns in order (the schema saved with the model). Rows are
+built from long frames here for training; the API fills the same columns from a
+`UserState` and its candidate offers. The "no offer" arm is the row with every offer
+column at zero, so the uplift of an offer is P(convert | offer) - P(convert | none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import polars as pl
+
+from features.contract.offers import Offer
+from features.contract.schema import Channel, Journey, OfferKind
+from features.engagement import DEFAULT_ENGAGEMENT
+from features.pipeline import PURCHASE_PREFIX, BatchFeatures
+
+DAY_SECONDS = 86_400.0
+CHANNELS = tuple(channel.value for channel in Channel)
+JOURNEYS = tuple(journey.value for journey in Journey)
+KINDS = tuple(kind.value for kind in OfferKind)
+USER_COLUMNS = ("days_since_purchase", "occasions_per_30d", "spend_per_30d", "aov",
+                "return_rate", "days_since_seen", "price_low", "price_mid", "price_high",
+                "cart_value")  # rates rather than totals: totals grow with the log's length
+RATE_COLUMNS = ("open_rate", "click_rate", "conversion_rate",  # on the message's channel
+                "open_rate_all", "conversion_rate_all",  # on every channel
+                "hour_open_share")  # the user's opens on the channel at this local hour
+HOUR_PRIOR_OPENS = 2.0  # spread evenly over the 24 hours
+CONTEXT_COLUMNS = (*(f"channel_{c}" for c in CHANNELS), *(f"journey_{j}" for j in JOURNEYS),
+                   "local_hour", "weekend")
+OFFER_COLUMNS = ("has_offer", *(f"kind_{k}" for k in KINDS), "offer_value", "offer_cost",
+                 "offer_min_order", "offer_category_interest")
+FEATURES = (*USER_COLUMNS, *RATE_COLUMNS, *CONTEXT_COLUMNS, *OFFER_COLUMNS)
+
+
+def _days(since: str, anchor: datetime) -> pl.Expr:
+    return (pl.lit(anchor) - pl.col(since)).dt.total_seconds() / DAY_SECONDS
+
+
+def user_context(batch: BatchFeatures) -> pl.DataFrame:
+    """(user_id, USER_COLUMNS) at the batch's cut."""
+    p = PURCHASE_PREFIX
+    bands = (batch.counts["price_affinity"].pivot(on="key", index="user_id", values="total")
+             if batch.counts["price_affinity"].height else pl.DataFrame({"user_id": []}))
+    for band, name in (("0", "price_low"), ("1", "price_mid"), ("2", "price_high")):
+        bands = bands.rename({band: name}) if band in bands.columns else bands.with_columns(
+            pl.lit(0.0).alias(name))
+    total = pl.sum_horizontal("price_low", "price_mid", "price_high")
+    bands = bands.select("user_id", *(
+        (pl.col(n).fill_null(0.0) / pl.when(total > 0).then(total).otherwise(1.0)).alias(n)
+        for n in ("price_low", "price_mid", "price_high")))
+    months = pl.max_horizontal(_days("first_seen", batch.anchor).fill_null(0.0), 7.0) / 30.0
+    users = batch.users.select(
+        "user_id",
+        days_since_purchase=_days(p + "last", batch.anchor).fill_null(-1.0),
+        occasions_per_30d=pl.col(p + "occasions").cast(pl.Float64) / months,
+        spend_per_30d=pl.col(p + "amount") / months,
+        aov=pl.col(p + "amount") / pl.max_horizontal(pl.col(p + "lines"), 1),
+        return_rate=pl.col(p + "returns") / pl.max_horizontal(
+            pl.col(p + "lines") + pl.col(p + "returns"), 1),
+        days_since_seen=_days("last_seen", batch.anchor).fill_null(-1.0),
+        cart_value=pl.col("cart_value").clip(lower_bound=0.0))
+    return users.join(bands, on="user_id", how="left").with_columns(
+        pl.col("price_low", "price_mid", "price_high").fill_null(0.0)).select(
+        "user_id", *USER_COLUMNS)
+
+
+def channel_rates(batch: BatchFeatures) -> pl.DataFrame:
+    """(user_id, channel, open/click/conversion rate): smoothed engagement per channel."""
+    return DEFAULT_ENGAGEMENT.batch(batch.counts, batch.engagement).select(
+        "user_id", "channel", open_rate="open", click_rate="click",
+        conversion_rate="conversion")
+
+
+def overall_rates(batch: BatchFeatures) -> pl.DataFrame:
+    """(user_id, open_rate_all, conversion_rate_all): the same over all channels pooled."""
+    pooled = {name: frame.with_columns(key=pl.lit("all")) for name, frame in
+              batch.counts.items() if name.startswith("channel_")}
+    totals = {name: frame.group_by("user_id", "key").agg(total=pl.col("total").sum())
+              for name, frame in pooled.items()}
+    population = {response: {"all": sum(rates.values()) / max(len(rates), 1)}
+                  for response, rates in batch.engagement.items()}
+    return DEFAULT_ENGAGEMENT.batch(totals, population).select(
+        "user_id", open_rate_all="open", conversion_rate_all="conversion")
+
+
+def hour_shares(batch: BatchFeatures) -> pl.DataFrame:
+    """(user_id, channel, local_hour, hour_open_share): smoothed share of the user's opens
+    on the channel that fell in that local hour."""
+    opens = batch.counts["hourly_opens"].with_columns(
+        pl.col("key").str.split_exact(":", 1).struct.rename_fields(
+            ["channel", "local_hour"]).struct.unnest()).with_columns(
+        pl.col("local_hour").cast(pl.Int16))
+    return opens.select(
+        "user_id", "channel", "local_hour",
+        hour_open_share=(pl.col("total") + HOUR_PRIOR_OPENS / 24)
+        / (pl.col("total").sum().over("user_id", "channel") + HOUR_PRIOR_OPENS))
+
+
+def offer_table(offers: Sequence[Offer]) -> pl.DataFrame:
+    """(offer_id, OFFER_COLUMNS but the interest, categories) for each offer."""
+    return pl.DataFrame(
+        [{"offer_id": o.offer_id, "has_offer": 1.0,
+          **{f"kind_{k}": float(o.kind.value == k) for k in KINDS},
+          "offer_value": o.value, "offer_cost": o.cost, "offer_min_order": o.min_order_value,
+          "categories": list(o.categories)} for o in offers],
+        schema={"offer_id": pl.String, "has_offer": pl.Float64,
+                **{f"kind_{k}": pl.Float64 for k in KINDS}, "offer_value": pl.Float64,
+                "offer_cost": pl.Float64, "offer_min_order": pl.Float64,
+                "categories": pl.List(pl.String)})
+
+
+def category_interest(batch: BatchFeatures, offers: pl.DataFrame) -> pl.DataFrame:
+    """(user_id, offer_id, offer_category_interest): the user's share of interest in the
+    offer's categories (offers for any category are not listed: their interest is 1)."""
+    affinity = batch.counts["category_affinity"].select(
+        "user_id", category="key", total=pl.col("total").clip(lower_bound=0.0))
+    share = affinity.with_columns(share=pl.col("total") / pl.col("total").sum().over("user_id"))
+    wanted = offers.select("offer_id", category="categories").explode("category").drop_nulls()
+    return (share.join(wanted, on="category").group_by("user_id", "offer_id")
+            .agg(offer_category_interest=pl.col("share").sum()).fill_nan(0.0))
+
+
+def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl.DataFrame:
+    """`rows` (user_id, channel, journey, local_hour, weekend, offer_id) plus FEATURES."""
+    one_hot = [(pl.col("channel") == c).cast(pl.Float64).alias(f"channel_{c}")
+               for c in CHANNELS] + [
+        (pl.col("journey") == j).fill_null(False).cast(pl.Float64).alias(f"journey_{j}")
+        for j in JOURNEYS]
+    offer_part = offers.drop("categories")
+    specific = offers.filter(pl.col("categories").list.len() > 0).select("offer_id")
+    interest = category_interest(batch, offers)
+    built = (rows.with_row_index("__row")
+             .join(user_context(batch), on="user_id", how="left")
+             .join(channel_rates(batch), on=["user_id", "channel"], how="left")
+             .join(overall_rates(batch), on="user_id", how="left")
+             .join(hour_shares(batch), on=["user_id", "channel", "local_hour"], how="left")
+             .join(offer_part, on="offer_id", how="left")
+             .join(interest, on=["user_id", "offer_id"], how="left")
+             .join(specific.with_columns(__specific=pl.lit(True)), on="offer_id", how="left")
+             .with_columns(*one_hot, local_hour=pl.col("local_hour").cast(pl.Float64),
+                           weekend=pl.col("weekend").cast(pl.Float64))
+             .with_columns(offer_category_interest=pl.when(pl.col("__specific"))
+                           .then(pl.col("offer_category_interest").fill_null(0.0))
+                           .otherwise(1.0)))
+    prior = {response: dict(rates) for response, rates in batch.engagement.items()}
+    rates = [pl.col(f"{response}_rate").fill_null(pl.col("channel").replace_strict(
+        prior.get(response, {}), default=0.0, return_dtype=pl.Float64))
+        for response in ("open", "click", "conversion")]
+    return (built.with_columns(*rates)
+            .with_columns(pl.col(*USER_COLUMNS, *OFFER_COLUMNS, "open_rate_all",
+                                 "conversion_rate_all").fill_null(0.0),
+                          pl.col("hour_open_share").fill_null(1 / 24))
+            .sort("__row").drop("__row", "__specific"))
+
+
+def without_offers(frame: pl.DataFrame) -> pl.DataFrame:
+    """The same rows in the no-offer arm."""
+    return frame.with_columns(*(pl.lit(0.0).alias(c) for c in OFFER_COLUMNS[:-1]),
+                              offer_category_interest=pl.lit(1.0))

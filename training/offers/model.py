@@ -1,0 +1,104 @@
+"""The offer-response model: P(convert | user, message context, offer), and its uplift.
+
+LightGBM on logged sends, each weighted by 1 / its logged propensity (normalized, capped),
+so the actions the logging policy favoured do not dominate what the model learns. The
+uplift of an offer is the model's P(convert) with the offer minus without any. Exported to
+ONNX (probability output only) for onnxruntime at serving time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import onnx
+import polars as pl
+from onnxmltools import convert_lightgbm
+from onnxmltools.convert.common.data_types import FloatTensorType
+
+from features.contract.offers import Offer
+from features.pipeline import BatchFeatures
+from training.offers.design import FEATURES, design, offer_table, without_offers
+from training.offers.sends import logged_sends
+
+ONNX_OPSET = 15
+WEIGHT_CAP_QUANTILE = 0.99
+PARAMETERS: dict[str, Any] = {
+    "objective": "binary", "n_estimators": 300, "learning_rate": 0.03, "num_leaves": 7,
+    "min_child_samples": 200, "reg_lambda": 5.0, "colsample_bytree": 0.8,
+    "deterministic": True,
+    "force_row_wise": True, "n_jobs": 2, "verbose": -1}
+
+
+def propensity_weights(propensity: np.ndarray) -> np.ndarray:
+    """1 / propensity, capped at its 99th percentile and scaled to mean 1."""
+    inverse = 1.0 / np.clip(np.nan_to_num(propensity, nan=1.0), 1e-6, 1.0)
+    inverse = np.minimum(inverse, np.quantile(inverse, WEIGHT_CAP_QUANTILE))
+    return np.asarray(inverse / inverse.mean())
+
+
+def examples(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFeatures,
+             offers: list[Offer], stop: datetime) -> pl.DataFrame:
+    """The sends after the batch's cut whose attribution window ends by `stop`, designed
+    with the user as the batch saw them."""
+    sends = logged_sends(events, users, batch.anchor, stop)
+    return design(sends, batch, offer_table(offers))
+
+
+@dataclass(frozen=True)
+class OfferResponseModel:
+    booster: lgb.Booster
+
+    @classmethod
+    def fit(cls, frame: pl.DataFrame, seed: int = 0) -> OfferResponseModel:
+        model = lgb.LGBMClassifier(**PARAMETERS, random_state=seed)
+        model.fit(matrix(frame), frame["converted"].to_numpy(),
+                  sample_weight=propensity_weights(frame["propensity"].to_numpy()),
+                  feature_name=list(FEATURES))
+        return cls(float32_thresholds(model.booster_))
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        return np.asarray(self.booster.predict(matrix(frame)), dtype=np.float64)
+
+    def uplift(self, frame: pl.DataFrame) -> np.ndarray:
+        """P(convert) with each row's offer minus P(convert) with no offer."""
+        return np.asarray(self.predict(frame) - self.predict(without_offers(frame)))
+
+    def to_onnx(self) -> bytes:
+        """An ONNX graph: float32 `features` (n x len(FEATURES)) -> `probabilities` (n x 2)."""
+        graph = convert_lightgbm(self.booster, initial_types=[
+            ("features", FloatTensorType([None, len(FEATURES)]))], zipmap=False,
+            target_opset=ONNX_OPSET)
+        outputs = graph.graph.output
+        labels = [output for output in outputs if output.name != "probabilities"]
+        for output in labels:  # the label output's declared shape makes onnxruntime warn
+            outputs.remove(output)
+        onnx.checker.check_model(graph)
+        return bytes(graph.SerializeToString())
+
+
+def float32_thresholds(booster: lgb.Booster) -> lgb.Booster:
+    """The same trees with each split threshold rounded down to a float32.
+
+    Inputs are float32; for them `x <= t` and `x <= t rounded down` agree, so predictions
+    do not change, and ONNX (which stores thresholds as float32) takes the same branches.
+    """
+    lines = []
+    for line in booster.model_to_string().splitlines():
+        if line.startswith("tree_sizes="):
+            continue  # byte offsets of the trees, which change; LightGBM reads on without
+        if line.startswith("threshold="):
+            exact = np.array(line.removeprefix("threshold=").split(), dtype=np.float64)
+            nearest = exact.astype(np.float32)
+            down = np.where(nearest.astype(np.float64) > exact,
+                            np.nextafter(nearest, np.float32(-np.inf)), nearest)
+            line = "threshold=" + " ".join(repr(float(value)) for value in down)
+        lines.append(line)
+    return lgb.Booster(model_str="\n".join(lines) + "\n")
+
+
+def matrix(frame: pl.DataFrame) -> np.ndarray:
+    return frame.select(FEATURES).to_numpy().astype(np.float32)
