@@ -19,12 +19,19 @@ from features.contract.validate import validate_dataset
 from features.pipeline import load_features
 from features.store.export import export_events
 from features.store.redis_store import open_store
+from models.registry import ModelRegistry
 from nbo.errors import NboError
+from nbo.redis_server import connect
 from training.synthetic.world import generate_world
+from training.train import summary
+from training.train import train as run_training
 
 app = typer.Typer(help="nbo: next-best-offer decisions for CRM teams.", no_args_is_help=True)
 events_app = typer.Typer(help="The live events kept in the store.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+ModelsDir = Annotated[Path, typer.Option("--models", help="The model registry's directory.")]
 console = Console(stderr=True)
 
 
@@ -133,6 +140,53 @@ def events_export(
     console.print(f"wrote {report.events:,} events to {report.path}"
                   + (f" (last id {report.last_id}; --after {report.last_id} continues)"
                      if report.last_id else ""))
+
+
+@app.command()
+def train(
+    directory: Annotated[Path, typer.Argument(help="The data set's directory.")],
+    models: ModelsDir,
+    seed: Annotated[int, typer.Option(help="Random seed; the same data and seed, the "
+                                            "same metrics.")] = 0,
+) -> None:
+    """Evaluate every model on a time split, refit on all data, register a version."""
+    with _errors_as_exit_codes(), console.status("training") as status:
+        version = run_training(directory, _registry(models), seed,
+                               report=lambda stage: status.update(stage))
+    for stage, seconds in version.meta["timings_s"].items():
+        console.print(f"{stage}: {seconds:.1f}s")
+    console.print(f"registered {version.version} in {models}; promote it with "
+                  f"nbo models promote {version.version} --models {models}")
+    typer.echo(summary(version))
+
+
+def _registry(models: Path) -> ModelRegistry:
+    return ModelRegistry(models, connect())
+
+
+@models_app.command("list")
+def models_list(models: ModelsDir) -> None:
+    """The registered versions, the promoted one marked."""
+    registry = _registry(models)
+    promoted = registry.promoted()
+    for version in registry.versions():
+        typer.echo(f"{'*' if version == promoted else ' '} {version}")
+
+
+@models_app.command("promote")
+def models_promote(version: Annotated[str, typer.Argument()], models: ModelsDir) -> None:
+    """Serve VERSION (after checking its files)."""
+    with _errors_as_exit_codes():
+        _registry(models).promote(version)
+    console.print(f"promoted {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(models: ModelsDir) -> None:
+    """Serve the version promoted before the current one."""
+    with _errors_as_exit_codes():
+        version = _registry(models).rollback()
+    console.print(f"rolled back to {version}")
 
 
 @app.command()

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,3 +93,25 @@ def test_a_bad_cut_off_says_what_to_write(tmp_path: Path) -> None:
     result = runner.invoke(app, ["publish", str(tmp_path), "--as-of", "yesterday"])
     assert result.exit_code == 2
     assert "ISO 8601" in result.output
+
+
+def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
+    world, models = tmp_path / "w", tmp_path / "models"
+    runner.invoke(app, ["generate", "--out", str(world), "--users", "600", "--days", "60"])
+    result = runner.invoke(app, ["train", str(world), "--models", str(models)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    category = summary["metrics"]["category"]
+    assert category["ndcg@10"] > category["popularity_ndcg@10"]
+    assert 0.5 < summary["metrics"]["offer_response"]["auc"] <= 1.0
+    assert summary["metrics"]["oracle"]["category_spearman"] > 0.2
+    version = summary["version"]
+    assert {p.name for p in (models / version).iterdir()} >= {
+        "category_ranker.txt", "category_als.npz", "offer_response.onnx",
+        "offer_response.txt", "meta.json", "metrics.json", "checksums.json"}
+    assert runner.invoke(app, ["models", "promote", version, "--models", str(models)]
+                         ).exit_code == 0
+    listed = runner.invoke(app, ["models", "list", "--models", str(models)])
+    assert f"* {version}" in listed.stdout
+    refused = runner.invoke(app, ["models", "promote", "nope", "--models", str(models)])
+    assert refused.exit_code == 2 and "not found" in refused.output

@@ -75,8 +75,15 @@ def baseline_scores(signals: pl.DataFrame) -> dict[str, pl.DataFrame]:
             "own_history": signals.select("user_id", "key", score=own)}
 
 
+@dataclass(frozen=True)
+class CategoryEvaluation:
+    metrics: dict[str, float]
+    scores: pl.DataFrame  # (user_id, key, score) of the ranker at the evaluation cut
+
+
 def evaluate_category_ranking(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-                              split: TimeSplit, seed: int = 0, k: int = 10) -> dict[str, float]:
+                              split: TimeSplit, seed: int = 0,
+                              k: int = 10) -> CategoryEvaluation:
     """NDCG@k and recall@k of the ranker and the baselines on the evaluation window, over
     all categories and over the categories each user had never bought (cross-sell)."""
     ranker = fit_category_ranker(events, users, items, split, seed)
@@ -86,7 +93,8 @@ def evaluate_category_ranking(events: pl.DataFrame, users: pl.DataFrame, items: 
     signals = category_signals(batch, evaluated, AlsScores.fit(interest(batch), seed=seed))
     novel = signals.filter(pl.col("occasions") == 0).select("user_id", "key")
     metrics: dict[str, float] = {}
-    for name, scores in {"": ranker.scores(signals), **baseline_scores(signals)}.items():
+    ranked = ranker.scores(signals)
+    for name, scores in {"": ranked, **baseline_scores(signals)}.items():
         prefix = f"{name}_" if name else ""
         for scope, candidates in (("", scores), ("novel_", scores.join(
                 novel, on=["user_id", "key"]))):
@@ -95,4 +103,14 @@ def evaluate_category_ranking(events: pl.DataFrame, users: pl.DataFrame, items: 
             metrics[f"{scope}{prefix}ndcg@{k}"] = result[f"ndcg@{k}"]
             metrics[f"{scope}{prefix}recall@{k}"] = result[f"recall@{k}"]
             metrics[f"{scope}users"] = result["users"]
-    return metrics
+    return CategoryEvaluation(metrics, ranked)
+
+
+def oracle_correlation(scores: pl.DataFrame, truth: pl.DataFrame) -> float:
+    """Mean per-user Spearman correlation of scores with true preferences (user_id, key,
+    preference), over users with at least 3 categories in both."""
+    joined = scores.join(truth, on=["user_id", "key"])
+    per_user = joined.group_by("user_id").agg(
+        n=pl.len(), rho=pl.corr("score", "preference", method="spearman"))
+    rho = per_user.filter(pl.col("n") >= 3)["rho"].drop_nans().drop_nulls()
+    return float(rho.to_numpy().mean()) if rho.len() else float("nan")

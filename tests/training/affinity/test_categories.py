@@ -28,7 +28,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def test_the_learned_ranking_beats_both_baselines(world: World) -> None:
-    metrics = evaluate_category_ranking(world.events, world.users, world.items, world.split)
+    metrics = evaluate_category_ranking(world.events, world.users, world.items,
+                                        world.split).metrics
     assert metrics["users"] > 500 and metrics["novel_users"] > 50
     assert metrics["ndcg@10"] > 1.2 * metrics["popularity_ndcg@10"]
     assert metrics["ndcg@10"] > metrics["own_history_ndcg@10"]
@@ -49,6 +50,8 @@ def test_training_never_sees_the_evaluation_window(world: World) -> None:
 def test_the_same_data_and_seed_give_the_same_metrics(world: World) -> None:
     short = TimeSplit(world.split.fit_cut + timedelta(days=7), world.split.eval_cut,
                       world.split.end)
-    first = evaluate_category_ranking(world.events, world.users, world.items, short, seed=3)
-    second = evaluate_category_ranking(world.events, world.users, world.items, short, seed=3)
+    first = evaluate_category_ranking(world.events, world.users, world.items, short,
+                                      seed=3).metrics
+    second = evaluate_category_ranking(world.events, world.users, world.items, short,
+                                       seed=3).metrics
     assert first == second

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+import redis
+
+from models.registry import ModelRegistry, ModelVersionError
+
+
+def _register(registry: ModelRegistry, version: str) -> None:
+    registry.register({"model.txt": f"trees of {version}".encode()},
+                      {"features": ["a", "b"]}, {"auc": 0.7}, version=version)
+
+
+def test_register_promote_load_and_roll_back(tmp_path: Path, redis_client: redis.Redis) -> None:
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    _register(registry, "v1")
+    _register(registry, "v2")
+    assert registry.versions() == ["v1", "v2"] and registry.promoted() is None
+    registry.promote("v1")
+    registry.promote("v2")
+    loaded = registry.get(registry.promoted() or "")
+    assert loaded.artifact("model.txt") == b"trees of v2"
+    assert loaded.meta == {"features": ["a", "b"], "version": "v2"}
+    assert loaded.metrics == {"auc": 0.7}
+    assert registry.rollback() == "v1" and registry.promoted() == "v1"
+    with pytest.raises(ModelVersionError, match="no earlier"):
+        registry.rollback()
+
+
+def test_a_corrupt_or_missing_version_is_refused(tmp_path: Path,
+                                                redis_client: redis.Redis) -> None:
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    _register(registry, "v1")
+    (tmp_path / "models" / "v1" / "model.txt").write_bytes(b"tampered")
+    with pytest.raises(ModelVersionError, match="corrupt: model.txt"):
+        registry.promote("v1")
+    with pytest.raises(ModelVersionError, match="not found"):
+        registry.promote("v9")
+    with pytest.raises(ModelVersionError, match="already exists"):
+        _register(registry, "v1")
+    assert registry.promoted() is None

@@ -1,0 +1,136 @@
+"""`nbo train`: evaluate every model on a time split, refit on all the data, register.
+
+Each model is evaluated as it will be used: fit on the past, scored on the last weeks.
+The registered artifacts are then refit with the latest data (the same procedure with
+the split moved to the end of the log). What is trained so far: the category ranker and
+the offer-response model; send time, channel, churn and contact volume join later.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from features.contract.offers import offers_file, read_offers
+from features.pipeline import compute_features, load_inputs
+from models.registry import ModelRegistry, ModelVersion
+from training.affinity.als import AlsScores
+from training.affinity.categories import (
+    RANKER_PARAMETERS,
+    evaluate_category_ranking,
+    fit_category_ranker,
+    oracle_correlation,
+)
+from training.affinity.signals import SIGNALS, interest
+from training.offers.design import FEATURES
+from training.offers.evaluate import evaluate_offer_response, training_examples
+from training.offers.model import PARAMETERS, OfferResponseModel
+from training.offers.sends import EXTRA_COLUMNS
+from training.split import TimeSplit, up_to
+
+LIBRARIES = ("lightgbm", "implicit", "onnxruntime", "onnxmltools", "polars", "numpy")
+Report = Callable[[str], None]
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str, report: Report) -> Iterator[None]:
+        report(name)
+        began = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - began, 2)
+
+
+def fingerprint(events: pl.DataFrame) -> dict[str, Any]:
+    """What identifies the training data: size, time range and a hash of the events."""
+    digest = events.select(pl.all().hash(seed=0)).sum_horizontal().hash(seed=0).sum()
+    return {"events": events.height, "first": str(events["ts"].min()),
+            "last": str(events["ts"].max()), "hash": f"{int(digest):016x}"}
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout.strip()
+
+
+def _truth(directory: Path) -> pl.DataFrame | None:
+    truth = directory / "ground_truth" / "category_affinity"
+    if not truth.is_dir():
+        return None
+    return pl.read_parquet(truth).select("user_id", key="category", preference="preference")
+
+
+def train(directory: Path, models: ModelRegistry, seed: int = 0,
+          report: Report = lambda _: None) -> ModelVersion:
+    timings = Timings()
+    with timings.stage("load", report):
+        events, users, items = load_inputs(directory, EXTRA_COLUMNS)
+        found = offers_file(directory)
+        offers = read_offers(found)[0] if found else []
+    split = TimeSplit.last_days(events)
+    metrics: dict[str, Any] = {}
+    with timings.stage("evaluate categories", report):
+        categories = evaluate_category_ranking(events, users, items, split, seed)
+        metrics["category"] = categories.metrics
+        truth = _truth(directory)
+        if truth is not None:
+            metrics.setdefault("oracle", {})["category_spearman"] = oracle_correlation(
+                categories.scores, truth)
+    if offers:
+        with timings.stage("evaluate offer response", report):
+            metrics["offer_response"] = evaluate_offer_response(
+                events, users, items, offers, split, seed)[1]
+    artifacts: dict[str, bytes] = {}
+    latest = TimeSplit(split.end - (split.eval_cut - split.fit_cut), split.end, split.end)
+    with timings.stage("fit categories", report):
+        ranker = fit_category_ranker(events, users, items, latest, seed)
+        artifacts["category_ranker.txt"] = ranker.model.booster_.model_to_string().encode()
+        batch = compute_features(up_to(events, split.end), users, items, split.end)
+        als = AlsScores.fit(interest(batch), seed=seed)
+        buffer = io.BytesIO()
+        np.savez(buffer, item_factors=als.item_factors, keys=np.array(list(als.keys)))
+        artifacts["category_als.npz"] = buffer.getvalue()
+    if offers:
+        with timings.stage("fit offer response", report):
+            response = OfferResponseModel.fit(training_examples(
+                events, users, items, offers, split.end), seed)
+            artifacts["offer_response.onnx"] = response.to_onnx()
+            artifacts["offer_response.txt"] = response.booster.model_to_string().encode()
+    meta = {
+        "data": {"directory": str(directory), **fingerprint(events)},
+        "split": {"fit_cut": str(split.fit_cut), "eval_cut": str(split.eval_cut),
+                  "end": str(split.end)},
+        "seed": seed,
+        "schemas": {"category_ranker": list(SIGNALS), "offer_response": list(FEATURES)},
+        "parameters": {"category_ranker": RANKER_PARAMETERS, "offer_response": PARAMETERS},
+        "libraries": {name: package_version(name) for name in LIBRARIES},
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+        "timings_s": timings.seconds,
+    }
+    return models.register(artifacts, meta, {"metrics": metrics})
+
+
+def summary(version: ModelVersion) -> str:
+    """The one JSON line `nbo train` ends with."""
+    return json.dumps({"version": version.version, **version.metrics,
+                       "timings_s": version.meta["timings_s"]}, default=float)
