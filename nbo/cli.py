@@ -193,14 +193,21 @@ def models_rollback(models: ModelsDir) -> None:
 def demo(
     out: Annotated[Path, typer.Option(help="Where to write the demo world.")] = Path(
         ".nbo/world"),
+    models: Annotated[Path, typer.Option(help="Where to keep the model versions.")] = Path(
+        ".nbo/models"),
     users: Annotated[int, typer.Option(min=1)] = 10_000,
     days: Annotated[int, typer.Option(min=1)] = 60,
     seed: int = 1,
 ) -> None:
-    """Generate a world, validate it and publish its features (training and serving join
-    as they land)."""
+    """Generate a world, validate it, train and promote models, publish the features
+    (serving joins when the API lands)."""
     generate(out=out, users=users, days=days, seed=seed)
     validate(directory=out)
+    train(directory=out, models=models, seed=seed)
+    registry = _registry(models)
+    newest = registry.versions()[-1]
+    registry.promote(newest)
+    console.print(f"promoted {newest}")
     publish(directory=out, version=None, as_of=None)
 
 
