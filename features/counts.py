@@ -1,11 +1,11 @@
 """Time-decayed, weighted event counts per user and per value of an event column.
 
-Affinities (category, brand) and channel engagement (sends, opens, clicks, attributed
-conversions per channel), price-band affinity and opens per channel and local hour of the
-day are all such counts. Each definition is used twice: `batch`
-folds a whole log into anchored totals, `live` gives the one addition an event makes to
-them. A return (negative quantity) subtracts a purchase's weight at the return's own
-time, so it can take back a little more than the older purchase still counts for;
+Affinities (category, brand, price band), channel engagement (sends, opens, clicks,
+attributed conversions per channel), opens per channel and local hour of the day, and
+shopping activity per local hour are all such counts. Each definition is used twice:
+`batch` folds a whole log into anchored totals, `live` gives the one addition an event
+makes to them. A return (negative quantity) subtracts a purchase's weight at the return's
+own time, so it can take back a little more than the older purchase still counts for;
 `value` floors the result at zero.
 """
 
@@ -102,5 +102,7 @@ CHANNEL_CONVERSIONS = DecayedCount("channel_conversions", CHANNEL, ENGAGEMENT_HA
                                    _only(EventType.PURCHASE), requires="campaign_id")
 HOURLY_OPENS = DecayedCount("hourly_opens", CHANNEL_HOUR, ENGAGEMENT_HALF_LIFE,
                             _only(EventType.MESSAGE_OPEN))
+HOURLY_ACTIVITY = DecayedCount("hourly_activity", ("local_hour",), HalfLife(days=30))
 DECAYED_COUNTS = (CATEGORY_AFFINITY, BRAND_AFFINITY, PRICE_AFFINITY, CHANNEL_SENDS,
-                  CHANNEL_OPENS, CHANNEL_CLICKS, CHANNEL_CONVERSIONS, HOURLY_OPENS)
+                  CHANNEL_OPENS, CHANNEL_CLICKS, CHANNEL_CONVERSIONS, HOURLY_OPENS,
+                  HOURLY_ACTIVITY)

@@ -3,7 +3,8 @@
 Each model is evaluated as it will be used: fit on the past, scored on the last weeks.
 The registered artifacts are then refit with the latest data (the same procedure with
 the split moved to the end of the log). What is trained so far: the category ranker and
-the offer-response model; send time, channel, churn and contact volume join later.
+the offer-response model and the send-time curves; channel, churn and contact volume join
+later.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from training.offers.design import FEATURES
 from training.offers.evaluate import evaluate_offer_response, training_examples
 from training.offers.model import PARAMETERS, OfferResponseModel
 from training.offers.sends import EXTRA_COLUMNS
+from training.send_time import SendTimeModel, open_delay_hours, sends_and_opens
+from training.send_time_evaluation import evaluate_send_time
 from training.split import TimeSplit, up_to
 
 LIBRARIES = ("lightgbm", "implicit", "onnxruntime", "onnxmltools", "polars", "numpy")
@@ -95,6 +98,11 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         if truth is not None:
             metrics.setdefault("oracle", {})["category_spearman"] = oracle_correlation(
                 categories.scores, truth)
+    with timings.stage("evaluate send time", report):
+        at_eval = compute_features(up_to(events, split.eval_cut), users, items, split.eval_cut)
+        truth_dir = directory / "ground_truth"
+        metrics["send_time"] = evaluate_send_time(
+            events, users, at_eval, split, truth_dir if truth_dir.is_dir() else None)[1]
     if offers:
         with timings.stage("evaluate offer response", report):
             metrics["offer_response"] = evaluate_offer_response(
@@ -109,6 +117,9 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         buffer = io.BytesIO()
         np.savez(buffer, item_factors=als.item_factors, keys=np.array(list(als.keys)))
         artifacts["category_als.npz"] = buffer.getvalue()
+    with timings.stage("fit send time", report):
+        delay = open_delay_hours(sends_and_opens(events))
+        artifacts["send_time.json"] = SendTimeModel.fit(batch, delay).to_json()
     if offers:
         with timings.stage("fit offer response", report):
             response = OfferResponseModel.fit(training_examples(

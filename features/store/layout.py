@@ -4,6 +4,7 @@ A numpy structured dtype (RECORD) fixes names, types and order; it is stored onc
 version in VersionMeta, never per user. Timestamps are whole UTC seconds (0 = none),
 categories, brands and zones are ids into the version's vocabularies (0 = none), and
 long-tailed features keep their top: the TOP_* strongest categories and brands, the
+ACTIVE_HOURS local hours with most shopping activity, the
 BOUGHT categories bought last, the HOURLY channels with most opens (24 local hours,
 quantized to 0..255 of the channel's peak) and the CONTACT_SLOTS latest (day, channel)
 send counts within CONTACT_DAYS of the cut-off. The blocks most often empty come last
@@ -35,6 +36,7 @@ CHANNELS = tuple(channel.value for channel in Channel)
 CHANNEL_COUNTS = ("channel_sends", "channel_opens", "channel_clicks", "channel_conversions")
 PRICE_BANDS = 3
 TOP_CATEGORIES, TOP_BRANDS, BOUGHT, HOURLY, CONTACT_SLOTS = 6, 4, 3, 2, 14
+ACTIVE_HOURS = 3
 CONTACT_DAYS = 31
 F16_MAX = float(np.finfo(np.float16).max)
 MAX_VOCABULARY = 2**16 - 1  # ids are uint16, 0 meaning none
@@ -54,6 +56,7 @@ RECORD = np.dtype([
     ("price_affinity", "<f2", (PRICE_BANDS,)),
     ("category_affinity", _TOP, (TOP_CATEGORIES,)),
     ("brand_affinity", _TOP, (TOP_BRANDS,)),
+    ("active_hours", [("hour", "u1"), ("total", "<f2")], (ACTIVE_HOURS,)),  # hour + 1
     ("bought", [("id", "<u2"), *_TALLY], (BOUGHT,)),
     ("contacts", [("day", "u1"), ("channel", "u1"), ("count", "u1")], (CONTACT_SLOTS,)),
     ("hourly_opens", [("channel", "u1"), ("scale", "<f2"), ("hours", "u1", (24,))], (HOURLY,)),
@@ -121,6 +124,11 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
         block["id"][top["row"], top["rank"]] = top.select(
             _ids(pl.col("key"), vocabulary)).to_series()
         block["total"][top["row"], top["rank"]] = top["total"]
+    active = _ranked(_indexed(batch.counts["hourly_activity"], index), "total", ACTIVE_HOURS)
+    records["active_hours"]["hour"][active["row"], active["rank"]] = active["key"].cast(
+        pl.Int64) + 1
+    records["active_hours"]["total"][active["row"], active["rank"]] = active["total"].clip(
+        0, F16_MAX)
     _fill_bought(records, _indexed(batch.category_purchases, index), categories)
     _fill_hourly(records, _indexed(batch.counts["hourly_opens"], index))
     _fill_contacts(records, _indexed(batch.contacts, index), batch.anchor)
@@ -236,6 +244,7 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
     counts["price_affinity"] = {str(band): v for band, v in enumerate(r["price_affinity"]) if v}
     counts["category_affinity"] = {categories[i - 1]: v for i, v in r["category_affinity"] if i}
     counts["brand_affinity"] = {meta.brands[i - 1]: v for i, v in r["brand_affinity"] if i}
+    counts["hourly_activity"] = {str(hour - 1): v for hour, v in r["active_hours"] if hour}
     counts["hourly_opens"] = {f"{CHANNELS[channel - 1]}:{hour}": q * scale
                               for channel, scale, hours in r["hourly_opens"] if channel
                               for hour, q in enumerate(np.asarray(hours).tolist()) if q}
