@@ -3,8 +3,8 @@
 Each model is evaluated as it will be used: fit on the past, scored on the last weeks.
 The registered artifacts are then refit with the latest data (the same procedure with
 the split moved to the end of the log). What is trained so far: the category ranker and
-the offer-response model and the send-time curves; channel, churn and contact volume join
-later.
+the offer-response model, the send-time curves and the channel rates; churn and contact
+volume join later.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from training.affinity.categories import (
     oracle_correlation,
 )
 from training.affinity.signals import SIGNALS, interest
+from training.channels import ChannelModel, evaluate_channels
 from training.offers.design import FEATURES
 from training.offers.evaluate import evaluate_offer_response, training_examples
 from training.offers.model import PARAMETERS, OfferResponseModel
@@ -103,6 +104,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         truth_dir = directory / "ground_truth"
         metrics["send_time"] = evaluate_send_time(
             events, users, at_eval, split, truth_dir if truth_dir.is_dir() else None)[1]
+    with timings.stage("evaluate channels", report):
+        metrics["channel"] = evaluate_channels(events, at_eval, split)[1]
     if offers:
         with timings.stage("evaluate offer response", report):
             metrics["offer_response"] = evaluate_offer_response(
@@ -120,6 +123,7 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
     with timings.stage("fit send time", report):
         delay = open_delay_hours(sends_and_opens(events))
         artifacts["send_time.json"] = SendTimeModel.fit(batch, delay).to_json()
+        artifacts["channel.json"] = ChannelModel.fit(batch).to_json()
     if offers:
         with timings.stage("fit offer response", report):
             response = OfferResponseModel.fit(training_examples(
