@@ -110,13 +110,17 @@ def evaluate_channels(events: pl.DataFrame, batch: BatchFeatures,
     on_model = sends.filter(pl.col("channel") == pl.col("model_channel"))
     on_used = sends.filter(pl.col("channel") == pl.col("used_channel"))
     metrics = {
-        "open_rate_on_model_channel": float(on_model["opened"].mean() or 0.0),
-        "open_rate_on_most_used_channel": float(on_used["opened"].mean() or 0.0),
-        "open_rate_all_sends": float(sends["opened"].mean() or 0.0),
-        "share_of_opens_on_model_channel": float(
-            (opened["channel"] == opened["model_channel"]).mean() or 0.0),
-        "share_of_opens_on_most_used_channel": float(
-            (opened["channel"] == opened["used_channel"]).mean() or 0.0),
+        "open_rate_on_model_channel": _mean(on_model["opened"]),
+        "open_rate_on_most_used_channel": _mean(on_used["opened"]),
+        "open_rate_all_sends": _mean(sends["opened"]),
+        "share_of_opens_on_model_channel": _mean(opened["channel"] == opened["model_channel"]),
+        "share_of_opens_on_most_used_channel": _mean(
+            opened["channel"] == opened["used_channel"]),
         "sends": float(sends.height),
     }
     return model, metrics
+
+
+def _mean(flags: pl.Series) -> float:
+    values = flags.drop_nulls().cast(pl.Float64).to_numpy()
+    return float(values.mean()) if values.size else float("nan")
