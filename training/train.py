@@ -3,8 +3,8 @@
 Each model is evaluated as it will be used: fit on the past, scored on the last weeks.
 The registered artifacts are then refit with the latest data (the same procedure with
 the split moved to the end of the log). What is trained so far: the category ranker and
-the offer-response model, the send-time curves and the channel rates; churn and contact
-volume join later.
+the offer-response model, the send-time curves, the channel rates and churn; contact
+volume, brands and items join later.
 """
 
 from __future__ import annotations
@@ -36,13 +36,16 @@ from training.affinity.categories import (
 )
 from training.affinity.signals import SIGNALS, interest
 from training.channels import ChannelModel, evaluate_channels
+from training.churn import FEATURES as CHURN_FEATURES
+from training.churn import PARAMETERS as CHURN_PARAMETERS
+from training.churn import ChurnModel, churn_frame, evaluate_churn
 from training.offers.design import FEATURES
 from training.offers.evaluate import evaluate_offer_response, training_examples
 from training.offers.model import PARAMETERS, OfferResponseModel
 from training.offers.sends import EXTRA_COLUMNS
 from training.send_time import SendTimeModel, open_delay_hours, sends_and_opens
 from training.send_time_evaluation import evaluate_send_time
-from training.split import TimeSplit, up_to
+from training.split import TimeSplit, between, up_to
 
 LIBRARIES = ("lightgbm", "implicit", "onnxruntime", "onnxmltools", "polars", "numpy")
 Report = Callable[[str], None]
@@ -106,6 +109,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
             events, users, at_eval, split, truth_dir if truth_dir.is_dir() else None)[1]
     with timings.stage("evaluate channels", report):
         metrics["channel"] = evaluate_channels(events, at_eval, split)[1]
+    with timings.stage("evaluate churn", report):
+        metrics["churn"] = evaluate_churn(events, users, items, split, seed)[1]
     if offers:
         with timings.stage("evaluate offer response", report):
             metrics["offer_response"] = evaluate_offer_response(
@@ -124,6 +129,12 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         delay = open_delay_hours(sends_and_opens(events))
         artifacts["send_time.json"] = SendTimeModel.fit(batch, delay).to_json()
         artifacts["channel.json"] = ChannelModel.fit(batch).to_json()
+    with timings.stage("fit churn", report):
+        before = compute_features(up_to(events, latest.fit_cut), users, items, latest.fit_cut)
+        churn = ChurnModel.fit(churn_frame(before, between(events, latest.fit_cut, split.end)),
+                               seed)
+        artifacts["churn.onnx"] = churn.to_onnx()
+        artifacts["churn.txt"] = churn.booster.model_to_string().encode()
     if offers:
         with timings.stage("fit offer response", report):
             response = OfferResponseModel.fit(training_examples(
@@ -135,8 +146,10 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         "split": {"fit_cut": str(split.fit_cut), "eval_cut": str(split.eval_cut),
                   "end": str(split.end)},
         "seed": seed,
-        "schemas": {"category_ranker": list(SIGNALS), "offer_response": list(FEATURES)},
-        "parameters": {"category_ranker": RANKER_PARAMETERS, "offer_response": PARAMETERS},
+        "schemas": {"category_ranker": list(SIGNALS), "offer_response": list(FEATURES),
+                    "churn": list(CHURN_FEATURES)},
+        "parameters": {"category_ranker": RANKER_PARAMETERS, "offer_response": PARAMETERS,
+                       "churn": CHURN_PARAMETERS},
         "libraries": {name: package_version(name) for name in LIBRARIES},
         "python": platform.python_version(),
         "git_commit": _git_commit(),

@@ -105,10 +105,15 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     assert category["ndcg@10"] > category["popularity_ndcg@10"]
     assert 0.5 < summary["metrics"]["offer_response"]["auc"] <= 1.0
     assert summary["metrics"]["oracle"]["category_spearman"] > 0.2
+    assert summary["metrics"]["churn"]["auc"] > summary["metrics"]["churn"]["rules_auc"]
+    assert {"hit_rate_1h", "global_hit_rate_1h", "open_rate_lift"} <= set(
+        summary["metrics"]["send_time"])
+    assert "open_rate_on_model_channel" in summary["metrics"]["channel"]
     version = summary["version"]
     assert {p.name for p in (models / version).iterdir()} >= {
         "category_ranker.txt", "category_als.npz", "offer_response.onnx",
-        "offer_response.txt", "meta.json", "metrics.json", "checksums.json"}
+        "offer_response.txt", "send_time.json", "channel.json", "churn.onnx", "churn.txt",
+        "meta.json", "metrics.json", "checksums.json"}
     assert runner.invoke(app, ["models", "promote", version, "--models", str(models)]
                          ).exit_code == 0
     listed = runner.invoke(app, ["models", "list", "--models", str(models)])

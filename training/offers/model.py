@@ -3,7 +3,7 @@
 LightGBM on logged sends, each weighted by 1 / its logged propensity (normalized, capped),
 so the actions the logging policy favoured do not dominate what the model learns. The
 uplift of an offer is the model's P(convert) with the offer minus without any. Exported to
-ONNX (probability output only) for onnxruntime at serving time.
+ONNX for onnxruntime at serving time (training/onnx_export.py).
 """
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-import onnx
 import polars as pl
-from onnxmltools import convert_lightgbm
-from onnxmltools.convert.common.data_types import FloatTensorType
 
 from features.contract.offers import Offer
 from features.pipeline import BatchFeatures
 from training.offers.design import FEATURES, design, offer_table, without_offers
 from training.offers.sends import logged_sends
+from training.onnx_export import classifier_to_onnx, float32_thresholds
 
-ONNX_OPSET = 15
 WEIGHT_CAP_QUANTILE = 0.99
 PARAMETERS: dict[str, Any] = {
     "objective": "binary", "n_estimators": 300, "learning_rate": 0.03, "num_leaves": 7,
@@ -69,35 +66,7 @@ class OfferResponseModel:
 
     def to_onnx(self) -> bytes:
         """An ONNX graph: float32 `features` (n x len(FEATURES)) -> `probabilities` (n x 2)."""
-        graph = convert_lightgbm(self.booster, initial_types=[
-            ("features", FloatTensorType([None, len(FEATURES)]))], zipmap=False,
-            target_opset=ONNX_OPSET)
-        outputs = graph.graph.output
-        labels = [output for output in outputs if output.name != "probabilities"]
-        for output in labels:  # the label output's declared shape makes onnxruntime warn
-            outputs.remove(output)
-        onnx.checker.check_model(graph)
-        return bytes(graph.SerializeToString())
-
-
-def float32_thresholds(booster: lgb.Booster) -> lgb.Booster:
-    """The same trees with each split threshold rounded down to a float32.
-
-    Inputs are float32; for them `x <= t` and `x <= t rounded down` agree, so predictions
-    do not change, and ONNX (which stores thresholds as float32) takes the same branches.
-    """
-    lines = []
-    for line in booster.model_to_string().splitlines():
-        if line.startswith("tree_sizes="):
-            continue  # byte offsets of the trees, which change; LightGBM reads on without
-        if line.startswith("threshold="):
-            exact = np.array(line.removeprefix("threshold=").split(), dtype=np.float64)
-            nearest = exact.astype(np.float32)
-            down = np.where(nearest.astype(np.float64) > exact,
-                            np.nextafter(nearest, np.float32(-np.inf)), nearest)
-            line = "threshold=" + " ".join(repr(float(value)) for value in down)
-        lines.append(line)
-    return lgb.Booster(model_str="\n".join(lines) + "\n")
+        return classifier_to_onnx(self.booster, len(FEATURES))
 
 
 def matrix(frame: pl.DataFrame) -> np.ndarray:
