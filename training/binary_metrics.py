@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
 CALIBRATION_BINS = 10
 
 
-def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     """AUC, log loss (and that of always predicting the base rate), expected calibration
-    error over deciles of the prediction, and the mean predicted vs observed rate."""
+    error over deciles of the prediction, the mean predicted vs observed rate, and the
+    deciles themselves (`calibration`: mean predicted, observed rate, count)."""
     truth = np.asarray(truth, dtype=np.float64)
     predicted = np.clip(np.asarray(predicted, dtype=np.float64), 1e-7, 1 - 1e-7)
     if len(np.unique(truth)) < 2:
@@ -24,6 +27,7 @@ def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]
         "mean_predicted": float(predicted.mean()),
         "observed_rate": float(truth.mean()),
         "examples": float(len(truth)),
+        "calibration": calibration_bins(truth, predicted),
     }
 
 

@@ -3,8 +3,8 @@
 Each model is evaluated as it will be used: fit on the past, scored on the last weeks.
 The registered artifacts are then refit with the latest data (the same procedure with
 the split moved to the end of the log). What is trained so far: the category ranker and
-the offer-response model, the send-time curves, the channel rates and churn; contact
-volume, brands and items join later.
+the offer-response model, the send-time curves, the channel rates, churn and the contact
+volume; brands and items join later.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,12 @@ from training.channels import ChannelModel, evaluate_channels
 from training.churn import FEATURES as CHURN_FEATURES
 from training.churn import PARAMETERS as CHURN_PARAMETERS
 from training.churn import ChurnModel, churn_frame, evaluate_churn
+from training.contact_volume import ContactVolume
 from training.offers.design import FEATURES
 from training.offers.evaluate import evaluate_offer_response, training_examples
 from training.offers.model import PARAMETERS, OfferResponseModel
 from training.offers.sends import EXTRA_COLUMNS
+from training.report import render as render_report
 from training.send_time import SendTimeModel, open_delay_hours, sends_and_opens
 from training.send_time_evaluation import evaluate_send_time
 from training.split import TimeSplit, between, up_to
@@ -127,8 +130,13 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         artifacts["category_als.npz"] = buffer.getvalue()
     with timings.stage("fit send time", report):
         delay = open_delay_hours(sends_and_opens(events))
-        artifacts["send_time.json"] = SendTimeModel.fit(batch, delay).to_json()
+        send_time = SendTimeModel.fit(batch, delay)
+        artifacts["send_time.json"] = send_time.to_json()
         artifacts["channel.json"] = ChannelModel.fit(batch).to_json()
+    with timings.stage("contact volume", report):
+        volume = ContactVolume.fit(events)
+        metrics["contact_volume"] = volume.summary()
+        artifacts["contact_volume.json"] = volume.to_json()
     with timings.stage("fit churn", report):
         before = compute_features(up_to(events, latest.fit_cut), users, items, latest.fit_cut)
         churn = ChurnModel.fit(churn_frame(before, between(events, latest.fit_cut, split.end)),
@@ -155,7 +163,10 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         "git_commit": _git_commit(),
         "timings_s": timings.seconds,
     }
-    return models.register(artifacts, meta, {"metrics": metrics})
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    artifacts["report.html"] = render_report(version, metrics, send_time.global_curves,
+                                             volume.open_rates).encode()
+    return models.register(artifacts, meta, {"metrics": metrics}, version)
 
 
 def summary(version: ModelVersion) -> str:

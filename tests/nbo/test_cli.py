@@ -113,7 +113,9 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     assert {p.name for p in (models / version).iterdir()} >= {
         "category_ranker.txt", "category_als.npz", "offer_response.onnx",
         "offer_response.txt", "send_time.json", "channel.json", "churn.onnx", "churn.txt",
-        "meta.json", "metrics.json", "checksums.json"}
+        "contact_volume.json", "report.html", "meta.json", "metrics.json", "checksums.json"}
+    report = (models / version / "report.html").read_text()
+    assert report.count("<svg") == 6 and "calibration by decile" in report
     assert runner.invoke(app, ["models", "promote", version, "--models", str(models)]
                          ).exit_code == 0
     listed = runner.invoke(app, ["models", "list", "--models", str(models)])
