@@ -33,7 +33,7 @@ def _sends_opens(batch: BatchFeatures) -> pl.DataFrame:
     sends = batch.counts["channel_sends"].select("user_id", channel="key", sends="total")
     opens = batch.counts["channel_opens"].select("user_id", channel="key", opens="total")
     return sends.join(opens, on=["user_id", "channel"], how="full", coalesce=True).fill_null(
-        0.0)
+        0.0).sort("user_id", "channel")  # a fixed order, so sums over it repeat to the bit
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,12 @@ class ChannelModel:
         counts = _sends_opens(batch).join(batch.users.select("user_id", "country"),
                                           on="user_id", how="left").with_columns(
             pl.col("country").fill_null("??"))
-        overall = counts.group_by("channel").agg(pl.col("sends", "opens").sum())
+        overall = counts.group_by("channel", maintain_order=True).agg(
+            pl.col("sends", "opens").sum())
         global_rates = {c: o / s for c, s, o in overall.iter_rows() if s > 0}
         prior = pl.col("channel").replace_strict(global_rates, default=0.0,
                                                  return_dtype=pl.Float64)
-        by_country = counts.group_by("country", "channel").agg(
+        by_country = counts.group_by("country", "channel", maintain_order=True).agg(
             pl.col("sends", "opens").sum()).with_columns(
             rate=(pl.col("opens") + country_strength * prior)
             / (pl.col("sends") + country_strength))
@@ -91,7 +92,7 @@ class ChannelModel:
                 .group_by("user_id", maintain_order=True).agg(pl.col("channel").first()))
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return json.dumps(asdict(self), sort_keys=True).encode()
 
 
 def evaluate_channels(events: pl.DataFrame, batch: BatchFeatures,

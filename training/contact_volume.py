@@ -62,4 +62,4 @@ class ContactVolume:
     def to_json(self) -> bytes:
         return json.dumps({"weekly_cap": self.weekly_cap, "open_rates": {
             name: {str(k): v for k, v in rates.items()}
-            for name, rates in self.open_rates.items()}}).encode()
+            for name, rates in self.open_rates.items()}}, sort_keys=True).encode()

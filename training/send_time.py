@@ -93,9 +93,10 @@ def activity_offsets(batch: BatchFeatures) -> dict[str, int]:
     """Per channel, the most common lag (hours, weighted by opens) from a user's busiest
     shopping hour to the hours of their opens."""
     lags = hourly_opens(batch).join(busiest_hours(batch), on="user_id").with_columns(
-        lag=(pl.col("local_hour") - pl.col("busiest_hour")) % HOURS)
+        lag=(pl.col("local_hour") - pl.col("busiest_hour")) % HOURS).sort(
+        "channel", "user_id", "local_hour")
     offsets = {}
-    for (channel,), rows in lags.group_by("channel"):
+    for (channel,), rows in lags.group_by("channel", maintain_order=True):
         weights = np.zeros(HOURS)
         np.add.at(weights, rows["lag"].to_numpy(), rows["opens"].to_numpy())
         offsets[str(channel)] = int(np.argmax(weights @ _kernel(1.0)))
@@ -118,16 +119,17 @@ class SendTimeModel:
             country_strength: float = 20.0) -> SendTimeModel:
         opens = hourly_opens(batch).join(batch.users.select("user_id", "country"),
                                          on="user_id", how="left").with_columns(
-            pl.col("country").fill_null("??"))
+            pl.col("country").fill_null("??")).sort("channel", "country", "user_id",
+                                                    "local_hour")  # a fixed order of sums
         global_curves: dict[str, list[float]] = {}
         country_curves: dict[str, dict[str, list[float]]] = {}
-        for (channel,), rows in opens.group_by("channel"):
+        for (channel,), rows in opens.group_by("channel", maintain_order=True):
             total = np.zeros(HOURS)
             np.add.at(total, rows["local_hour"].to_numpy(), rows["opens"].to_numpy())
             overall = _shape(total)
             global_curves[str(channel)] = overall.tolist()
             per_country = {}
-            for (country,), part in rows.group_by("country"):
+            for (country,), part in rows.group_by("country", maintain_order=True):
                 counts = np.zeros(HOURS)
                 np.add.at(counts, part["local_hour"].to_numpy(), part["opens"].to_numpy())
                 shrunk = (counts + country_strength * overall) / (counts.sum() + country_strength)
@@ -167,7 +169,7 @@ class SendTimeModel:
         return np.asarray((self.engagement_hours(opens, priors) - self.delay_hours) % HOURS)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> SendTimeModel:

@@ -112,5 +112,5 @@ def oracle_correlation(scores: pl.DataFrame, truth: pl.DataFrame) -> float:
     joined = scores.join(truth, on=["user_id", "key"])
     per_user = joined.group_by("user_id").agg(
         n=pl.len(), rho=pl.corr("score", "preference", method="spearman"))
-    rho = per_user.filter(pl.col("n") >= 3)["rho"].drop_nans().drop_nulls()
+    rho = per_user.filter(pl.col("n") >= 3).sort("user_id")["rho"].drop_nans().drop_nulls()
     return float(rho.to_numpy().mean()) if rho.len() else float("nan")

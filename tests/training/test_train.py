@@ -1,0 +1,22 @@
+from pathlib import Path
+
+import pytest
+import redis
+
+from models.registry import ModelRegistry
+from training.synthetic.world import generate_world
+from training.train import train
+
+
+@pytest.mark.slow
+def test_the_same_data_and_seed_give_the_same_metrics(tmp_path: Path,
+                                                      redis_client: redis.Redis) -> None:
+    world = tmp_path / "world"
+    generate_world(world, users=500, days=60, seed=8)
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    first = train(world, registry, seed=5)
+    second = train(world, registry, seed=5)
+    assert first.version != second.version
+    assert first.metrics == second.metrics
+    for name in ("category_ranker.txt", "offer_response.txt", "churn.txt", "send_time.json"):
+        assert first.artifact(name) == second.artifact(name), name
