@@ -9,7 +9,6 @@ Fit on the users at `fit_cut` labelled by the label window, evaluated on the use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import lightgbm as lgb
@@ -19,13 +18,14 @@ import polars as pl
 from features.activity import ActivitySpan
 from features.contract.schema import LifecycleStage
 from features.lifecycle import DEFAULT_RULES
-from features.pipeline import PURCHASE_PREFIX, BatchFeatures, compute_features
+from features.pipeline import PURCHASE_PREFIX, BatchFeatures
 from features.purchases import PurchaseTally
 from training.affinity.categories import purchased
 from training.binary_metrics import binary_metrics
+from training.cuts import FeaturesAt
 from training.offers.design import USER_COLUMNS, overall_rates, user_context
 from training.onnx_export import classifier_to_onnx, float32_thresholds
-from training.split import TimeSplit, between, up_to
+from training.split import TimeSplit, between
 
 STAGE_RISK = {LifecycleStage.ACTIVE: 0, LifecycleStage.LOYAL: 0, LifecycleStage.NEW: 1,
               LifecycleStage.AT_RISK: 2, LifecycleStage.DORMANT: 3, LifecycleStage.CHURNED: 4}
@@ -89,18 +89,12 @@ def matrix(frame: pl.DataFrame) -> np.ndarray:
     return frame.select(FEATURES).to_numpy().astype(np.float32)
 
 
-def _batch(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-           cut: datetime) -> BatchFeatures:
-    return compute_features(up_to(events, cut), users, items, cut)
-
-
-def evaluate_churn(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-                   split: TimeSplit, seed: int = 0) -> tuple[ChurnModel, dict[str, float]]:
-    train = churn_frame(_batch(events, users, items, split.fit_cut),
-                        between(events, split.fit_cut, split.eval_cut))
+def evaluate_churn(features: FeaturesAt, split: TimeSplit,
+                   seed: int = 0) -> tuple[ChurnModel, dict[str, Any]]:
+    events = features.events
+    train = churn_frame(features(split.fit_cut), between(events, split.fit_cut, split.eval_cut))
     model = ChurnModel.fit(train, seed)
-    test = churn_frame(_batch(events, users, items, split.eval_cut),
-                       between(events, split.eval_cut, split.end))
+    test = churn_frame(features(split.eval_cut), between(events, split.eval_cut, split.end))
     truth = test["churned"].to_numpy()
     metrics = binary_metrics(truth, model.predict(test))
     rules = test["stage_risk"].to_numpy()

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from features.contract.offers import offers_file, read_offers
-from features.pipeline import compute_features, load_inputs
+from features.pipeline import load_inputs
 from models.registry import ModelRegistry, ModelVersion
 from training.affinity.als import AlsScores
 from training.affinity.categories import (
@@ -41,6 +41,7 @@ from training.churn import FEATURES as CHURN_FEATURES
 from training.churn import PARAMETERS as CHURN_PARAMETERS
 from training.churn import ChurnModel, churn_frame, evaluate_churn
 from training.contact_volume import ContactVolume
+from training.cuts import FeaturesAt
 from training.offers.design import FEATURES
 from training.offers.evaluate import evaluate_offer_response, training_examples
 from training.offers.model import PARAMETERS, OfferResponseModel
@@ -48,7 +49,7 @@ from training.offers.sends import EXTRA_COLUMNS
 from training.report import render as render_report
 from training.send_time import SendTimeModel, open_delay_hours, sends_and_opens
 from training.send_time_evaluation import evaluate_send_time
-from training.split import TimeSplit, between, up_to
+from training.split import TimeSplit, between
 
 LIBRARIES = ("lightgbm", "implicit", "onnxruntime", "onnxmltools", "polars", "numpy")
 Report = Callable[[str], None]
@@ -82,8 +83,8 @@ def _git_commit() -> str | None:
     return done.stdout.strip()
 
 
-def _truth(directory: Path) -> pl.DataFrame | None:
-    truth = directory / "ground_truth" / "category_affinity"
+def _truth(truth_dir: Path) -> pl.DataFrame | None:
+    truth = truth_dir / "category_affinity"
     if not truth.is_dir():
         return None
     return pl.read_parquet(truth).select("user_id", key="category", preference="preference")
@@ -91,62 +92,60 @@ def _truth(directory: Path) -> pl.DataFrame | None:
 
 def train(directory: Path, models: ModelRegistry, seed: int = 0,
           report: Report = lambda _: None) -> ModelVersion:
+    """Stages are ordered so that models share the features of the same cut-offs."""
     timings = Timings()
     with timings.stage("load", report):
         events, users, items = load_inputs(directory, EXTRA_COLUMNS)
         found = offers_file(directory)
         offers = read_offers(found)[0] if found else []
+    features = FeaturesAt(events, users, items)
     split = TimeSplit.last_days(events)
+    latest = TimeSplit(split.end - (split.eval_cut - split.fit_cut), split.end, split.end)
+    truth_dir = directory / "ground_truth"
     metrics: dict[str, Any] = {}
+    artifacts: dict[str, bytes] = {}
     with timings.stage("evaluate categories", report):
-        categories = evaluate_category_ranking(events, users, items, split, seed)
+        categories = evaluate_category_ranking(features, split, seed)
         metrics["category"] = categories.metrics
-        truth = _truth(directory)
+        truth = _truth(truth_dir)
         if truth is not None:
-            metrics.setdefault("oracle", {})["category_spearman"] = oracle_correlation(
-                categories.scores, truth)
-    with timings.stage("evaluate send time", report):
-        at_eval = compute_features(up_to(events, split.eval_cut), users, items, split.eval_cut)
-        truth_dir = directory / "ground_truth"
+            metrics["oracle"] = {"category_spearman": oracle_correlation(categories.scores,
+                                                                         truth)}
+    with timings.stage("evaluate churn", report):
+        metrics["churn"] = evaluate_churn(features, split, seed)[1]
+    with timings.stage("evaluate send time and channels", report):
+        at_eval = features(split.eval_cut)
         metrics["send_time"] = evaluate_send_time(
             events, users, at_eval, split, truth_dir if truth_dir.is_dir() else None)[1]
-    with timings.stage("evaluate channels", report):
         metrics["channel"] = evaluate_channels(events, at_eval, split)[1]
-    with timings.stage("evaluate churn", report):
-        metrics["churn"] = evaluate_churn(events, users, items, split, seed)[1]
-    if offers:
-        with timings.stage("evaluate offer response", report):
-            metrics["offer_response"] = evaluate_offer_response(
-                events, users, items, offers, split, seed)[1]
-    artifacts: dict[str, bytes] = {}
-    latest = TimeSplit(split.end - (split.eval_cut - split.fit_cut), split.end, split.end)
+    with timings.stage("fit churn", report):
+        churn = ChurnModel.fit(churn_frame(features(latest.fit_cut),
+                                           between(events, latest.fit_cut, split.end)), seed)
+        artifacts["churn.onnx"] = churn.to_onnx()
+        artifacts["churn.txt"] = churn.booster.model_to_string().encode()
     with timings.stage("fit categories", report):
-        ranker = fit_category_ranker(events, users, items, latest, seed)
+        ranker = fit_category_ranker(features, latest, seed)
         artifacts["category_ranker.txt"] = ranker.model.booster_.model_to_string().encode()
-        batch = compute_features(up_to(events, split.end), users, items, split.end)
-        als = AlsScores.fit(interest(batch), seed=seed)
+        now = features(split.end)
+        als = AlsScores.fit(interest(now), seed=seed)
         buffer = io.BytesIO()
         np.savez(buffer, item_factors=als.item_factors, keys=np.array(list(als.keys)))
         artifacts["category_als.npz"] = buffer.getvalue()
-    with timings.stage("fit send time", report):
-        delay = open_delay_hours(sends_and_opens(events))
-        send_time = SendTimeModel.fit(batch, delay)
+    with timings.stage("fit send time and channels", report):
+        send_time = SendTimeModel.fit(now, open_delay_hours(sends_and_opens(events)))
         artifacts["send_time.json"] = send_time.to_json()
-        artifacts["channel.json"] = ChannelModel.fit(batch).to_json()
+        artifacts["channel.json"] = ChannelModel.fit(now).to_json()
     with timings.stage("contact volume", report):
         volume = ContactVolume.fit(events)
         metrics["contact_volume"] = volume.summary()
         artifacts["contact_volume.json"] = volume.to_json()
-    with timings.stage("fit churn", report):
-        before = compute_features(up_to(events, latest.fit_cut), users, items, latest.fit_cut)
-        churn = ChurnModel.fit(churn_frame(before, between(events, latest.fit_cut, split.end)),
-                               seed)
-        artifacts["churn.onnx"] = churn.to_onnx()
-        artifacts["churn.txt"] = churn.booster.model_to_string().encode()
     if offers:
+        with timings.stage("evaluate offer response", report):
+            metrics["offer_response"] = evaluate_offer_response(features, offers, split,
+                                                                seed)[1]
         with timings.stage("fit offer response", report):
-            response = OfferResponseModel.fit(training_examples(
-                events, users, items, offers, split.end), seed)
+            response = OfferResponseModel.fit(
+                training_examples(features, offers, split.end), seed)
             artifacts["offer_response.onnx"] = response.to_onnx()
             artifacts["offer_response.txt"] = response.booster.model_to_string().encode()
     meta = {

@@ -13,11 +13,11 @@ import polars as pl
 
 from features.contract.schema import EventType
 from features.event import RETURNED
-from features.pipeline import BatchFeatures, compute_features
 from training.affinity.als import AlsScores
 from training.affinity.signals import SIGNALS, category_signals, interest
+from training.cuts import FeaturesAt
 from training.ranking_metrics import ranking_metrics
-from training.split import TimeSplit, between, up_to
+from training.split import TimeSplit, between
 
 OWN_HISTORY_HALF_LIFE_DAYS = 30.0
 RANKER_PARAMETERS: dict[str, Any] = {
@@ -43,17 +43,10 @@ class CategoryRanker:
             np.asarray(self.model.booster_.predict(matrix), dtype=np.float64)))
 
 
-def _features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-              cut: object) -> BatchFeatures:
-    assert not isinstance(cut, str)
-    return compute_features(up_to(events, cut), users, items, cut)  # type: ignore[arg-type]
-
-
-def fit_category_ranker(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-                        split: TimeSplit, seed: int = 0) -> CategoryRanker:
+def fit_category_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0) -> CategoryRanker:
     """Signals at `fit_cut`, labels = categories bought in the label window."""
-    batch = _features(events, users, items, split.fit_cut)
-    labels = purchased(between(events, split.fit_cut, split.eval_cut))
+    batch = features(split.fit_cut)
+    labels = purchased(between(features.events, split.fit_cut, split.eval_cut))
     fit_users = sorted(set(labels["user_id"]) & set(batch.users["user_id"]))
     signals = category_signals(batch, fit_users, AlsScores.fit(interest(batch), seed=seed))
     target = signals.join(labels.with_columns(label=pl.lit(1)), on=["user_id", "key"],
@@ -81,14 +74,13 @@ class CategoryEvaluation:
     scores: pl.DataFrame  # (user_id, key, score) of the ranker at the evaluation cut
 
 
-def evaluate_category_ranking(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-                              split: TimeSplit, seed: int = 0,
+def evaluate_category_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0,
                               k: int = 10) -> CategoryEvaluation:
     """NDCG@k and recall@k of the ranker and the baselines on the evaluation window, over
     all categories and over the categories each user had never bought (cross-sell)."""
-    ranker = fit_category_ranker(events, users, items, split, seed)
-    batch = _features(events, users, items, split.eval_cut)
-    relevant = purchased(between(events, split.eval_cut, split.end))
+    ranker = fit_category_ranker(features, split, seed)
+    batch = features(split.eval_cut)
+    relevant = purchased(between(features.events, split.eval_cut, split.end))
     evaluated = sorted(set(relevant["user_id"]) & set(batch.users["user_id"]))
     signals = category_signals(batch, evaluated, AlsScores.fit(interest(batch), seed=seed))
     novel = signals.filter(pl.col("occasions") == 0).select("user_id", "key")

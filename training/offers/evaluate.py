@@ -10,15 +10,16 @@ with the log, described as of the evaluation cut.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
 from features.contract.offers import Offer
-from features.pipeline import compute_features
 from training.binary_metrics import binary_metrics
+from training.cuts import FeaturesAt
 from training.offers.model import OfferResponseModel, examples
 from training.offers.sends import ATTRIBUTION
-from training.split import TimeSplit, up_to
+from training.split import TimeSplit
 
 WINDOW = timedelta(days=14)
 MIN_HISTORY = timedelta(days=14)
@@ -37,22 +38,19 @@ def training_cuts(events: pl.DataFrame, eval_cut: datetime) -> list[datetime]:
     return usable
 
 
-def training_examples(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-                      offers: list[Offer], eval_cut: datetime) -> pl.DataFrame:
-    frames = []
-    for cut in training_cuts(events, eval_cut):
-        batch = compute_features(up_to(events, cut), users, items, cut)
-        frames.append(examples(events, users, batch, offers, cut + WINDOW + ATTRIBUTION))
-    return pl.concat(frames)
+def training_examples(features: FeaturesAt, offers: list[Offer],
+                      eval_cut: datetime) -> pl.DataFrame:
+    events, users = features.events, features.users
+    return pl.concat([examples(events, users, features(cut), offers, cut + WINDOW + ATTRIBUTION)
+                      for cut in training_cuts(events, eval_cut)])
 
 
-def evaluate_offer_response(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
-                            offers: list[Offer], split: TimeSplit,
-                            seed: int = 0) -> tuple[OfferResponseModel, dict[str, float]]:
-    train = training_examples(events, users, items, offers, split.eval_cut)
+def evaluate_offer_response(features: FeaturesAt, offers: list[Offer], split: TimeSplit,
+                            seed: int = 0) -> tuple[OfferResponseModel, dict[str, Any]]:
+    train = training_examples(features, offers, split.eval_cut)
     model = OfferResponseModel.fit(train, seed)
-    batch = compute_features(up_to(events, split.eval_cut), users, items, split.eval_cut)
-    test = examples(events, users, batch, offers, split.end)
+    test = examples(features.events, features.users, features(split.eval_cut), offers,
+                    split.end)
     metrics = binary_metrics(test["converted"].to_numpy(), model.predict(test))
     with_offer = test.filter(pl.col("has_offer") > 0)
     metrics |= {"training_examples": float(train.height),

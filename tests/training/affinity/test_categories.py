@@ -7,15 +7,14 @@ import pytest
 
 from features.pipeline import load_inputs
 from training.affinity.categories import evaluate_category_ranking, fit_category_ranker
+from training.cuts import FeaturesAt
 from training.split import TimeSplit, up_to
 from training.synthetic.world import generate_world
 
 
 @dataclass(frozen=True)
 class World:
-    events: pl.DataFrame
-    users: pl.DataFrame
-    items: pl.DataFrame
+    features: FeaturesAt
     split: TimeSplit
 
 
@@ -24,12 +23,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     directory: Path = tmp_path_factory.mktemp("ranking-world")
     generate_world(directory, users=2000, days=60, seed=4)
     events, users, items = load_inputs(directory)
-    return World(events, users, items, TimeSplit.last_days(events))
+    return World(FeaturesAt(events, users, items), TimeSplit.last_days(events))
 
 
 def test_the_learned_ranking_beats_both_baselines(world: World) -> None:
-    metrics = evaluate_category_ranking(world.events, world.users, world.items,
-                                        world.split).metrics
+    metrics = evaluate_category_ranking(world.features, world.split).metrics
     assert metrics["users"] > 500 and metrics["novel_users"] > 50
     assert metrics["ndcg@10"] > 1.2 * metrics["popularity_ndcg@10"]
     assert metrics["ndcg@10"] > metrics["own_history_ndcg@10"]
@@ -37,21 +35,21 @@ def test_the_learned_ranking_beats_both_baselines(world: World) -> None:
 
 
 def test_training_never_sees_the_evaluation_window(world: World) -> None:
-    split = world.split
-    honest = fit_category_ranker(world.events, world.users, world.items, split)
+    split, honest_features = world.split, world.features
+    honest = fit_category_ranker(honest_features, split)
     # rewrite the evaluation window entirely: the fitted model must not change at all
-    shifted = world.events.filter(pl.col("ts") > split.eval_cut).with_columns(
+    events = honest_features.events
+    shifted = events.filter(pl.col("ts") > split.eval_cut).with_columns(
         category=pl.lit("toys"), user_id=pl.col("user_id").shuffle(seed=1))
-    tampered = pl.concat([up_to(world.events, split.eval_cut), shifted])
-    again = fit_category_ranker(tampered, world.users, world.items, split)
+    tampered = FeaturesAt(pl.concat([up_to(events, split.eval_cut), shifted]),
+                          honest_features.users, honest_features.items)
+    again = fit_category_ranker(tampered, split)
     assert honest.model.booster_.model_to_string() == again.model.booster_.model_to_string()
 
 
 def test_the_same_data_and_seed_give_the_same_metrics(world: World) -> None:
     short = TimeSplit(world.split.fit_cut + timedelta(days=7), world.split.eval_cut,
                       world.split.end)
-    first = evaluate_category_ranking(world.events, world.users, world.items, short,
-                                      seed=3).metrics
-    second = evaluate_category_ranking(world.events, world.users, world.items, short,
-                                       seed=3).metrics
+    first = evaluate_category_ranking(world.features, short, seed=3).metrics
+    second = evaluate_category_ranking(world.features, short, seed=3).metrics
     assert first == second
