@@ -2,9 +2,9 @@
 
 Each model is evaluated as it will be used: fit on the past, scored on the last weeks.
 The registered artifacts are then refit with the latest data (the same procedure with
-the split moved to the end of the log). What is trained so far: the category ranker and
-the offer-response model, the send-time curves, the channel rates, churn and the contact
-volume; brands and items join later.
+the split moved to the end of the log). What is trained so far: the category ranker,
+the brand ranker, the offer-response model, the send-time curves, the channel rates, churn
+and the contact volume; items and similar items join later.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from features.contract.offers import offers_file, read_offers
 from features.pipeline import load_inputs
 from models.registry import ModelRegistry, ModelVersion
 from training.affinity.als import AlsScores
+from training.affinity.brands import SIGNALS as BRAND_SIGNALS
+from training.affinity.brands import BrandContext, evaluate_brand_ranking, fit_brand_ranker
 from training.affinity.categories import (
     RANKER_PARAMETERS,
     evaluate_category_ranking,
@@ -111,6 +113,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         if truth is not None:
             metrics["oracle"] = {"category_spearman": oracle_correlation(categories.scores,
                                                                          truth)}
+    with timings.stage("evaluate brands", report):
+        metrics["brand"] = evaluate_brand_ranking(features, split, seed)
     with timings.stage("evaluate churn", report):
         metrics["churn"] = evaluate_churn(features, split, seed)[1]
     with timings.stage("evaluate send time and channels", report):
@@ -131,6 +135,17 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         buffer = io.BytesIO()
         np.savez(buffer, item_factors=als.item_factors, keys=np.array(list(als.keys)))
         artifacts["category_als.npz"] = buffer.getvalue()
+    with timings.stage("fit brands", report):
+        brands = fit_brand_ranker(features, latest, seed)
+        artifacts["brand_ranker.txt"] = brands.booster_.model_to_string().encode()
+        context = BrandContext.at(now, events)
+        brand_als = context.als(seed)
+        buffer = io.BytesIO()
+        np.savez(buffer, item_factors=brand_als.item_factors,
+                 keys=np.array(list(brand_als.keys)))
+        artifacts["brand_als.npz"] = buffer.getvalue()
+        artifacts["brand_popularity.json"] = json.dumps(
+            context.popularity.to_dicts(), sort_keys=True).encode()
     with timings.stage("fit send time and channels", report):
         send_time = SendTimeModel.fit(now, open_delay_hours(sends_and_opens(events)))
         artifacts["send_time.json"] = send_time.to_json()
@@ -153,7 +168,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         "split": {"fit_cut": str(split.fit_cut), "eval_cut": str(split.eval_cut),
                   "end": str(split.end)},
         "seed": seed,
-        "schemas": {"category_ranker": list(SIGNALS), "offer_response": list(FEATURES),
+        "schemas": {"category_ranker": list(SIGNALS), "brand_ranker": list(BRAND_SIGNALS),
+                    "offer_response": list(FEATURES),
                     "churn": list(CHURN_FEATURES)},
         "parameters": {"category_ranker": RANKER_PARAMETERS, "offer_response": PARAMETERS,
                        "churn": CHURN_PARAMETERS},

@@ -103,6 +103,8 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     category = summary["metrics"]["category"]
     assert category["ndcg@10"] > category["popularity_ndcg@10"]
+    brand = summary["metrics"]["brand"]
+    assert brand["ndcg@10"] > brand["popularity_ndcg@10"]
     assert 0.5 < summary["metrics"]["offer_response"]["auc"] <= 1.0
     assert summary["metrics"]["oracle"]["category_spearman"] > 0.2
     assert summary["metrics"]["churn"]["auc"] > summary["metrics"]["churn"]["rules_auc"]
@@ -111,7 +113,8 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     assert "open_rate_on_model_channel" in summary["metrics"]["channel"]
     version = summary["version"]
     assert {p.name for p in (models / version).iterdir()} >= {
-        "category_ranker.txt", "category_als.npz", "offer_response.onnx",
+        "category_ranker.txt", "category_als.npz", "brand_ranker.txt", "brand_als.npz",
+        "brand_popularity.json", "offer_response.onnx",
         "offer_response.txt", "send_time.json", "channel.json", "churn.onnx", "churn.txt",
         "contact_volume.json", "report.html", "meta.json", "metrics.json", "checksums.json"}
     report = (models / version / "report.html").read_text()
