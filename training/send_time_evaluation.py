@@ -80,8 +80,8 @@ def evaluate_send_time(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFe
     model = SendTimeModel.fit(batch, open_delay_hours(sends_and_opens(
         up_to(events, split.eval_cut))))
     later = between(events, split.eval_cut, split.end)
-    opened = later.filter(pl.col("event_type") == EventType.MESSAGE_OPEN.value)
-    opens = with_hour_of_week(opened, zones)
+    opens = with_hour_of_week(
+        later.filter(pl.col("event_type") == EventType.MESSAGE_OPEN.value), zones)
     sends = with_hour_of_week(sends_and_opens(later).rename({"sent": "ts"}), zones)
     pairs = pl.concat([opens.select("user_id", "channel"), sends.select("user_id", "channel")])
     hours = predicted_hours(model, batch, pairs)
