@@ -29,6 +29,7 @@ bench: venv
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.generate_speed --users 100000 --days 90
 	$(BIN)/python -m benchmarks.store_speed --users 20000 --days 60 --replicate 5
+	$(BIN)/python -m benchmarks.train_speed --users 20000 --days 90
 
 clean:
 	rm -rf $(VENV) .nbo .pytest_cache .mypy_cache .ruff_cache
