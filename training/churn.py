@@ -22,9 +22,10 @@ from features.pipeline import PURCHASE_PREFIX, BatchFeatures
 from features.purchases import PurchaseTally
 from training.affinity.categories import purchased
 from training.binary_metrics import binary_metrics
+from training.boosting import fit_classifier
 from training.cuts import FeaturesAt
 from training.offers.design import USER_COLUMNS, overall_rates, user_context
-from training.onnx_export import classifier_to_onnx, float32_thresholds
+from training.onnx_export import classifier_to_onnx
 from training.split import TimeSplit, between
 
 STAGE_RISK = {LifecycleStage.ACTIVE: 0, LifecycleStage.LOYAL: 0, LifecycleStage.NEW: 1,
@@ -74,9 +75,8 @@ class ChurnModel:
 
     @classmethod
     def fit(cls, frame: pl.DataFrame, seed: int = 0) -> ChurnModel:
-        model = lgb.LGBMClassifier(**PARAMETERS, random_state=seed)
-        model.fit(matrix(frame), frame["churned"].to_numpy(), feature_name=list(FEATURES))
-        return cls(float32_thresholds(model.booster_))
+        return cls(fit_classifier(matrix(frame), frame["churned"].to_numpy(), FEATURES,
+                                  PARAMETERS, seed))
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         return np.asarray(self.booster.predict(matrix(frame)), dtype=np.float64)

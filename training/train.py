@@ -32,12 +32,12 @@ from training.affinity.als import AlsScores
 from training.affinity.brands import SIGNALS as BRAND_SIGNALS
 from training.affinity.brands import BrandContext, evaluate_brand_ranking, fit_brand_ranker
 from training.affinity.categories import (
-    RANKER_PARAMETERS,
     evaluate_category_ranking,
     fit_category_ranker,
     oracle_correlation,
 )
 from training.affinity.signals import SIGNALS, interest
+from training.boosting import RANKER_PARAMETERS
 from training.channels import ChannelModel, evaluate_channels
 from training.churn import FEATURES as CHURN_FEATURES
 from training.churn import PARAMETERS as CHURN_PARAMETERS

@@ -27,7 +27,8 @@ from features.event import RETURNED
 from features.pipeline import BatchFeatures
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
 from training.affinity.als import AlsScores
-from training.affinity.categories import OWN_HISTORY_HALF_LIFE_DAYS, RANKER_PARAMETERS
+from training.affinity.categories import OWN_HISTORY_HALF_LIFE_DAYS
+from training.boosting import fit_ranker
 from training.cuts import FeaturesAt
 from training.ranking_metrics import ranking_metrics
 from training.split import TimeSplit, between, up_to
@@ -100,23 +101,13 @@ class BrandContext:
         return AlsScores.fit(self.kept.select("user_id", "key", weight="total"), seed=seed)
 
 
-def _fit(signals: pl.DataFrame, labels: pl.DataFrame, seed: int) -> lgb.LGBMRanker:
-    target = signals.join(labels.with_columns(label=pl.lit(1)), on=["user_id", "key"],
-                          how="left")["label"].fill_null(0).to_numpy()
-    groups = signals.group_by("user_id", maintain_order=True).len()["len"].to_numpy()
-    model = lgb.LGBMRanker(**RANKER_PARAMETERS, random_state=seed)
-    model.fit(signals.select(SIGNALS).to_numpy(), target, group=groups,
-              feature_name=list(SIGNALS))
-    return model
-
-
 def fit_brand_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0) -> lgb.LGBMRanker:
     events = features.events
     context = BrandContext.at(features(split.fit_cut), events)
     labels = bought_brands(between(events, split.fit_cut, split.eval_cut)).select(
         "user_id", "key").unique()
     users = sorted(set(labels["user_id"]))
-    return _fit(context.signals(users, context.als(seed)), labels, seed)
+    return fit_ranker(context.signals(users, context.als(seed)), labels, SIGNALS, seed)
 
 
 def evaluate_brand_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0,

@@ -5,7 +5,6 @@ baselines it has to beat (popularity, and the user's own recency-weighted purcha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -15,16 +14,12 @@ from features.contract.schema import EventType
 from features.event import RETURNED
 from training.affinity.als import AlsScores
 from training.affinity.signals import SIGNALS, category_signals, interest
+from training.boosting import fit_ranker
 from training.cuts import FeaturesAt
 from training.ranking_metrics import ranking_metrics
 from training.split import TimeSplit, between
 
 OWN_HISTORY_HALF_LIFE_DAYS = 30.0
-RANKER_PARAMETERS: dict[str, Any] = {
-    "objective": "lambdarank", "n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15,
-    "min_child_samples": 50, "deterministic": True, "force_row_wise": True, "n_jobs": 2,
-    "verbose": -1}
-
 
 def purchased(events: pl.DataFrame) -> pl.DataFrame:
     """(user_id, key): the categories each user bought (returns left out)."""
@@ -49,13 +44,7 @@ def fit_category_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0) -
     labels = purchased(between(features.events, split.fit_cut, split.eval_cut))
     fit_users = sorted(set(labels["user_id"]) & set(batch.users["user_id"]))
     signals = category_signals(batch, fit_users, AlsScores.fit(interest(batch), seed=seed))
-    target = signals.join(labels.with_columns(label=pl.lit(1)), on=["user_id", "key"],
-                          how="left")["label"].fill_null(0).to_numpy()
-    groups = signals.group_by("user_id", maintain_order=True).len()["len"].to_numpy()
-    model = lgb.LGBMRanker(**RANKER_PARAMETERS, random_state=seed)
-    model.fit(signals.select(SIGNALS).to_numpy(), target, group=groups,
-              feature_name=list(SIGNALS))
-    return CategoryRanker(model)
+    return CategoryRanker(fit_ranker(signals, labels, SIGNALS, seed))
 
 
 def baseline_scores(signals: pl.DataFrame) -> dict[str, pl.DataFrame]:

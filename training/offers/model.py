@@ -18,9 +18,10 @@ import polars as pl
 
 from features.contract.offers import Offer
 from features.pipeline import BatchFeatures
+from training.boosting import fit_classifier
 from training.offers.design import FEATURES, design, offer_table, without_offers
 from training.offers.sends import logged_sends
-from training.onnx_export import classifier_to_onnx, float32_thresholds
+from training.onnx_export import classifier_to_onnx
 
 WEIGHT_CAP_QUANTILE = 0.99
 PARAMETERS: dict[str, Any] = {
@@ -51,11 +52,9 @@ class OfferResponseModel:
 
     @classmethod
     def fit(cls, frame: pl.DataFrame, seed: int = 0) -> OfferResponseModel:
-        model = lgb.LGBMClassifier(**PARAMETERS, random_state=seed)
-        model.fit(matrix(frame), frame["converted"].to_numpy(),
-                  sample_weight=propensity_weights(frame["propensity"].to_numpy()),
-                  feature_name=list(FEATURES))
-        return cls(float32_thresholds(model.booster_))
+        return cls(fit_classifier(matrix(frame), frame["converted"].to_numpy(), FEATURES,
+                                  PARAMETERS, seed,
+                                  propensity_weights(frame["propensity"].to_numpy())))
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         return np.asarray(self.booster.predict(matrix(frame)), dtype=np.float64)

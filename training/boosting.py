@@ -1,0 +1,37 @@
+"""The LightGBM fits the models share: a LambdaRank ranker of keys per user, and a binary
+classifier whose thresholds are float32-exact so ONNX gives the same answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+
+from training.onnx_export import float32_thresholds
+
+RANKER_PARAMETERS: dict[str, Any] = {
+    "objective": "lambdarank", "n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15,
+    "min_child_samples": 50, "deterministic": True, "force_row_wise": True, "n_jobs": 2,
+    "verbose": -1}
+
+
+def fit_ranker(signals: pl.DataFrame, labels: pl.DataFrame, names: Sequence[str],
+               seed: int) -> lgb.LGBMRanker:
+    """`signals` (user_id, key, *names), sorted by user; `labels` (user_id, key) relevant."""
+    target = signals.join(labels.with_columns(label=pl.lit(1)), on=["user_id", "key"],
+                          how="left")["label"].fill_null(0).to_numpy()
+    groups = signals.group_by("user_id", maintain_order=True).len()["len"].to_numpy()
+    model = lgb.LGBMRanker(**RANKER_PARAMETERS, random_state=seed)
+    model.fit(signals.select(names).to_numpy(), target, group=groups, feature_name=list(names))
+    return model
+
+
+def fit_classifier(matrix: np.ndarray, target: np.ndarray, names: Sequence[str],
+                   parameters: dict[str, Any], seed: int,
+                   weights: np.ndarray | None = None) -> lgb.Booster:
+    model = lgb.LGBMClassifier(**parameters, random_state=seed)
+    model.fit(matrix, target, sample_weight=weights, feature_name=list(names))
+    return float32_thresholds(model.booster_)
