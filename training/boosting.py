@@ -4,13 +4,14 @@ classifier whose thresholds are float32-exact so ONNX gives the same answers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from training.onnx_export import float32_thresholds
+from training.onnx_export import classifier_to_onnx, float32_thresholds
 
 RANKER_PARAMETERS: dict[str, Any] = {
     "objective": "lambdarank", "n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15,
@@ -35,3 +36,22 @@ def fit_classifier(matrix: np.ndarray, target: np.ndarray, names: Sequence[str],
     model = lgb.LGBMClassifier(**parameters, random_state=seed)
     model.fit(matrix, target, sample_weight=weights, feature_name=list(names))
     return float32_thresholds(model.booster_)
+
+
+@dataclass(frozen=True)
+class BinaryModel:
+    """A fitted classifier over the named columns FEATURES of a frame."""
+
+    FEATURES: ClassVar[tuple[str, ...]]
+    booster: lgb.Booster
+
+    @classmethod
+    def matrix(cls, frame: pl.DataFrame) -> np.ndarray:
+        return frame.select(cls.FEATURES).to_numpy().astype(np.float32)
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        return np.asarray(self.booster.predict(self.matrix(frame)), dtype=np.float64)
+
+    def to_onnx(self) -> bytes:
+        """float32 `features` (n x len(FEATURES)) -> `probabilities` (n x 2)."""
+        return classifier_to_onnx(self.booster, len(self.FEATURES))

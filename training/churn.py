@@ -8,11 +8,8 @@ Fit on the users at `fit_cut` labelled by the label window, evaluated on the use
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import lightgbm as lgb
-import numpy as np
 import polars as pl
 
 from features.activity import ActivitySpan
@@ -22,10 +19,9 @@ from features.pipeline import PURCHASE_PREFIX, BatchFeatures
 from features.purchases import PurchaseTally
 from training.affinity.categories import purchased
 from training.binary_metrics import binary_metrics
-from training.boosting import fit_classifier
+from training.boosting import BinaryModel, fit_classifier
 from training.cuts import FeaturesAt
 from training.offers.design import USER_COLUMNS, overall_rates, user_context
-from training.onnx_export import classifier_to_onnx
 from training.split import TimeSplit, between
 
 STAGE_RISK = {LifecycleStage.ACTIVE: 0, LifecycleStage.LOYAL: 0, LifecycleStage.NEW: 1,
@@ -69,24 +65,13 @@ def churn_frame(batch: BatchFeatures, later: pl.DataFrame) -> pl.DataFrame:
             .with_columns(pl.col(*FEATURES).fill_null(0.0)).sort("user_id"))
 
 
-@dataclass(frozen=True)
-class ChurnModel:
-    booster: lgb.Booster
+class ChurnModel(BinaryModel):
+    FEATURES = FEATURES
 
     @classmethod
     def fit(cls, frame: pl.DataFrame, seed: int = 0) -> ChurnModel:
-        return cls(fit_classifier(matrix(frame), frame["churned"].to_numpy(), FEATURES,
+        return cls(fit_classifier(cls.matrix(frame), frame["churned"].to_numpy(), FEATURES,
                                   PARAMETERS, seed))
-
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster.predict(matrix(frame)), dtype=np.float64)
-
-    def to_onnx(self) -> bytes:
-        return classifier_to_onnx(self.booster, len(FEATURES))
-
-
-def matrix(frame: pl.DataFrame) -> np.ndarray:
-    return frame.select(FEATURES).to_numpy().astype(np.float32)
 
 
 def evaluate_churn(features: FeaturesAt, split: TimeSplit,

@@ -3,7 +3,7 @@ import onnxruntime as ort
 import polars as pl
 
 from training.binary_metrics import binary_metrics
-from training.churn import FEATURES, ChurnModel, matrix
+from training.churn import FEATURES, ChurnModel
 
 
 def test_churn_follows_inactivity_and_onnx_agrees() -> None:
@@ -16,5 +16,5 @@ def test_churn_follows_inactivity_and_onnx_agrees() -> None:
     model = ChurnModel.fit(frame, seed=2)
     assert binary_metrics(frame["churned"].to_numpy(), model.predict(frame))["auc"] > 0.85
     session = ort.InferenceSession(model.to_onnx(), providers=["CPUExecutionProvider"])
-    onnx = session.run(["probabilities"], {"features": matrix(frame)})[0][:, 1]
+    onnx = session.run(["probabilities"], {"features": ChurnModel.matrix(frame)})[0][:, 1]
     assert np.abs(onnx - model.predict(frame)).max() <= 1e-5

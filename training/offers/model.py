@@ -8,20 +8,17 @@ ONNX for onnxruntime at serving time (training/onnx_export.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
 from features.contract.offers import Offer
 from features.pipeline import BatchFeatures
-from training.boosting import fit_classifier
+from training.boosting import BinaryModel, fit_classifier
 from training.offers.design import FEATURES, design, offer_table, without_offers
 from training.offers.sends import logged_sends
-from training.onnx_export import classifier_to_onnx
 
 WEIGHT_CAP_QUANTILE = 0.99
 PARAMETERS: dict[str, Any] = {
@@ -46,27 +43,15 @@ def examples(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFeatures,
     return design(sends, batch, offer_table(offers))
 
 
-@dataclass(frozen=True)
-class OfferResponseModel:
-    booster: lgb.Booster
+class OfferResponseModel(BinaryModel):
+    FEATURES = FEATURES
 
     @classmethod
     def fit(cls, frame: pl.DataFrame, seed: int = 0) -> OfferResponseModel:
-        return cls(fit_classifier(matrix(frame), frame["converted"].to_numpy(), FEATURES,
+        return cls(fit_classifier(cls.matrix(frame), frame["converted"].to_numpy(), FEATURES,
                                   PARAMETERS, seed,
                                   propensity_weights(frame["propensity"].to_numpy())))
-
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster.predict(matrix(frame)), dtype=np.float64)
 
     def uplift(self, frame: pl.DataFrame) -> np.ndarray:
         """P(convert) with each row's offer minus P(convert) with no offer."""
         return np.asarray(self.predict(frame) - self.predict(without_offers(frame)))
-
-    def to_onnx(self) -> bytes:
-        """An ONNX graph: float32 `features` (n x len(FEATURES)) -> `probabilities` (n x 2)."""
-        return classifier_to_onnx(self.booster, len(FEATURES))
-
-
-def matrix(frame: pl.DataFrame) -> np.ndarray:
-    return frame.select(FEATURES).to_numpy().astype(np.float32)

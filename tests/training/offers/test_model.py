@@ -5,7 +5,7 @@ import pytest
 
 from training.binary_metrics import binary_metrics
 from training.offers.design import FEATURES
-from training.offers.model import OfferResponseModel, matrix, propensity_weights
+from training.offers.model import OfferResponseModel, propensity_weights
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,8 @@ def test_onnx_gives_the_native_probabilities_without_warnings(
     assert [output.name for output in session.get_outputs()] == ["probabilities"]
     capfd.readouterr()
     for rows in (frame.head(1), frame.head(257), frame):
-        onnx = session.run(["probabilities"], {"features": matrix(rows)})[0][:, 1]
+        features = OfferResponseModel.matrix(rows)
+        onnx = session.run(["probabilities"], {"features": features})[0][:, 1]
         assert np.abs(onnx - model.predict(rows)).max() <= 1e-5
     assert capfd.readouterr().err == ""
 
