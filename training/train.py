@@ -45,7 +45,7 @@ from training.churn import ChurnModel, churn_frame, evaluate_churn
 from training.contact_volume import ContactVolume
 from training.cuts import FeaturesAt
 from training.offers.design import FEATURES
-from training.offers.evaluate import evaluate_offer_response, training_examples
+from training.offers.evaluate import OfferExamples, evaluate_offer_response
 from training.offers.model import PARAMETERS, OfferResponseModel
 from training.offers.sends import EXTRA_COLUMNS
 from training.report import render as render_report
@@ -155,12 +155,11 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         metrics["contact_volume"] = volume.summary()
         artifacts["contact_volume.json"] = volume.to_json()
     if offers:
+        offer_examples = OfferExamples(features, offers)
         with timings.stage("evaluate offer response", report):
-            metrics["offer_response"] = evaluate_offer_response(features, offers, split,
-                                                                seed)[1]
+            metrics["offer_response"] = evaluate_offer_response(offer_examples, split, seed)[1]
         with timings.stage("fit offer response", report):
-            response = OfferResponseModel.fit(
-                training_examples(features, offers, split.end), seed)
+            response = OfferResponseModel.fit(offer_examples.before(split.end), seed)
             artifacts["offer_response.onnx"] = response.to_onnx()
             artifacts["offer_response.txt"] = response.booster.model_to_string().encode()
     meta = {

@@ -38,19 +38,34 @@ def training_cuts(events: pl.DataFrame, eval_cut: datetime) -> list[datetime]:
     return usable
 
 
-def training_examples(features: FeaturesAt, offers: list[Offer],
-                      eval_cut: datetime) -> pl.DataFrame:
-    events, users = features.events, features.users
-    return pl.concat([examples(events, users, features(cut), offers, cut + WINDOW + ATTRIBUTION)
-                      for cut in training_cuts(events, eval_cut)])
+class OfferExamples:
+    """The examples of each training cut, built once: the evaluation's cuts and those of
+    the final refit (the same procedure ending with the log) are mostly the same."""
+
+    def __init__(self, features: FeaturesAt, offers: list[Offer]) -> None:
+        self.features, self.offers = features, offers
+        self._by_cut: dict[datetime, pl.DataFrame] = {}
+
+    def at(self, cut: datetime) -> pl.DataFrame:
+        if cut not in self._by_cut:
+            features = self.features
+            self._by_cut[cut] = examples(features.events, features.users, features(cut),
+                                         self.offers, cut + WINDOW + ATTRIBUTION)
+        return self._by_cut[cut]
+
+    def before(self, eval_cut: datetime) -> pl.DataFrame:
+        """Every example whose label window ends by `eval_cut`."""
+        return pl.concat([self.at(cut) for cut in training_cuts(self.features.events,
+                                                                eval_cut)])
 
 
-def evaluate_offer_response(features: FeaturesAt, offers: list[Offer], split: TimeSplit,
+def evaluate_offer_response(examples_at: OfferExamples, split: TimeSplit,
                             seed: int = 0) -> tuple[OfferResponseModel, dict[str, Any]]:
-    train = training_examples(features, offers, split.eval_cut)
+    train = examples_at.before(split.eval_cut)
     model = OfferResponseModel.fit(train, seed)
-    test = examples(features.events, features.users, features(split.eval_cut), offers,
-                    split.end)
+    features = examples_at.features
+    test = examples(features.events, features.users, features(split.eval_cut),
+                    examples_at.offers, split.end)
     metrics = binary_metrics(test["converted"].to_numpy(), model.predict(test))
     with_offer = test.filter(pl.col("has_offer") > 0)
     metrics |= {"training_examples": float(train.height),
