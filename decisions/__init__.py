@@ -1,0 +1,1 @@
+"""The decision policy: candidates, rules, scoring and arbitration, independent of HTTP."""
