@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,42 @@ class Settings(BaseSettings):
         default=1_000_000, ge=1000,
         description="Live events kept in the Redis stream for export (older ones trimmed).",
     )
+
+    # -- the API ---------------------------------------------------------------------------
+    models_dir: Path = Field(default=Path(".nbo/models"),
+                             description="The model registry the API serves from.")
+    api_keys: dict[str, Literal["decide", "ingest", "admin"]] = Field(
+        default_factory=dict,
+        description='JSON {"key": "role"}; roles decide, ingest, admin. Empty: open API.')
+    max_request_bytes: int = Field(default=2_000_000, ge=1024)
+    max_batch_users: int = Field(default=1000, ge=1)
+    max_events_per_request: int = Field(default=1000, ge=1)
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0,
+        description="Socket timeout of the API's Redis calls; past it the answer degrades.")
+    redis_retry_after_s: float = Field(
+        default=1.0, ge=0,
+        description="After a Redis failure, how long the API answers degraded before trying.")
+    # -- the decision policy ------------------------------------------------------------
+    holdout_salt: str = "nbo-holdout"
+    holdout_share: float = Field(default=0.05, ge=0, le=1)
+    holdout_journey_shares: dict[str, float] = Field(default_factory=dict)
+    exploration: Literal["none", "epsilon_greedy", "thompson"] = "epsilon_greedy"
+    exploration_epsilon: float = Field(default=0.05, ge=0, le=1)
+    exploration_top_k: int = Field(default=5, ge=1)
+    contact_caps: dict[str, list[tuple[int, int]]] = Field(
+        default_factory=lambda: {"*": [(1, 2), (7, 6)], "push": [(1, 1), (7, 4)],
+                                 "sms": [(7, 1)], "whatsapp": [(7, 1)]},
+        description='Rolling caps: channel ("*" = all) -> [(days, max messages)].')
+    quiet_hours: tuple[int, int] = Field(
+        default=(21, 8), description="Local hours [start, end) when nothing is sent.")
+    channel_costs: dict[str, float] = Field(
+        default_factory=lambda: {"email": 0.002, "push": 0.0, "in_app": 0.0, "web": 0.0,
+                                 "sms": 0.05, "whatsapp": 0.03},
+        description="Cost per message, in the offers' currency units.")
+    block_ttl_s: int = Field(default=7 * 86_400, ge=1,
+                             description="How long a (user, campaign) block is remembered.")
+    decision_log_max: int = Field(default=1_000_000, ge=1000)
 
 
 @lru_cache(maxsize=1)
