@@ -63,6 +63,16 @@ class Settings(BaseSettings):
         default_factory=lambda: {"email": 0.002, "push": 0.0, "in_app": 0.0, "web": 0.0,
                                  "sms": 0.05, "whatsapp": 0.03},
         description="Cost per message, in the offers' currency units.")
+    open_value: float = Field(default=0.5, ge=0,
+                              description="What an opened message is worth, currency units.")
+    order_margin: float = Field(default=0.3, gt=0, le=1,
+                                description="The share of an order's value the business keeps.")
+    default_order_value: float = Field(default=40.0, gt=0,
+                                       description="Order value assumed for users who never "
+                                       "bought.")
+    offer_memory_days: float = Field(default=90.0, gt=0,
+                                     description="How long offers given to a user count "
+                                     "toward max_per_user, and decisions can take feedback.")
     block_ttl_s: int = Field(default=7 * 86_400, ge=1,
                              description="How long a (user, campaign) block is remembered.")
     decision_log_max: int = Field(default=1_000_000, ge=1000)

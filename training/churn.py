@@ -17,11 +17,12 @@ from features.contract.schema import LifecycleStage
 from features.lifecycle import DEFAULT_RULES
 from features.pipeline import PURCHASE_PREFIX, BatchFeatures
 from features.purchases import PurchaseTally
+from models.offer_response import USER_COLUMNS
 from training.affinity.categories import purchased
 from training.binary_metrics import binary_metrics
 from training.boosting import BinaryModel, fit_classifier
 from training.cuts import FeaturesAt
-from training.offers.design import USER_COLUMNS, overall_rates, user_context
+from training.offers.design import overall_rates, user_context
 from training.split import TimeSplit, between
 
 STAGE_RISK = {LifecycleStage.ACTIVE: 0, LifecycleStage.LOYAL: 0, LifecycleStage.NEW: 1,

@@ -19,15 +19,8 @@ from features.contract.schema import EventType
 from features.local_time import HOUR_COLUMN, with_hour_of_week
 from features.pipeline import BatchFeatures
 from features.store.layout import ACTIVE_HOURS, HOURLY
-from training.send_time import (
-    HOURS,
-    SendTimeModel,
-    hourly_activity,
-    hourly_opens,
-    open_delay_hours,
-    sends_and_opens,
-    within_an_hour,
-)
+from models.send_time import HOURS, SendTimeModel, hourly_activity, hourly_opens
+from training.send_time import open_delay_hours, sends_and_opens, within_an_hour
 from training.split import TimeSplit, between, up_to
 
 

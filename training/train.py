@@ -27,7 +27,10 @@ import polars as pl
 
 from features.contract.offers import offers_file, read_offers
 from features.pipeline import load_inputs
+from models.channels import ChannelModel
+from models.offer_response import FEATURES
 from models.registry import ModelRegistry, ModelVersion
+from models.send_time import SendTimeModel
 from training.affinity.als import AlsScores
 from training.affinity.brands import SIGNALS as BRAND_SIGNALS
 from training.affinity.brands import BrandContext, evaluate_brand_ranking, fit_brand_ranker
@@ -38,18 +41,17 @@ from training.affinity.categories import (
 )
 from training.affinity.signals import SIGNALS, interest
 from training.boosting import RANKER_PARAMETERS
-from training.channels import ChannelModel, evaluate_channels
+from training.channels import evaluate_channels
 from training.churn import FEATURES as CHURN_FEATURES
 from training.churn import PARAMETERS as CHURN_PARAMETERS
 from training.churn import ChurnModel, churn_frame, evaluate_churn
 from training.contact_volume import ContactVolume
 from training.cuts import FeaturesAt
-from training.offers.design import FEATURES
 from training.offers.evaluate import OfferExamples, evaluate_offer_response
 from training.offers.model import PARAMETERS, OfferResponseModel
 from training.offers.sends import EXTRA_COLUMNS
 from training.report import render as render_report
-from training.send_time import SendTimeModel, open_delay_hours, sends_and_opens
+from training.send_time import open_delay_hours, sends_and_opens
 from training.send_time_evaluation import evaluate_send_time
 from training.split import TimeSplit, between
 

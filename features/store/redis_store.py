@@ -20,6 +20,7 @@ import math
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +68,14 @@ _STALE_VERSION, _CONCURRENT_UPDATE = -2, -1
 
 def _text(reply: Any) -> str:
     return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+@dataclass
+class Extra:
+    """Hashes to read along with users' features: their keys, then their HGETALL replies."""
+
+    keys: Sequence[str]
+    replies: list[dict[bytes, bytes]] = field(default_factory=list)
 
 
 def new_version_id() -> str:
@@ -119,19 +128,24 @@ class RedisFeatureStore:
 
     # -- reads --------------------------------------------------------------------------
 
-    def _fetch(self, meta: VersionMeta, user_ids: Sequence[str],
-               check_current: bool) -> tuple[str | None, list[tuple[UserState | None, int]]]:
-        """One transaction: the pointer, then each user's record and live hash."""
+    def _fetch(self, meta: VersionMeta, user_ids: Sequence[str], check_current: bool,
+               extra: Extra | None = None) -> tuple[str | None, list[tuple[UserState | None, int]]]:
+        """One transaction: the pointer, then each user's record and live hash, then the
+        hashes `extra` names (their replies are put into `extra.replies`)."""
         pipe = self._client.pipeline(transaction=True)
         pipe.get(keys.CURRENT)
         for user_id in user_ids:
             bucket = keys.bucket_of(user_id, meta.buckets)
             pipe.hget(keys.profiles(meta.version, bucket), user_id)
             pipe.hgetall(keys.live(meta.version, bucket, user_id))
+        for key in extra.keys if extra else ():
+            pipe.hgetall(key)
         replies = pipe.execute()
         pointer = None if replies[0] is None else _text(replies[0])
         if check_current and pointer != meta.version:
             return pointer, []
+        if extra:
+            extra.replies = replies[1 + 2 * len(user_ids):]
         states: list[tuple[UserState | None, int]] = []
         for position, user_id in enumerate(user_ids):
             blob, fields = replies[1 + 2 * position], replies[2 + 2 * position]
@@ -145,13 +159,18 @@ class RedisFeatureStore:
             states.append((overlay(base, live), sequence))
         return pointer, states
 
-    def _current_states(self, user_ids: Sequence[str]) -> tuple[
+    def _current_states(self, user_ids: Sequence[str], extra: Extra | None = None) -> tuple[
             VersionMeta | None, list[tuple[UserState | None, int]]]:
         for _ in range(3):
             meta = (self.current() if self._version is None else self._meta(self._version))
             if meta is None:
+                if extra:
+                    pipe = self._client.pipeline(transaction=False)
+                    for key in extra.keys:
+                        pipe.hgetall(key)
+                    extra.replies = pipe.execute()
                 return None, [(None, 0)] * len(user_ids)
-            pointer, states = self._fetch(meta, user_ids, check_current=True)
+            pointer, states = self._fetch(meta, user_ids, check_current=True, extra=extra)
             if pointer == meta.version:
                 return meta, states
             self._version = pointer
@@ -162,6 +181,13 @@ class RedisFeatureStore:
 
     def read_many(self, user_ids: Sequence[str]) -> list[UserState | None]:
         return [state for state, _ in self._current_states(user_ids)[1]]
+
+    def read_with(self, user_ids: Sequence[str], extra: Extra) -> tuple[
+            VersionMeta | None, list[UserState | None]]:
+        """`read_many` plus other hashes (a decision's per-user counters) in the same round
+        trip; also returns the version read."""
+        meta, states = self._current_states(user_ids, extra)
+        return meta, [state for state, _ in states]
 
     # -- live events ----------------------------------------------------------------------
 

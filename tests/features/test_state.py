@@ -8,7 +8,7 @@ from features.engagement import DEFAULT_ENGAGEMENT
 from features.event import Event
 from features.pipeline import BatchFeatures, compute_features
 from features.state import UserState
-from tests.features.conftest import SplitWorld
+from tests.conftest import SplitWorld
 
 T = datetime(2026, 6, 1, tzinfo=UTC)
 EVENT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {

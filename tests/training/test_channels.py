@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from features.pipeline import compute_features
-from training.channels import ChannelModel
+from models.channels import ChannelModel
 
 T = datetime(2026, 5, 1, tzinfo=UTC)
 

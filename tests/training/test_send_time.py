@@ -1,6 +1,7 @@
 import numpy as np
 
-from training.send_time import HOURS, SendTimeModel, within_an_hour
+from models.send_time import HOURS, SendTimeModel
+from training.send_time import within_an_hour
 
 
 def _model() -> SendTimeModel:

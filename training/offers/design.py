@@ -1,9 +1,10 @@
 """The offer model's inputs: the user at a cut, the message's context, the offer.
 
-FEATURES names the model's columns in order (the schema saved with the model). Rows are
-built from long frames here for training; the API fills the same columns from a
-`UserState` and its candidate offers. The "no offer" arm is the row with every offer
-column at zero, so the uplift of an offer is P(convert | offer) - P(convert | none).
+FEATURES (models/offer_response.py) names the model's columns in order. Rows are built
+from long frames here for training; models/offer_response.py fills the same columns from
+a `UserState` and its candidate offers at request time. The "no offer" arm is the row
+with every offer column at zero, so the uplift of an offer is P(convert | offer) -
+P(convert | none).
 """
 
 from __future__ import annotations
@@ -14,26 +15,18 @@ from datetime import datetime
 import polars as pl
 
 from features.contract.offers import Offer
-from features.contract.schema import Channel, Journey, OfferKind
 from features.engagement import DEFAULT_ENGAGEMENT
 from features.pipeline import PURCHASE_PREFIX, BatchFeatures
-
-DAY_SECONDS = 86_400.0
-CHANNELS = tuple(channel.value for channel in Channel)
-JOURNEYS = tuple(journey.value for journey in Journey)
-KINDS = tuple(kind.value for kind in OfferKind)
-USER_COLUMNS = ("days_since_purchase", "occasions_per_30d", "spend_per_30d", "aov",
-                "return_rate", "days_since_seen", "price_low", "price_mid", "price_high",
-                "cart_value")  # rates rather than totals: totals grow with the log's length
-RATE_COLUMNS = ("open_rate", "click_rate", "conversion_rate",  # on the message's channel
-                "open_rate_all", "conversion_rate_all",  # on every channel
-                "hour_open_share")  # the user's opens on the channel at this local hour
-HOUR_PRIOR_OPENS = 2.0  # spread evenly over the 24 hours
-CONTEXT_COLUMNS = (*(f"channel_{c}" for c in CHANNELS), *(f"journey_{j}" for j in JOURNEYS),
-                   "local_hour", "weekend")
-OFFER_COLUMNS = ("has_offer", *(f"kind_{k}" for k in KINDS), "offer_value", "offer_cost",
-                 "offer_min_order", "offer_category_interest")
-FEATURES = (*USER_COLUMNS, *RATE_COLUMNS, *CONTEXT_COLUMNS, *OFFER_COLUMNS)
+from models.offer_response import (
+    CHANNELS,
+    DAY_SECONDS,
+    HOUR_PRIOR_OPENS,
+    JOURNEYS,
+    KINDS,
+    MIN_TENURE_DAYS,
+    OFFER_COLUMNS,
+    USER_COLUMNS,
+)
 
 
 def _days(since: str, anchor: datetime) -> pl.Expr:
@@ -52,7 +45,8 @@ def user_context(batch: BatchFeatures) -> pl.DataFrame:
     bands = bands.select("user_id", *(
         (pl.col(n).fill_null(0.0) / pl.when(total > 0).then(total).otherwise(1.0)).alias(n)
         for n in ("price_low", "price_mid", "price_high")))
-    months = pl.max_horizontal(_days("first_seen", batch.anchor).fill_null(0.0), 7.0) / 30.0
+    months = pl.max_horizontal(_days("first_seen", batch.anchor).fill_null(0.0),
+                              MIN_TENURE_DAYS) / 30.0
     users = batch.users.select(
         "user_id",
         days_since_purchase=_days(p + "last", batch.anchor).fill_null(-1.0),
@@ -88,8 +82,9 @@ def overall_rates(batch: BatchFeatures) -> pl.DataFrame:
 
 
 def hour_shares(batch: BatchFeatures) -> pl.DataFrame:
-    """(user_id, channel, local_hour, hour_open_share): smoothed share of the user's opens
-    on the channel that fell in that local hour."""
+    """(user_id, channel, local_hour, hour_open_share, channel_opens): smoothed share of the
+    user's opens on the channel that fell in that local hour, and the channel's total (the
+    share of an hour without opens is HOUR_PRIOR_OPENS / 24 over that total + the prior)."""
     opens = batch.counts["hourly_opens"].with_columns(
         pl.col("key").str.split_exact(":", 1).struct.rename_fields(
             ["channel", "local_hour"]).struct.unnest()).with_columns(
@@ -97,7 +92,8 @@ def hour_shares(batch: BatchFeatures) -> pl.DataFrame:
     return opens.select(
         "user_id", "channel", "local_hour",
         hour_open_share=(pl.col("total") + HOUR_PRIOR_OPENS / 24)
-        / (pl.col("total").sum().over("user_id", "channel") + HOUR_PRIOR_OPENS))
+        / (pl.col("total").sum().over("user_id", "channel") + HOUR_PRIOR_OPENS),
+        channel_opens=pl.col("total").sum().over("user_id", "channel"))
 
 
 def offer_table(offers: Sequence[Offer]) -> pl.DataFrame:
@@ -137,7 +133,10 @@ def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl
              .join(user_context(batch), on="user_id", how="left")
              .join(channel_rates(batch), on=["user_id", "channel"], how="left")
              .join(overall_rates(batch), on="user_id", how="left")
-             .join(hour_shares(batch), on=["user_id", "channel", "local_hour"], how="left")
+             .join(hour_shares(batch).drop("channel_opens"),
+                   on=["user_id", "channel", "local_hour"], how="left")
+             .join(hour_shares(batch).group_by("user_id", "channel").agg(
+                 pl.col("channel_opens").first()), on=["user_id", "channel"], how="left")
              .join(offer_part, on="offer_id", how="left")
              .join(interest, on=["user_id", "offer_id"], how="left")
              .join(specific.with_columns(__specific=pl.lit(True)), on="offer_id", how="left")
@@ -153,8 +152,10 @@ def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl
     return (built.with_columns(*rates)
             .with_columns(pl.col(*USER_COLUMNS, *OFFER_COLUMNS, "open_rate_all",
                                  "conversion_rate_all").fill_null(0.0),
-                          pl.col("hour_open_share").fill_null(1 / 24))
-            .sort("__row").drop("__row", "__specific"))
+                          pl.col("hour_open_share").fill_null(
+                              (HOUR_PRIOR_OPENS / 24) / (pl.col("channel_opens").fill_null(0.0)
+                                                         + HOUR_PRIOR_OPENS)))
+            .sort("__row").drop("__row", "__specific", "channel_opens"))
 
 
 def without_offers(frame: pl.DataFrame) -> pl.DataFrame:

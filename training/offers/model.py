@@ -16,8 +16,9 @@ import polars as pl
 
 from features.contract.offers import Offer
 from features.pipeline import BatchFeatures
+from models.offer_response import FEATURES
 from training.boosting import BinaryModel, fit_classifier
-from training.offers.design import FEATURES, design, offer_table, without_offers
+from training.offers.design import design, offer_table, without_offers
 from training.offers.sends import logged_sends
 
 WEIGHT_CAP_QUANTILE = 0.99

@@ -24,7 +24,7 @@ from features.store.base import Applied, FeatureStore
 from features.store.export import export_events
 from features.store.layout import CHANNEL_COUNTS
 from features.store.redis_store import RedisFeatureStore
-from tests.features.conftest import SplitWorld
+from tests.conftest import SplitWorld
 
 BACKENDS: dict[str, Callable[[redis.Redis], FeatureStore]] = {
     "redis": lambda client: RedisFeatureStore(client),

@@ -3,8 +3,8 @@ import onnxruntime as ort
 import polars as pl
 import pytest
 
+from models.offer_response import FEATURES
 from training.binary_metrics import binary_metrics
-from training.offers.design import FEATURES
 from training.offers.model import OfferResponseModel, propensity_weights
 
 

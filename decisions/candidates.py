@@ -1,0 +1,168 @@
+"""Which offers a user may get now: the catalog's rules as arrays, checked all at once.
+
+`CandidateTable` is built once per catalog version. A decision then evaluates every rule
+for every offer with a few numpy operations (no Python loop over offers), and only when
+the caller asks for an explanation turns the failed rules into words.
+
+Rules (docs/api.md, "Eligibility"):
+- valid now (`valid_from` <= now < `valid_to`);
+- journey: an offer listing journeys is only for those journeys;
+- lifecycle stage and segments, when the offer lists them;
+- a channel: the offer's channels (any when empty) must include one the user can be
+  reached on among those the caller allows;
+- categories: an offer restricted to categories needs some interest of the user in one;
+- in the cart journeys, the cart must reach the offer's minimum order value (elsewhere the
+  minimum is a condition of redemption, which the response model weighs);
+- the user has had it fewer than `max_per_user` times, and its budget is not spent;
+- holdout users get no incentive (only content).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from features.contract.offers import Offer
+from features.contract.schema import Journey, LifecycleStage, OfferKind
+from models.offer_response import CHANNELS, OfferMatrix
+
+CART_JOURNEYS = frozenset({Journey.CART_ABANDONED.value, Journey.CHECKOUT_ABANDONED.value})
+STAGES = tuple(stage.value for stage in LifecycleStage)
+JOURNEYS = tuple(journey.value for journey in Journey)
+NEVER = np.iinfo(np.int64).max
+
+
+def _mask(offers: Sequence[Offer], vocabulary: Sequence[str],
+          listed: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offers x vocabulary) membership of each offer's `listed` values, and whether the
+    offer lists any (an empty list means no restriction)."""
+    index = {value: i for i, value in enumerate(vocabulary)}
+    mask = np.zeros((len(offers), len(vocabulary)), dtype=bool)
+    restricted = np.zeros(len(offers), dtype=bool)
+    for row, offer in enumerate(offers):
+        values = [str(v) for v in _listed(offer, listed)]
+        restricted[row] = bool(values)
+        mask[row, [index[v] for v in values if v in index]] = True
+    return mask, restricted
+
+
+def _listed(offer: Offer, listed: str) -> Sequence[object]:
+    if listed == "journeys":
+        return offer.journeys
+    if listed == "channels":
+        return offer.channels
+    if listed == "stages":
+        return offer.eligibility.lifecycle_stages
+    return offer.eligibility.segments
+
+
+def _epoch(moment: datetime | None, default: int) -> int:
+    return default if moment is None else int(moment.timestamp())
+
+
+@dataclass(frozen=True)
+class UserFacts:
+    """What the rules need to know about the user and the moment."""
+
+    now: datetime
+    journey: str | None
+    stage: str
+    segments: frozenset[str]
+    reachable: frozenset[str]  # channels the user can be reached on and the caller allows
+    interest: np.ndarray  # (offers,) the user's interest share in each offer's categories
+    cart_value: float
+    given: Mapping[str, int]  # offer id -> times the user already got it
+    spent: Mapping[str, float]  # offer id -> cost spent from its budget
+    holdout: bool
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    offers: tuple[Offer, ...]
+    matrix: OfferMatrix  # the response model's offer columns
+    valid_from: np.ndarray  # epoch seconds
+    valid_to: np.ndarray
+    journeys: np.ndarray  # (offers, journeys) bool
+    journey_specific: np.ndarray
+    stages: np.ndarray  # (offers, stages) bool
+    stage_specific: np.ndarray
+    segment_names: tuple[str, ...]
+    segments: np.ndarray
+    segment_specific: np.ndarray
+    channels: np.ndarray  # (offers, CHANNELS) bool: every channel when unrestricted
+    category_specific: np.ndarray
+    min_order: np.ndarray
+    max_per_user: np.ndarray  # NEVER when unlimited
+    budget: np.ndarray  # inf when unlimited
+    incentive: np.ndarray  # anything but content
+
+    @classmethod
+    def of(cls, offers: Sequence[Offer]) -> CandidateTable:
+        offers = tuple(offers)
+        journeys, journey_specific = _mask(offers, JOURNEYS, "journeys")
+        stages, stage_specific = _mask(offers, STAGES, "stages")
+        names = tuple(sorted({s for o in offers for s in o.eligibility.segments}))
+        segments, segment_specific = _mask(offers, names, "segments")
+        channels, channel_specific = _mask(offers, CHANNELS, "channels")
+        channels[~channel_specific] = True
+        return cls(
+            offers=offers, matrix=OfferMatrix.of(offers),
+            valid_from=np.array([_epoch(o.valid_from, -NEVER) for o in offers], dtype=np.int64),
+            valid_to=np.array([_epoch(o.valid_to, NEVER) for o in offers], dtype=np.int64),
+            journeys=journeys, journey_specific=journey_specific,
+            stages=stages, stage_specific=stage_specific,
+            segment_names=names, segments=segments, segment_specific=segment_specific,
+            channels=channels,
+            category_specific=np.array([bool(o.categories) for o in offers], dtype=bool),
+            min_order=np.array([o.min_order_value for o in offers]),
+            max_per_user=np.array([o.max_per_user or NEVER for o in offers], dtype=np.int64),
+            budget=np.array([np.inf if o.budget is None else o.budget for o in offers]),
+            incentive=np.array([o.kind is not OfferKind.CONTENT for o in offers], dtype=bool),
+        )
+
+    def __len__(self) -> int:
+        return len(self.offers)
+
+    def rules(self, facts: UserFacts) -> dict[str, np.ndarray]:
+        """Rule name -> (offers,) bool: True where the offer passes that rule."""
+        now = int(facts.now.timestamp())
+        journey = (self.journeys[:, JOURNEYS.index(facts.journey)]
+                   if facts.journey in JOURNEYS else np.zeros(len(self), dtype=bool))
+        stage = (self.stages[:, STAGES.index(facts.stage)] if facts.stage in STAGES
+                 else np.zeros(len(self), dtype=bool))
+        wanted = [i for i, name in enumerate(self.segment_names) if name in facts.segments]
+        reachable = [i for i, channel in enumerate(CHANNELS) if channel in facts.reachable]
+        ids = self.matrix.offer_ids
+        given = np.array([facts.given.get(offer_id, 0) for offer_id in ids], dtype=np.int64)
+        spent = np.array([facts.spent.get(offer_id, 0.0) for offer_id in ids])
+        in_cart_journey = facts.journey in CART_JOURNEYS
+        return {
+            "valid_now": (self.valid_from <= now) & (now < self.valid_to),
+            "journey": ~self.journey_specific | journey,
+            "lifecycle_stage": ~self.stage_specific | stage,
+            "segment": ~self.segment_specific | self.segments[:, wanted].any(axis=1),
+            "channel": self.channels[:, reachable].any(axis=1),
+            "category_interest": ~self.category_specific | (facts.interest > 0),
+            "min_order_value": (self.min_order <= facts.cart_value) | (not in_cart_journey),
+            "max_per_user": given < self.max_per_user,
+            "budget": spent < self.budget,
+            "holdout": ~self.incentive | (not facts.holdout),
+        }
+
+    def eligible(self, facts: UserFacts) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Indices of the offers passing every rule, and the rules' verdicts."""
+        verdicts = self.rules(facts)
+        passing = np.logical_and.reduce(list(verdicts.values())) if verdicts else np.zeros(0)
+        return np.flatnonzero(passing), verdicts
+
+
+def removed_by(table: CandidateTable, verdicts: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+    """Offer id -> the rules it failed (for `explain`)."""
+    failed: dict[str, list[str]] = {}
+    for rule, passing in verdicts.items():
+        for row in np.flatnonzero(~passing):
+            failed.setdefault(table.matrix.offer_ids[row], []).append(rule)
+    return failed

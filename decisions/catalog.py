@@ -1,0 +1,272 @@
+"""The offer catalog in Redis, with a cheap in-process snapshot, budgets and per-user counts.
+
+Offers are JSON in one hash with a version counter beside it: every write bumps the
+version in the same transaction, so a reader polls one small key and re-reads the hash
+only when it changed. Spend and choice counters live in their own hashes, so a decision
+reads every candidate's budget in one round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import monotonic
+
+import redis
+from pydantic import ValidationError
+from redis.typing import EncodableT
+
+from decisions import keys
+from features.contract.offers import Offer, read_offers
+from features.contract.problems import FileCheck
+from nbo.errors import DataContractError
+
+logger = logging.getLogger(__name__)
+
+# HDEL and INCR together, but only when the offer existed: a no-op is not a write.
+_DELETE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+    return redis.call('INCR', KEYS[2])
+end
+return false
+"""
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """An offer's budget against what was spent on it, and how often it was chosen."""
+
+    budget: float | None
+    spent: float
+    remaining: float | None
+    exhausted: bool
+    chosen: int
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """The catalog as of one version; immutable, so it can be shared between requests."""
+
+    version: int
+    offers: tuple[Offer, ...]  # sorted by offer_id
+    _by_id: dict[str, Offer] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {offer.offer_id: offer for offer in self.offers})
+
+    def get(self, offer_id: str) -> Offer | None:
+        return self._by_id.get(offer_id)
+
+
+def _text(raw: object) -> str:
+    """A Redis string reply as text, whether the client decodes responses or not."""
+    if isinstance(raw, bytes):
+        return raw.decode()
+    if isinstance(raw, str):
+        return raw
+    raise TypeError(f"expected a Redis string reply, got {type(raw).__name__}")
+
+
+def _int(raw: object) -> int:
+    """An integer reply or stored counter; a missing one counts as 0."""
+    if raw is None:
+        return 0
+    if isinstance(raw, int):
+        return raw
+    return int(_text(raw))
+
+
+def _float(raw: object) -> float:
+    """A float counter (HINCRBYFLOAT); a missing one counts as 0."""
+    if raw is None:
+        return 0.0
+    if isinstance(raw, int | float):
+        return float(raw)
+    return float(_text(raw))
+
+
+def _list(raw: object) -> list[object]:
+    if not isinstance(raw, list):
+        raise TypeError(f"expected a Redis array reply, got {type(raw).__name__}")
+    return raw
+
+
+def _hash(raw: object) -> dict[object, object]:
+    if not isinstance(raw, dict):
+        raise TypeError(f"expected a Redis hash reply, got {type(raw).__name__}")
+    return raw
+
+
+def _status(budget: float | None, spent: float, chosen: int) -> BudgetStatus:
+    remaining = None if budget is None else max(budget - spent, 0.0)
+    exhausted = budget is not None and spent >= budget
+    return BudgetStatus(budget, spent, remaining, exhausted, chosen)
+
+
+class OfferCatalog:
+    """Reads and writes the offer catalog and its counters; one per process is enough."""
+
+    def __init__(self, client: redis.Redis, refresh_s: float = 1.0) -> None:
+        self._client = client
+        self._refresh_s = refresh_s
+        self._delete = client.register_script(_DELETE)
+        # (snapshot, when its version was last confirmed); swapped as one tuple so a
+        # concurrent reader never pairs a snapshot with another one's check time
+        self._cached: tuple[CatalogSnapshot, float] | None = None
+
+    # writes
+
+    def put(self, offer: Offer) -> int:
+        """Insert or replace one offer; returns the new catalog version."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hset(keys.CATALOG, offer.offer_id, offer.model_dump_json())
+        pipe.incr(keys.CATALOG_VERSION)
+        version = _int(_list(pipe.execute())[-1])
+        self._invalidate()
+        return version
+
+    def delete(self, offer_id: str) -> int | None:
+        """Remove an offer; the new version, or None (and no version bump) if it was absent."""
+        reply: object = self._delete(keys=[keys.CATALOG, keys.CATALOG_VERSION], args=[offer_id])
+        self._invalidate()
+        return None if reply is None else _int(reply)
+
+    def replace_all(self, offers: Sequence[Offer]) -> int:
+        """Swap the whole catalog in one transaction (`nbo publish`); returns the new version.
+
+        Readers see the old catalog or the new one, never a mix.
+        """
+        entries: dict[EncodableT, EncodableT] = {}
+        for offer in offers:
+            if offer.offer_id in entries:
+                raise DataContractError(f"offer_id {offer.offer_id!r} is given more than once; "
+                                        "keep one definition per offer and publish again")
+            entries[offer.offer_id] = offer.model_dump_json()
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(keys.CATALOG)
+        if entries:
+            pipe.hset(keys.CATALOG, mapping=entries)
+        pipe.incr(keys.CATALOG_VERSION)
+        version = _int(_list(pipe.execute())[-1])
+        self._invalidate()
+        return version
+
+    # reads
+
+    def snapshot(self) -> CatalogSnapshot:
+        """The current catalog, asking Redis whether it changed at most every refresh_s."""
+        cached = self._cached
+        now = monotonic()
+        if cached is not None:
+            snapshot, checked_at = cached
+            if now - checked_at < self._refresh_s:
+                return snapshot
+            if _int(self._client.get(keys.CATALOG_VERSION)) == snapshot.version:
+                self._cached = (snapshot, now)
+                return snapshot
+        snapshot = self._read()
+        self._cached = (snapshot, now)
+        return snapshot
+
+    def _read(self) -> CatalogSnapshot:
+        """Version and offers from one transaction, so they always belong together."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(keys.CATALOG_VERSION)
+        pipe.hgetall(keys.CATALOG)
+        raw_version, raw_offers = _list(pipe.execute())
+        version = _int(raw_version)
+        offers: list[Offer] = []
+        for raw_id, raw_json in _hash(raw_offers).items():
+            offer_id = _text(raw_id)
+            try:
+                offer = Offer.model_validate_json(_text(raw_json))
+            except (ValidationError, UnicodeDecodeError) as error:
+                logger.warning("offer %r in %s (version %d) skipped, it is not a valid offer: %s",
+                               offer_id, keys.CATALOG, version, " ".join(str(error).split()))
+                continue
+            if offer.offer_id != offer_id:
+                logger.warning("offer %r in %s (version %d) skipped, its JSON says offer_id %r",
+                               offer_id, keys.CATALOG, version, offer.offer_id)
+                continue
+            offers.append(offer)
+        offers.sort(key=lambda offer: offer.offer_id)
+        return CatalogSnapshot(version, tuple(offers))
+
+    def _invalidate(self) -> None:
+        """Make this process's next snapshot() check Redis, so it sees its own writes."""
+        cached = self._cached
+        if cached is not None:
+            self._cached = (cached[0], -math.inf)
+
+    # budgets and counts
+
+    def budgets(self, offer_ids: Sequence[str] | None = None) -> dict[str, BudgetStatus]:
+        """Budget, spend and choice count per offer (default: every offer in the catalog).
+
+        One round trip for the counters; budgets come from the snapshot. An id missing
+        from the catalog gets budget None.
+        """
+        snapshot = self.snapshot()
+        ids = [offer.offer_id for offer in snapshot.offers] if offer_ids is None else list(
+            dict.fromkeys(offer_ids))
+        if not ids:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(keys.SPENT, ids)
+        pipe.hmget(keys.CHOSEN, ids)
+        spent_raw, chosen_raw = (_list(reply) for reply in _list(pipe.execute()))
+        statuses: dict[str, BudgetStatus] = {}
+        for offer_id, spent, chosen in zip(ids, spent_raw, chosen_raw, strict=True):
+            offer = snapshot.get(offer_id)
+            budget = None if offer is None else offer.budget
+            statuses[offer_id] = _status(budget, _float(spent), _int(chosen))
+        return statuses
+
+    def record_spend(self, offer_id: str, cost: float) -> float:
+        """Add cost to what the offer has spent; returns the new total."""
+        if not math.isfinite(cost):
+            raise ValueError(f"cost must be a finite number, got {cost!r}")
+        return float(self._client.hincrbyfloat(keys.SPENT, offer_id, cost))
+
+    def record_given(self, user_id: str, offer_ids: Sequence[str], ttl_s: int) -> None:
+        """Count offers given to a user (the count expires ttl_s after the latest) and chosen."""
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+        counts = Counter(offer_ids)
+        if not counts:
+            return
+        given = keys.given(user_id)
+        # not a transaction: the user's key and CHOSEN sit on different Cluster slots
+        pipe = self._client.pipeline(transaction=False)
+        for offer_id, count in counts.items():
+            pipe.hincrby(given, offer_id, count)
+            pipe.hincrby(keys.CHOSEN, offer_id, count)
+        pipe.expire(given, ttl_s)
+        pipe.execute()
+
+    @staticmethod
+    def parse_given(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
+                    ) -> dict[str, int]:
+        """An HGETALL reply of keys.given(user) as offer_id -> times given.
+
+        Typed like redis-py's HGETALL, so a reply (bytes, or str when decoding) passes as is.
+        """
+        return {_text(offer_id): _int(count) for offer_id, count in raw.items()}
+
+
+def load_offers_file(client: redis.Redis, path: Path) -> tuple[int, FileCheck]:
+    """Replace the catalog with the file's valid offers; the check lists the invalid ones.
+
+    A file from which no offer could be read while it has problems (unreadable, or every
+    offer invalid) is refused rather than emptying the live catalog.
+    """
+    offers, check = read_offers(path)
+    if not offers and not check.ok:
+        shown = "; ".join(str(problem) for problem in check.shown[:3])
+        raise DataContractError(f"{path}: no valid offer to publish, the catalog is left as it "
+                                f"was ({check.problem_count} problem(s): {shown})")
+    return OfferCatalog(client).replace_all(offers), check

@@ -1,0 +1,163 @@
+"""The offer-response model at request time: its columns, filled from one `UserState`,
+and its ONNX graph scoring every candidate offer of a decision in one call.
+
+FEATURES is the model's schema (saved with each version). training/offers/design.py fills
+the same columns for many logged sends with polars; `OfferRows` fills them for one user
+and a set of candidate offers with numpy, the user and context part once and the offer
+part from a matrix built when the catalog changes. A test holds the two to the same
+numbers. The last row of every call is the "no offer" arm, so each call also yields the
+uplift: P(convert | offer) - P(convert | no offer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import onnxruntime as ort
+
+from features.contract.offers import Offer
+from features.contract.schema import Channel, Journey, OfferKind
+from features.engagement import DEFAULT_ENGAGEMENT, RESPONSES, SENDS
+from features.state import UserState
+
+DAY_SECONDS = 86_400.0
+CHANNELS = tuple(channel.value for channel in Channel)
+JOURNEYS = tuple(journey.value for journey in Journey)
+KINDS = tuple(kind.value for kind in OfferKind)
+USER_COLUMNS = ("days_since_purchase", "occasions_per_30d", "spend_per_30d", "aov",
+                "return_rate", "days_since_seen", "price_low", "price_mid", "price_high",
+                "cart_value")  # rates rather than totals: totals grow with the log's length
+RATE_COLUMNS = ("open_rate", "click_rate", "conversion_rate",  # on the message's channel
+                "open_rate_all", "conversion_rate_all",  # on every channel
+                "hour_open_share")  # the user's opens on the channel at this local hour
+HOUR_PRIOR_OPENS = 2.0  # spread evenly over the 24 hours
+MIN_TENURE_DAYS = 7.0  # per-30-day rates of newer users are over this many days
+CONTEXT_COLUMNS = (*(f"channel_{c}" for c in CHANNELS), *(f"journey_{j}" for j in JOURNEYS),
+                   "local_hour", "weekend")
+OFFER_COLUMNS = ("has_offer", *(f"kind_{k}" for k in KINDS), "offer_value", "offer_cost",
+                 "offer_min_order", "offer_category_interest")
+FEATURES = (*USER_COLUMNS, *RATE_COLUMNS, *CONTEXT_COLUMNS, *OFFER_COLUMNS)
+_SHARED = len(USER_COLUMNS) + len(RATE_COLUMNS) + len(CONTEXT_COLUMNS)
+
+
+def _days(since: datetime | None, now: datetime) -> float | None:
+    return None if since is None else (now - since).total_seconds() / DAY_SECONDS
+
+
+def user_columns(state: UserState, now: datetime) -> list[float]:
+    """USER_COLUMNS for one user at `now`."""
+    purchases = state.purchases
+    months = max(_days(state.activity.first_seen, now) or 0.0, MIN_TENURE_DAYS) / 30.0
+    bands = dict(state.values("price_affinity", now))
+    total = sum(bands.get(band, 0.0) for band in ("0", "1", "2"))
+    shares = [bands.get(band, 0.0) / (total if total > 0 else 1.0) for band in ("0", "1", "2")]
+    since_purchase, since_seen = _days(purchases.last, now), _days(state.activity.last_seen, now)
+    return [
+        -1.0 if since_purchase is None else since_purchase,
+        purchases.occasions / months,
+        purchases.amount / months,
+        purchases.amount / max(purchases.lines, 1),
+        purchases.returns / max(purchases.lines + purchases.returns, 1),
+        -1.0 if since_seen is None else since_seen,
+        *shares,
+        max(state.session.cart_value or 0.0, 0.0),
+    ]
+
+
+def rate_columns(state: UserState, now: datetime, channel: str, local_hour: int,
+                 population: Mapping[str, Mapping[str, float]]) -> list[float]:
+    """RATE_COLUMNS for one user, channel and local hour at `now`."""
+    values = {name: dict(state.values(name, now)) for name in (SENDS, *RESPONSES.values())}
+    rates = DEFAULT_ENGAGEMENT.rates(values, population).get(channel, {})
+    pooled_population = {response: {"all": sum(r.values()) / max(len(r), 1)}
+                         for response, r in population.items()}
+    pooled = {name: {"all": sum(per_channel.values())} for name, per_channel in values.items()}
+    overall = (DEFAULT_ENGAGEMENT.rates(pooled, pooled_population).get("all", {})
+               if values[SENDS] else {})
+    opens = dict(state.values("hourly_opens", now))
+    prefix = f"{channel}:"
+    on_channel = sum(v for key, v in opens.items() if key.startswith(prefix))
+    share = ((opens.get(f"{prefix}{local_hour}", 0.0) + HOUR_PRIOR_OPENS / 24)
+             / (on_channel + HOUR_PRIOR_OPENS))
+    return [rates.get("open", 0.0), rates.get("click", 0.0), rates.get("conversion", 0.0),
+            overall.get("open", 0.0), overall.get("conversion", 0.0), share]
+
+
+def context_columns(channel: str, journey: str | None, local_hour: int,
+                    weekend: bool) -> list[float]:
+    return [*(float(channel == c) for c in CHANNELS), *(float(journey == j) for j in JOURNEYS),
+            float(local_hour), float(weekend)]
+
+
+@dataclass(frozen=True)
+class OfferMatrix:
+    """The offer columns of a catalog, built once per catalog version."""
+
+    offer_ids: tuple[str, ...]
+    columns: np.ndarray  # (offers, OFFER_COLUMNS - 1) float32: all but the interest
+    categories: tuple[str, ...]  # the categories some offer is restricted to
+    membership: np.ndarray  # (offers, categories) float64: 1 where the offer names it
+    any_category: np.ndarray  # (offers,) bool: offers for every category
+
+    @classmethod
+    def of(cls, offers: Sequence[Offer]) -> OfferMatrix:
+        categories = tuple(sorted({c for offer in offers for c in offer.categories}))
+        index = {category: i for i, category in enumerate(categories)}
+        membership = np.zeros((len(offers), len(categories)))
+        for row, offer in enumerate(offers):
+            membership[row, [index[c] for c in offer.categories]] = 1.0
+        columns = np.array([[1.0, *(float(o.kind.value == k) for k in KINDS), o.value, o.cost,
+                             o.min_order_value] for o in offers],
+                           dtype=np.float32).reshape(len(offers), len(OFFER_COLUMNS) - 1)
+        return cls(tuple(o.offer_id for o in offers), columns, categories, membership,
+                   np.array([not o.categories for o in offers], dtype=bool))
+
+    def interest(self, state: UserState, now: datetime, rows: np.ndarray) -> np.ndarray:
+        """The user's share of category interest in each offer's categories (1 for offers
+        of any category)."""
+        affinity = {key: max(value, 0.0)
+                    for key, value in state.values("category_affinity", now)}
+        total = sum(affinity.values())
+        shares = np.array([affinity.get(c, 0.0) for c in self.categories]) / (total or 1.0)
+        interest = self.membership[rows] @ shares if self.categories else np.zeros(len(rows))
+        return np.where(self.any_category[rows], 1.0, interest)
+
+
+def offer_rows(state: UserState, now: datetime, channel: str, journey: str | None,
+               local_hour: int, weekend: bool, population: Mapping[str, Mapping[str, float]],
+               offers: OfferMatrix, rows: np.ndarray) -> np.ndarray:
+    """The model's input (len(rows) + 1, FEATURES) float32: one row per candidate offer
+    (indices into `offers`), then the no-offer row."""
+    shared = np.array([*user_columns(state, now),
+                       *rate_columns(state, now, channel, local_hour, population),
+                       *context_columns(channel, journey, local_hour, weekend)],
+                      dtype=np.float32)
+    matrix = np.zeros((len(rows) + 1, len(FEATURES)), dtype=np.float32)
+    matrix[:, :_SHARED] = shared
+    matrix[:-1, _SHARED:-1] = offers.columns[rows]
+    matrix[:-1, -1] = offers.interest(state, now, rows)
+    matrix[-1, -1] = 1.0  # the no-offer arm, as in training (interest 1, every other 0)
+    return matrix
+
+
+class OfferResponseScorer:
+    """The exported ONNX graph, on one CPU thread (the server runs one per worker)."""
+
+    def __init__(self, graph: bytes) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].shape[1] != len(FEATURES):
+            raise ValueError(f"the offer-response graph takes {inputs[0].shape}, "
+                             f"expected (n, {len(FEATURES)})")
+        self._input = inputs[0].name
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        """P(convert) per row of an `offer_rows` matrix."""
+        (probabilities,) = self._session.run(["probabilities"], {self._input: matrix})
+        return np.asarray(probabilities[:, 1], dtype=np.float64)

@@ -1,0 +1,288 @@
+"""The offer catalog against a real Redis: versions, cached snapshots, budgets, counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.connection import AbstractConnection
+
+from decisions import catalog as catalog_module
+from decisions import keys
+from decisions.catalog import OfferCatalog, load_offers_file
+from features.contract.offers import Offer
+from features.contract.schema import Channel, OfferKind
+from nbo.errors import DataContractError
+
+
+def _offer(offer_id: str, cost: float = 2.0, budget: float | None = None) -> Offer:
+    return Offer(offer_id=offer_id, kind=OfferKind.VOUCHER, value=10.0, cost=cost,
+                 channels=[Channel.EMAIL], budget=budget)
+
+
+class Sent:
+    """Round trips to Redis: each packed send (a command, or a whole pipeline) is one."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
+    counter = Sent()
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: AbstractConnection, command: object, check_health: bool = True) -> None:
+        counter.count += 1
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return counter
+
+
+@pytest.fixture
+def other_client(redis_url: str, redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    """A second connection, as another API process would have."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_writes_bump_the_version_and_are_read_back(redis_client: redis.Redis) -> None:
+    catalog = OfferCatalog(redis_client, refresh_s=0)
+    assert catalog.snapshot().version == 0
+    assert catalog.snapshot().offers == ()
+
+    assert catalog.put(_offer("b")) == 1
+    assert catalog.put(_offer("a")) == 2
+    snapshot = catalog.snapshot()
+    assert snapshot.version == 2
+    assert [offer.offer_id for offer in snapshot.offers] == ["a", "b"]
+    assert snapshot.get("a") == _offer("a")
+    assert snapshot.get("missing") is None
+
+    assert catalog.put(_offer("a", cost=5.0)) == 3  # replace
+    a = catalog.snapshot().get("a")
+    assert a is not None and a.cost == 5.0
+
+    assert catalog.delete("a") == 4
+    assert catalog.delete("a") is None  # nothing there: no write, no new version
+    assert int(redis_client.get(keys.CATALOG_VERSION) or 0) == 4
+    assert [offer.offer_id for offer in catalog.snapshot().offers] == ["b"]
+
+    assert catalog.replace_all([_offer("c"), _offer("d")]) == 5
+    snapshot = catalog.snapshot()
+    assert (snapshot.version, [o.offer_id for o in snapshot.offers]) == (5, ["c", "d"])
+    assert catalog.replace_all([]) == 6
+    assert catalog.snapshot().offers == ()
+
+
+def test_offers_are_stored_as_their_json(redis_client: redis.Redis) -> None:
+    offer = _offer("a", budget=50.0)
+    OfferCatalog(redis_client).put(offer)
+    stored = redis_client.hget(keys.CATALOG, "a")
+    assert stored is not None
+    assert Offer.model_validate_json(stored) == offer
+
+
+def test_replace_all_refuses_duplicate_ids_and_changes_nothing(
+        redis_client: redis.Redis) -> None:
+    catalog = OfferCatalog(redis_client, refresh_s=0)
+    catalog.put(_offer("a"))
+    with pytest.raises(DataContractError, match="'b' is given more than once"):
+        catalog.replace_all([_offer("b"), _offer("b")])
+    snapshot = catalog.snapshot()
+    assert (snapshot.version, [o.offer_id for o in snapshot.offers]) == (1, ["a"])
+
+
+def test_a_snapshot_sees_another_clients_write(redis_client: redis.Redis,
+                                               other_client: redis.Redis) -> None:
+    reader = OfferCatalog(redis_client, refresh_s=0)
+    writer = OfferCatalog(other_client)
+    writer.put(_offer("a"))
+    assert [o.offer_id for o in reader.snapshot().offers] == ["a"]
+    writer.put(_offer("b"))
+    assert [o.offer_id for o in reader.snapshot().offers] == ["a", "b"]
+    writer.delete("a")
+    assert [o.offer_id for o in reader.snapshot().offers] == ["b"]
+
+
+def test_a_cached_snapshot_is_served_without_a_redis_call(
+        redis_client: redis.Redis, other_client: redis.Redis, sent: Sent) -> None:
+    writer = OfferCatalog(other_client)
+    writer.put(_offer("a"))
+    reader = OfferCatalog(redis_client, refresh_s=3600)
+    first = reader.snapshot()
+    before = sent.count
+    writer.put(_offer("b"))
+    during = sent.count
+    for _ in range(100):
+        assert reader.snapshot() is first
+    assert during - before == 1  # the writer's transaction
+    assert sent.count == during  # the reader sent nothing
+
+
+def test_after_refresh_s_one_small_call_confirms_or_refreshes(
+        redis_client: redis.Redis, other_client: redis.Redis, sent: Sent,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(catalog_module, "monotonic", clock)
+    writer = OfferCatalog(other_client)
+    writer.put(_offer("a"))
+    reader = OfferCatalog(redis_client, refresh_s=5)
+    first = reader.snapshot()
+
+    clock.now += 4.9
+    before = sent.count
+    assert reader.snapshot() is first
+    assert sent.count == before
+
+    clock.now += 0.2
+    assert reader.snapshot() is first  # unchanged: one GET of the version
+    assert sent.count == before + 1
+    clock.now += 1  # confirmed 1 s ago: cached again
+    assert reader.snapshot() is first
+    assert sent.count == before + 1
+
+    writer.put(_offer("b"))
+    before = sent.count
+    clock.now += 5
+    snapshot = reader.snapshot()
+    assert [o.offer_id for o in snapshot.offers] == ["a", "b"]
+    assert sent.count == before + 2  # the version check, then one transaction to re-read
+
+
+def test_a_process_sees_its_own_writes_at_once(redis_client: redis.Redis) -> None:
+    catalog = OfferCatalog(redis_client, refresh_s=3600)
+    catalog.put(_offer("a"))
+    assert [o.offer_id for o in catalog.snapshot().offers] == ["a"]
+    catalog.put(_offer("b"))
+    assert [o.offer_id for o in catalog.snapshot().offers] == ["a", "b"]
+    catalog.delete("a")
+    assert [o.offer_id for o in catalog.snapshot().offers] == ["b"]
+
+
+def test_a_corrupt_entry_is_skipped_and_logged(redis_client: redis.Redis,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    catalog = OfferCatalog(redis_client, refresh_s=0)
+    catalog.replace_all([_offer("a"), _offer("c")])
+    bad_cost = _offer("d").model_dump_json().replace('"cost":2.0', '"cost":-1.0')
+    redis_client.hset(keys.CATALOG, mapping={
+        "b": "{not json",
+        "d": bad_cost,
+        "e": _offer("other").model_dump_json(),  # stored under another id
+        "f": b"\xff\xfe",
+    })
+    redis_client.incr(keys.CATALOG_VERSION)
+    with caplog.at_level(logging.WARNING, logger="decisions.catalog"):
+        snapshot = catalog.snapshot()
+    assert [o.offer_id for o in snapshot.offers] == ["a", "c"]
+    skipped = sorted(record.args[0] for record in caplog.records
+                     if isinstance(record.args, tuple) and isinstance(record.args[0], str))
+    assert skipped == ["b", "d", "e", "f"]
+
+
+def test_budgets_and_exhaustion_in_one_round_trip(redis_client: redis.Redis,
+                                                  sent: Sent) -> None:
+    catalog = OfferCatalog(redis_client, refresh_s=3600)
+    catalog.replace_all([_offer("capped", budget=10.0), _offer("open"),
+                         _offer("tiny", budget=0.0)])
+    assert catalog.record_spend("capped", 4.0) == 4.0
+    assert catalog.record_spend("capped", 2.5) == 6.5
+    catalog.record_spend("open", 100.0)
+    catalog.record_given("u1", ["capped", "open"], ttl_s=60)
+    catalog.record_given("u2", ["capped"], ttl_s=60)
+    catalog.snapshot()
+
+    before = sent.count
+    statuses = catalog.budgets()
+    assert sent.count == before + 1
+    assert statuses == {
+        "capped": catalog_module.BudgetStatus(10.0, 6.5, 3.5, False, 2),
+        "open": catalog_module.BudgetStatus(None, 100.0, None, False, 1),
+        "tiny": catalog_module.BudgetStatus(0.0, 0.0, 0.0, True, 0),
+    }
+
+    catalog.record_spend("capped", 3.5)
+    before = sent.count
+    capped = catalog.budgets(["capped", "unknown"])
+    assert sent.count == before + 1
+    assert capped["capped"].exhausted and capped["capped"].remaining == 0.0
+    assert capped["unknown"] == catalog_module.BudgetStatus(None, 0.0, None, False, 0)
+    assert catalog.budgets([]) == {}
+    catalog.record_spend("capped", 1.0)  # overspent: remaining stays at 0
+    assert catalog.budgets(["capped"])["capped"].remaining == 0.0
+    with pytest.raises(ValueError, match="finite"):
+        catalog.record_spend("capped", float("nan"))
+
+
+def test_record_given_counts_per_user_with_a_ttl(redis_client: redis.Redis) -> None:
+    catalog = OfferCatalog(redis_client)
+    catalog.record_given("u1", ["a", "b"], ttl_s=3600)
+    catalog.record_given("u1", ["a"], ttl_s=7200)
+    catalog.record_given("u2", ["a", "a"], ttl_s=3600)
+    catalog.record_given("u3", [], ttl_s=3600)
+
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u1"))) == {"a": 2, "b": 1}
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u2"))) == {"a": 2}
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u3"))) == {}
+    assert 3600 < redis_client.ttl(keys.given("u1")) <= 7200  # the latest give sets the TTL
+    assert 0 < redis_client.ttl(keys.given("u2")) <= 3600
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.CHOSEN)) == {"a": 4, "b": 1}
+    with pytest.raises(ValueError, match="ttl_s"):
+        catalog.record_given("u1", ["a"], ttl_s=0)
+
+
+OFFERS_YAML = """\
+offers:
+  - offer_id: welcome10
+    kind: voucher
+    value: 10
+    cost: 10
+    budget: 1000
+  - offer_id: broken
+    kind: voucher
+    value: 5
+    cost: -3
+  - offer_id: freeship
+    kind: free_shipping
+    value: 4.9
+    cost: 3.5
+    channels: [email, push]
+"""
+
+
+def test_load_offers_file_keeps_the_good_offers(redis_client: redis.Redis,
+                                                tmp_path: Path) -> None:
+    OfferCatalog(redis_client).put(_offer("old"))
+    path = tmp_path / "offers.yaml"
+    path.write_text(OFFERS_YAML)
+    version, check = load_offers_file(redis_client, path)
+    assert version == 2
+    assert (check.rows, check.invalid_rows) == (3, 1)
+    assert [(p.row, p.column) for p in check.shown] == [(2, "cost")]
+    snapshot = OfferCatalog(redis_client).snapshot()
+    assert snapshot.version == 2
+    assert [o.offer_id for o in snapshot.offers] == ["freeship", "welcome10"]
+
+
+def test_load_offers_file_never_empties_the_catalog_for_a_broken_file(
+        redis_client: redis.Redis, tmp_path: Path) -> None:
+    OfferCatalog(redis_client).put(_offer("old"))
+    path = tmp_path / "offers.yaml"
+    path.write_text("offers: [\n")
+    with pytest.raises(DataContractError, match="left as it was"):
+        load_offers_file(redis_client, path)
+    snapshot = OfferCatalog(redis_client).snapshot()
+    assert (snapshot.version, [o.offer_id for o in snapshot.offers]) == (1, ["old"])

@@ -1,0 +1,92 @@
+"""The request-time offer rows equal the training design for the same user and moment."""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+
+from features.contract.offers import Offer
+from features.contract.schema import OfferKind
+from features.state import UserState
+from models.offer_response import FEATURES, OfferMatrix, OfferResponseScorer, offer_rows
+from tests.conftest import SplitWorld
+from training.offers.design import design, offer_table
+from training.offers.model import OfferResponseModel
+
+OFFERS = [
+    Offer(offer_id="any-5", kind=OfferKind.VOUCHER, value=5, cost=5, min_order_value=15),
+    Offer(offer_id="beauty", kind=OfferKind.CASHBACK, value=6, cost=4,
+          categories=["skincare", "haircare", "fragrance"]),
+    Offer(offer_id="coffee", kind=OfferKind.CONTENT, value=0, cost=0, categories=["coffee"]),
+]
+CONTEXTS = [("email", None, 9, False), ("push", "cart_abandoned", 20, True),
+            ("sms", "win_back", 0, False)]
+
+
+def _served(state: UserState, now: datetime, context: tuple[str, str | None, int, bool],
+            population: Mapping[str, Mapping[str, float]]) -> np.ndarray:
+    rows = np.arange(len(OFFERS))
+    return offer_rows(state, now, *context, population, OfferMatrix.of(OFFERS), rows)
+
+
+def test_served_rows_match_the_training_design(split_world: SplitWorld) -> None:
+    batch = split_world.full
+    users = batch.users["user_id"].sort().head(40).to_list()
+    frame = pl.DataFrame(
+        [{"user_id": user, "channel": channel, "journey": journey, "local_hour": hour,
+          "weekend": int(weekend), "offer_id": offer.offer_id}
+         for user in users for channel, journey, hour, weekend in CONTEXTS
+         for offer in OFFERS],
+        schema={"user_id": pl.String, "channel": pl.String, "journey": pl.String,
+                "local_hour": pl.Int16, "weekend": pl.Int8, "offer_id": pl.String})
+    expected = design(frame, batch, offer_table(OFFERS)).select(FEATURES).to_numpy()
+    served = []
+    for user in users:
+        state = batch.state(user)
+        assert state is not None
+        for context in CONTEXTS:
+            served.append(_served(state, batch.anchor, context, batch.engagement)[:-1])
+    np.testing.assert_allclose(np.vstack(served), expected.astype(np.float32), rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_the_last_row_is_the_no_offer_arm(split_world: SplitWorld) -> None:
+    batch = split_world.full
+    user = batch.users["user_id"][0]
+    state = batch.state(user)
+    assert state is not None
+    matrix = _served(state, batch.anchor, CONTEXTS[0], batch.engagement)
+    offer_part = dict(zip(FEATURES, matrix[-1], strict=True))
+    assert offer_part["has_offer"] == 0 and offer_part["offer_value"] == 0
+    assert offer_part["offer_category_interest"] == 1
+    np.testing.assert_array_equal(matrix[-1, :10], matrix[0, :10])  # the same user columns
+
+
+def test_an_unknown_user_gets_neutral_rows() -> None:
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    population = {"open": {"email": 0.2}, "click": {"email": 0.05},
+                  "conversion": {"email": 0.01}}
+    matrix = _served(UserState("nobody", now), now, CONTEXTS[0], population)
+    columns = dict(zip(FEATURES, matrix[0], strict=True))
+    assert columns["days_since_purchase"] == -1 and columns["aov"] == 0
+    assert columns["open_rate"] == np.float32(0.2)  # the population's rate
+    assert columns["open_rate_all"] == 0  # as in training: no sends, no pooled rate
+    assert columns["hour_open_share"] == np.float32(1 / 24)
+    assert columns["offer_category_interest"] == 1  # an offer for any category
+
+
+def test_the_scorer_gives_the_native_probabilities(split_world: SplitWorld) -> None:
+    rng = np.random.default_rng(3)
+    n = 5_000
+    matrix = rng.random((n, len(FEATURES))).astype(np.float32)
+    converted = (rng.random(n) < 0.05 + 0.2 * matrix[:, 0]).astype(np.int8)
+    frame = pl.DataFrame(matrix, schema=list(FEATURES)).with_columns(
+        converted=pl.Series(converted), propensity=pl.lit(0.5))
+    model = OfferResponseModel.fit(frame, seed=2)
+    scorer = OfferResponseScorer(model.to_onnx())
+    state = split_world.full.state(split_world.full.users["user_id"][1])
+    assert state is not None
+    rows = _served(state, split_world.full.anchor, CONTEXTS[1], split_world.full.engagement)
+    native = model.booster.predict(rows)
+    assert np.abs(scorer.probabilities(rows) - native).max() <= 1e-5
