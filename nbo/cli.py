@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import orjson
+import polars as pl
 import typer
+import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from decisions.catalog import load_offers_file
 from features.contract.files import FORMATS
+from features.contract.offers import offers_file
 from features.contract.tables import DEFAULT_PROBLEM_LIMIT
 from features.contract.validate import validate_dataset
 from features.pipeline import load_features
@@ -21,7 +27,7 @@ from features.store.export import export_events
 from features.store.redis_store import open_store
 from models.registry import ModelRegistry
 from nbo.errors import NboError
-from nbo.redis_server import connect
+from nbo.redis_server import connect, redis_url
 from training.synthetic.world import generate_world
 from training.train import summary
 from training.train import train as run_training
@@ -93,13 +99,20 @@ def publish(
     as_of: Annotated[str | None, typer.Option(
         help="Cut-off (ISO 8601; default: the last event's time).")] = None,
 ) -> None:
-    """Compute every user's features and switch the store to them atomically."""
+    """Compute every user's features and switch the store to them atomically; load the
+    data set's offers (if any) into the offer catalog."""
     cut_off = _timestamp(as_of, "--as-of") if as_of else None
     began = time.perf_counter()
     with _errors_as_exit_codes():
         batch = load_features(directory, cut_off)
         computed = time.perf_counter() - began
         report = open_store().publish(batch, version)
+        found = offers_file(directory)
+        if found:
+            catalog_version, check = load_offers_file(connect(), found)
+            console.print(f"offer catalog version {catalog_version} from {found}"
+                          + ("" if check.ok else f" ({check.invalid_rows} invalid offers "
+                             "left out: nbo validate lists them)"))
     console.print(f"features of {report.users:,} users as of {batch.anchor:%Y-%m-%d %H:%M} "
                   f"UTC computed in {computed:.1f}s, published as {report.version} in "
                   f"{report.seconds:.1f}s ({report.replayed:,} live events carried over"
@@ -190,6 +203,34 @@ def models_rollback(models: ModelsDir) -> None:
 
 
 @app.command()
+def serve(
+    models: Annotated[Path | None, typer.Option(
+        help="The model registry (default: NBO_MODELS_DIR).")] = None,
+    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Serve the decision API (OpenAPI at /docs)."""
+    if models is not None:
+        os.environ["NBO_MODELS_DIR"] = str(models)
+    with _errors_as_exit_codes():
+        redis_url()  # start the embedded server once, before the workers share it
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+def _examples(world: Path, port: int) -> list[str]:
+    users = pl.read_parquet(world / "users.parquet", columns=["user_id"])["user_id"]
+    first, batch = users[0], users.head(3).to_list()
+    base = f"http://127.0.0.1:{port}"
+    body = orjson.dumps({"user_ids": batch, "campaign_id": "spring"}).decode()
+    return [f"curl '{base}/v1/users/{first}/decision?journey=cart_abandoned&explain=true'",
+            f"curl -X POST {base}/v1/decisions -H 'Content-Type: application/json' "
+            f"-d '{body}'",
+            f"curl '{base}/v1/offers'", f"open {base}/docs"]
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where to write the demo world.")] = Path(
         ".nbo/world"),
@@ -198,10 +239,12 @@ def demo(
     users: Annotated[int, typer.Option(min=1)] = 10_000,
     days: Annotated[int, typer.Option(min=1)] = 60,
     seed: int = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
-    """Generate a world, validate it, train and promote models, publish the features
-    (serving joins when the API lands)."""
-    generate(out=out, users=users, days=days, seed=seed)
+    """Generate a world, validate it, train and promote models, publish the features and
+    offers, then serve the API on localhost."""
+    ending_today = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
+    generate(out=out, users=users, days=days, seed=seed, start=ending_today)
     validate(directory=out)
     train(directory=out, models=models, seed=seed)
     registry = _registry(models)
@@ -209,6 +252,10 @@ def demo(
     registry.promote(newest)
     console.print(f"promoted {newest}")
     publish(directory=out, version=None, as_of=None)
+    console.print("try:")
+    for example in _examples(out, port):
+        console.print(f"  {example}", markup=False, highlight=False)
+    serve(models=models, host="127.0.0.1", port=port, workers=1)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,8 @@ def build_offers(catalog: Catalog, start: datetime, days: int, users: int) -> Of
             "budget": round(max(cost, 1.0) * users * 0.05, 2) if cost > 0 else None,
             "max_per_user": per_user,
             "valid_from": (start + timedelta(days=first)).isoformat(),
-            "valid_to": (start + timedelta(days=last)).isoformat(),
+            # offers running to the window's end stay on after it (the demo serves them)
+            "valid_to": None if window[1] >= 1.0 else (start + timedelta(days=last)).isoformat(),
         })
     return OfferSet(
         ids=np.array([row[0] for row in OFFER_TABLE]),

@@ -1,0 +1,40 @@
+"""The FastAPI application: `create_app()` wires services, routers, errors and middleware.
+
+`nbo serve` runs it under uvicorn (`api.app:create_app`, factory mode), one app per
+worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from api.auth import ApiKeys
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from api.metrics import MetricsMiddleware
+from api.routes import decisions, events, health, models, offers
+from api.services import Services
+from nbo.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="nbo", version="0.1.0",
+                  description="Next best offer, channel and send time, per customer.")
+    services = Services.build(settings)
+    app.state.services = services
+    app.state.api_keys = keys = ApiKeys(settings.api_keys)
+    if keys.open:
+        logger.warning("no API keys configured (NBO_API_KEYS): the API is open to anyone "
+                       "who can reach it")
+    install_error_handlers(app)
+    for router in (decisions.router, events.router, offers.router, models.router,
+                   health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # outermost: times all
+    return app

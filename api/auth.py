@@ -1,0 +1,149 @@
+"""API keys with roles: `decide` reads decisions, `ingest` writes events, `admin` does all.
+
+The app factory sets `app.state.api_keys = ApiKeys(settings.api_keys)`; routes declare the
+role they need with a dependency alias, e.g. `def reload(_: Admin) -> ...`. With no keys
+configured the API is open (local demos); keys are never logged nor echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from nbo.errors import NboError
+
+API_KEY_HEADER = "X-API-Key"
+_REALM = 'Bearer realm="nbo"'
+
+
+class Role(StrEnum):
+    """What a key may do; `admin` may do everything."""
+
+    DECIDE = "decide"
+    INGEST = "ingest"
+    ADMIN = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        """Whether a key with this role may call an endpoint that needs `needed`."""
+        return self is Role.ADMIN or self is needed
+
+
+class ApiKeyConfigError(NboError):
+    """NBO_API_KEYS names a role that does not exist, or an empty key."""
+
+    http_status = 500
+    exit_code = 2
+
+
+class Unauthorized(NboError):
+    """No API key, or one the server does not know: 401 with a WWW-Authenticate challenge."""
+
+    http_status = 401
+
+    def __init__(self, message: str, *, invalid_key: bool = False) -> None:
+        super().__init__(message)
+        challenge = f'{_REALM}, error="invalid_token"' if invalid_key else _REALM
+        self.headers: Mapping[str, str] = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(NboError):
+    """A known key whose role does not cover the endpoint."""
+
+    http_status = 403
+
+
+class ApiKeys:
+    """The configured keys and their roles, checked in constant time."""
+
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        valid = ", ".join(role.value for role in Role)
+        entries: list[tuple[bytes, Role]] = []
+        for number, (key, role_name) in enumerate(keys.items(), start=1):
+            if not key:
+                raise ApiKeyConfigError(
+                    f"NBO_API_KEYS: key #{number} is empty; give every key a long random value")
+            try:
+                role = Role(role_name)
+            except ValueError:
+                raise ApiKeyConfigError(
+                    f"NBO_API_KEYS: key #{number} has the role {role_name!r}; "
+                    f"a role is one of {valid}") from None
+            entries.append((_digest(key), role))
+        self._entries = tuple(entries)
+
+    def __repr__(self) -> str:
+        return f"ApiKeys({len(self._entries)} keys)"
+
+    @property
+    def open(self) -> bool:
+        """No keys configured: every request is allowed."""
+        return not self._entries
+
+    def role_of(self, presented: str | None) -> Role | None:
+        """The role of `presented`, or None for no key or an unknown one.
+
+        Compares against every key, without stopping at a match, and compares fixed-size
+        digests, so the time taken says nothing about which key matched or its length.
+        """
+        if presented is None:
+            return None
+        candidate = _digest(presented)
+        found: Role | None = None
+        for digest, role in self._entries:
+            if hmac.compare_digest(candidate, digest):
+                found = role
+        return found
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+# The two ways to present a key; declared as security schemes so /docs offers "Authorize".
+_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
+                               description="An API key from NBO_API_KEYS.")
+_bearer = HTTPBearer(auto_error=False, description="An API key from NBO_API_KEYS.")
+
+
+def require(role: Role) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency letting through requests whose key has `role` (or admin)."""
+
+    async def check(
+        request: Request,
+        api_key: Annotated[str | None, Security(_api_key_header)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> None:
+        keys = getattr(request.app.state, "api_keys", None)
+        if not isinstance(keys, ApiKeys):
+            raise RuntimeError("app.state.api_keys is not set: the app factory must set it")
+        if keys.open:
+            return
+        presented = api_key or (bearer.credentials if bearer else None)
+        if not presented:
+            raise Unauthorized(
+                f"this needs an API key: send it in the {API_KEY_HEADER} header "
+                "or as Authorization: Bearer <key>")
+        granted = keys.role_of(presented)
+        if granted is None:
+            raise Unauthorized("the API key is not valid", invalid_key=True)
+        if not granted.allows(role):
+            raise Forbidden(
+                f"this needs a key with the role {role.value!r} (or 'admin'); "
+                f"this key has the role {granted.value!r}")
+
+    check.__name__ = f"require_{role.value}"
+    return check
+
+
+Decide = Annotated[None, Depends(require(Role.DECIDE))]
+"""Route parameter `_: Decide`: the caller may ask for decisions."""
+Ingest = Annotated[None, Depends(require(Role.INGEST))]
+"""Route parameter `_: Ingest`: the caller may send events and feedback."""
+Admin = Annotated[None, Depends(require(Role.ADMIN))]
+"""Route parameter `_: Admin`: the caller may change offers and models."""

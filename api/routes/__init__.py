@@ -1,0 +1,1 @@
+"""One router per resource; route functions only translate HTTP to decisions/ and back."""

@@ -1,0 +1,62 @@
+"""GET /v1/users/{user_id}/decision and POST /v1/decisions (batches for email builders)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Path, Query, Response
+
+from api.auth import Decide
+from api.schemas import BatchDecisionRequest, DecisionOptions
+from api.services import Services, ServicesDep
+from decisions.outcome import Decision, DecisionRequest
+from nbo.errors import NboError
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+
+class TooManyUsers(NboError):
+    http_status = 413
+
+
+def _request(user_id: str, options: DecisionOptions) -> DecisionRequest:
+    return DecisionRequest(
+        user_id=user_id, journey=options.journey.value if options.journey else None,
+        channels=(tuple(c.value for c in options.channels) if options.channels else None),
+        campaign_id=options.campaign_id, n_offers=options.n_offers,
+        n_categories=options.n_categories, explain=options.explain)
+
+
+def _count(services: Services, decisions: Sequence[Decision]) -> None:
+    metrics = services.metrics
+    for decision in decisions:
+        metrics.decisions.labels(decision.source).inc()
+        if decision.offers:
+            metrics.offers_chosen.labels(decision.offers[0].offer_id).inc()
+
+
+def _json(content: object) -> Response:
+    """Pre-serialized: orjson writes the decision dataclasses directly."""
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
+@router.get("/users/{user_id}/decision", summary="The next best decision for one user")
+def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
+           options: Annotated[DecisionOptions, Query()], services: ServicesDep,
+           _: Decide) -> Response:
+    decision = services.engine.decide(_request(user_id, options))
+    _count(services, [decision])
+    return _json(decision)
+
+
+@router.post("/decisions", summary="Decisions for many users in one call")
+def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) -> Response:
+    limit = services.settings.max_batch_users
+    if len(body.user_ids) > limit:
+        raise TooManyUsers(f"{len(body.user_ids)} users in one request; the limit is {limit} "
+                           "(NBO_MAX_BATCH_USERS): split the batch")
+    decisions = services.engine.decide_many([_request(u, body) for u in body.user_ids])
+    _count(services, decisions)
+    return _json({"decisions": decisions})

@@ -1,0 +1,101 @@
+"""POST /v1/events (live feature updates) and POST /v1/feedback (outcomes of decisions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import redis
+from fastapi import APIRouter
+
+from api.auth import Ingest
+from api.schemas import (
+    EventOutcome,
+    EventsRequest,
+    EventsResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+)
+from api.services import ServicesDep
+from decisions import keys
+from features.contract.records import check_events
+from features.store.base import Applied
+from nbo.errors import DataContractError, NboError, RedisUnavailableError
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+class TooManyEvents(NboError):
+    http_status = 413
+
+
+class UnknownDecision(NboError):
+    http_status = 404
+
+
+class NoEventAccepted(DataContractError):
+    """Every event of the request was rejected (the body lists why, per event)."""
+
+
+@router.post("/events", summary="Live events: features change at once")
+def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> EventsResponse:
+    limit = services.settings.max_events_per_request
+    if len(body.events) > limit:
+        raise TooManyEvents(f"{len(body.events)} events in one request; the limit is {limit} "
+                            "(NBO_MAX_EVENTS_PER_REQUEST): split them")
+    checked = check_events(body.events, source="events")
+    results = {index: EventOutcome(index=index, status="rejected",
+                                   problems=[str(problem) for problem in problems])
+               for index, problems in checked.problems.items()}
+    try:
+        for index, event in checked.events:
+            applied = services.store.apply(event)
+            results[index] = EventOutcome(
+                index=index, status="applied" if applied is Applied.APPLIED else "duplicate")
+    except redis.RedisError as error:
+        services.metrics.redis_errors.inc()
+        stored = sum(1 for r in results.values() if r.status != "rejected")
+        raise RedisUnavailableError(
+            f"Redis is unreachable ({error}); the first {stored} valid events were stored, "
+            "the rest were not: send the request again (event ids make it safe)") from error
+    ordered = [results[index] for index in sorted(results)]
+    counts = {status: sum(1 for r in ordered if r.status == status)
+              for status in ("applied", "duplicate", "rejected")}
+    for status, count in counts.items():
+        services.metrics.events.labels(status).inc(count)
+    response = EventsResponse(applied=counts["applied"], duplicates=counts["duplicate"],
+                              rejected=counts["rejected"], results=ordered)
+    if counts["rejected"] == len(ordered):
+        raise NoEventAccepted("no event was accepted: " + "; ".join(
+            problem for result in ordered for problem in result.problems[:3]))
+    return response
+
+
+@router.post("/feedback", summary="What happened after a decision")
+def post_feedback(body: FeedbackRequest, services: ServicesDep, _: Ingest) -> FeedbackResponse:
+    client = services.client
+    try:
+        summary: dict[bytes, bytes] = client.hgetall(  # type: ignore[assignment]
+            keys.decision(body.decision_id))
+        if not summary:
+            raise UnknownDecision(f"decision {body.decision_id!r} is unknown or older than "
+                                  "NBO_OFFER_MEMORY_DAYS: send the decision_id a decision "
+                                  "returned")
+        user_id = summary[b"user_id"].decode()
+        offers: list[str] = orjson.loads(summary[b"offers"])
+        if body.offer_id is not None and body.offer_id not in offers:
+            raise DataContractError(f"offer {body.offer_id!r} was not part of decision "
+                                    f"{body.decision_id!r} (it offered {offers})")
+        entry = {**body.model_dump(mode="json"), "user_id": user_id,
+                 "ts": (body.ts or datetime.now(UTC)).isoformat()}
+        client.xadd(keys.FEEDBACK, {"f": orjson.dumps(entry)},
+                    maxlen=services.settings.decision_log_max, approximate=True)
+        if body.type == "redemption" and body.offer_id is not None:
+            offer = services.catalog.snapshot().get(body.offer_id)
+            if offer is not None:
+                services.catalog.record_spend(offer.offer_id, offer.cost)
+    except redis.RedisError as error:
+        services.metrics.redis_errors.inc()
+        raise RedisUnavailableError(f"Redis is unreachable ({error}); the feedback was not "
+                                    "stored: send it again") from error
+    return FeedbackResponse(accepted=True, decision_id=body.decision_id, user_id=user_id)

@@ -1,0 +1,36 @@
+"""/healthz (the process is up), /readyz (Redis and a model), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import orjson
+import redis
+from fastapi import APIRouter, Response
+
+from api.services import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Redis answers and a model is loaded")
+def readyz(services: ServicesDep) -> Response:
+    problems = []
+    try:
+        services.client.ping()
+    except redis.RedisError as error:
+        problems.append(f"Redis unreachable: {error}")
+    if services.engine.models is None:
+        problems.append("no model loaded: promote a version, then POST /v1/models/reload")
+    body = {"ready": not problems, "problems": problems}
+    return Response(orjson.dumps(body), status_code=503 if problems else 200,
+                    media_type="application/json")
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def metrics(services: ServicesDep) -> Response:
+    body, content_type = services.metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,60 @@
+"""The offer catalog: GET /v1/offers, GET/PUT/DELETE /v1/offers/{offer_id}."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from api.auth import Admin, Decide
+from api.services import ServicesDep
+from features.contract.offers import Offer
+from nbo.errors import DataContractError, NboError
+
+router = APIRouter(prefix="/v1/offers", tags=["offers"])
+OfferId = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+class UnknownOffer(NboError):
+    http_status = 404
+
+
+def _with_budget(offer: Offer, services: ServicesDep) -> dict[str, Any]:
+    status = services.catalog.budgets([offer.offer_id])[offer.offer_id]
+    return {**offer.model_dump(mode="json"), "budget_status": asdict(status)}
+
+
+@router.get("", summary="Every offer, with its budget status")
+def list_offers(services: ServicesDep, _: Decide) -> dict[str, Any]:
+    snapshot = services.catalog.snapshot()
+    budgets = services.catalog.budgets([offer.offer_id for offer in snapshot.offers])
+    return {"version": snapshot.version, "offers": [
+        {**offer.model_dump(mode="json"), "budget_status": asdict(budgets[offer.offer_id])}
+        for offer in snapshot.offers]}
+
+
+@router.get("/{offer_id}", summary="One offer, with its budget status")
+def get_offer(offer_id: OfferId, services: ServicesDep, _: Decide) -> dict[str, Any]:
+    offer = services.catalog.snapshot().get(offer_id)
+    if offer is None:
+        raise UnknownOffer(f"no offer {offer_id!r} in the catalog (GET /v1/offers lists them)")
+    return _with_budget(offer, services)
+
+
+@router.put("/{offer_id}", summary="Create or replace an offer")
+def put_offer(offer_id: OfferId, offer: Offer, services: ServicesDep,
+              _: Admin) -> dict[str, Any]:
+    if offer.offer_id != offer_id:
+        raise DataContractError(f"the body's offer_id {offer.offer_id!r} differs from the "
+                                f"path's {offer_id!r}: make them the same")
+    version = services.catalog.put(offer)
+    return {"version": version, "offer": _with_budget(offer, services)}
+
+
+@router.delete("/{offer_id}", summary="Remove an offer")
+def delete_offer(offer_id: OfferId, services: ServicesDep, _: Admin) -> dict[str, Any]:
+    version = services.catalog.delete(offer_id)
+    if version is None:
+        raise UnknownOffer(f"no offer {offer_id!r} in the catalog (GET /v1/offers lists them)")
+    return {"version": version, "deleted": offer_id}

@@ -1,0 +1,101 @@
+"""Everything the routes use, built once per process by the app factory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from api.metrics import Metrics
+from decisions.catalog import OfferCatalog
+from decisions.engine import DecisionEngine
+from decisions.policy import Policy
+from features.store.redis_store import RedisFeatureStore
+from models.registry import ModelRegistry
+from models.serving import ServingModels
+from nbo.errors import NboError
+from nbo.redis_server import redis_url
+from nbo.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class _EngineMetrics:
+    """The engine's stage timings and Redis failures, exported as Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def stage(self, name: str, seconds: float) -> None:
+        self._metrics.stages.labels(name).observe(seconds)
+
+    def redis_error(self) -> None:
+        self._metrics.redis_errors.inc()
+
+
+def api_client(settings: Settings) -> redis.Redis:
+    """A client that fails fast: no retries, short timeouts (an outage degrades answers
+    instead of stalling them)."""
+    return redis.Redis.from_url(
+        redis_url(settings), socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s, retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: redis.Redis
+    store: RedisFeatureStore
+    catalog: OfferCatalog
+    registry: ModelRegistry
+    engine: DecisionEngine
+    metrics: Metrics
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        client = api_client(settings)
+        metrics = Metrics()
+        store = RedisFeatureStore(client, live_ttl_s=int(settings.live_ttl_days * 86_400),
+                                  stream_maxlen=settings.event_log_max)
+        catalog = OfferCatalog(client)
+        engine = DecisionEngine(client, store, catalog, Policy.from_settings(settings),
+                                retry_after_s=settings.redis_retry_after_s,
+                                observer=_EngineMetrics(metrics))
+        services = cls(settings, client, store, catalog,
+                       ModelRegistry(settings.models_dir, client), engine, metrics)
+        try:
+            services.reload_models()
+        except (NboError, redis.RedisError) as error:
+            logger.warning("serving without models for now: %s", error)
+        return services
+
+    def reload_models(self) -> str:
+        """Load the promoted version and swap it in; on any failure the version being
+        served stays."""
+        version = self.registry.promoted()
+        if version is None:
+            raise NoPromotedModel("no model version is promoted: run `nbo models promote "
+                                  "VERSION --models DIR` (or `nbo train`, then promote)")
+        current = self.engine.models
+        if current is None or current.version != version:
+            self.engine.models = ServingModels.load(self.registry.get(version))
+            logger.info("serving model version %s", version)
+        return version
+
+
+class NoPromotedModel(NboError):
+    http_status = 409
+
+
+def services(request: Request) -> Services:
+    built: Services = request.app.state.services
+    return built
+
+
+ServicesDep = Annotated[Services, Depends(services)]

@@ -1,0 +1,255 @@
+"""Whether and when a user may be contacted: rolling frequency caps, quiet hours, weekly cap.
+
+Caps count whole UTC days exactly like `features.contacts.sent_within` (the `days` UTC days
+ending today), so the budget the API reports is the one the store counts. Quiet hours are
+read on the user's own wall clock, with real zone arithmetic so DST changes are handled.
+Everything here is plain Python over a few dozen daily buckets: it runs on every request.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from itertools import accumulate
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from features.contacts import ALL_CHANNELS
+from features.local_time import FALLBACK_ZONE
+from features.state import UserState
+
+WEEK = 7
+_MAX_STEPS = 100  # any local hour occurs within 48 h, even when a DST change skips one
+
+
+@dataclass(frozen=True)
+class ContactBudget:
+    window_days: int  # window of the reported global figure
+    sent: int  # messages on any channel in that window
+    cap: int | None  # the binding global cap in that window (None: no global cap)
+    remaining: int | None
+    allowed_channels: tuple[str, ...]  # asked channels with room under every cap that applies
+    blocked: dict[str, str]  # channel -> why, e.g. "push: 4 of 4 messages in 7 days"
+    next_allowed_at: datetime | None  # UTC; None when a channel is allowed now, outside quiet
+
+
+class _Daily:
+    """One channel's sends per UTC day, sorted, with running totals: a window sum is two
+    bisections, so finding when room returns stays cheap on every request."""
+
+    def __init__(self, buckets: Mapping[date, int]) -> None:
+        self.days = sorted(day for day, n in buckets.items() if n)
+        self.totals = [0, *accumulate(buckets[day] for day in self.days)]
+
+    def within(self, day: date, days: int) -> int:
+        """Messages in the `days` UTC days ending on `day`, as `sent_within` counts them."""
+        first = bisect_left(self.days, day - timedelta(days=days - 1))
+        return self.totals[bisect_right(self.days, day)] - self.totals[first]
+
+
+_NONE_SENT = _Daily({})
+Counts = Mapping[str, _Daily]
+
+
+@dataclass(frozen=True)
+class _Cap:
+    """One rolling cap: at most `limit` messages on `scope` ("*" = all) in `days` UTC days."""
+
+    scope: str
+    days: int
+    limit: int
+    learned: bool = False
+
+    def sent(self, counts: Counts, day: date) -> int:
+        """Messages this cap counts on the UTC day `day` (no new sends assumed)."""
+        return counts.get(self.scope, _NONE_SENT).within(day, self.days)
+
+    def room_day(self, counts: Counts, first: date) -> date:
+        """The first UTC day >= `first` with room under this cap, if nothing more is sent."""
+        daily = counts.get(self.scope, _NONE_SENT)
+        start = bisect_left(daily.days, first - timedelta(days=self.days - 1))
+        end = bisect_right(daily.days, first)
+        excess = daily.totals[end] - daily.totals[start] - self.limit + 1
+        if excess <= 0:
+            return first
+        span = timedelta(days=self.days)
+        if end == len(daily.days):  # the usual case: room once `excess` of them have left
+            return daily.days[bisect_left(daily.totals, daily.totals[start] + excess) - 1] + span
+        # buckets dated after `first` (a skewed clock) enter the window later: room can
+        # only return on a day a bucket leaves, and is back for good once the last one has
+        for day in daily.days[start:]:
+            if daily.within(day + span, self.days) < self.limit:
+                return day + span
+        raise AssertionError("unreachable: the window is empty once the last bucket leaves")
+
+    def reason(self, sent: int) -> str:
+        who = "all channels" if self.scope == ALL_CHANNELS else self.scope
+        unit = "day" if self.days == 1 else "days"
+        text = f"{who}: {sent} of {self.limit} messages in {self.days} {unit}"
+        return f"{text} (learned weekly cap)" if self.learned else text
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    caps: Mapping[str, Sequence[tuple[int, int]]]  # channel or "*" -> [(days, max messages)]
+    quiet_hours: tuple[int, int] = (21, 8)  # local [start, end), may wrap; start == end: none
+    weekly_cap: int | None = None  # learned cap on all channels over 7 days
+
+    def __post_init__(self) -> None:
+        for channel, caps in self.caps.items():
+            for days, limit in caps:
+                if days < 1 or limit < 1:
+                    raise ValueError(
+                        f"contact cap {channel!r} ({days}, {limit}): days and max messages "
+                        "must be at least 1; leave a channel out of the allowed channels "
+                        "to never use it")
+        if not all(0 <= hour <= 23 for hour in self.quiet_hours):
+            raise ValueError(f"quiet hours {self.quiet_hours}: both must be hours 0..23")
+        if self.weekly_cap is not None and self.weekly_cap < 1:
+            raise ValueError(f"weekly cap {self.weekly_cap}: must be at least 1 (or None)")
+
+    def budget(self, state: UserState, now: datetime, channels: Sequence[str]) -> ContactBudget:
+        """The user's contact budget at `now`, and which of `channels` may be used."""
+        now = _utc(now)
+        today = now.date()
+        counts = _daily_counts(state)
+        global_caps = self._global_caps()
+        window = (WEEK if any(c.days == WEEK for c in global_caps)
+                  else max((c.days for c in global_caps), default=WEEK))
+        cap = min((c.limit for c in global_caps if c.days == window), default=None)
+        sent = counts.get(ALL_CHANNELS, _NONE_SENT).within(today, window)
+        caps_of = {channel: (*self._own_caps(channel), *global_caps) for channel in channels}
+        allowed: list[str] = []
+        blocked: dict[str, str] = {}
+        for channel, caps in caps_of.items():
+            full = [(c, n) for c in caps if (n := c.sent(counts, today)) >= c.limit]
+            if not full:
+                allowed.append(channel)
+                continue
+            # name the cap that holds the channel back longest (the channel's own on ties)
+            last, n = max(full, key=lambda cap_sent: cap_sent[0].room_day(counts, today))
+            blocked[channel] = last.reason(n)
+        zone = _zone(state.profile.timezone)
+        next_allowed_at: datetime | None = None
+        if not allowed or self.is_quiet(now.astimezone(zone).hour):
+            next_allowed_at = min((self._next_open(counts, caps, now, zone, None)
+                                   for caps in set(caps_of.values())), default=None)
+        return ContactBudget(window_days=window, sent=sent, cap=cap,
+                             remaining=None if cap is None else max(cap - sent, 0),
+                             allowed_channels=tuple(allowed), blocked=blocked,
+                             next_allowed_at=next_allowed_at)
+
+    def is_quiet(self, local_hour: int) -> bool:
+        """Whether nothing may be sent at this local hour of the day."""
+        start, end = self.quiet_hours
+        if start == end:
+            return False
+        if start < end:
+            return start <= local_hour < end
+        return local_hour >= start or local_hour < end
+
+    def next_send_at(self, state: UserState, channel: str, local_hour: int,
+                     now: datetime) -> datetime:
+        """The next UTC instant >= `now` at the start of `local_hour` in the user's zone (or
+        `now` itself inside that hour) when `channel` has room under every cap.
+
+        A quiet `local_hour` moves to the first hour after the quiet hours.
+        """
+        if not 0 <= local_hour <= 23:
+            raise ValueError(f"local hour {local_hour}: must be 0..23")
+        wanted = self.quiet_hours[1] if self.is_quiet(local_hour) else local_hour
+        caps = self._own_caps(channel) + self._global_caps()
+        return self._next_open(_daily_counts(state), caps, _utc(now),
+                               _zone(state.profile.timezone), wanted)
+
+    def _global_caps(self) -> list[_Cap]:
+        """The "*" caps, the 7-day one lowered to the learned weekly cap where that is tighter."""
+        caps = [_Cap(ALL_CHANNELS, days, limit) for days, limit in self.caps.get(ALL_CHANNELS, ())]
+        if self.weekly_cap is None:
+            return caps
+        configured = min((c.limit for c in caps if c.days == WEEK), default=None)
+        if configured is not None and configured <= self.weekly_cap:
+            return caps
+        return [c for c in caps if c.days != WEEK] + [
+            _Cap(ALL_CHANNELS, WEEK, self.weekly_cap, learned=True)]
+
+    def _own_caps(self, channel: str) -> list[_Cap]:
+        """The caps of `channel` itself (a send also counts against the global ones)."""
+        if channel == ALL_CHANNELS:
+            return []
+        return [_Cap(channel, days, limit) for days, limit in self.caps.get(channel, ())]
+
+    def _next_open(self, counts: Counts, caps: Sequence[_Cap],
+                   now: datetime, zone: tzinfo, wanted: int | None) -> datetime:
+        """The first instant >= `now` with room under `caps` whose local hour is `wanted`
+        (None: any hour outside quiet hours)."""
+        start = now
+        while True:
+            day = _room_day(counts, caps, start.date())
+            start = max(start, _midnight(day))
+            moment = self._next_hour(start, zone, wanted)
+            if _has_room(counts, caps, moment.date()):
+                return moment
+            start = moment  # room ran out again (a bucket dated in the future); look later
+
+    def _next_hour(self, start: datetime, zone: tzinfo, wanted: int | None) -> datetime:
+        """`start` if its local hour fits (`wanted`, or any outside quiet hours when None),
+        else the start of the first later local hour that does."""
+        moment = start
+        for _ in range(_MAX_STEPS):
+            local = moment.astimezone(zone)
+            fits = local.hour == wanted if wanted is not None else not self.is_quiet(local.hour)
+            if fits:
+                return moment
+            # to the next local hh:00 in real time; a clock change on the way leaves other
+            # minutes on the clock, which the next step rounds off
+            moment += timedelta(minutes=60 - local.minute, seconds=-local.second,
+                                microseconds=-local.microsecond)
+        raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
+
+
+def _room_day(counts: Counts, caps: Sequence[_Cap], first: date) -> date:
+    """The first UTC day >= `first` with room under every cap, if nothing more is sent.
+
+    Each cap's own first day with room is a lower bound; moving to the latest of them and
+    asking again converges on the first day all of them have room.
+    """
+    day = first
+    while True:
+        later = max((cap.room_day(counts, day) for cap in caps), default=day)
+        if later == day:
+            return day
+        day = later
+
+
+def _has_room(counts: Counts, caps: Iterable[_Cap], day: date) -> bool:
+    return all(cap.sent(counts, day) < cap.limit for cap in caps)
+
+
+def _daily_counts(state: UserState) -> dict[str, _Daily]:
+    """channel -> its daily sends, from the state's (channel, UTC day) buckets."""
+    buckets: dict[str, dict[date, int]] = {}
+    for (channel, day), n in state.contacts.items():
+        buckets.setdefault(channel, {})[day] = n
+    return {channel: _Daily(days) for channel, days in buckets.items()}
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _utc(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"{now}: pass a time-zone aware instant (UTC)")
+    return now.astimezone(UTC)
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str | None) -> tzinfo:
+    """The user's zone; an unknown or missing one reads as UTC rather than failing a request."""
+    try:
+        return ZoneInfo(name or FALLBACK_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC

@@ -1,0 +1,333 @@
+"""The whole next-best decision for one or many users (docs/api.md, "The decision").
+
+Per call: one Redis round trip reads every user's features with their per-offer counts
+and the budgets spent; then, per user, in process: lifecycle stage, holdout group,
+reachable channels and contact budget, channel scores and send hours, the eligible
+offers (all rules at once, candidates.py), one ONNX call scoring them with the no-offer
+arm (so uplift comes with it), expected values, exploration, categories and brands;
+finally one pipelined write logs the decisions and counts the offers given.
+
+When Redis cannot be reached, answers come from the in-process catalog and models as
+for an unknown user, flagged `degraded`, on in-app and web only (the contact counts are
+in Redis); Redis is not asked again for `retry_after_s`, so an outage does not add a
+timeout to every request, and answers recover by themselves once it is back.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import redis
+
+from decisions import keys
+from decisions.candidates import CandidateTable, UserFacts, removed_by
+from decisions.catalog import CatalogSnapshot, OfferCatalog
+from decisions.contact_policy import ContactPolicy
+from decisions.outcome import (
+    ChannelScore,
+    ChosenOffer,
+    ContactBudgetView,
+    Decision,
+    DecisionRequest,
+    Source,
+)
+from decisions.policy import Policy
+from decisions.reach import reachable
+from features.contract.schema import Channel
+from features.local_time import FALLBACK_ZONE
+from features.state import UserState
+from features.store.meta import VersionMeta
+from features.store.redis_store import Extra, RedisFeatureStore
+from models.offer_response import offer_rows
+from models.serving import ServingModels
+
+CHANNELS = tuple(channel.value for channel in Channel)
+SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
+UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
+PRICE_BANDS = ("low", "mid", "high")
+DEFAULT_SEND_HOUR = 10
+
+
+class Observer(Protocol):
+    """Where the engine reports what the API exports as metrics."""
+
+    def stage(self, name: str, seconds: float) -> None: ...
+
+    def redis_error(self) -> None: ...
+
+
+class _Silent:
+    def stage(self, name: str, seconds: float) -> None:
+        pass
+
+    def redis_error(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _Read:
+    meta: VersionMeta | None
+    states: list[UserState | None]
+    given: list[dict[str, int]]
+    spent: dict[str, float]
+    degraded: bool
+
+
+class DecisionEngine:
+    def __init__(self, client: redis.Redis, store: RedisFeatureStore, catalog: OfferCatalog,
+                 policy: Policy, models: ServingModels | None = None,
+                 retry_after_s: float = 1.0, observer: Observer | None = None) -> None:
+        self.models = models  # swapped whole by a reload: one attribute write
+        self._client = client
+        self._store = store
+        self._catalog = catalog
+        self._policy = policy
+        self._retry_after_s = retry_after_s
+        self._observer = observer or _Silent()
+        self._down_until = 0.0
+        self._table: tuple[int, CandidateTable] = (-1, CandidateTable.of(()))
+
+    # -- reading ----------------------------------------------------------------------
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        self._observer.stage(stage, time.perf_counter() - began)
+
+    def _redis_failed(self) -> None:
+        self._observer.redis_error()
+        self._down_until = time.monotonic() + self._retry_after_s
+
+    @property
+    def redis_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def candidates(self) -> tuple[int | None, CandidateTable]:
+        """The catalog's rules as arrays, rebuilt when its version changes; the last one
+        known while Redis is down."""
+        if not self.redis_down:
+            try:
+                snapshot: CatalogSnapshot = self._catalog.snapshot()
+            except redis.RedisError:
+                self._redis_failed()
+            else:
+                if snapshot.version != self._table[0]:
+                    self._table = (snapshot.version, CandidateTable.of(snapshot.offers))
+        version, table = self._table
+        return (None if version < 0 else version), table
+
+    def _read(self, user_ids: Sequence[str]) -> _Read:
+        nobody = [None] * len(user_ids)
+        if self.redis_down:
+            return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
+        extra = Extra([*(keys.given(user_id) for user_id in user_ids), keys.SPENT])
+        try:
+            meta, states = self._store.read_with(user_ids, extra)
+        except redis.RedisError:
+            self._redis_failed()
+            return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
+        given = [OfferCatalog.parse_given(reply) for reply in extra.replies[:-1]]
+        spent = {name.decode(): float(value) for name, value in extra.replies[-1].items()}
+        return _Read(meta, states, given, spent, False)
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def decide(self, request: DecisionRequest, now: datetime | None = None) -> Decision:
+        return self.decide_many([request], now)[0]
+
+    def decide_many(self, requests: Sequence[DecisionRequest],
+                    now: datetime | None = None) -> list[Decision]:
+        now = now or datetime.now(UTC)
+        with self._timed("read"):
+            read = self._read([request.user_id for request in requests])
+            catalog_version, table = self.candidates()
+        with self._timed("decide"):
+            decisions = [self._decide(request, state, given, read, table, catalog_version, now)
+                         for request, state, given in zip(requests, read.states, read.given,
+                                                          strict=True)]
+        if not read.degraded:
+            with self._timed("log"):
+                self._log(decisions, now)
+        return decisions
+
+    def _decide(self, request: DecisionRequest, known: UserState | None,
+                given: dict[str, int], read: _Read, table: CandidateTable,
+                catalog_version: int | None, now: datetime) -> Decision:
+        policy, models = self._policy, self.models
+        state = known or UserState(request.user_id, read.meta.anchor if read.meta else now)
+        source: Source = "degraded" if read.degraded else ("model" if known else "global")
+        stage = state.stage(now).value
+        group = policy.holdout.group(request.user_id, request.journey)
+        allowed = [c for c in CHANNELS if request.channels is None or c in request.channels]
+        if read.degraded:  # contact counts unknown: nothing that would message the user
+            allowed = [c for c in allowed if c in UNSCHEDULED]
+        reach = reachable(state, allowed)
+        contacts = replace(policy.contacts, weekly_cap=models.weekly_cap if models else None)
+        budget = None if read.degraded else contacts.budget(state, now, sorted(reach))
+        open_allowed = reach if budget is None else frozenset(budget.allowed_channels)
+        channels = self._channels(state, now, allowed, open_allowed, contacts)
+        best = next((c for c in channels if c.allowed), None)
+        context = best or next(iter(channels), None)
+        zone = ZoneInfo(state.profile.timezone or FALLBACK_ZONE)
+        when = (context.send_at if context and context.channel in SCHEDULED else now)
+        local = when.astimezone(zone)
+        population = read.meta.engagement if read.meta else {}
+        interest = table.matrix.interest(state, now, np.arange(len(table)))
+        recent = set(state.session.recent_categories)
+        relevance = interest + np.array([float(bool(recent & set(offer.categories)))
+                                         for offer in table.offers])
+        facts = UserFacts(now=now, journey=request.journey, stage=stage,
+                          segments=self._segments(state), reachable=reach,
+                          interest=relevance, cart_value=max(state.session.cart_value, 0.0),
+                          given=given, spent=read.spent, holdout=group is not None)
+        eligible, verdicts = table.eligible(facts)
+        decision_id = uuid.uuid4().hex
+        rng = np.random.default_rng(int(decision_id, 16))
+        offers, terms = self._offers(request, state, table, eligible, context, local,
+                                     population, now, rng)
+        explanation = None
+        if request.explain:
+            explanation = {"removed": removed_by(table, verdicts), "arbitration": terms,
+                           "features": self._features(state, now, stage),
+                           "contacts": dict(budget.blocked) if budget else {}}
+        return Decision(
+            decision_id=decision_id, user_id=request.user_id, source=source,
+            degraded=read.degraded, offers=offers,
+            categories=[k for k, v in state.values("category_affinity", now)
+                        if v > 0][:request.n_categories],
+            brands=[k for k, v in state.values("brand_affinity", now) if v > 0][:5],
+            price_band=self._price_band(state, now), channel=best.channel if best else None,
+            channels=channels, lifecycle_stage=stage,
+            contact_budget=None if budget is None else ContactBudgetView(
+                budget.window_days, budget.sent, budget.cap, budget.remaining,
+                budget.next_allowed_at),
+            holdout=group is not None, holdout_group=group, journey=request.journey,
+            campaign_id=request.campaign_id, model_version=models.version if models else None,
+            features_version=read.meta.version if read.meta else None,
+            catalog_version=catalog_version, explanation=explanation)
+
+    def _channels(self, state: UserState, now: datetime, allowed: Sequence[str],
+                  open_allowed: frozenset[str], contacts: ContactPolicy) -> list[ChannelScore]:
+        """Every allowed channel with its score, best first."""
+        models, costs = self.models, self._policy.channel_costs
+        rates = models.channels.rates_for(state, now) if models else {}
+        hours = (models.send_time.send_hours_for(state, now, list(allowed)) if models
+                 else {c: DEFAULT_SEND_HOUR for c in allowed})
+        scored = []
+        for channel in allowed:
+            rate, cost = rates.get(channel, 0.0), costs.get(channel, 0.0)
+            hour = hours.get(channel, DEFAULT_SEND_HOUR)
+            send_at = (contacts.next_send_at(state, channel, hour, now)
+                       if channel in SCHEDULED and channel in open_allowed else now)
+            scored.append(ChannelScore(channel, rate, cost, rate * self._policy.open_value - cost,
+                                       channel in open_allowed, hour, send_at))
+        return sorted(scored, key=lambda c: (not c.allowed, -c.score, c.channel))
+
+    def _offers(self, request: DecisionRequest, state: UserState, table: CandidateTable,
+                eligible: np.ndarray, context: ChannelScore | None, local: datetime,
+                population: dict[str, dict[str, float]], now: datetime,
+                rng: np.random.Generator) -> tuple[list[ChosenOffer], dict[str, object]]:
+        """Score the eligible offers, keep those worth more than they cost, explore."""
+        scorer = self.models.offer_response if self.models else None
+        if not len(eligible) or scorer is None or context is None:
+            return [], {"reason": "no eligible offer" if scorer else "no offer model loaded"}
+        matrix = offer_rows(state, now, context.channel, request.journey, local.hour,
+                            local.weekday() >= 5, population, table.matrix, eligible)
+        probabilities = scorer.probabilities(matrix)
+        with_offer, without = probabilities[:-1], probabilities[-1]
+        uplift = with_offer - without
+        purchases = state.purchases
+        order_value = (purchases.amount / purchases.lines if purchases.lines
+                       else self._policy.default_order_value)
+        cost = np.array([table.offers[i].cost for i in eligible])
+        value = uplift * order_value * self._policy.order_margin - with_offer * cost
+        worth = np.flatnonzero(value > 0)
+        order, propensity = self._policy.exploration.arrange(
+            value[worth], np.abs(value[worth]) * 0.5, request.n_offers, rng)
+        chosen = [ChosenOffer(offer_id=table.offers[eligible[worth[i]]].offer_id,
+                              kind=table.offers[eligible[worth[i]]].kind.value,
+                              value=table.offers[eligible[worth[i]]].value,
+                              p_convert=float(with_offer[worth[i]]),
+                              uplift=float(uplift[worth[i]]),
+                              expected_value=float(value[worth[i]]), propensity=float(p))
+                  for i, p in zip(order, propensity, strict=True)]
+        terms: dict[str, object] = {
+            "p_convert_without_offer": float(without), "order_value": order_value,
+            "order_margin": self._policy.order_margin, "channel": context.channel,
+            "local_hour": local.hour,
+            "not_worth_their_cost": [table.offers[eligible[i]].offer_id
+                                     for i in np.flatnonzero(value <= 0)]}
+        return chosen, terms
+
+    # -- small read-time facts --------------------------------------------------------
+
+    @staticmethod
+    def _segments(state: UserState) -> frozenset[str]:
+        """The segments offers can target: `country:XX`, `buyer` or `prospect`, `app`."""
+        found = {"buyer" if state.purchases.lines else "prospect"}
+        if state.profile.country:
+            found.add(f"country:{state.profile.country}")
+        if state.session.app_installed:
+            found.add("app")
+        return frozenset(found)
+
+    @staticmethod
+    def _price_band(state: UserState, now: datetime) -> str | None:
+        bands = state.values("price_affinity", now)
+        top = next((key for key, value in bands if value > 0 and key.isdigit()), None)
+        return None if top is None or int(top) >= len(PRICE_BANDS) else PRICE_BANDS[int(top)]
+
+    @staticmethod
+    def _features(state: UserState, now: datetime, stage: str) -> dict[str, object]:
+        purchases = state.purchases
+        last = purchases.last
+        return {"lifecycle_stage": stage, "purchases": purchases.lines,
+                "days_since_purchase": None if last is None
+                else round((now - last).total_seconds() / 86_400, 2),
+                "cart_value": state.session.cart_value,
+                "recent_categories": list(state.session.recent_categories),
+                "sent_last_7_days": state.sent_within(now, 7)}
+
+    # -- logging ----------------------------------------------------------------------
+
+    def _log(self, decisions: Sequence[Decision], now: datetime) -> None:
+        """The decision log (for feedback joins and off-policy evaluation) and the
+        per-user counts of offers given, in one pipelined write."""
+        policy = self._policy
+        pipe = self._client.pipeline(transaction=False)
+        for decision in decisions:
+            chosen = [offer.offer_id for offer in decision.offers]
+            entry = {"decision_id": decision.decision_id, "user_id": decision.user_id,
+                     "ts": now.isoformat(), "journey": decision.journey,
+                     "campaign_id": decision.campaign_id, "source": decision.source,
+                     "holdout": decision.holdout_group, "channel": decision.channel,
+                     "offers": [asdict(offer) for offer in decision.offers],
+                     "model_version": decision.model_version,
+                     "features_version": decision.features_version,
+                     "catalog_version": decision.catalog_version}
+            pipe.xadd(keys.DECISIONS, {"d": orjson.dumps(entry)},
+                      maxlen=policy.decision_log_max, approximate=True)
+            summary = keys.decision(decision.decision_id)
+            pipe.hset(summary, mapping={"user_id": decision.user_id,
+                                        "offers": orjson.dumps(chosen), "ts": now.isoformat()})
+            pipe.expire(summary, policy.decision_ttl_s)
+            if chosen:
+                given = keys.given(decision.user_id)
+                for offer_id in chosen:
+                    pipe.hincrby(given, offer_id, 1)
+                    pipe.hincrby(keys.CHOSEN, offer_id, 1)
+                pipe.expire(given, policy.given_ttl_s)
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            self._redis_failed()

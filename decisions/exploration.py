@@ -1,0 +1,114 @@
+"""Exploration: which candidates to show, in order, and the propensity of each pick.
+
+A purely greedy policy never learns about offers it ranks low, and its logs cannot evaluate
+any other policy. Epsilon-greedy and Thompson sampling show something else now and then,
+and log the probability of every pick so new policies can be evaluated off-policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+Method = Literal["none", "epsilon_greedy", "thompson"]
+METHODS: tuple[Method, ...] = ("none", "epsilon_greedy", "thompson")
+
+Arrangement = tuple[NDArray[np.intp], NDArray[np.float64]]
+
+
+@dataclass(frozen=True)
+class Exploration:
+    method: Method = "epsilon_greedy"
+    epsilon: float = 0.05
+    top_k: int = 5  # epsilon-greedy explores among this many of the best remaining
+    draws: int = 256  # Monte Carlo draws for Thompson propensities
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"exploration method {self.method!r}: use one of {METHODS}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"exploration epsilon {self.epsilon}: must be in [0, 1]")
+        if self.top_k < 1 or self.draws < 1:
+            raise ValueError(f"top_k {self.top_k}, draws {self.draws}: both must be >= 1")
+
+    def arrange(self, values: np.ndarray, spread: np.ndarray | None, n: int,
+                rng: np.random.Generator) -> Arrangement:
+        """The indices of the n candidates to show, in order, and for each the propensity: the
+        probability that the policy picks it at its position given the ones picked before.
+
+        `values` are the candidates' expected values, `spread` their uncertainty (standard
+        deviations, for Thompson sampling). Deterministic given `rng`.
+        """
+        values = _finite(values, "values")
+        count = min(max(n, 0), values.size)
+        if self.method == "epsilon_greedy":
+            return self._epsilon_greedy(values, count, rng)
+        if self.method == "thompson" and spread is not None:
+            spread = _finite(spread, "spread")
+            if spread.shape != values.shape or (spread < 0).any():
+                raise ValueError(f"spread: expected {values.size} values >= 0, one per "
+                                 f"candidate, got shape {spread.shape}")
+            if spread.any():
+                return self._thompson(values, spread, count, rng)
+        return _greedy(values, count)
+
+    def _epsilon_greedy(self, values: NDArray[np.float64], count: int,
+                        rng: np.random.Generator) -> Arrangement:
+        """Best remaining with probability 1 - epsilon, else uniform among the top k remaining."""
+        remaining = np.argsort(-values, kind="stable").tolist()  # best first, ties: lower index
+        picks: list[int] = []
+        propensities: list[float] = []
+        for _ in range(count):
+            k = min(self.top_k, len(remaining))
+            explore = rng.random() < self.epsilon
+            rank = int(rng.integers(k)) if explore else 0
+            propensities.append((1.0 - self.epsilon) * (rank == 0) + self.epsilon / k)
+            picks.append(remaining.pop(rank))
+        return np.array(picks, dtype=np.intp), np.array(propensities, dtype=np.float64)
+
+    def _thompson(self, values: NDArray[np.float64], spread: NDArray[np.float64], count: int,
+                  rng: np.random.Generator) -> Arrangement:
+        """At each position the argmax of one fresh draw among the remaining candidates.
+
+        The propensity is the share of wins in `draws` shared draws plus the shown one
+        ((wins + 1) / (draws + 1)): an estimate that is never zero for a candidate shown.
+        """
+        estimates = rng.standard_normal((self.draws, values.size))
+        estimates *= spread
+        estimates += values
+        winners = estimates.argmax(axis=1)  # each draw's best among the remaining
+        picks = np.empty(count, dtype=np.intp)
+        propensities = np.empty(count, dtype=np.float64)
+        taken = np.zeros(values.size, dtype=bool)
+        for position in range(count):
+            shown = rng.standard_normal(values.size)
+            shown *= spread
+            shown += values
+            shown[taken] = -np.inf  # values are finite, so a taken one never wins
+            pick = int(np.argmax(shown))
+            won = np.flatnonzero(winners == pick)
+            picks[position] = pick
+            propensities[position] = (won.size + 1) / (self.draws + 1)
+            taken[pick] = True
+            estimates[:, pick] = -np.inf
+            if won.size:  # only the draws the pick won have a new best
+                winners[won] = estimates[won].argmax(axis=1)
+        return picks, propensities
+
+
+def _greedy(values: NDArray[np.float64], count: int) -> Arrangement:
+    """The best `count` by value, ties by lower index, each picked with certainty."""
+    picks = np.argsort(-values, kind="stable")[:count].astype(np.intp)
+    return picks, np.ones(count, dtype=np.float64)
+
+
+def _finite(array: np.ndarray, name: str) -> NDArray[np.float64]:
+    """`array` as a 1-d float64 array, refusing NaN and infinities, which break the argmax."""
+    result = np.asarray(array, dtype=np.float64)
+    if result.ndim != 1 or not np.isfinite(result).all():
+        raise ValueError(f"{name}: expected a 1-d array of finite numbers; drop ineligible "
+                         "candidates before arranging them")
+    return result

@@ -1,0 +1,100 @@
+"""The decision endpoints through HTTP, against a trained and published world."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from features.contract.offers import offers_file, read_offers
+from tests.api.conftest import ServedWorld
+
+
+def test_a_known_user_gets_a_whole_decision(api: TestClient, served_world: ServedWorld) -> None:
+    user = served_world.users[0]
+    response = api.get(f"/v1/users/{user}/decision", params={"explain": "true"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["user_id"] == user and body["source"] == "model" and not body["degraded"]
+    assert body["lifecycle_stage"] in {"new", "active", "loyal", "at_risk", "dormant", "churned"}
+    assert len(body["channels"]) == 6
+    assert body["model_version"] and body["features_version"] and body["catalog_version"]
+    assert body["contact_budget"]["window_days"] >= 1
+    assert set(body["explanation"]) == {"removed", "arbitration", "features", "contacts"}
+    for channel in body["channels"]:
+        assert 0 <= channel["send_hour_local"] < 24
+        datetime.fromisoformat(channel["send_at"])
+    for offer in body["offers"]:
+        assert offer["expected_value"] > 0 and 0 < offer["propensity"] <= 1
+
+
+def test_offers_chosen_are_always_eligible(api: TestClient, served_world: ServedWorld) -> None:
+    found = offers_file(served_world.directory)
+    assert found is not None
+    catalog = {offer.offer_id: offer for offer in read_offers(found)[0]}
+    chosen = 0
+    for user in served_world.users[:60]:
+        body = api.get(f"/v1/users/{user}/decision",
+                       params={"journey": "cart_abandoned", "explain": "true",
+                               "n_offers": 5}).json()
+        removed = body["explanation"]["removed"]
+        for offer in body["offers"]:
+            chosen += 1
+            assert offer["offer_id"] not in removed
+            definition = catalog[offer["offer_id"]]
+            assert not definition.journeys or "cart_abandoned" in definition.journeys
+            assert (not definition.eligibility.lifecycle_stages
+                    or body["lifecycle_stage"] in definition.eligibility.lifecycle_stages)
+            assert not body["holdout"] or offer["kind"] == "content"
+    assert chosen > 0
+
+
+def test_an_unknown_user_is_answered_from_priors(api: TestClient) -> None:
+    body = api.get("/v1/users/never-seen/decision").json()
+    assert body["source"] == "global" and body["categories"] == []
+    assert all(c["channel"] in {"in_app", "web"} for c in body["channels"] if c["allowed"])
+
+
+@pytest.mark.parametrize(("params", "location"), [
+    ({"n_offers": 999}, "query.n_offers"),
+    ({"journey": "bogus"}, "query.journey"),
+    ({"channels": "email,pigeon"}, "query.channels"),
+])
+def test_bad_parameters_say_what_to_fix(api: TestClient, params: dict[str, object],
+                                        location: str) -> None:
+    response = api.get("/v1/users/u1/decision", params=params)
+    assert response.status_code == 422
+    assert any(problem["location"].startswith(location)
+               for problem in response.json()["problems"])
+
+
+def test_channels_restrict_the_answer(api: TestClient, served_world: ServedWorld) -> None:
+    body = api.get(f"/v1/users/{served_world.users[1]}/decision",
+                   params={"channels": "email,push"}).json()
+    assert {c["channel"] for c in body["channels"]} == {"email", "push"}
+
+
+def test_a_batch_answers_every_user(api: TestClient, served_world: ServedWorld) -> None:
+    users = [*served_world.users[:5], "never-seen"]
+    response = api.post("/v1/decisions", json={"user_ids": users, "campaign_id": "spring"})
+    assert response.status_code == 200, response.text
+    decisions = response.json()["decisions"]
+    assert [d["user_id"] for d in decisions] == users
+    assert decisions[-1]["source"] == "global"
+    assert {d["campaign_id"] for d in decisions} == {"spring"}
+
+
+def test_a_batch_over_the_limit_is_refused(served_world: ServedWorld) -> None:
+    with TestClient(create_app(served_world.settings(max_batch_users=2))) as client:
+        response = client.post("/v1/decisions", json={"user_ids": ["a", "b", "c"]})
+    assert response.status_code == 413 and "NBO_MAX_BATCH_USERS" in response.json()["detail"]
+
+
+def test_holdout_users_get_no_incentive(served_world: ServedWorld) -> None:
+    with TestClient(create_app(served_world.settings(holdout_share=1.0))) as client:
+        for user in served_world.users[:30]:
+            body = client.get(f"/v1/users/{user}/decision").json()
+            assert body["holdout"] and body["holdout_group"] == "global"
+            assert all(offer["kind"] == "content" for offer in body["offers"])

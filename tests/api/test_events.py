@@ -1,0 +1,93 @@
+"""Live events, feedback, offers, models and health through HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.api.conftest import ServedWorld
+
+ADMIN, DECIDE = "admin-key-123", "decide-key-456"
+
+
+def _event(user: str, **fields: object) -> dict[str, object]:
+    return {"user_id": user, "ts": datetime.now(UTC).isoformat(), **fields}
+
+
+def test_good_events_are_applied_next_to_bad_ones(api: TestClient) -> None:
+    user = "live-user-1"
+    events = [_event(user, event_type="view", category="coffee", event_id="e1"),
+              _event(user, event_type="teleport"),
+              _event(user, event_type="purchase", category="coffee", price=12.5,
+                     event_id="e2"),
+              _event(user, event_type="view", category="coffee", event_id="e1")]
+    response = api.post("/v1/events", json={"events": events})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["applied"], body["duplicates"], body["rejected"]) == (2, 1, 1)
+    rejected = body["results"][1]
+    assert rejected["status"] == "rejected" and "event_type" in rejected["problems"][0]
+    decision = api.get(f"/v1/users/{user}/decision").json()
+    assert decision["source"] == "model" and decision["categories"] == ["coffee"]
+
+
+def test_a_request_with_only_bad_events_is_a_422(api: TestClient) -> None:
+    response = api.post("/v1/events", json={"events": [{"user_id": "x", "ts": "soon",
+                                                         "event_type": "view"}]})
+    assert response.status_code == 422 and "ts" in response.json()["detail"]
+
+
+def test_malformed_json_is_a_4xx(api: TestClient) -> None:
+    response = api.post("/v1/events", content=b'{"events": [', headers={
+        "Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500
+
+
+def test_feedback_joins_a_decision(api: TestClient, served_world: ServedWorld) -> None:
+    decision = api.get(f"/v1/users/{served_world.users[2]}/decision").json()
+    response = api.post("/v1/feedback", json={"decision_id": decision["decision_id"],
+                                              "type": "open"})
+    assert response.status_code == 200 and response.json()["user_id"] == served_world.users[2]
+    unknown = api.post("/v1/feedback", json={"decision_id": "nope", "type": "click"})
+    assert unknown.status_code == 404
+    wrong_offer = api.post("/v1/feedback", json={"decision_id": decision["decision_id"],
+                                                 "type": "redemption", "offer_id": "zzz"})
+    assert wrong_offer.status_code == 422
+
+
+def test_offers_are_managed_by_admins(served_world: ServedWorld) -> None:
+    settings = served_world.settings(api_keys={ADMIN: "admin", DECIDE: "decide"})
+    offer = {"offer_id": "flash-3", "kind": "voucher", "value": 3, "cost": 3}
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/offers").status_code == 401
+        listed = client.get("/v1/offers", headers={"X-API-Key": DECIDE})
+        assert listed.status_code == 200 and listed.json()["offers"]
+        forbidden = client.put("/v1/offers/flash-3", json=offer,
+                               headers={"X-API-Key": DECIDE})
+        assert forbidden.status_code == 403
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        put = client.put("/v1/offers/flash-3", json=offer, headers=admin)
+        assert put.status_code == 200 and put.json()["offer"]["budget_status"]["spent"] == 0
+        bad = client.put("/v1/offers/flash-3", json={**offer, "cost": -1}, headers=admin)
+        assert bad.status_code == 422
+        assert client.get("/v1/offers/flash-3", headers=admin).json()["offer_id"] == "flash-3"
+        assert client.delete("/v1/offers/flash-3", headers=admin).status_code == 200
+        assert client.get("/v1/offers/flash-3", headers=admin).status_code == 404
+
+
+def test_models_are_listed_and_reloaded(api: TestClient) -> None:
+    listed = api.get("/v1/models").json()
+    assert listed["serving"] == listed["promoted"] and listed["serving"] in listed["versions"]
+    assert api.post("/v1/models/reload").json()["serving"] == listed["serving"]
+
+
+def test_health_readiness_and_metrics(api: TestClient, served_world: ServedWorld) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json()["ready"] is True
+    api.get(f"/v1/users/{served_world.users[0]}/decision")
+    metrics = api.get("/metrics").text
+    assert 'nbo_decisions_total{source="model"}' in metrics
+    assert 'route="/v1/users/{user_id}/decision"' in metrics
+    assert 'nbo_decision_stage_seconds_count{stage="read"}' in metrics

@@ -1,0 +1,112 @@
+"""Request timings are labelled by route template; the registry renders for Prometheus."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.errors import install_error_handlers
+from api.metrics import UNMATCHED, Metrics, MetricsMiddleware
+
+TEMPLATE = "/v1/users/{user_id}/decision"
+
+
+def make_app(metrics: Metrics) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get(TEMPLATE)
+    async def decision(user_id: str) -> dict[str, str]:
+        metrics.decisions.labels(source="model").inc()
+        return {"user_id": user_id}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("broken")
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+def request_counts(metrics: Metrics) -> dict[tuple[str, str, str], float]:
+    """`nbo_request_seconds_count` by (route, method, status), parsed from render()."""
+    body, _ = metrics.render()
+    counts = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "nbo_request_seconds_count":
+                labels = sample.labels
+                counts[labels["route"], labels["method"], labels["status"]] = sample.value
+    return counts
+
+
+def test_requests_are_labelled_by_route_template() -> None:
+    metrics = Metrics()
+    client = TestClient(make_app(metrics))
+    for user in ("u1", "u2", "u3"):
+        assert client.get(f"/v1/users/{user}/decision").status_code == 200
+
+    assert request_counts(metrics)[TEMPLATE, "GET", "200"] == 3
+    body, _ = metrics.render()
+    text = body.decode()
+    assert (f'nbo_request_seconds_bucket{{le="1.0",method="GET",route="{TEMPLATE}",'
+            'status="200"} 3.0') in text
+    assert "u1" not in text
+    assert 'nbo_decisions_total{source="model"} 3.0' in text
+
+
+def test_unknown_paths_are_unmatched() -> None:
+    metrics = Metrics()
+    client = TestClient(make_app(metrics))
+    for n in range(5):
+        assert client.get(f"/no/such/{n}").status_code == 404
+    counts = request_counts(metrics)
+    assert counts[UNMATCHED, "GET", "404"] == 5
+    assert not any(route.startswith("/no/") for route, _, _ in counts)
+
+
+def test_errors_and_odd_methods_are_counted() -> None:
+    metrics = Metrics()
+    client = TestClient(make_app(metrics), raise_server_exceptions=False)
+    assert client.get("/boom").status_code == 500
+    assert client.request("BREW", "/boom").status_code == 405
+    counts = request_counts(metrics)
+    assert counts["/boom", "GET", "500"] == 1
+    assert counts["/boom", "other", "405"] == 1
+
+
+def test_metrics_endpoint_serves_the_text_format() -> None:
+    metrics = Metrics()
+    client = TestClient(make_app(metrics))
+    client.get("/v1/users/u1/decision")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE nbo_request_seconds histogram" in response.text
+    assert 'le="0.0005"' in response.text
+
+
+def test_every_metric_is_exported() -> None:
+    metrics = Metrics()
+    metrics.stages.labels(stage="score").observe(0.0003)
+    metrics.offers_chosen.labels(offer_id="spring10").inc()
+    metrics.redis_errors.inc()
+    metrics.events.labels(outcome="duplicate").inc(2)
+    text = metrics.render()[0].decode()
+    assert 'nbo_decision_stage_seconds_count{stage="score"} 1.0' in text
+    assert 'nbo_offers_chosen_total{offer_id="spring10"} 1.0' in text
+    assert "nbo_redis_errors_total 1.0" in text
+    assert 'nbo_events_total{outcome="duplicate"} 2.0' in text
+
+
+def test_registries_are_independent() -> None:
+    first, second = Metrics(), Metrics()
+    first.redis_errors.inc()
+    assert "nbo_redis_errors_total 1.0" in first.render()[0].decode()
+    assert "nbo_redis_errors_total 0.0" in second.render()[0].decode()

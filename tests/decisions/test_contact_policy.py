@@ -1,0 +1,252 @@
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from decisions.contact_policy import ContactPolicy
+from features.contacts import ALL_CHANNELS
+from features.profile import UserProfile
+from features.state import UserState
+
+NOW = datetime(2026, 3, 10, 3, tzinfo=UTC)  # 12:00 in Tokyo, 04:00 in Paris
+CHANNELS = ("email", "push", "sms")
+ZONES = (None, "UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Kolkata", "Asia/Tokyo",
+         "Pacific/Chatham", "Australia/Lord_Howe")
+
+
+def user(sends: Mapping[tuple[str, date], int], zone: str | None = None,
+         now: datetime = NOW) -> UserState:
+    """A user with `sends` per (channel, day); the all-channels buckets are their sums."""
+    contacts: dict[tuple[str, date], int] = {}
+    for (channel, day), n in sends.items():
+        contacts[(channel, day)] = contacts.get((channel, day), 0) + n
+        contacts[(ALL_CHANNELS, day)] = contacts.get((ALL_CHANNELS, day), 0) + n
+    return UserState("u1", now, profile=UserProfile(timezone=zone), contacts=contacts)
+
+
+def local(moment: datetime, zone: str) -> datetime:
+    return moment.astimezone(ZoneInfo(zone))
+
+
+# -- caps ----------------------------------------------------------------------------------
+
+
+def test_daily_push_cap_blocks_push_until_tomorrow_midnight_utc() -> None:
+    policy = ContactPolicy({"push": [(1, 1)]})
+    state = user({("push", NOW.date()): 1}, zone="Asia/Tokyo")
+    both = policy.budget(state, NOW, ["push", "email"])
+    assert both.allowed_channels == ("email",)
+    assert both.blocked == {"push": "push: 1 of 1 messages in 1 day"}
+    assert both.next_allowed_at is None  # email may go now
+    only_push = policy.budget(state, NOW, ["push"])
+    assert only_push.allowed_channels == ()
+    assert only_push.next_allowed_at == datetime(2026, 3, 11, tzinfo=UTC)  # 09:00 in Tokyo
+
+
+def test_global_weekly_cap_counts_seven_utc_days_and_reopens_when_the_oldest_leaves() -> None:
+    policy = ContactPolicy({"*": [(7, 3)]})
+    sends = {("email", date(2026, 3, 3)): 2,  # 7 days ago: outside the window
+             ("email", date(2026, 3, 4)): 1, ("push", date(2026, 3, 7)): 1,
+             ("sms", date(2026, 3, 9)): 1}
+    budget = policy.budget(user(sends), NOW, CHANNELS)
+    assert (budget.window_days, budget.sent, budget.cap, budget.remaining) == (7, 3, 3, 0)
+    assert budget.allowed_channels == ()
+    assert budget.blocked == dict.fromkeys(CHANNELS, "all channels: 3 of 3 messages in 7 days")
+    # 4 March leaves the window on the 11th, whose midnight is quiet in UTC until 08:00
+    assert budget.next_allowed_at == datetime(2026, 3, 11, 8, tzinfo=UTC)
+
+
+def test_the_channel_cap_that_holds_longest_is_the_reason() -> None:
+    policy = ContactPolicy({"*": [(1, 2)], "push": [(1, 1), (7, 4)]}, quiet_hours=(0, 0))
+    sends = {("push", NOW.date() - timedelta(days=d)): 1 for d in range(4)}
+    budget = policy.budget(user(sends), NOW, ["push"])
+    assert budget.blocked == {"push": "push: 4 of 4 messages in 7 days"}
+    assert budget.next_allowed_at == datetime(2026, 3, 14, tzinfo=UTC)  # the 7th leaves
+
+
+def test_a_bucket_dated_tomorrow_counts_on_its_own_day() -> None:
+    """A skewed clock can leave sends dated in the future: room waits until they leave too."""
+    policy = ContactPolicy({"push": [(1, 1)]})
+    tomorrow = NOW.date() + timedelta(days=1)
+    state = user({("push", NOW.date()): 1, ("push", tomorrow): 1}, zone="Asia/Tokyo")
+    budget = policy.budget(state, NOW, ["push"])
+    assert budget.next_allowed_at == datetime(2026, 3, 12, tzinfo=UTC)
+
+
+def test_learned_weekly_cap_tightens_the_configured_one() -> None:
+    sends = {("email", date(2026, 3, 8)): 1, ("push", date(2026, 3, 9)): 1}
+    configured = {"*": [(1, 2), (7, 6)]}
+    learned = ContactPolicy(configured, weekly_cap=2).budget(user(sends), NOW, ["email"])
+    assert (learned.window_days, learned.sent, learned.cap, learned.remaining) == (7, 2, 2, 0)
+    assert learned.blocked == {
+        "email": "all channels: 2 of 2 messages in 7 days (learned weekly cap)"}
+    looser = ContactPolicy(configured, weekly_cap=10).budget(user(sends), NOW, ["email"])
+    assert (looser.cap, looser.remaining, looser.allowed_channels) == (6, 4, ("email",))
+    alone = ContactPolicy({}, weekly_cap=3).budget(user(sends), NOW, ["email"])
+    assert (alone.window_days, alone.cap, alone.remaining) == (7, 3, 1)
+
+
+def test_window_is_the_longest_global_one_without_a_weekly_cap() -> None:
+    sends = {("email", date(2026, 2, 20)): 2, ("email", NOW.date()): 1}
+    monthly = ContactPolicy({"*": [(1, 2), (30, 10)]}).budget(user(sends), NOW, ["email"])
+    assert (monthly.window_days, monthly.sent, monthly.cap, monthly.remaining) == (30, 3, 10, 7)
+    uncapped = ContactPolicy({"push": [(1, 1)]}).budget(user(sends), NOW, ["email"])
+    assert (uncapped.window_days, uncapped.sent, uncapped.cap, uncapped.remaining) == (
+        7, 1, None, None)
+
+
+# -- quiet hours and time zones --------------------------------------------------------------
+
+
+def test_quiet_hours_may_wrap_midnight() -> None:
+    wrapping = ContactPolicy({})
+    assert [h for h in range(24) if wrapping.is_quiet(h)] == [0, 1, 2, 3, 4, 5, 6, 7, 21, 22, 23]
+    assert [h for h in range(24) if ContactPolicy({}, (13, 15)).is_quiet(h)] == [13, 14]
+    assert not any(ContactPolicy({}, (5, 5)).is_quiet(h) for h in range(24))
+
+
+def test_quiet_night_in_paris_ends_at_eight_summer_time_after_the_eu_change() -> None:
+    now = datetime(2026, 3, 28, 22, tzinfo=UTC)  # 23:00 CET; clocks go forward at 01:00 UTC
+    budget = ContactPolicy({}).budget(user({}, "Europe/Paris", now), now, ["email"])
+    assert budget.allowed_channels == ("email",)
+    assert budget.next_allowed_at == datetime(2026, 3, 29, 6, tzinfo=UTC)
+    assert local(budget.next_allowed_at, "Europe/Paris").hour == 8
+
+
+def test_quiet_night_in_los_angeles_ends_at_eight_daylight_time_after_the_us_change() -> None:
+    now = datetime(2026, 3, 8, 6, tzinfo=UTC)  # 22:00 PST on the 7th; 02:00 -> 03:00 that night
+    budget = ContactPolicy({}).budget(user({}, "America/Los_Angeles", now), now, ["push"])
+    assert budget.next_allowed_at == datetime(2026, 3, 8, 15, tzinfo=UTC)  # 08:00 PDT
+
+
+def test_unknown_zone_reads_as_utc() -> None:
+    now = datetime(2026, 3, 10, 22, tzinfo=UTC)
+    budget = ContactPolicy({}).budget(user({}, "Mars/Olympus_Mons", now), now, ["email"])
+    assert budget.next_allowed_at == datetime(2026, 3, 11, 8, tzinfo=UTC)
+
+
+# -- next send time --------------------------------------------------------------------------
+
+
+def test_next_send_lands_on_the_wanted_local_hour_across_the_eu_change() -> None:
+    policy = ContactPolicy({})
+    paris = user({}, "Europe/Paris")
+    after_it = datetime(2026, 3, 28, 12, tzinfo=UTC)  # 13:00 CET
+    assert policy.next_send_at(paris, "email", 10, after_it) == datetime(2026, 3, 29, 8,
+                                                                         tzinfo=UTC)
+    inside = datetime(2026, 3, 28, 9, 30, tzinfo=UTC)  # 10:30 CET
+    assert policy.next_send_at(paris, "email", 10, inside) == inside
+    # 23:00 is quiet: the first hour after the quiet night, 08:00 CEST
+    assert policy.next_send_at(paris, "email", 23, after_it) == datetime(2026, 3, 29, 6,
+                                                                         tzinfo=UTC)
+
+
+def test_next_send_waits_for_room_then_for_the_hour() -> None:
+    policy = ContactPolicy({"push": [(1, 1)]})
+    now = datetime(2026, 3, 10, 16, 20, tzinfo=UTC)  # 09:20 PDT, inside the wanted hour
+    state = user({("push", now.date()): 1}, "America/Los_Angeles", now)
+    assert policy.next_send_at(state, "email", 9, now) == now
+    # push has room from 00:00 UTC on the 11th (17:00 PDT on the 10th); 09:00 PDT is next
+    assert policy.next_send_at(state, "push", 9, now) == datetime(2026, 3, 11, 16, tzinfo=UTC)
+
+
+def test_next_send_in_a_half_hour_zone_and_on_an_hour_that_dst_skips() -> None:
+    policy = ContactPolicy({}, quiet_hours=(0, 0))
+    now = datetime(2026, 3, 8, 9, tzinfo=UTC)  # 01:00 PST; 02:00 does not exist that night
+    la = user({}, "America/Los_Angeles", now)
+    assert policy.next_send_at(la, "email", 2, now) == datetime(2026, 3, 9, 9, tzinfo=UTC)
+    kolkata = user({}, "Asia/Kolkata", now)
+    assert policy.next_send_at(kolkata, "email", 9, now) == datetime(2026, 3, 9, 3, 30,
+                                                                     tzinfo=UTC)
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ContactPolicy({"sms": [(7, 0)]})
+    with pytest.raises(ValueError, match="0..23"):
+        ContactPolicy({}, quiet_hours=(21, 24))
+    with pytest.raises(ValueError, match="aware"):
+        ContactPolicy({}).budget(user({}), datetime(2026, 3, 10), ["email"])
+    with pytest.raises(ValueError, match="0..23"):
+        ContactPolicy({}).next_send_at(user({}), "email", 24, NOW)
+
+
+# -- properties ------------------------------------------------------------------------------
+
+caps_strategy = st.dictionaries(
+    st.sampled_from((ALL_CHANNELS, *CHANNELS)),
+    st.lists(st.tuples(st.integers(1, 10), st.integers(1, 5)), max_size=3), max_size=4)
+sends_strategy = st.dictionaries(
+    st.tuples(st.sampled_from(CHANNELS), st.integers(-12, 1)), st.integers(1, 3), max_size=20)
+now_strategy = st.datetimes(datetime(2026, 1, 1), datetime(2026, 12, 31)).map(
+    lambda moment: moment.replace(tzinfo=UTC))
+policy_strategy = st.builds(
+    ContactPolicy, caps=caps_strategy,
+    quiet_hours=st.tuples(st.integers(0, 23), st.integers(0, 23)),
+    weekly_cap=st.none() | st.integers(1, 8))
+
+
+def build(sends: Mapping[tuple[str, int], int], zone: str | None, now: datetime) -> UserState:
+    """Sends by days from today (1: a bucket dated tomorrow, as a skewed clock leaves)."""
+    return user({(channel, now.date() + timedelta(days=offset)): n
+                 for (channel, offset), n in sends.items()}, zone, now)
+
+
+def applicable(policy: ContactPolicy, channel: str) -> list[tuple[str, int, int]]:
+    """(scope, days, max) of every cap on `channel`, the learned weekly one included."""
+    caps = [(channel, days, limit) for days, limit in policy.caps.get(channel, ())]
+    caps += [(ALL_CHANNELS, days, limit) for days, limit in policy.caps.get(ALL_CHANNELS, ())]
+    if policy.weekly_cap is not None:
+        caps.append((ALL_CHANNELS, 7, policy.weekly_cap))
+    return caps
+
+
+def has_room(policy: ContactPolicy, state: UserState, channel: str, at: datetime) -> bool:
+    return all(state.sent_within(at, days, scope) < limit
+               for scope, days, limit in applicable(policy, channel))
+
+
+def open_at(policy: ContactPolicy, state: UserState, channels: Sequence[str],
+            at: datetime) -> bool:
+    hour = at.astimezone(ZoneInfo(state.profile.timezone or "UTC")).hour
+    return not policy.is_quiet(hour) and any(has_room(policy, state, c, at) for c in channels)
+
+
+@settings(max_examples=150, deadline=None)
+@given(policy=policy_strategy, sends=sends_strategy, zone=st.sampled_from(ZONES),
+       now=now_strategy, channels=st.lists(st.sampled_from(CHANNELS), max_size=3))
+def test_budget_properties(policy: ContactPolicy, sends: Mapping[tuple[str, int], int],
+                           zone: str | None, now: datetime, channels: list[str]) -> None:
+    state = build(sends, zone, now)
+    budget = policy.budget(state, now, channels)
+    for channel in channels:
+        assert (channel in budget.allowed_channels) != (channel in budget.blocked)
+        assert (channel in budget.allowed_channels) == has_room(policy, state, channel, now)
+    assert budget.sent == state.sent_within(now, budget.window_days)
+    if budget.next_allowed_at is None:
+        assert not channels or open_at(policy, state, channels, now)
+    else:
+        moment = budget.next_allowed_at
+        assert moment > now and moment.tzinfo is UTC
+        assert open_at(policy, state, channels, moment)
+        assert not open_at(policy, state, channels, moment - timedelta(seconds=1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(policy=policy_strategy, sends=sends_strategy, zone=st.sampled_from(ZONES),
+       now=now_strategy, channel=st.sampled_from(CHANNELS), hour=st.integers(0, 23))
+def test_next_send_properties(policy: ContactPolicy, sends: Mapping[tuple[str, int], int],
+                              zone: str | None, now: datetime, channel: str,
+                              hour: int) -> None:
+    state = build(sends, zone, now)
+    moment = policy.next_send_at(state, channel, hour, now)
+    wanted = policy.quiet_hours[1] if policy.is_quiet(hour) else hour
+    at_local = moment.astimezone(ZoneInfo(zone or "UTC"))
+    assert moment >= now
+    assert at_local.hour == wanted and not policy.is_quiet(at_local.hour)
+    assert has_room(policy, state, channel, moment)
+    if moment > now and zone != "Australia/Lord_Howe":  # its DST moves clocks by 30 minutes
+        assert at_local.minute == 0 or moment.time() == datetime.min.time()
