@@ -28,6 +28,7 @@ from features.store.redis_store import open_store
 from models.registry import ModelRegistry
 from nbo.errors import NboError
 from nbo.redis_server import connect, redis_url
+from nbo.settings import get_settings
 from training.synthetic.world import generate_world
 from training.train import summary
 from training.train import train as run_training
@@ -212,7 +213,8 @@ def serve(
 ) -> None:
     """Serve the decision API (OpenAPI at /docs)."""
     if models is not None:
-        os.environ["NBO_MODELS_DIR"] = str(models)
+        os.environ["NBO_MODELS_DIR"] = str(models)  # read by every worker's create_app
+        get_settings.cache_clear()
     with _errors_as_exit_codes():
         redis_url()  # start the embedded server once, before the workers share it
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
@@ -252,9 +254,9 @@ def demo(
     registry.promote(newest)
     console.print(f"promoted {newest}")
     publish(directory=out, version=None, as_of=None)
-    console.print("try:")
+    typer.echo("try:")
     for example in _examples(out, port):
-        console.print(f"  {example}", markup=False, highlight=False)
+        typer.echo(f"  {example}")
     serve(models=models, host="127.0.0.1", port=port, workers=1)
 
 
