@@ -18,6 +18,7 @@ from time import monotonic
 
 import redis
 from pydantic import ValidationError
+from redis.client import Pipeline
 from redis.typing import EncodableT
 
 from decisions import keys
@@ -234,19 +235,25 @@ class OfferCatalog:
 
     def record_given(self, user_id: str, offer_ids: Sequence[str], ttl_s: int) -> None:
         """Count offers given to a user (the count expires ttl_s after the latest) and chosen."""
+        # not a transaction: the user's key and CHOSEN sit on different Cluster slots
+        pipe = self._client.pipeline(transaction=False)
+        self.queue_given(pipe, user_id, offer_ids, ttl_s)
+        pipe.execute()
+
+    @staticmethod
+    def queue_given(pipe: Pipeline, user_id: str, offer_ids: Sequence[str],
+                    ttl_s: int) -> None:
+        """`record_given`'s commands, added to a caller's pipeline (the decision log's)."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         counts = Counter(offer_ids)
         if not counts:
             return
         given = keys.given(user_id)
-        # not a transaction: the user's key and CHOSEN sit on different Cluster slots
-        pipe = self._client.pipeline(transaction=False)
         for offer_id, count in counts.items():
             pipe.hincrby(given, offer_id, count)
             pipe.hincrby(keys.CHOSEN, offer_id, count)
         pipe.expire(given, ttl_s)
-        pipe.execute()
 
     @staticmethod
     def parse_given(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]

@@ -321,12 +321,7 @@ class DecisionEngine:
             pipe.hset(summary, mapping={"user_id": decision.user_id,
                                         "offers": orjson.dumps(chosen), "ts": now.isoformat()})
             pipe.expire(summary, policy.decision_ttl_s)
-            if chosen:
-                given = keys.given(decision.user_id)
-                for offer_id in chosen:
-                    pipe.hincrby(given, offer_id, 1)
-                    pipe.hincrby(keys.CHOSEN, offer_id, 1)
-                pipe.expire(given, policy.given_ttl_s)
+            OfferCatalog.queue_given(pipe, decision.user_id, chosen, policy.given_ttl_s)
         try:
             pipe.execute()
         except redis.RedisError:
