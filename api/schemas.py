@@ -36,6 +36,10 @@ class DecisionOptions(BaseModel):
         return value
 
 
+class BlockOptions(DecisionOptions):
+    format: Literal["html", "json"] = Field(default="html", description="html or json")
+
+
 class BatchDecisionRequest(DecisionOptions):
     user_ids: list[UserId] = Field(min_length=1, description="at most NBO_MAX_BATCH_USERS")
 

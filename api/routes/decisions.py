@@ -21,7 +21,7 @@ class TooManyUsers(NboError):
     http_status = 413
 
 
-def _request(user_id: str, options: DecisionOptions) -> DecisionRequest:
+def decision_request(user_id: str, options: DecisionOptions) -> DecisionRequest:
     return DecisionRequest(
         user_id=user_id, journey=options.journey.value if options.journey else None,
         channels=(tuple(c.value for c in options.channels) if options.channels else None),
@@ -29,7 +29,7 @@ def _request(user_id: str, options: DecisionOptions) -> DecisionRequest:
         n_categories=options.n_categories, explain=options.explain)
 
 
-def _count(services: Services, decisions: Sequence[Decision]) -> None:
+def count_decisions(services: Services, decisions: Sequence[Decision]) -> None:
     metrics = services.metrics
     for decision in decisions:
         metrics.decisions.labels(decision.source).inc()
@@ -46,8 +46,8 @@ def _json(content: object) -> Response:
 def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
            options: Annotated[DecisionOptions, Query()], services: ServicesDep,
            _: Decide) -> Response:
-    decision = services.engine.decide(_request(user_id, options))
-    _count(services, [decision])
+    decision = services.engine.decide(decision_request(user_id, options))
+    count_decisions(services, [decision])
     return _json(decision)
 
 
@@ -57,6 +57,6 @@ def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) ->
     if len(body.user_ids) > limit:
         raise TooManyUsers(f"{len(body.user_ids)} users in one request; the limit is {limit} "
                            "(NBO_MAX_BATCH_USERS): split the batch")
-    decisions = services.engine.decide_many([_request(u, body) for u in body.user_ids])
-    _count(services, decisions)
+    decisions = services.engine.decide_many([decision_request(u, body) for u in body.user_ids])
+    count_decisions(services, decisions)
     return _json({"decisions": decisions})

@@ -1,0 +1,49 @@
+"""GET /v1/users/{user_id}/blocks/{block}: a personalized block for email builders,
+the same content for every fetch of one campaign, cacheable (ETag, Cache-Control)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis
+from fastapi import APIRouter, Header, Path, Query, Response
+
+from api.auth import Decide
+from api.rendering import render_html
+from api.routes.decisions import count_decisions, decision_request
+from api.schemas import BlockOptions
+from api.services import ServicesDep
+from decisions.blocks import Block, BlockCache, StoredBlock, block_content
+
+router = APIRouter(prefix="/v1", tags=["blocks"])
+
+
+@router.get("/users/{user_id}/blocks/{block}", summary="A rendered personalized block")
+def get_block(user_id: Annotated[str, Path(min_length=1, max_length=128)], block: Block,
+              options: Annotated[BlockOptions, Query()], services: ServicesDep, _: Decide,
+              if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    cache = BlockCache(services.client, services.settings.block_ttl_s)
+    campaign = options.campaign_id
+    stored: StoredBlock | None = None
+    if campaign and not services.engine.redis_down:
+        try:
+            stored = cache.get(user_id, campaign, block)
+        except redis.RedisError:
+            services.metrics.redis_errors.inc()
+    if stored is None:
+        decision = services.engine.decide(decision_request(user_id, options))
+        count_decisions(services, [decision])
+        content = block_content(decision, block)
+        stored = cache.fresh(content)
+        if campaign and not decision.degraded:
+            try:
+                stored = cache.keep(user_id, campaign, block, content)
+            except redis.RedisError:
+                services.metrics.redis_errors.inc()
+    headers = {"ETag": stored.etag, "Cache-Control": (
+        f"private, max-age={stored.ttl_s}" if stored.ttl_s else "no-store")}
+    if if_none_match == stored.etag:
+        return Response(status_code=304, headers=headers)
+    if options.format == "json":
+        return Response(stored.content, media_type="application/json", headers=headers)
+    return Response(render_html(stored.content), media_type="text/html", headers=headers)

@@ -1,0 +1,76 @@
+"""Personalized content blocks for email builders: what a block shows, remembered per
+(user, campaign, block) so every fetch for one campaign gets the same content.
+
+The first fetch decides and stores the block with HSETNX, so two concurrent first
+fetches still agree on one content (the loser's decision is dropped); the stored block
+expires after the configured time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import orjson
+import redis
+
+from decisions import keys
+from decisions.outcome import Decision
+
+BLOCKS = ("offer", "recommendations")
+Block = Literal["offer", "recommendations"]
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    content: bytes  # the block's JSON (what `format=json` returns, and HTML is rendered from)
+    etag: str
+    ttl_s: int  # seconds it stays remembered (the cache lifetime callers may use)
+
+
+def block_content(decision: Decision, block: Block) -> bytes:
+    """The block's JSON: the chosen offer (for `offer`) and the recommendations."""
+    offer = asdict(decision.offers[0]) if decision.offers and block == "offer" else None
+    return orjson.dumps({
+        "block": block, "user_id": decision.user_id, "campaign_id": decision.campaign_id,
+        "decision_id": decision.decision_id, "offer": offer,
+        "categories": decision.categories, "brands": decision.brands,
+        "price_band": decision.price_band, "holdout": decision.holdout,
+        "degraded": decision.degraded})
+
+
+def _etag(content: bytes) -> str:
+    return '"' + hashlib.sha256(content).hexdigest()[:20] + '"'
+
+
+class BlockCache:
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+
+    def get(self, user_id: str, campaign_id: str, block: str) -> StoredBlock | None:
+        pipe = self._client.pipeline(transaction=True)
+        key = keys.block(user_id, campaign_id, block)
+        pipe.hget(key, "content")
+        pipe.ttl(key)
+        content, ttl = pipe.execute()
+        if content is None:
+            return None
+        return StoredBlock(content, _etag(content), max(int(ttl), 0))
+
+    def keep(self, user_id: str, campaign_id: str, block: str, content: bytes) -> StoredBlock:
+        """Store the block unless another fetch stored one first; the one stored wins."""
+        key = keys.block(user_id, campaign_id, block)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hsetnx(key, "content", content)
+        pipe.expire(key, self._ttl_s)  # only on a miss; EXPIRE NX needs Redis 7
+        pipe.hget(key, "content")
+        pipe.ttl(key)
+        *_, stored, ttl = pipe.execute()
+        return StoredBlock(stored, _etag(stored), max(int(ttl), 0))
+
+    @staticmethod
+    def fresh(content: bytes) -> StoredBlock:
+        """A block that is not remembered (no campaign, or Redis is down)."""
+        return StoredBlock(content, _etag(content), 0)

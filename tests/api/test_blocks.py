@@ -1,0 +1,57 @@
+"""Blocks for email builders: one content per (user, campaign), cacheable, escaped."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.rendering import render_html
+from tests.api.conftest import ServedWorld
+
+
+def test_one_campaign_gets_one_content(api: TestClient, served_world: ServedWorld) -> None:
+    user = served_world.users[5]
+    url = f"/v1/users/{user}/blocks/offer"
+    params = {"campaign_id": "black-friday", "format": "json"}
+    first = api.get(url, params=params)
+    assert first.status_code == 200, first.text
+    with TestClient(create_app(served_world.settings())) as other_process:
+        again = [other_process.get(url, params=params) for _ in range(3)]
+    assert {r.content for r in again} == {first.content}
+    assert first.headers["ETag"] == again[0].headers["ETag"]
+    assert first.headers["Cache-Control"].startswith("private, max-age=")
+    body = first.json()
+    assert body["user_id"] == user and body["campaign_id"] == "black-friday"
+    other_campaign = api.get(url, params={**params, "campaign_id": "cyber-monday"}).json()
+    assert other_campaign["decision_id"] != body["decision_id"]
+
+
+def test_a_known_etag_gets_a_304(api: TestClient, served_world: ServedWorld) -> None:
+    url = f"/v1/users/{served_world.users[6]}/blocks/recommendations"
+    first = api.get(url, params={"campaign_id": "c1"})
+    assert first.headers["content-type"].startswith("text/html")
+    assert '<div class="nbo-block nbo-recommendations"' in first.text
+    again = api.get(url, params={"campaign_id": "c1"},
+                    headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_without_a_campaign_nothing_is_remembered(api: TestClient,
+                                                  served_world: ServedWorld) -> None:
+    url = f"/v1/users/{served_world.users[7]}/blocks/offer"
+    first, second = api.get(url, params={"format": "json"}), api.get(url,
+                                                                     params={"format": "json"})
+    assert first.headers["Cache-Control"] == "no-store"
+    assert first.json()["decision_id"] != second.json()["decision_id"]
+
+
+def test_unknown_blocks_and_formats_are_422(api: TestClient) -> None:
+    assert api.get("/v1/users/u1/blocks/banner").status_code == 422
+    assert api.get("/v1/users/u1/blocks/offer", params={"format": "pdf"}).status_code == 422
+
+
+def test_html_escapes_every_value() -> None:
+    content = (b'{"block": "offer", "decision_id": "d<1>", "offer": null, '
+               b'"categories": ["<script>"], "brands": ["a&b"]}')
+    html = render_html(content).decode()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "a&amp;b" in html
