@@ -1,0 +1,81 @@
+"""The vectorized rules agree with a plain reading of each offer's definition."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from decisions.candidates import CART_JOURNEYS, CandidateTable, UserFacts, removed_by
+from features.contract.offers import Eligibility, Offer
+from features.contract.schema import Channel, Journey, LifecycleStage, OfferKind
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+SEGMENTS = ("buyer", "prospect", "app", "country:FR")
+CATEGORIES = ("coffee", "shoes", "pet_food")
+
+
+@st.composite
+def offers(draw: st.DrawFn, index: int) -> Offer:
+    start = draw(st.one_of(st.none(), st.integers(-5, 5)))
+    length = draw(st.integers(1, 10))
+    return Offer(
+        offer_id=f"o{index}", kind=draw(st.sampled_from(list(OfferKind))),
+        value=5, cost=draw(st.sampled_from([0.0, 2.0, 5.0])),
+        categories=draw(st.lists(st.sampled_from(CATEGORIES), max_size=2, unique=True)),
+        channels=draw(st.lists(st.sampled_from(list(Channel)), max_size=2, unique=True)),
+        journeys=draw(st.lists(st.sampled_from(list(Journey)), max_size=2, unique=True)),
+        min_order_value=draw(st.sampled_from([0.0, 20.0, 60.0])),
+        eligibility=Eligibility(
+            lifecycle_stages=draw(st.lists(st.sampled_from(list(LifecycleStage)), max_size=2,
+                                           unique=True)),
+            segments=draw(st.lists(st.sampled_from(SEGMENTS), max_size=2, unique=True))),
+        budget=draw(st.sampled_from([None, 10.0, 100.0])),
+        max_per_user=draw(st.sampled_from([None, 1, 3])),
+        valid_from=None if start is None else NOW + timedelta(days=start),
+        valid_to=None if start is None else NOW + timedelta(days=start + length))
+
+
+def plainly_eligible(offer: Offer, facts: UserFacts, interest: float) -> bool:
+    return ((offer.valid_from is None or offer.valid_from <= facts.now)
+            and (offer.valid_to is None or facts.now < offer.valid_to)
+            and (not offer.journeys or facts.journey in offer.journeys)
+            and (not offer.eligibility.lifecycle_stages
+                 or facts.stage in offer.eligibility.lifecycle_stages)
+            and (not offer.eligibility.segments
+                 or bool(set(offer.eligibility.segments) & facts.segments))
+            and bool((set(offer.channels) or set(Channel)) & facts.reachable)
+            and (not offer.categories or interest > 0)
+            and (facts.journey not in CART_JOURNEYS or offer.min_order_value <= facts.cart_value)
+            and (offer.max_per_user is None
+                 or facts.given.get(offer.offer_id, 0) < offer.max_per_user)
+            and (offer.budget is None or facts.spent.get(offer.offer_id, 0.0) < offer.budget)
+            and (not facts.holdout or offer.kind is OfferKind.CONTENT))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), count=st.integers(0, 8))
+def test_the_table_agrees_with_each_offer(data: st.DataObject, count: int) -> None:
+    catalog = [data.draw(offers(i)) for i in range(count)]
+    table = CandidateTable.of(catalog)
+    interest = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.3]), min_size=count,
+                                           max_size=count)))
+    facts = UserFacts(
+        now=NOW, journey=data.draw(st.one_of(st.none(), st.sampled_from(
+            [j.value for j in Journey]))),
+        stage=data.draw(st.sampled_from([s.value for s in LifecycleStage])),
+        segments=frozenset(data.draw(st.lists(st.sampled_from(SEGMENTS), unique=True))),
+        reachable=frozenset(data.draw(st.lists(st.sampled_from([c.value for c in Channel]),
+                                               unique=True))),
+        interest=interest, cart_value=data.draw(st.sampled_from([0.0, 30.0, 100.0])),
+        given={o.offer_id: data.draw(st.integers(0, 3)) for o in catalog},
+        spent={o.offer_id: data.draw(st.sampled_from([0.0, 10.0, 200.0])) for o in catalog},
+        holdout=data.draw(st.booleans()))
+    eligible, verdicts = table.eligible(facts)
+    expected = [i for i, offer in enumerate(catalog)
+                if plainly_eligible(offer, facts, float(interest[i]))]
+    assert eligible.tolist() == expected
+    removed = removed_by(table, verdicts)
+    assert set(removed) == {catalog[i].offer_id for i in range(count) if i not in expected}
