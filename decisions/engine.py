@@ -203,8 +203,7 @@ class DecisionEngine:
         return Decision(
             decision_id=decision_id, user_id=request.user_id, source=source,
             degraded=read.degraded, offers=offers,
-            categories=[k for k, v in state.values("category_affinity", now)
-                        if v > 0][:request.n_categories],
+            categories=self._categories(state, now, read.meta, request.n_categories),
             brands=[k for k, v in state.values("brand_affinity", now) if v > 0][:5],
             price_band=self._price_band(state, now), channel=best.channel if best else None,
             channels=channels, lifecycle_stage=stage,
@@ -270,6 +269,15 @@ class DecisionEngine:
         return chosen, terms
 
     # -- small read-time facts --------------------------------------------------------
+
+    def _categories(self, state: UserState, now: datetime, meta: VersionMeta | None,
+                    n: int) -> list[str]:
+        """The learned ranking (own history, ALS, popularity); without a model, the
+        user's decayed interest."""
+        ranker = self.models.categories if self.models else None
+        if ranker is None:
+            return [key for key, value in state.values("category_affinity", now) if value > 0][:n]
+        return [key for key, _ in ranker.rank(state, now, meta.cycles if meta else {}, n)]
 
     @staticmethod
     def _segments(state: UserState) -> frozenset[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from models.categories import CategoryRanker
 from models.channels import ChannelModel
 from models.offer_response import OfferResponseScorer
 from models.registry import ModelVersion
@@ -22,6 +23,7 @@ class ServingModels:
     channels: ChannelModel
     weekly_cap: int | None  # learned from how engagement falls with contact pressure
     offer_response: OfferResponseScorer | None  # None when trained without offers
+    categories: CategoryRanker | None  # None for versions trained before it was served
 
     @classmethod
     def load(cls, model: ModelVersion) -> ServingModels:
@@ -35,4 +37,6 @@ class ServingModels:
             weekly_cap=int(volume["weekly_cap"]) if "weekly_cap" in volume else None,
             offer_response=(OfferResponseScorer(model.artifact("offer_response.onnx"))
                             if has_offers else None),
+            categories=(CategoryRanker.load(model)
+                        if (model.path / "category_popularity.json").is_file() else None),
         )

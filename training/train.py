@@ -27,6 +27,7 @@ import polars as pl
 
 from features.contract.offers import offers_file, read_offers
 from features.pipeline import load_inputs
+from models.categories import SIGNALS
 from models.channels import ChannelModel
 from models.offer_response import FEATURES
 from models.registry import ModelRegistry, ModelVersion
@@ -39,7 +40,7 @@ from training.affinity.categories import (
     fit_category_ranker,
     oracle_correlation,
 )
-from training.affinity.signals import SIGNALS, interest
+from training.affinity.signals import category_popularity, interest
 from training.boosting import RANKER_PARAMETERS
 from training.channels import evaluate_channels
 from training.churn import FEATURES as CHURN_FEATURES
@@ -137,6 +138,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         buffer = io.BytesIO()
         np.savez(buffer, item_factors=als.item_factors, keys=np.array(list(als.keys)))
         artifacts["category_als.npz"] = buffer.getvalue()
+        artifacts["category_popularity.json"] = json.dumps(category_popularity(now),
+                                                           sort_keys=True).encode()
     with timings.stage("fit brands", report):
         brands = fit_brand_ranker(features, latest, seed)
         artifacts["brand_ranker.txt"] = brands.booster_.model_to_string().encode()

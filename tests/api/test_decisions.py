@@ -53,7 +53,9 @@ def test_offers_chosen_are_always_eligible(api: TestClient, served_world: Served
 
 def test_an_unknown_user_is_answered_from_priors(api: TestClient) -> None:
     body = api.get("/v1/users/never-seen/decision").json()
-    assert body["source"] == "global" and body["categories"] == []
+    other = api.get("/v1/users/also-never-seen/decision").json()
+    assert body["source"] == "global" and len(body["categories"]) == 5
+    assert body["categories"] == other["categories"]  # the same priors for everyone unknown
     assert all(c["channel"] in {"in_app", "web"} for c in body["channels"] if c["allowed"])
 
 

@@ -30,7 +30,7 @@ def test_good_events_are_applied_next_to_bad_ones(api: TestClient) -> None:
     rejected = body["results"][1]
     assert rejected["status"] == "rejected" and "event_type" in rejected["problems"][0]
     decision = api.get(f"/v1/users/{user}/decision").json()
-    assert decision["source"] == "model" and decision["categories"] == ["coffee"]
+    assert decision["source"] == "model" and decision["categories"][0] == "coffee"
 
 
 def test_a_request_with_only_bad_events_is_a_422(api: TestClient) -> None:

@@ -15,6 +15,8 @@ import scipy.sparse as sparse
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
+from models.categories import ALS_REGULARIZATION
+
 
 @dataclass(frozen=True)
 class AlsScores:
@@ -25,7 +27,7 @@ class AlsScores:
 
     @classmethod
     def fit(cls, interactions: pl.DataFrame, factors: int = 16, iterations: int = 15,
-            regularization: float = 0.05, seed: int = 0) -> AlsScores:
+            regularization: float = ALS_REGULARIZATION, seed: int = 0) -> AlsScores:
         """From (user_id, key, weight) rows with positive weights."""
         positive = interactions.filter(pl.col("weight") > 0)
         users = {u: i for i, u in enumerate(positive["user_id"].unique().sort())}

@@ -12,8 +12,9 @@ import polars as pl
 
 from features.contract.schema import EventType
 from features.event import RETURNED
+from models.categories import SIGNALS
 from training.affinity.als import AlsScores
-from training.affinity.signals import SIGNALS, category_signals, interest
+from training.affinity.signals import category_signals, interest
 from training.boosting import fit_ranker
 from training.cuts import FeaturesAt
 from training.ranking_metrics import ranking_metrics

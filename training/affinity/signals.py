@@ -23,10 +23,9 @@ import polars as pl
 from features.cycles import DEFAULT_CYCLE
 from features.pipeline import PURCHASE_PREFIX, BatchFeatures
 from features.purchases import PurchaseTally
+from models.categories import SIGNALS
 from training.affinity.als import AlsScores
 
-SIGNALS = ("affinity", "affinity_share", "occasions", "days_since_purchase", "due",
-           "recent_rank", "popularity", "als", "user_occasions")
 DAY_SECONDS = 86_400.0
 
 
@@ -39,6 +38,13 @@ def interest(batch: BatchFeatures) -> pl.DataFrame:
     """(user_id, key, weight): the users' category affinity at the cut, floored at zero."""
     return batch.counts["category_affinity"].select(
         "user_id", "key", weight=pl.col("total").clip(lower_bound=0.0))
+
+
+def category_popularity(batch: BatchFeatures) -> dict[str, float]:
+    """Each category's share of all purchase lines (saved with the model for serving)."""
+    lines = batch.category_purchases.group_by("category").agg(lines=pl.col("lines").sum())
+    total = max(lines["lines"].sum(), 1)
+    return {category: count / total for category, count in lines.sort("category").iter_rows()}
 
 
 def category_signals(batch: BatchFeatures, users: Sequence[str], als: AlsScores) -> pl.DataFrame:
@@ -56,8 +62,9 @@ def category_signals(batch: BatchFeatures, users: Sequence[str], als: AlsScores)
         days_since_purchase=(pl.lit(batch.anchor) - pl.col("last")).dt.total_seconds()
         / DAY_SECONDS,
         due=pl.Series(due, dtype=pl.Float64))
-    lines = batch.category_purchases.group_by("category").agg(lines=pl.col("lines").sum())
-    popularity = lines.select(key="category", popularity=pl.col("lines") / pl.col("lines").sum())
+    shares = category_popularity(batch)
+    popularity = pl.DataFrame({"key": list(shares), "popularity": list(shares.values())},
+                              schema={"key": pl.String, "popularity": pl.Float64})
     recent = (batch.users.select("user_id", key="recent_categories").explode("key")
               .drop_nulls("key").with_columns(
                   recent_rank=pl.int_range(pl.len()).over("user_id").cast(pl.Float64)))

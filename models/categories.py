@@ -1,0 +1,101 @@
+"""The learned category ranking at request time, for one user from their `UserState`.
+
+The signals are the ones training/affinity/signals.py computes for many users at a cut,
+here from the served state at `now`. The collaborative-filtering score folds the user
+into the trained ALS item factors (one small least-squares solve, as an ALS user step
+does), so users the model never saw, and live changes, still get one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import lightgbm as lgb
+import numpy as np
+
+from features.cycles import DEFAULT_CYCLE
+from features.state import UserState
+from models.registry import ModelVersion
+
+SIGNALS = ("affinity", "affinity_share", "occasions", "days_since_purchase", "due",
+           "recent_rank", "popularity", "als", "user_occasions")
+ALS_REGULARIZATION = 0.05
+DAY_SECONDS = 86_400.0
+
+
+def fold_in(item_factors: np.ndarray, gram: np.ndarray, rows: np.ndarray,
+            confidence: np.ndarray, regularization: float = ALS_REGULARIZATION) -> np.ndarray:
+    """A user's ALS factors given the items': argmin over x of
+    sum_i c_i (p_i - x.y_i)^2 + reg |x|^2, with c_i the confidence of the user's items
+    (`rows`), p_i = 1 there and c = 1, p = 0 elsewhere (implicit's weighting)."""
+    if not len(rows):
+        return np.zeros(item_factors.shape[1])
+    chosen = item_factors[rows]
+    a = gram + regularization * np.eye(gram.shape[0]) + (chosen.T * (confidence - 1.0)) @ chosen
+    return np.asarray(np.linalg.solve(a, chosen.T @ confidence))
+
+
+@dataclass(frozen=True)
+class CategoryRanker:
+    booster: lgb.Booster
+    categories: tuple[str, ...]  # the candidates: every category the model knows
+    popularity: np.ndarray  # (categories,) share of purchase lines
+    item_factors: np.ndarray  # (categories, factors), rows in `categories` order
+    gram: np.ndarray  # item_factors' Gram matrix, computed once
+
+    @classmethod
+    def of(cls, booster: lgb.Booster, als_keys: list[str], item_factors: np.ndarray,
+           popularity: dict[str, float]) -> CategoryRanker:
+        categories = tuple(sorted(set(popularity) | set(als_keys)))
+        index = {key: i for i, key in enumerate(als_keys)}
+        items = np.asarray(item_factors, dtype=np.float64)
+        aligned = np.array([items[index[c]] if c in index else np.zeros(items.shape[1])
+                            for c in categories]).reshape(len(categories), items.shape[1])
+        return cls(booster, categories, np.array([popularity.get(c, 0.0) for c in categories]),
+                   aligned, aligned.T @ aligned)
+
+    @classmethod
+    def load(cls, model: ModelVersion) -> CategoryRanker:
+        factors = np.load(io.BytesIO(model.artifact("category_als.npz")), allow_pickle=False)
+        return cls.of(lgb.Booster(model_str=model.artifact("category_ranker.txt").decode()),
+                      [str(key) for key in factors["keys"]], factors["item_factors"],
+                      json.loads(model.artifact("category_popularity.json")))
+
+    def signals(self, state: UserState, now: datetime,
+                cycles: Mapping[str, float]) -> np.ndarray:
+        """(categories, SIGNALS): what the ranker reads, NaN where training has nulls."""
+        n = len(self.categories)
+        affinity = dict(state.values("category_affinity", now))
+        weights = np.array([max(affinity.get(c, 0.0), 0.0) for c in self.categories])
+        total = weights.sum()
+        matrix = np.full((n, len(SIGNALS)), np.nan)
+        matrix[:, 0] = weights
+        matrix[:, 1] = weights / total if total > 0 else 0.0
+        matrix[:, 2] = 0.0
+        recent = {c: float(rank) for rank, c in enumerate(state.session.recent_categories)}
+        for row, category in enumerate(self.categories):
+            tally = state.category_purchases.get(category)
+            if tally is not None:
+                matrix[row, 2] = tally.occasions
+                if tally.last is not None:
+                    matrix[row, 3] = (now - tally.last).total_seconds() / DAY_SECONDS
+                due = DEFAULT_CYCLE.due(tally, cycles.get(category), now)
+                matrix[row, 4] = np.nan if due is None else due
+            matrix[row, 5] = recent.get(category, np.nan)
+        matrix[:, 6] = self.popularity
+        observed = np.flatnonzero(weights > 0)
+        user = fold_in(self.item_factors, self.gram, observed, weights[observed])
+        matrix[:, 7] = self.item_factors @ user
+        matrix[:, 8] = state.purchases.occasions
+        return matrix
+
+    def rank(self, state: UserState, now: datetime, cycles: Mapping[str, float],
+             n: int) -> list[tuple[str, float]]:
+        """The n likeliest categories to be bought next, with their ranker scores."""
+        scores = np.asarray(self.booster.predict(self.signals(state, now, cycles)))
+        order = np.lexsort((np.arange(len(scores)), -scores))[:n]
+        return [(self.categories[i], float(scores[i])) for i in order]
