@@ -27,6 +27,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -52,12 +53,16 @@ def hourly_activity(batch: BatchFeatures) -> pl.DataFrame:
         "user_id", local_hour=pl.col("key").cast(pl.Int64), activity=pl.col("total"))
 
 
+@lru_cache(maxsize=8)
 def _kernel(bandwidth: float) -> np.ndarray:
-    """24 x 24 circular Gaussian smoothing that keeps each row's total."""
+    """24 x 24 circular Gaussian smoothing that keeps each row's total (computed once per
+    bandwidth: the request path uses it for every decision; read-only)."""
     distance = np.abs(np.arange(HOURS)[:, None] - np.arange(HOURS)[None, :])
     distance = np.minimum(distance, HOURS - distance)
     weights = np.exp(-0.5 * (distance / bandwidth) ** 2)
-    return np.asarray(weights / weights.sum(axis=1, keepdims=True))
+    kernel = np.asarray(weights / weights.sum(axis=1, keepdims=True))
+    kernel.flags.writeable = False
+    return kernel
 
 
 def _shape(opens: np.ndarray) -> np.ndarray:
