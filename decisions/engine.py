@@ -47,7 +47,7 @@ from features.local_time import FALLBACK_ZONE
 from features.state import UserState
 from features.store.meta import VersionMeta
 from features.store.redis_store import Extra, RedisFeatureStore
-from models.offer_response import offer_rows
+from models.offer_response import expected_value, offer_rows
 from models.serving import ServingModels
 
 CHANNELS = tuple(channel.value for channel in Channel)
@@ -249,7 +249,7 @@ class DecisionEngine:
         order_value = (purchases.amount / purchases.lines if purchases.lines
                        else self._policy.default_order_value)
         cost = np.array([table.offers[i].cost for i in eligible])
-        value = uplift * order_value * self._policy.order_margin - with_offer * cost
+        value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)
         worth = np.flatnonzero(value > 0)
         order, propensity = self._policy.exploration.arrange(
             value[worth], np.abs(value[worth]) * 0.5, request.n_offers, rng)

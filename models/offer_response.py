@@ -161,3 +161,10 @@ class OfferResponseScorer:
         """P(convert) per row of an `offer_rows` matrix."""
         (probabilities,) = self._session.run(["probabilities"], {self._input: matrix})
         return np.asarray(probabilities[:, 1], dtype=np.float64)
+
+
+def expected_value(p_with: np.ndarray, p_without: np.ndarray | float, cost: np.ndarray,
+                   order_value: np.ndarray | float, margin: float) -> np.ndarray:
+    """What sending an offer is worth: the orders it adds times their margin, minus its
+    cost on every redemption (including those that would have happened anyway)."""
+    return np.asarray((p_with - p_without) * order_value * margin - p_with * cost)

@@ -50,6 +50,7 @@ from training.contact_volume import ContactVolume
 from training.cuts import FeaturesAt
 from training.offers.evaluate import OfferExamples, evaluate_offer_response
 from training.offers.model import PARAMETERS, OfferResponseModel
+from training.offers.oracle import offer_value_share
 from training.offers.sends import EXTRA_COLUMNS
 from training.report import render as render_report
 from training.send_time import open_delay_hours, sends_and_opens
@@ -93,6 +94,11 @@ def _truth(truth_dir: Path) -> pl.DataFrame | None:
     if not truth.is_dir():
         return None
     return pl.read_parquet(truth).select("user_id", key="category", preference="preference")
+
+
+def _offer_truth(truth_dir: Path) -> pl.DataFrame | None:
+    truth = truth_dir / "offer_response"
+    return pl.read_parquet(truth) if truth.is_dir() else None
 
 
 def train(directory: Path, models: ModelRegistry, seed: int = 0,
@@ -162,7 +168,12 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
     if offers:
         offer_examples = OfferExamples(features, offers)
         with timings.stage("evaluate offer response", report):
-            metrics["offer_response"] = evaluate_offer_response(offer_examples, split, seed)[1]
+            evaluated, metrics["offer_response"] = evaluate_offer_response(offer_examples,
+                                                                           split, seed)
+            offer_truth = _offer_truth(truth_dir)
+            if offer_truth is not None:
+                metrics.setdefault("oracle", {}).update(offer_value_share(
+                    evaluated, features(split.eval_cut), offers, offer_truth, seed))
         with timings.stage("fit offer response", report):
             response = OfferResponseModel.fit(offer_examples.before(split.end), seed)
             artifacts["offer_response.onnx"] = response.to_onnx()
