@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from features.contract.offers import Offer
-from features.contract.schema import OfferKind
+from features.contract.schema import Journey, OfferKind
 from models.offer_response import FEATURES
 from tests.conftest import SplitWorld
 from training.offers.design import design, offer_table, without_offers
@@ -18,7 +18,7 @@ OFFERS = [Offer(offer_id="v5", kind=OfferKind.VOUCHER, value=5, cost=5),
           Offer(offer_id="cb", kind=OfferKind.CASHBACK, value=4, cost=1),
           Offer(offer_id="guide", kind=OfferKind.CONTENT, value=0, cost=0),
           Offer(offer_id="winback", kind=OfferKind.VOUCHER, value=20, cost=20,
-                journeys=["win_back"])]
+                journeys=[Journey.WIN_BACK])]
 
 
 @pytest.fixture(scope="module")
