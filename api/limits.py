@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from nbo.errors import NboError
 
 
 class _BodyTooLarge(HTTPException):
@@ -98,3 +99,16 @@ def _content_length(scope: Scope) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+class TooManyItems(NboError):
+    """More users or events in one request than the configured limit."""
+
+    http_status = 413
+
+
+def ensure_within(count: int, limit: int, what: str, setting: str) -> None:
+    """Refuse a request carrying more than `limit` items, naming the setting."""
+    if count > limit:
+        raise TooManyItems(f"{count} {what} in one request; the limit is {limit} ({setting}): "
+                           "split the request")

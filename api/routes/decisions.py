@@ -9,16 +9,12 @@ import orjson
 from fastapi import APIRouter, Path, Query, Response
 
 from api.auth import Decide
+from api.limits import ensure_within
 from api.schemas import BatchDecisionRequest, DecisionOptions
 from api.services import Services, ServicesDep
 from decisions.outcome import Decision, DecisionRequest
-from nbo.errors import NboError
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
-
-
-class TooManyUsers(NboError):
-    http_status = 413
 
 
 def decision_request(user_id: str, options: DecisionOptions) -> DecisionRequest:
@@ -53,10 +49,8 @@ def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
 
 @router.post("/decisions", summary="Decisions for many users in one call")
 def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) -> Response:
-    limit = services.settings.max_batch_users
-    if len(body.user_ids) > limit:
-        raise TooManyUsers(f"{len(body.user_ids)} users in one request; the limit is {limit} "
-                           "(NBO_MAX_BATCH_USERS): split the batch")
+    ensure_within(len(body.user_ids), services.settings.max_batch_users, "users",
+                  "NBO_MAX_BATCH_USERS")
     decisions = services.engine.decide_many([decision_request(u, body) for u in body.user_ids])
     count_decisions(services, decisions)
     return _json({"decisions": decisions})

@@ -9,6 +9,7 @@ import redis
 from fastapi import APIRouter
 
 from api.auth import Ingest
+from api.limits import ensure_within
 from api.schemas import (
     EventOutcome,
     EventsRequest,
@@ -25,10 +26,6 @@ from nbo.errors import DataContractError, NboError, RedisUnavailableError
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
-class TooManyEvents(NboError):
-    http_status = 413
-
-
 class UnknownDecision(NboError):
     http_status = 404
 
@@ -39,10 +36,8 @@ class NoEventAccepted(DataContractError):
 
 @router.post("/events", summary="Live events: features change at once")
 def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> EventsResponse:
-    limit = services.settings.max_events_per_request
-    if len(body.events) > limit:
-        raise TooManyEvents(f"{len(body.events)} events in one request; the limit is {limit} "
-                            "(NBO_MAX_EVENTS_PER_REQUEST): split them")
+    ensure_within(len(body.events), services.settings.max_events_per_request, "events",
+                  "NBO_MAX_EVENTS_PER_REQUEST")
     checked = check_events(body.events, source="events")
     results = {index: EventOutcome(index=index, status="rejected",
                                    problems=[str(problem) for problem in problems])

@@ -91,3 +91,11 @@ def test_health_readiness_and_metrics(api: TestClient, served_world: ServedWorld
     assert 'nbo_decisions_total{source="model"}' in metrics
     assert 'route="/v1/users/{user_id}/decision"' in metrics
     assert 'nbo_decision_stage_seconds_count{stage="read"}' in metrics
+
+
+def test_too_many_events_are_refused(served_world: ServedWorld) -> None:
+    events = [_event("x", event_type="view"), _event("x", event_type="view")]
+    with TestClient(create_app(served_world.settings(max_events_per_request=1))) as client:
+        response = client.post("/v1/events", json={"events": events})
+    assert response.status_code == 413
+    assert "NBO_MAX_EVENTS_PER_REQUEST" in response.json()["detail"]
