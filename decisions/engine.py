@@ -204,7 +204,7 @@ class DecisionEngine:
             decision_id=decision_id, user_id=request.user_id, source=source,
             degraded=read.degraded, offers=offers,
             categories=self._categories(state, now, read.meta, request.n_categories),
-            brands=[k for k, v in state.values("brand_affinity", now) if v > 0][:5],
+            brands=self._brands(state, now),
             price_band=self._price_band(state, now), channel=best.channel if best else None,
             channels=channels, lifecycle_stage=stage,
             contact_budget=None if budget is None else ContactBudgetView(
@@ -278,6 +278,12 @@ class DecisionEngine:
         if ranker is None:
             return [key for key, value in state.values("category_affinity", now) if value > 0][:n]
         return [key for key, _ in ranker.rank(state, now, meta.cycles if meta else {}, n)]
+
+    def _brands(self, state: UserState, now: datetime, n: int = 5) -> list[str]:
+        """The learned brand ranking; without a model, the user's decayed interest."""
+        if self.models is None:
+            return [key for key, value in state.values("brand_affinity", now) if value > 0][:n]
+        return [key for key, _ in self.models.brands.rank(state, now, n)]
 
     @staticmethod
     def _segments(state: UserState) -> frozenset[str]:

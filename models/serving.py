@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from models.brands import BrandRanker
 from models.categories import CategoryRanker
 from models.channels import ChannelModel
 from models.offer_response import OfferResponseScorer
@@ -24,6 +25,7 @@ class ServingModels:
     weekly_cap: int | None  # learned from how engagement falls with contact pressure
     offer_response: OfferResponseScorer | None  # None when trained without offers
     categories: CategoryRanker | None  # None for versions trained before it was served
+    brands: BrandRanker
 
     @classmethod
     def load(cls, model: ModelVersion) -> ServingModels:
@@ -39,4 +41,5 @@ class ServingModels:
                             if has_offers else None),
             categories=(CategoryRanker.load(model)
                         if (model.path / "category_popularity.json").is_file() else None),
+            brands=BrandRanker.load(model),
         )

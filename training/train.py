@@ -27,13 +27,13 @@ import polars as pl
 
 from features.contract.offers import offers_file, read_offers
 from features.pipeline import load_inputs
+from models.brands import SIGNALS as BRAND_SIGNALS
 from models.categories import SIGNALS
 from models.channels import ChannelModel
 from models.offer_response import FEATURES
 from models.registry import ModelRegistry, ModelVersion
 from models.send_time import SendTimeModel
 from training.affinity.als import AlsScores
-from training.affinity.brands import SIGNALS as BRAND_SIGNALS
 from training.affinity.brands import BrandContext, evaluate_brand_ranking, fit_brand_ranker
 from training.affinity.categories import (
     evaluate_category_ranking,

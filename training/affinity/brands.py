@@ -26,6 +26,7 @@ from features.contract.schema import EventType
 from features.event import RETURNED
 from features.pipeline import BatchFeatures
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
+from models.brands import CANDIDATE_CATEGORIES, POPULAR_PER_CATEGORY, SIGNALS
 from training.affinity.als import AlsScores
 from training.affinity.categories import OWN_HISTORY_HALF_LIFE_DAYS
 from training.boosting import fit_ranker
@@ -33,10 +34,6 @@ from training.cuts import FeaturesAt
 from training.ranking_metrics import ranking_metrics
 from training.split import TimeSplit, between, up_to
 
-SIGNALS = ("affinity", "affinity_share", "category_share", "popularity",
-           "category_popularity", "als")
-POPULAR_PER_CATEGORY = 5
-CANDIDATE_CATEGORIES = 3
 DAY_SECONDS = 86_400.0
 
 

@@ -1,0 +1,95 @@
+"""The learned brand ranking at request time, for one user from their `UserState`.
+
+The same candidates and signals as training/affinity/brands.py at a cut: the user's kept
+brands plus the most popular brands of their top categories, scored by the LambdaRank
+model; the ALS score folds the user into the trained brand factors (models/categories.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import lightgbm as lgb
+import numpy as np
+
+from features.state import UserState
+from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
+from models.categories import fold_in
+from models.registry import ModelVersion
+
+SIGNALS = ("affinity", "affinity_share", "category_share", "popularity",
+           "category_popularity", "als")
+POPULAR_PER_CATEGORY = 5
+CANDIDATE_CATEGORIES = 3
+
+
+@dataclass(frozen=True)
+class BrandRanker:
+    booster: lgb.Booster
+    category_of: dict[str, str]  # brand -> its category
+    popularity: dict[str, tuple[float, float]]  # brand -> (share in its category, category's)
+    popular: dict[str, list[str]]  # category -> its most popular brands
+    als_index: dict[str, int]
+    item_factors: np.ndarray
+    gram: np.ndarray
+
+    @classmethod
+    def of(cls, booster: lgb.Booster, als_keys: list[str], item_factors: np.ndarray,
+           popularity: list[dict[str, object]]) -> BrandRanker:
+        rows = sorted(popularity, key=lambda r: (str(r["category"]),
+                                                 -float(str(r["popularity"])), str(r["key"])))
+        popular: dict[str, list[str]] = {}
+        for row in rows:
+            brands = popular.setdefault(str(row["category"]), [])
+            if len(brands) < POPULAR_PER_CATEGORY:
+                brands.append(str(row["key"]))
+        factors = np.asarray(item_factors, dtype=np.float64)
+        return cls(booster, {str(r["key"]): str(r["category"]) for r in rows},
+                   {str(r["key"]): (float(str(r["popularity"])),
+                                    float(str(r["category_popularity"]))) for r in rows},
+                   popular, {key: i for i, key in enumerate(als_keys)}, factors,
+                   factors.T @ factors)
+
+    @classmethod
+    def load(cls, model: ModelVersion) -> BrandRanker:
+        factors = np.load(io.BytesIO(model.artifact("brand_als.npz")), allow_pickle=False)
+        return cls.of(lgb.Booster(model_str=model.artifact("brand_ranker.txt").decode()),
+                      [str(key) for key in factors["keys"]], factors["item_factors"],
+                      json.loads(model.artifact("brand_popularity.json")))
+
+    def signals(self, state: UserState, now: datetime) -> tuple[list[str], np.ndarray]:
+        """The user's candidate brands (sorted) and their (candidates, SIGNALS)."""
+        kept = dict([(k, v) for k, v in state.values("brand_affinity", now) if v > 0]
+                    [:TOP_BRANDS])
+        top = [(k, v) for k, v in state.values("category_affinity", now) if v > 0][
+            :TOP_CATEGORIES]
+        total = sum(v for _, v in top)
+        shares = {k: v / total for k, v in top}
+        leading = sorted(shares, key=lambda c: -shares[c])[:CANDIDATE_CATEGORIES]
+        candidates = sorted(set(kept) | {b for c in leading for b in self.popular.get(c, [])})
+        kept_total = sum(kept.values())
+        matrix = np.zeros((len(candidates), len(SIGNALS)))
+        for row, brand in enumerate(candidates):
+            affinity = kept.get(brand, 0.0)
+            popularity, category_popularity = self.popularity.get(brand, (0.0, 0.0))
+            matrix[row, :5] = (affinity, affinity / kept_total if kept_total else 0.0,
+                               shares.get(self.category_of.get(brand, ""), 0.0), popularity,
+                               category_popularity)
+        known = [(self.als_index[b], w) for b, w in kept.items() if b in self.als_index]
+        user = fold_in(self.item_factors, self.gram, np.array([i for i, _ in known], dtype=int),
+                       np.array([w for _, w in known]))
+        rows = [self.als_index.get(b, -1) for b in candidates]
+        matrix[:, 5] = [float(self.item_factors[i] @ user) if i >= 0 and known else 0.0
+                        for i in rows]
+        return candidates, matrix
+
+    def rank(self, state: UserState, now: datetime, n: int) -> list[tuple[str, float]]:
+        candidates, matrix = self.signals(state, now)
+        if not candidates:
+            return []
+        scores = np.asarray(self.booster.predict(matrix))
+        order = np.lexsort((np.arange(len(scores)), -scores))[:n]
+        return [(candidates[i], float(scores[i])) for i in order]
