@@ -97,7 +97,9 @@ class CandidateTable:
     min_order: np.ndarray
     max_per_user: np.ndarray  # NEVER when unlimited
     budget: np.ndarray  # inf when unlimited
+    cost: np.ndarray
     incentive: np.ndarray  # anything but content
+    index: dict[str, int]  # offer id -> row
 
     @classmethod
     def of(cls, offers: Sequence[Offer]) -> CandidateTable:
@@ -120,7 +122,9 @@ class CandidateTable:
             min_order=np.array([o.min_order_value for o in offers]),
             max_per_user=np.array([o.max_per_user or NEVER for o in offers], dtype=np.int64),
             budget=np.array([np.inf if o.budget is None else o.budget for o in offers]),
+            cost=np.array([o.cost for o in offers]),
             incentive=np.array([o.kind is not OfferKind.CONTENT for o in offers], dtype=bool),
+            index={o.offer_id: row for row, o in enumerate(offers)},
         )
 
     def __len__(self) -> int:
@@ -135,9 +139,8 @@ class CandidateTable:
                  else np.zeros(len(self), dtype=bool))
         wanted = [i for i, name in enumerate(self.segment_names) if name in facts.segments]
         reachable = [i for i, channel in enumerate(CHANNELS) if channel in facts.reachable]
-        ids = self.matrix.offer_ids
-        given = np.array([facts.given.get(offer_id, 0) for offer_id in ids], dtype=np.int64)
-        spent = np.array([facts.spent.get(offer_id, 0.0) for offer_id in ids])
+        given = self._per_offer(facts.given, np.int64)
+        spent = self._per_offer(facts.spent, np.float64)
         in_cart_journey = facts.journey in CART_JOURNEYS
         return {
             "valid_now": (self.valid_from <= now) & (now < self.valid_to),
@@ -151,6 +154,15 @@ class CandidateTable:
             "budget": spent < self.budget,
             "holdout": ~self.incentive | (not facts.holdout),
         }
+
+    def _per_offer(self, values: Mapping[str, float], dtype: type) -> np.ndarray:
+        """A sparse offer id -> value mapping as an (offers,) array (0 elsewhere)."""
+        array: np.ndarray = np.zeros(len(self), dtype=dtype)
+        for offer_id, value in values.items():
+            row = self.index.get(offer_id)
+            if row is not None:
+                array[row] = value
+        return array
 
     def eligible(self, facts: UserFacts) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Indices of the offers passing every rule, and the rules' verdicts."""

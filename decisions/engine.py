@@ -183,9 +183,7 @@ class DecisionEngine:
         local = when.astimezone(zone)
         population = read.meta.engagement if read.meta else {}
         interest = table.matrix.interest(state, now, np.arange(len(table)))
-        recent = set(state.session.recent_categories)
-        relevance = interest + np.array([float(bool(recent & set(offer.categories)))
-                                         for offer in table.offers])
+        relevance = interest + table.matrix.naming(state.session.recent_categories)
         facts = UserFacts(now=now, journey=request.journey, stage=stage,
                           segments=self._segments(state), reachable=reach,
                           interest=relevance, cart_value=max(state.session.cart_value, 0.0),
@@ -193,8 +191,8 @@ class DecisionEngine:
         eligible, verdicts = table.eligible(facts)
         decision_id = uuid.uuid4().hex
         rng = np.random.default_rng(int(decision_id, 16))
-        offers, terms = self._offers(request, state, table, eligible, context, local,
-                                     population, now, rng)
+        offers, terms = self._offers(request, state, table, eligible, interest[eligible],
+                                     context, local, population, now, rng)
         explanation = None
         if request.explain:
             explanation = {"removed": removed_by(table, verdicts), "arbitration": terms,
@@ -233,22 +231,22 @@ class DecisionEngine:
         return sorted(scored, key=lambda c: (not c.allowed, -c.score, c.channel))
 
     def _offers(self, request: DecisionRequest, state: UserState, table: CandidateTable,
-                eligible: np.ndarray, context: ChannelScore | None, local: datetime,
-                population: dict[str, dict[str, float]], now: datetime,
+                eligible: np.ndarray, interest: np.ndarray, context: ChannelScore | None,
+                local: datetime, population: dict[str, dict[str, float]], now: datetime,
                 rng: np.random.Generator) -> tuple[list[ChosenOffer], dict[str, object]]:
         """Score the eligible offers, keep those worth more than they cost, explore."""
         scorer = self.models.offer_response if self.models else None
         if not len(eligible) or scorer is None or context is None:
             return [], {"reason": "no eligible offer" if scorer else "no offer model loaded"}
         matrix = offer_rows(state, now, context.channel, request.journey, local.hour,
-                            local.weekday() >= 5, population, table.matrix, eligible)
+                            local.weekday() >= 5, population, table.matrix, eligible, interest)
         probabilities = scorer.probabilities(matrix)
         with_offer, without = probabilities[:-1], probabilities[-1]
         uplift = with_offer - without
         purchases = state.purchases
         order_value = (purchases.amount / purchases.lines if purchases.lines
                        else self._policy.default_order_value)
-        cost = np.array([table.offers[i].cost for i in eligible])
+        cost = table.cost[eligible]
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)
         worth = np.flatnonzero(value > 0)
         order, propensity = self._policy.exploration.arrange(

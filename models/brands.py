@@ -7,17 +7,16 @@ model; the ALS score folds the user into the trained brand factors (models/categ
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import lightgbm as lgb
 import numpy as np
 
 from features.state import UserState
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
-from models.categories import fold_in
+from models.categories import fold_in, ranker_artifacts, top
 from models.registry import ModelVersion
 
 SIGNALS = ("affinity", "affinity_share", "category_share", "popularity",
@@ -55,10 +54,8 @@ class BrandRanker:
 
     @classmethod
     def load(cls, model: ModelVersion) -> BrandRanker:
-        factors = np.load(io.BytesIO(model.artifact("brand_als.npz")), allow_pickle=False)
-        return cls.of(lgb.Booster(model_str=model.artifact("brand_ranker.txt").decode()),
-                      [str(key) for key in factors["keys"]], factors["item_factors"],
-                      json.loads(model.artifact("brand_popularity.json")))
+        booster, keys, factors, popularity = ranker_artifacts(model, "brand")
+        return cls.of(booster, keys, factors, cast(list[dict[str, object]], popularity))
 
     def signals(self, state: UserState, now: datetime) -> tuple[list[str], np.ndarray]:
         """The user's candidate brands (sorted) and their (candidates, SIGNALS)."""
@@ -90,6 +87,4 @@ class BrandRanker:
         candidates, matrix = self.signals(state, now)
         if not candidates:
             return []
-        scores = np.asarray(self.booster.predict(matrix))
-        order = np.lexsort((np.arange(len(scores)), -scores))[:n]
-        return [(candidates[i], float(scores[i])) for i in order]
+        return top(candidates, np.asarray(self.booster.predict(matrix)), n)

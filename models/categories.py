@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import lightgbm as lgb
 import numpy as np
@@ -39,6 +40,22 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, rows: np.ndarray,
     return np.asarray(np.linalg.solve(a, chosen.T @ confidence))
 
 
+def ranker_artifacts(model: ModelVersion, name: str) -> tuple[lgb.Booster, list[str],
+                                                              np.ndarray, object]:
+    """A ranker's LightGBM model, ALS keys and item factors, and popularity table
+    (`{name}_ranker.txt`, `{name}_als.npz`, `{name}_popularity.json`)."""
+    factors = np.load(io.BytesIO(model.artifact(f"{name}_als.npz")), allow_pickle=False)
+    return (lgb.Booster(model_str=model.artifact(f"{name}_ranker.txt").decode()),
+            [str(key) for key in factors["keys"]], factors["item_factors"],
+            json.loads(model.artifact(f"{name}_popularity.json")))
+
+
+def top(keys: Sequence[str], scores: np.ndarray, n: int) -> list[tuple[str, float]]:
+    """The n best keys by score, ties in key order."""
+    order = np.lexsort((np.arange(len(scores)), -scores))[:n]
+    return [(keys[i], float(scores[i])) for i in order]
+
+
 @dataclass(frozen=True)
 class CategoryRanker:
     booster: lgb.Booster
@@ -60,10 +77,8 @@ class CategoryRanker:
 
     @classmethod
     def load(cls, model: ModelVersion) -> CategoryRanker:
-        factors = np.load(io.BytesIO(model.artifact("category_als.npz")), allow_pickle=False)
-        return cls.of(lgb.Booster(model_str=model.artifact("category_ranker.txt").decode()),
-                      [str(key) for key in factors["keys"]], factors["item_factors"],
-                      json.loads(model.artifact("category_popularity.json")))
+        booster, keys, factors, popularity = ranker_artifacts(model, "category")
+        return cls.of(booster, keys, factors, cast(dict[str, float], popularity))
 
     def signals(self, state: UserState, now: datetime,
                 cycles: Mapping[str, float]) -> np.ndarray:
@@ -96,6 +111,5 @@ class CategoryRanker:
     def rank(self, state: UserState, now: datetime, cycles: Mapping[str, float],
              n: int) -> list[tuple[str, float]]:
         """The n likeliest categories to be bought next, with their ranker scores."""
-        scores = np.asarray(self.booster.predict(self.signals(state, now, cycles)))
-        order = np.lexsort((np.arange(len(scores)), -scores))[:n]
-        return [(self.categories[i], float(scores[i])) for i in order]
+        return top(self.categories,
+                   np.asarray(self.booster.predict(self.signals(state, now, cycles))), n)

@@ -115,6 +115,12 @@ class OfferMatrix:
         return cls(tuple(o.offer_id for o in offers), columns, categories, membership,
                    np.array([not o.categories for o in offers], dtype=bool))
 
+    def naming(self, categories: Sequence[str]) -> np.ndarray:
+        """(offers,) bool: the offers restricted to one of `categories`."""
+        wanted = np.array([c in set(categories) for c in self.categories], dtype=bool)
+        return np.asarray(self.membership[:, wanted].any(axis=1)) if self.categories else (
+            np.zeros(len(self.offer_ids), dtype=bool))
+
     def interest(self, state: UserState, now: datetime, rows: np.ndarray) -> np.ndarray:
         """The user's share of category interest in each offer's categories (1 for offers
         of any category)."""
@@ -128,9 +134,11 @@ class OfferMatrix:
 
 def offer_rows(state: UserState, now: datetime, channel: str, journey: str | None,
                local_hour: int, weekend: bool, population: Mapping[str, Mapping[str, float]],
-               offers: OfferMatrix, rows: np.ndarray) -> np.ndarray:
+               offers: OfferMatrix, rows: np.ndarray,
+               interest: np.ndarray | None = None) -> np.ndarray:
     """The model's input (len(rows) + 1, FEATURES) float32: one row per candidate offer
-    (indices into `offers`), then the no-offer row."""
+    (indices into `offers`), then the no-offer row. `interest`: the rows' category
+    interest when the caller has it already (`OfferMatrix.interest`)."""
     shared = np.array([*user_columns(state, now),
                        *rate_columns(state, now, channel, local_hour, population),
                        *context_columns(channel, journey, local_hour, weekend)],
@@ -138,7 +146,7 @@ def offer_rows(state: UserState, now: datetime, channel: str, journey: str | Non
     matrix = np.zeros((len(rows) + 1, len(FEATURES)), dtype=np.float32)
     matrix[:, :_SHARED] = shared
     matrix[:-1, _SHARED:-1] = offers.columns[rows]
-    matrix[:-1, -1] = offers.interest(state, now, rows)
+    matrix[:-1, -1] = offers.interest(state, now, rows) if interest is None else interest
     matrix[-1, -1] = 1.0  # the no-offer arm, as in training (interest 1, every other 0)
     return matrix
 

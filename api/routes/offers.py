@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 
 from api.auth import Admin, Decide
 from api.services import ServicesDep
+from decisions.catalog import BudgetStatus
 from features.contract.offers import Offer
 from nbo.errors import DataContractError, NboError
 
@@ -20,18 +21,20 @@ class UnknownOffer(NboError):
     http_status = 404
 
 
-def _with_budget(offer: Offer, services: ServicesDep) -> dict[str, Any]:
-    status = services.catalog.budgets([offer.offer_id])[offer.offer_id]
+def _described(offer: Offer, status: BudgetStatus) -> dict[str, Any]:
     return {**offer.model_dump(mode="json"), "budget_status": asdict(status)}
+
+
+def _with_budget(offer: Offer, services: ServicesDep) -> dict[str, Any]:
+    return _described(offer, services.catalog.budgets([offer.offer_id])[offer.offer_id])
 
 
 @router.get("", summary="Every offer, with its budget status")
 def list_offers(services: ServicesDep, _: Decide) -> dict[str, Any]:
     snapshot = services.catalog.snapshot()
     budgets = services.catalog.budgets([offer.offer_id for offer in snapshot.offers])
-    return {"version": snapshot.version, "offers": [
-        {**offer.model_dump(mode="json"), "budget_status": asdict(budgets[offer.offer_id])}
-        for offer in snapshot.offers]}
+    return {"version": snapshot.version,
+            "offers": [_described(offer, budgets[offer.offer_id]) for offer in snapshot.offers]}
 
 
 @router.get("/{offer_id}", summary="One offer, with its budget status")
