@@ -87,4 +87,4 @@ class BrandRanker:
         candidates, matrix = self.signals(state, now)
         if not candidates:
             return []
-        return top(candidates, np.asarray(self.booster.predict(matrix)), n)
+        return top(candidates, np.asarray(self.booster.predict(matrix, num_threads=1)), n)

@@ -112,4 +112,4 @@ class CategoryRanker:
              n: int) -> list[tuple[str, float]]:
         """The n likeliest categories to be bought next, with their ranker scores."""
         return top(self.categories,
-                   np.asarray(self.booster.predict(self.signals(state, now, cycles))), n)
+                   np.asarray(self.booster.predict(self.signals(state, now, cycles), num_threads=1)), n)
