@@ -13,7 +13,8 @@ Rules (docs/api.md, "Eligibility"):
 - categories: an offer restricted to categories needs some interest of the user in one;
 - in the cart journeys, the cart must reach the offer's minimum order value (elsewhere the
   minimum is a condition of redemption, which the response model weighs);
-- the user has had it fewer than `max_per_user` times, and its budget is not spent;
+- the user has had it fewer than `max_per_user` times, and its budget still covers one
+  more redemption;
 - holdout users get no incentive (only content).
 """
 
@@ -151,7 +152,7 @@ class CandidateTable:
             "category_interest": ~self.category_specific | (facts.interest > 0),
             "min_order_value": (self.min_order <= facts.cart_value) | (not in_cart_journey),
             "max_per_user": given < self.max_per_user,
-            "budget": spent < self.budget,
+            "budget": spent + self.cost <= self.budget,  # one more redemption is covered
             "holdout": ~self.incentive | (not facts.holdout),
         }
 

@@ -102,9 +102,11 @@ def _hash(raw: object) -> dict[object, object]:
     return raw
 
 
-def _status(budget: float | None, spent: float, chosen: int) -> BudgetStatus:
+def _status(budget: float | None, cost: float, spent: float, chosen: int) -> BudgetStatus:
+    """Exhausted once what is left cannot pay for one more redemption (as decisions
+    read it: decisions/candidates.py)."""
     remaining = None if budget is None else max(budget - spent, 0.0)
-    exhausted = budget is not None and spent >= budget
+    exhausted = budget is not None and spent + cost > budget
     return BudgetStatus(budget, spent, remaining, exhausted, chosen)
 
 
@@ -223,8 +225,8 @@ class OfferCatalog:
         statuses: dict[str, BudgetStatus] = {}
         for offer_id, spent, chosen in zip(ids, spent_raw, chosen_raw, strict=True):
             offer = snapshot.get(offer_id)
-            budget = None if offer is None else offer.budget
-            statuses[offer_id] = _status(budget, _float(spent), _int(chosen))
+            budget, cost = (None, 0.0) if offer is None else (offer.budget, offer.cost)
+            statuses[offer_id] = _status(budget, cost, _float(spent), _int(chosen))
         return statuses
 
     def record_spend(self, offer_id: str, cost: float) -> float:

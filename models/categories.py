@@ -111,5 +111,5 @@ class CategoryRanker:
     def rank(self, state: UserState, now: datetime, cycles: Mapping[str, float],
              n: int) -> list[tuple[str, float]]:
         """The n likeliest categories to be bought next, with their ranker scores."""
-        return top(self.categories,
-                   np.asarray(self.booster.predict(self.signals(state, now, cycles), num_threads=1)), n)
+        scores = self.booster.predict(self.signals(state, now, cycles), num_threads=1)
+        return top(self.categories, np.asarray(scores), n)

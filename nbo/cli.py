@@ -229,6 +229,7 @@ def _examples(world: Path, port: int) -> list[str]:
     return [f"curl '{base}/v1/users/{first}/decision?journey=cart_abandoned&explain=true'",
             f"curl -X POST {base}/v1/decisions -H 'Content-Type: application/json' "
             f"-d '{body}'",
+            f"curl '{base}/v1/users/{first}/blocks/offer?campaign_id=spring'",
             f"curl '{base}/v1/offers'", f"open {base}/docs"]
 
 

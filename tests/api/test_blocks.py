@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.rendering import render_html
+from nbo.cli import _examples
 from tests.api.conftest import ServedWorld
 
 
@@ -55,3 +56,17 @@ def test_html_escapes_every_value() -> None:
                b'"categories": ["<script>"], "brands": ["a&b"]}')
     html = render_html(content).decode()
     assert "<script>" not in html and "&lt;script&gt;" in html and "a&amp;b" in html
+
+
+def test_the_demo_examples_work_when_pasted(api: TestClient, served_world: ServedWorld) -> None:
+    examples = [line for line in _examples(served_world.directory, 8000)
+                if line.startswith("curl")]
+    assert len(examples) >= 3
+    for line in examples:
+        url = line.split("http://127.0.0.1:8000", 1)[1].split("'", 1)[0].split(" ", 1)[0]
+        if " -d '" in line:
+            response = api.post(url, content=line.split(" -d '", 1)[1].rstrip("'"),
+                                headers={"Content-Type": "application/json"})
+        else:
+            response = api.get(url)
+        assert response.status_code == 200, (line, response.text)

@@ -51,7 +51,8 @@ def plainly_eligible(offer: Offer, facts: UserFacts, interest: float) -> bool:
             and (facts.journey not in CART_JOURNEYS or offer.min_order_value <= facts.cart_value)
             and (offer.max_per_user is None
                  or facts.given.get(offer.offer_id, 0) < offer.max_per_user)
-            and (offer.budget is None or facts.spent.get(offer.offer_id, 0.0) < offer.budget)
+            and (offer.budget is None
+                 or facts.spent.get(offer.offer_id, 0.0) + offer.cost <= offer.budget)
             and (not facts.holdout or offer.kind is OfferKind.CONTENT))
 
 
