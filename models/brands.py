@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-import lightgbm as lgb
 import numpy as np
 
 from features.state import UserState
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
 from models.categories import fold_in, ranker_artifacts, top
 from models.registry import ModelVersion
+from models.tree_graph import TreeGraph
 
 SIGNALS = ("affinity", "affinity_share", "category_share", "popularity",
            "category_popularity", "als")
@@ -27,7 +27,7 @@ CANDIDATE_CATEGORIES = 3
 
 @dataclass(frozen=True)
 class BrandRanker:
-    booster: lgb.Booster
+    scorer: TreeGraph  # the LambdaRank model (`brand_ranker.onnx`)
     category_of: dict[str, str]  # brand -> its category
     popularity: dict[str, tuple[float, float]]  # brand -> (share in its category, category's)
     popular: dict[str, list[str]]  # category -> its most popular brands
@@ -36,7 +36,7 @@ class BrandRanker:
     gram: np.ndarray
 
     @classmethod
-    def of(cls, booster: lgb.Booster, als_keys: list[str], item_factors: np.ndarray,
+    def of(cls, graph: bytes, als_keys: list[str], item_factors: np.ndarray,
            popularity: list[dict[str, object]]) -> BrandRanker:
         rows = sorted(popularity, key=lambda r: (str(r["category"]),
                                                  -float(str(r["popularity"])), str(r["key"])))
@@ -46,7 +46,8 @@ class BrandRanker:
             if len(brands) < POPULAR_PER_CATEGORY:
                 brands.append(str(row["key"]))
         factors = np.asarray(item_factors, dtype=np.float64)
-        return cls(booster, {str(r["key"]): str(r["category"]) for r in rows},
+        return cls(TreeGraph(graph, len(SIGNALS)),
+                   {str(r["key"]): str(r["category"]) for r in rows},
                    {str(r["key"]): (float(str(r["popularity"])),
                                     float(str(r["category_popularity"]))) for r in rows},
                    popular, {key: i for i, key in enumerate(als_keys)}, factors,
@@ -54,8 +55,8 @@ class BrandRanker:
 
     @classmethod
     def load(cls, model: ModelVersion) -> BrandRanker:
-        booster, keys, factors, popularity = ranker_artifacts(model, "brand")
-        return cls.of(booster, keys, factors, cast(list[dict[str, object]], popularity))
+        graph, keys, factors, popularity = ranker_artifacts(model, "brand")
+        return cls.of(graph, keys, factors, cast(list[dict[str, object]], popularity))
 
     def signals(self, state: UserState, now: datetime) -> tuple[list[str], np.ndarray]:
         """The user's candidate brands (sorted) and their (candidates, SIGNALS)."""
@@ -87,4 +88,4 @@ class BrandRanker:
         candidates, matrix = self.signals(state, now)
         if not candidates:
             return []
-        return top(candidates, np.asarray(self.booster.predict(matrix, num_threads=1)), n)
+        return top(candidates, self.scorer.run(matrix)[:, 0], n)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-import lightgbm as lgb
 import numpy as np
 
 from features.cycles import DEFAULT_CYCLE
 from features.state import UserState
 from models.registry import ModelVersion
+from models.tree_graph import TreeGraph
 
 SIGNALS = ("affinity", "affinity_share", "occasions", "days_since_purchase", "due",
            "recent_rank", "popularity", "als", "user_occasions")
@@ -40,14 +40,13 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, rows: np.ndarray,
     return np.asarray(np.linalg.solve(a, chosen.T @ confidence))
 
 
-def ranker_artifacts(model: ModelVersion, name: str) -> tuple[lgb.Booster, list[str],
-                                                              np.ndarray, object]:
-    """A ranker's LightGBM model, ALS keys and item factors, and popularity table
-    (`{name}_ranker.txt`, `{name}_als.npz`, `{name}_popularity.json`)."""
+def ranker_artifacts(model: ModelVersion, name: str) -> tuple[bytes, list[str], np.ndarray,
+                                                              object]:
+    """A ranker's ONNX graph, ALS keys and item factors, and popularity table
+    (`{name}_ranker.onnx`, `{name}_als.npz`, `{name}_popularity.json`)."""
     factors = np.load(io.BytesIO(model.artifact(f"{name}_als.npz")), allow_pickle=False)
-    return (lgb.Booster(model_str=model.artifact(f"{name}_ranker.txt").decode()),
-            [str(key) for key in factors["keys"]], factors["item_factors"],
-            json.loads(model.artifact(f"{name}_popularity.json")))
+    return (model.artifact(f"{name}_ranker.onnx"), [str(key) for key in factors["keys"]],
+            factors["item_factors"], json.loads(model.artifact(f"{name}_popularity.json")))
 
 
 def top(keys: Sequence[str], scores: np.ndarray, n: int) -> list[tuple[str, float]]:
@@ -58,27 +57,28 @@ def top(keys: Sequence[str], scores: np.ndarray, n: int) -> list[tuple[str, floa
 
 @dataclass(frozen=True)
 class CategoryRanker:
-    booster: lgb.Booster
+    scorer: TreeGraph  # the LambdaRank model (`{name}_ranker.onnx`)
     categories: tuple[str, ...]  # the candidates: every category the model knows
     popularity: np.ndarray  # (categories,) share of purchase lines
     item_factors: np.ndarray  # (categories, factors), rows in `categories` order
     gram: np.ndarray  # item_factors' Gram matrix, computed once
 
     @classmethod
-    def of(cls, booster: lgb.Booster, als_keys: list[str], item_factors: np.ndarray,
+    def of(cls, graph: bytes, als_keys: list[str], item_factors: np.ndarray,
            popularity: dict[str, float]) -> CategoryRanker:
         categories = tuple(sorted(set(popularity) | set(als_keys)))
         index = {key: i for i, key in enumerate(als_keys)}
         items = np.asarray(item_factors, dtype=np.float64)
         aligned = np.array([items[index[c]] if c in index else np.zeros(items.shape[1])
                             for c in categories]).reshape(len(categories), items.shape[1])
-        return cls(booster, categories, np.array([popularity.get(c, 0.0) for c in categories]),
-                   aligned, aligned.T @ aligned)
+        return cls(TreeGraph(graph, len(SIGNALS)), categories,
+                   np.array([popularity.get(c, 0.0) for c in categories]), aligned,
+                   aligned.T @ aligned)
 
     @classmethod
     def load(cls, model: ModelVersion) -> CategoryRanker:
-        booster, keys, factors, popularity = ranker_artifacts(model, "category")
-        return cls.of(booster, keys, factors, cast(dict[str, float], popularity))
+        graph, keys, factors, popularity = ranker_artifacts(model, "category")
+        return cls.of(graph, keys, factors, cast(dict[str, float], popularity))
 
     def signals(self, state: UserState, now: datetime,
                 cycles: Mapping[str, float]) -> np.ndarray:
@@ -111,5 +111,5 @@ class CategoryRanker:
     def rank(self, state: UserState, now: datetime, cycles: Mapping[str, float],
              n: int) -> list[tuple[str, float]]:
         """The n likeliest categories to be bought next, with their ranker scores."""
-        scores = self.booster.predict(self.signals(state, now, cycles), num_threads=1)
-        return top(self.categories, np.asarray(scores), n)
+        scores = self.scorer.run(self.signals(state, now, cycles))[:, 0]
+        return top(self.categories, scores, n)

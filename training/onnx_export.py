@@ -35,13 +35,25 @@ def float32_thresholds(booster: lgb.Booster) -> lgb.Booster:
     return lgb.Booster(model_str="\n".join(lines) + "\n")
 
 
-def classifier_to_onnx(booster: lgb.Booster, features: int) -> bytes:
-    """float32 `features` (n x features) -> `probabilities` (n x 2)."""
+def _graph(booster: lgb.Booster, features: int, keep: str | None) -> bytes:
+    """float32 `features` (n x features) -> the output named `keep` (or the only one)."""
     graph = convert_lightgbm(booster, initial_types=[
         ("features", FloatTensorType([None, features]))], zipmap=False,
         target_opset=ONNX_OPSET)
     outputs = graph.graph.output
-    for output in [o for o in outputs if o.name != "probabilities"]:
+    for output in [o for o in outputs if keep is not None and o.name != keep]:
         outputs.remove(output)
     onnx.checker.check_model(graph)
     return bytes(graph.SerializeToString())
+
+
+def classifier_to_onnx(booster: lgb.Booster, features: int) -> bytes:
+    """float32 `features` (n x features) -> `probabilities` (n x 2); `booster`'s
+    thresholds must already be float32-exact (training/boosting.py fits them so)."""
+    return _graph(booster, features, "probabilities")
+
+
+def ranker_to_onnx(booster: lgb.Booster, features: int) -> bytes:
+    """float32 `features` (n x features) -> scores (n x 1), from a ranker's trees with
+    their thresholds made float32-exact first."""
+    return _graph(float32_thresholds(booster), features, None)

@@ -52,6 +52,7 @@ from training.offers.evaluate import OfferExamples, evaluate_offer_response
 from training.offers.model import PARAMETERS, OfferResponseModel
 from training.offers.oracle import offer_value_share
 from training.offers.sends import EXTRA_COLUMNS
+from training.onnx_export import ranker_to_onnx
 from training.report import render as render_report
 from training.send_time import open_delay_hours, sends_and_opens
 from training.send_time_evaluation import evaluate_send_time
@@ -139,6 +140,7 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
     with timings.stage("fit categories", report):
         ranker = fit_category_ranker(features, latest, seed)
         artifacts["category_ranker.txt"] = ranker.model.booster_.model_to_string().encode()
+        artifacts["category_ranker.onnx"] = ranker_to_onnx(ranker.model.booster_, len(SIGNALS))
         now = features(split.end)
         als = AlsScores.fit(interest(now), seed=seed)
         buffer = io.BytesIO()
@@ -149,6 +151,7 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
     with timings.stage("fit brands", report):
         brands = fit_brand_ranker(features, latest, seed)
         artifacts["brand_ranker.txt"] = brands.booster_.model_to_string().encode()
+        artifacts["brand_ranker.onnx"] = ranker_to_onnx(brands.booster_, len(BRAND_SIGNALS))
         context = BrandContext.at(now, events)
         brand_als = context.als(seed)
         buffer = io.BytesIO()

@@ -9,6 +9,7 @@ from models.brands import SIGNALS, BrandRanker
 from tests.conftest import SplitWorld
 from training.affinity.brands import BrandContext
 from training.boosting import fit_ranker
+from training.onnx_export import ranker_to_onnx
 
 
 def test_served_brand_signals_match_training(split_world: SplitWorld) -> None:
@@ -19,7 +20,8 @@ def test_served_brand_signals_match_training(split_world: SplitWorld) -> None:
     expected = context.signals(users, als)
     labels = expected.filter(pl.col("affinity") > 0).select("user_id", "key")
     model = fit_ranker(expected, labels, SIGNALS, seed=2)
-    ranker = BrandRanker.of(model.booster_, list(als.keys), als.item_factors,
+    graph = ranker_to_onnx(model.booster_, len(SIGNALS))
+    ranker = BrandRanker.of(graph, list(als.keys), als.item_factors,
                             context.popularity.to_dicts())
     served_rows, fitted = [], []
     for user in users:
