@@ -43,6 +43,7 @@ def _graph(booster: lgb.Booster, features: int, keep: str | None) -> bytes:
     outputs = graph.graph.output
     for output in [o for o in outputs if keep is not None and o.name != keep]:
         outputs.remove(output)
+    graph.graph.name = "trees"  # the converter names it with a random uuid: same fit, same bytes
     onnx.checker.check_model(graph)
     return bytes(graph.SerializeToString())
 

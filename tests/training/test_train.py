@@ -19,5 +19,6 @@ def test_the_same_data_and_seed_give_the_same_metrics(tmp_path: Path,
     assert first.version != second.version
     assert first.metrics == second.metrics
     for name in ("category_ranker.txt", "category_ranker.onnx", "brand_ranker.onnx",
-                 "offer_response.txt", "churn.txt", "send_time.json"):
+                 "offer_response.txt", "offer_response.onnx", "churn.onnx", "churn.txt",
+                 "send_time.json"):
         assert first.artifact(name) == second.artifact(name), name
