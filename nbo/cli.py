@@ -15,7 +15,15 @@ import polars as pl
 import typer
 import uvicorn
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from decisions.catalog import load_offers_file
 from features.contract.files import FORMATS
@@ -164,11 +172,22 @@ def train(
                                             "same metrics.")] = 0,
 ) -> None:
     """Evaluate every model on a time split, refit on all data, register a version."""
-    with _errors_as_exit_codes(), console.status("training") as status:
-        version = run_training(directory, _registry(models), seed,
-                               report=lambda stage: status.update(stage))
-    for stage, seconds in version.meta["timings_s"].items():
-        console.print(f"{stage}: {seconds:.1f}s")
+    columns = (SpinnerColumn(finished_text="done"), TextColumn("{task.description:<34}"),
+               BarColumn(), TimeElapsedColumn())
+    with _errors_as_exit_codes(), Progress(*columns, console=console) as progress:
+        stages: list[TaskID] = []
+
+        def next_stage(name: str) -> None:
+            if stages:
+                progress.update(stages[-1], total=1, completed=1)
+            stages.append(progress.add_task(name, total=None))
+
+        version = run_training(directory, _registry(models), seed, report=next_stage)
+        if stages:
+            progress.update(stages[-1], total=1, completed=1)
+    if not console.is_terminal:  # logs get the seconds the bars showed
+        for stage, seconds in version.meta["timings_s"].items():
+            console.print(f"{stage}: {seconds:.1f}s")
     console.print(f"registered {version.version} in {models}; promote it with "
                   f"nbo models promote {version.version} --models {models}")
     typer.echo(summary(version))
