@@ -1,4 +1,6 @@
-"""Features of every user as of a cut-off, computed once per cut for all the models."""
+"""Features of every user as of a cut-off, computed once per cut for all the models, as
+the store keeps them (`kept`: the top categories and brands, the categories bought last...),
+so models learn from what the API reads."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from datetime import datetime
 import polars as pl
 
 from features.pipeline import BatchFeatures, compute_features
+from features.store.layout import kept
 from training.split import up_to
 
 
@@ -25,7 +28,7 @@ class FeaturesAt:
         if cut in self._cached:
             self._cached.move_to_end(cut)
             return self._cached[cut]
-        batch = compute_features(up_to(self.events, cut), self.users, self.items, cut)
+        batch = kept(compute_features(up_to(self.events, cut), self.users, self.items, cut))
         self._cached[cut] = batch
         while len(self._cached) > self._keep:
             self._cached.popitem(last=False)

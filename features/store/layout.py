@@ -15,6 +15,7 @@ bytes, cut before storing, cost nothing (`to_blobs`, `unpack`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -93,6 +94,37 @@ def _ranked(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
     return ordered.with_columns(rank=pl.Series(rank)).filter(pl.col("rank") < limit)
 
 
+def _top(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
+    """The `limit` rows with the largest `by` per user."""
+    return frame.sort(["user_id", by], descending=[False, True]).filter(
+        pl.int_range(pl.len()).over("user_id") < limit)
+
+
+def kept(batch: BatchFeatures) -> BatchFeatures:
+    """What the packed record keeps of `batch` (see the module's docstring): models that
+    learn from `kept(batch)` learn from what the store serves (to its numbers' precision)."""
+    counts = dict(batch.counts)
+    for name, limit in (("category_affinity", TOP_CATEGORIES), ("brand_affinity", TOP_BRANDS),
+                        ("hourly_activity", ACTIVE_HOURS)):
+        counts[name] = _top(counts[name], "total", limit)
+    opens = counts["hourly_opens"].with_columns(
+        channel=pl.col("key").str.split(":").list.first())
+    channels = _top(opens.group_by("user_id", "channel").agg(pl.col("total").sum()), "total",
+                    HOURLY)
+    counts["hourly_opens"] = opens.join(channels.select("user_id", "channel"),
+                                        on=["user_id", "channel"]).drop("channel")
+    last_day = batch.anchor.date()
+    sends = _top(batch.contacts.filter(
+        (pl.col("channel") != ALL_CHANNELS)
+        & ((pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))),
+        "day", CONTACT_SLOTS)
+    every_channel = sends.group_by("user_id", "day").agg(pl.col("sent").sum()).select(
+        "user_id", channel=pl.lit(ALL_CHANNELS), day="day", sent="sent")
+    return replace(batch, counts=counts,
+                   category_purchases=_top(batch.category_purchases, "last", BOUGHT),
+                   contacts=pl.concat([sends, every_channel.cast(sends.schema)]))
+
+
 def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], np.ndarray,
                                                                     VersionMeta]:
     """Every user's record, in `batch.users` order, and the version's metadata."""
@@ -108,30 +140,31 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
             raise DataContractError(
                 f"{len(vocabulary):,} {name}: the packed record holds at most "
                 f"{MAX_VOCABULARY:,}; map rare ones to a shared value before publishing")
+    served = kept(batch)  # the vocabularies above stay the whole batch's
     records = np.zeros(users.height, RECORD)
     _fill_users(records, users, zones, categories)
     for name in CHANNEL_COUNTS:
-        rows = _indexed(batch.counts[name], index).with_columns(
+        rows = _indexed(served.counts[name], index).with_columns(
             col=_ids(pl.col("key"), CHANNELS).cast(pl.Int64) - 1)
         records[name][rows["row"], rows["col"]] = rows["total"].clip(0, F16_MAX)
-    bands = _indexed(batch.counts["price_affinity"], index)
+    bands = _indexed(served.counts["price_affinity"], index)
     records["price_affinity"][bands["row"], bands["key"].cast(pl.Int64)] = bands["total"].clip(
         0, F16_MAX)
     for name, vocabulary, limit in (("category_affinity", categories, TOP_CATEGORIES),
                                     ("brand_affinity", brands, TOP_BRANDS)):
-        top = _ranked(_indexed(batch.counts[name], index), "total", limit)
+        top = _ranked(_indexed(served.counts[name], index), "total", limit)
         block = records[name]
         block["id"][top["row"], top["rank"]] = top.select(
             _ids(pl.col("key"), vocabulary)).to_series()
         block["total"][top["row"], top["rank"]] = top["total"]
-    active = _ranked(_indexed(batch.counts["hourly_activity"], index), "total", ACTIVE_HOURS)
+    active = _ranked(_indexed(served.counts["hourly_activity"], index), "total", ACTIVE_HOURS)
     records["active_hours"]["hour"][active["row"], active["rank"]] = active["key"].cast(
         pl.Int64) + 1
     records["active_hours"]["total"][active["row"], active["rank"]] = active["total"].clip(
         0, F16_MAX)
-    _fill_bought(records, _indexed(batch.category_purchases, index), categories)
-    _fill_hourly(records, _indexed(batch.counts["hourly_opens"], index))
-    _fill_contacts(records, _indexed(batch.contacts, index), batch.anchor)
+    _fill_bought(records, _indexed(served.category_purchases, index), categories)
+    _fill_hourly(records, _indexed(served.counts["hourly_opens"], index))
+    _fill_contacts(records, _indexed(served.contacts, index), batch.anchor)
     meta = VersionMeta(version=version, anchor=batch.anchor, buckets=buckets,
                        users=users.height, layout=layout(), categories=categories,
                        brands=brands, timezones=zones, bands=batch.bands,
@@ -202,11 +235,10 @@ def _fill_hourly(records: np.ndarray, opens: pl.DataFrame) -> None:
 
 
 def _fill_contacts(records: np.ndarray, contacts: pl.DataFrame, anchor: datetime) -> None:
-    """Per-channel buckets only: the all-channel bucket is their sum (see `unpack`)."""
-    last_day = anchor.date()
+    """Per-channel buckets of `kept` contacts only: the all-channel bucket is their sum
+    (see `unpack`)."""
     recent = contacts.filter(pl.col("channel") != ALL_CHANNELS).with_columns(
-        offset=(pl.lit(last_day) - pl.col("day")).dt.total_days()).filter(
-        pl.col("offset").is_between(0, CONTACT_DAYS - 1))
+        offset=(pl.lit(anchor.date()) - pl.col("day")).dt.total_days())
     latest = _ranked(recent.with_columns(__recency=-pl.col("offset")), "__recency",
                      CONTACT_SLOTS)
     block = records["contacts"]

@@ -12,15 +12,17 @@ import polars as pl
 
 from features.contract.schema import EventType
 from features.event import RETURNED
+from features.purchases import CATEGORY_PURCHASES
 from models.categories import SIGNALS
 from training.affinity.als import AlsScores
 from training.affinity.signals import category_signals, interest
 from training.boosting import fit_ranker
 from training.cuts import FeaturesAt
 from training.ranking_metrics import ranking_metrics
-from training.split import TimeSplit, between
+from training.split import TimeSplit, between, up_to
 
 OWN_HISTORY_HALF_LIFE_DAYS = 30.0
+DAY_SECONDS = 86_400.0
 
 def purchased(events: pl.DataFrame) -> pl.DataFrame:
     """(user_id, key): the categories each user bought (returns left out)."""
@@ -73,10 +75,18 @@ def evaluate_category_ranking(features: FeaturesAt, split: TimeSplit, seed: int 
     relevant = purchased(between(features.events, split.eval_cut, split.end))
     evaluated = sorted(set(relevant["user_id"]) & set(batch.users["user_id"]))
     signals = category_signals(batch, evaluated, AlsScores.fit(interest(batch), seed=seed))
-    novel = signals.filter(pl.col("occasions") == 0).select("user_id", "key")
+    # the store keeps only the categories bought last; "never bought" and the own-history
+    # baseline read the whole history
+    history = CATEGORY_PURCHASES.batch(up_to(features.events, split.eval_cut)).filter(
+        pl.col("occasions") > 0).select(
+        "user_id", key="category", occasions="occasions", days_since_purchase=(
+            pl.lit(split.eval_cut) - pl.col("last")).dt.total_seconds() / DAY_SECONDS)
+    novel = signals.join(history, on=["user_id", "key"], how="anti").select("user_id", "key")
+    whole = signals.drop("occasions", "days_since_purchase").join(
+        history, on=["user_id", "key"], how="left").with_columns(pl.col("occasions").fill_null(0))
     metrics: dict[str, float] = {}
     ranked = ranker.scores(signals)
-    for name, scores in {"": ranked, **baseline_scores(signals)}.items():
+    for name, scores in {"": ranked, **baseline_scores(whole)}.items():
         prefix = f"{name}_" if name else ""
         for scope, candidates in (("", scores), ("novel_", scores.join(
                 novel, on=["user_id", "key"]))):

@@ -22,7 +22,7 @@ from features.state import UserState
 from features.store import keys
 from features.store.base import Applied, FeatureStore
 from features.store.export import export_events
-from features.store.layout import CHANNEL_COUNTS
+from features.store.layout import CHANNEL_COUNTS, kept
 from features.store.redis_store import RedisFeatureStore
 from tests.conftest import SplitWorld
 
@@ -290,3 +290,20 @@ def test_logged_events_export_as_a_valid_events_table(
     assert [Event.from_row(row) for row in loaded.frame.iter_rows(named=True)] == late
     more = export_events(store, tmp_path / "next", after=report.last_id or "-")
     assert more.events == 0
+
+
+def test_a_read_returns_what_kept_keeps(store: FeatureStore, split_world: SplitWorld) -> None:
+    """`kept` (what models learn from) is what the store serves, to its numbers' precision."""
+    batch = split_world.full
+    store.publish(batch)
+    served = kept(batch)
+    truncated = 0
+    for user_id in batch.users["user_id"].to_list()[:80]:
+        full, expected, got = batch.state(user_id), served.state(user_id), store.read(user_id)
+        assert full is not None and expected is not None and got is not None
+        for name in ("category_affinity", "brand_affinity", "hourly_activity", "hourly_opens"):
+            assert set(got.counts.get(name, {})) == set(expected.counts.get(name, {})), name
+        assert set(got.category_purchases) == set(expected.category_purchases)
+        assert got.contacts == expected.contacts
+        truncated += len(full.category_purchases) > len(expected.category_purchases)
+    assert truncated  # some users bought more categories than the record keeps
