@@ -26,11 +26,11 @@ demo: venv
 	$(BIN)/nbo demo --out $(WORLD)
 
 bench: venv
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.generate_speed --users 100000 --days 90
 	$(BIN)/python -m benchmarks.store_speed --users 20000 --days 60 --replicate 5
 	$(BIN)/python -m benchmarks.train_speed --users 20000 --days 90
 	$(BIN)/python -m benchmarks.instacart
+	$(BIN)/python -m benchmarks.serving --quick
 
 clean:
 	rm -rf $(VENV) .nbo .pytest_cache .mypy_cache .ruff_cache
