@@ -84,7 +84,10 @@ class Services:
                                   "VERSION --models DIR` (or `nbo train`, then promote)")
         current = self.engine.models
         if current is None or current.version != version:
-            self.engine.models = ServingModels.load(self.registry.get(version))
+            settings = self.settings
+            compiled = (settings.data_dir / "compiled" if settings.tree_scorer == "compiled"
+                        else None)
+            self.engine.models = ServingModels.load(self.registry.get(version), compiled)
             logger.info("serving model version %s", version)
         return version
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -17,7 +18,7 @@ from features.state import UserState
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
 from models.categories import fold_in, ranker_artifacts, top
 from models.registry import ModelVersion
-from models.tree_graph import TreeGraph
+from models.tree_scoring import TreeScorer
 
 SIGNALS = ("affinity", "affinity_share", "category_share", "popularity",
            "category_popularity", "als")
@@ -27,7 +28,7 @@ CANDIDATE_CATEGORIES = 3
 
 @dataclass(frozen=True)
 class BrandRanker:
-    scorer: TreeGraph  # the LambdaRank model (`brand_ranker.onnx`)
+    score: TreeScorer  # the LambdaRank model
     category_of: dict[str, str]  # brand -> its category
     popularity: dict[str, tuple[float, float]]  # brand -> (share in its category, category's)
     popular: dict[str, list[str]]  # category -> its most popular brands
@@ -36,7 +37,7 @@ class BrandRanker:
     gram: np.ndarray
 
     @classmethod
-    def of(cls, graph: bytes, als_keys: list[str], item_factors: np.ndarray,
+    def of(cls, score: TreeScorer, als_keys: list[str], item_factors: np.ndarray,
            popularity: list[dict[str, object]]) -> BrandRanker:
         rows = sorted(popularity, key=lambda r: (str(r["category"]),
                                                  -float(str(r["popularity"])), str(r["key"])))
@@ -46,7 +47,7 @@ class BrandRanker:
             if len(brands) < POPULAR_PER_CATEGORY:
                 brands.append(str(row["key"]))
         factors = np.asarray(item_factors, dtype=np.float64)
-        return cls(TreeGraph(graph, len(SIGNALS)),
+        return cls(score,
                    {str(r["key"]): str(r["category"]) for r in rows},
                    {str(r["key"]): (float(str(r["popularity"])),
                                     float(str(r["category_popularity"]))) for r in rows},
@@ -54,9 +55,10 @@ class BrandRanker:
                    factors.T @ factors)
 
     @classmethod
-    def load(cls, model: ModelVersion) -> BrandRanker:
-        graph, keys, factors, popularity = ranker_artifacts(model, "brand")
-        return cls.of(graph, keys, factors, cast(list[dict[str, object]], popularity))
+    def load(cls, model: ModelVersion, compiled: Path | None = None) -> BrandRanker:
+        score, keys, factors, popularity = ranker_artifacts(model, "brand", len(SIGNALS),
+                                                            compiled)
+        return cls.of(score, keys, factors, cast(list[dict[str, object]], popularity))
 
     def signals(self, state: UserState, now: datetime) -> tuple[list[str], np.ndarray]:
         """The user's candidate brands (sorted) and their (candidates, SIGNALS)."""
@@ -88,4 +90,4 @@ class BrandRanker:
         candidates, matrix = self.signals(state, now)
         if not candidates:
             return []
-        return top(candidates, self.scorer.run(matrix)[:, 0], n)
+        return top(candidates, self.score(matrix), n)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from features.cycles import DEFAULT_CYCLE
 from features.state import UserState
 from models.registry import ModelVersion
-from models.tree_graph import TreeGraph
+from models.tree_scoring import TreeScorer, tree_scorer
 
 SIGNALS = ("affinity", "affinity_share", "occasions", "days_since_purchase", "due",
            "recent_rank", "popularity", "als", "user_occasions")
@@ -40,13 +41,14 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, rows: np.ndarray,
     return np.asarray(np.linalg.solve(a, chosen.T @ confidence))
 
 
-def ranker_artifacts(model: ModelVersion, name: str) -> tuple[bytes, list[str], np.ndarray,
-                                                              object]:
-    """A ranker's ONNX graph, ALS keys and item factors, and popularity table
-    (`{name}_ranker.onnx`, `{name}_als.npz`, `{name}_popularity.json`)."""
+def ranker_artifacts(model: ModelVersion, name: str, features: int,
+                     compiled: Path | None) -> tuple[TreeScorer, list[str], np.ndarray, object]:
+    """A ranker's scorer (`{name}_ranker`: models/tree_scoring.py), ALS keys and item
+    factors (`{name}_als.npz`), and popularity table (`{name}_popularity.json`)."""
     factors = np.load(io.BytesIO(model.artifact(f"{name}_als.npz")), allow_pickle=False)
-    return (model.artifact(f"{name}_ranker.onnx"), [str(key) for key in factors["keys"]],
-            factors["item_factors"], json.loads(model.artifact(f"{name}_popularity.json")))
+    return (tree_scorer(model, f"{name}_ranker", features, compiled),
+            [str(key) for key in factors["keys"]], factors["item_factors"],
+            json.loads(model.artifact(f"{name}_popularity.json")))
 
 
 def top(keys: Sequence[str], scores: np.ndarray, n: int) -> list[tuple[str, float]]:
@@ -57,28 +59,29 @@ def top(keys: Sequence[str], scores: np.ndarray, n: int) -> list[tuple[str, floa
 
 @dataclass(frozen=True)
 class CategoryRanker:
-    scorer: TreeGraph  # the LambdaRank model (`{name}_ranker.onnx`)
+    score: TreeScorer  # the LambdaRank model
     categories: tuple[str, ...]  # the candidates: every category the model knows
     popularity: np.ndarray  # (categories,) share of purchase lines
     item_factors: np.ndarray  # (categories, factors), rows in `categories` order
     gram: np.ndarray  # item_factors' Gram matrix, computed once
 
     @classmethod
-    def of(cls, graph: bytes, als_keys: list[str], item_factors: np.ndarray,
+    def of(cls, score: TreeScorer, als_keys: list[str], item_factors: np.ndarray,
            popularity: dict[str, float]) -> CategoryRanker:
         categories = tuple(sorted(set(popularity) | set(als_keys)))
         index = {key: i for i, key in enumerate(als_keys)}
         items = np.asarray(item_factors, dtype=np.float64)
         aligned = np.array([items[index[c]] if c in index else np.zeros(items.shape[1])
                             for c in categories]).reshape(len(categories), items.shape[1])
-        return cls(TreeGraph(graph, len(SIGNALS)), categories,
+        return cls(score, categories,
                    np.array([popularity.get(c, 0.0) for c in categories]), aligned,
                    aligned.T @ aligned)
 
     @classmethod
-    def load(cls, model: ModelVersion) -> CategoryRanker:
-        graph, keys, factors, popularity = ranker_artifacts(model, "category")
-        return cls.of(graph, keys, factors, cast(dict[str, float], popularity))
+    def load(cls, model: ModelVersion, compiled: Path | None = None) -> CategoryRanker:
+        score, keys, factors, popularity = ranker_artifacts(model, "category", len(SIGNALS),
+                                                            compiled)
+        return cls.of(score, keys, factors, cast(dict[str, float], popularity))
 
     def signals(self, state: UserState, now: datetime,
                 cycles: Mapping[str, float]) -> np.ndarray:
@@ -111,5 +114,4 @@ class CategoryRanker:
     def rank(self, state: UserState, now: datetime, cycles: Mapping[str, float],
              n: int) -> list[tuple[str, float]]:
         """The n likeliest categories to be bought next, with their ranker scores."""
-        scores = self.scorer.run(self.signals(state, now, cycles))[:, 0]
-        return top(self.categories, scores, n)
+        return top(self.categories, self.score(self.signals(state, now, cycles)), n)

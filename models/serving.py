@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from models.brands import BrandRanker
 from models.categories import CategoryRanker
 from models.channels import ChannelModel
+from models.items import ARTIFACTS as ITEM_ARTIFACTS
+from models.items import ItemRecommender
 from models.offer_response import OfferResponseScorer
 from models.registry import ModelVersion
 from models.send_time import SendTimeModel
@@ -26,10 +29,12 @@ class ServingModels:
     offer_response: OfferResponseScorer | None  # None when trained without offers
     categories: CategoryRanker | None  # None for versions trained before it was served
     brands: BrandRanker
+    items: ItemRecommender | None = None  # None for versions trained before it was served
 
     @classmethod
-    def load(cls, model: ModelVersion) -> ServingModels:
-        """From a verified registry version (ModelRegistry.get)."""
+    def load(cls, model: ModelVersion, compiled: Path | None = None) -> ServingModels:
+        """From a verified registry version (ModelRegistry.get); tree models compiled into
+        the cache directory `compiled` when given, else run as ONNX (tree_scoring.py)."""
         has_offers = (model.path / "offer_response.onnx").is_file()
         volume = json.loads(model.artifact("contact_volume.json"))
         return cls(
@@ -39,7 +44,9 @@ class ServingModels:
             weekly_cap=int(volume["weekly_cap"]) if "weekly_cap" in volume else None,
             offer_response=(OfferResponseScorer(model.artifact("offer_response.onnx"))
                             if has_offers else None),
-            categories=(CategoryRanker.load(model)
+            categories=(CategoryRanker.load(model, compiled)
                         if (model.path / "category_popularity.json").is_file() else None),
-            brands=BrandRanker.load(model),
+            brands=BrandRanker.load(model, compiled),
+            items=(ItemRecommender.load(model)
+                   if all((model.path / name).is_file() for name in ITEM_ARTIFACTS) else None),
         )

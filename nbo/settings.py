@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         default=1.0, ge=0,
         description="After a Redis failure, how long the API answers degraded before trying.")
     # -- the decision policy ------------------------------------------------------------
+    tree_scorer: Literal["compiled", "onnx"] = Field(
+        default="compiled", description="How the API scores tree models: compiled to native "
+        "code (lleaves; object code cached under NBO_DATA_DIR/compiled) or by onnxruntime.")
     holdout_salt: str = "nbo-holdout"
     holdout_share: float = Field(default=0.05, ge=0, le=1)
     holdout_journey_shares: dict[str, float] = Field(default_factory=dict)

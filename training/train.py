@@ -3,8 +3,8 @@
 Each model is evaluated as it will be used: fit on the past, scored on the last weeks.
 The registered artifacts are then refit with the latest data (the same procedure with
 the split moved to the end of the log). What is trained so far: the category ranker,
-the brand ranker, the offer-response model, the send-time curves, the channel rates, churn
-and the contact volume; items and similar items join later.
+the brand ranker, the item recommender and similar items, the offer-response model, the
+send-time curves, the channel rates, churn and the contact volume.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import numpy as np
 import polars as pl
 
 from features.contract.offers import offers_file, read_offers
+from features.contract.schema import ITEMS
+from features.contract.tables import load_table
 from features.pipeline import load_inputs
 from models.brands import SIGNALS as BRAND_SIGNALS
 from models.categories import SIGNALS
@@ -40,6 +42,8 @@ from training.affinity.categories import (
     fit_category_ranker,
     oracle_correlation,
 )
+from training.affinity.item_evaluation import evaluate_items
+from training.affinity.items import ITEM_COLUMNS, ITEM_PARAMETERS, ItemModel
 from training.affinity.signals import category_popularity, interest
 from training.boosting import RANKER_PARAMETERS
 from training.channels import evaluate_channels
@@ -107,7 +111,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
     """Stages are ordered so that models share the features of the same cut-offs."""
     timings = Timings()
     with timings.stage("load", report):
-        events, users, items = load_inputs(directory, EXTRA_COLUMNS)
+        events, users, items = load_inputs(directory, (*EXTRA_COLUMNS, "item_id"))
+        catalog = load_table(directory, ITEMS, columns=ITEM_COLUMNS).frame
         found = offers_file(directory)
         offers = read_offers(found)[0] if found else []
     features = FeaturesAt(events, users, items)
@@ -124,7 +129,11 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
             metrics["oracle"] = {"category_spearman": oracle_correlation(categories.scores,
                                                                          truth)}
     with timings.stage("evaluate brands", report):
-        metrics["brand"] = evaluate_brand_ranking(features, split, seed)
+        brand_evaluation = evaluate_brand_ranking(features, split, seed)
+        metrics["brand"] = brand_evaluation.metrics
+    with timings.stage("evaluate items", report):
+        metrics["item"] = evaluate_items(features, split, catalog, categories.scores,
+                                         brand_evaluation.scores, seed)
     with timings.stage("evaluate churn", report):
         metrics["churn"] = evaluate_churn(features, split, seed)[1]
     with timings.stage("evaluate send time and channels", report):
@@ -160,6 +169,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         artifacts["brand_als.npz"] = buffer.getvalue()
         artifacts["brand_popularity.json"] = json.dumps(
             context.popularity.to_dicts(), sort_keys=True).encode()
+    with timings.stage("fit items", report):
+        artifacts.update(ItemModel.fit(events, catalog, now.bands, split.end, seed).artifacts())
     with timings.stage("fit send time and channels", report):
         send_time = SendTimeModel.fit(now, open_delay_hours(sends_and_opens(events)))
         artifacts["send_time.json"] = send_time.to_json()
@@ -190,7 +201,7 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
                     "offer_response": list(FEATURES),
                     "churn": list(CHURN_FEATURES)},
         "parameters": {"category_ranker": RANKER_PARAMETERS, "offer_response": PARAMETERS,
-                       "churn": CHURN_PARAMETERS},
+                       "churn": CHURN_PARAMETERS, "items": ITEM_PARAMETERS},
         "libraries": {name: package_version(name) for name in LIBRARIES},
         "python": platform.python_version(),
         "git_commit": _git_commit(),

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from models.brands import SIGNALS, BrandRanker
+from models.tree_scoring import onnx_scorer
 from tests.conftest import SplitWorld
 from training.affinity.brands import BrandContext
 from training.boosting import fit_ranker
@@ -20,8 +21,8 @@ def test_served_brand_signals_match_training(split_world: SplitWorld) -> None:
     expected = context.signals(users, als)
     labels = expected.filter(pl.col("affinity") > 0).select("user_id", "key")
     model = fit_ranker(expected, labels, SIGNALS, seed=2)
-    graph = ranker_to_onnx(model.booster_, len(SIGNALS))
-    ranker = BrandRanker.of(graph, list(als.keys), als.item_factors,
+    score = onnx_scorer(ranker_to_onnx(model.booster_, len(SIGNALS)), len(SIGNALS))
+    ranker = BrandRanker.of(score, list(als.keys), als.item_factors,
                             context.popularity.to_dicts())
     served_rows, fitted = [], []
     for user in users:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
 from models.categories import SIGNALS, CategoryRanker
+from models.tree_scoring import compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
 from training.affinity.als import AlsScores
 from training.affinity.signals import category_popularity, category_signals, interest
@@ -20,8 +23,8 @@ def test_served_signals_match_training(split_world: SplitWorld) -> None:
     expected = category_signals(batch, users, als)
     labels = expected.filter(pl.col("occasions") > 0).select("user_id", "key")
     model = fit_ranker(expected, labels, SIGNALS, seed=3)
-    graph = ranker_to_onnx(model.booster_, len(SIGNALS))
-    ranker = CategoryRanker.of(graph, list(als.keys), als.item_factors,
+    score = onnx_scorer(ranker_to_onnx(model.booster_, len(SIGNALS)), len(SIGNALS))
+    ranker = CategoryRanker.of(score, list(als.keys), als.item_factors,
                                category_popularity(batch))
     served_rows, fitted_als = [], []
     for user in users:
@@ -49,8 +52,8 @@ def test_rank_returns_the_best_n_in_order(split_world: SplitWorld) -> None:
     signals = category_signals(batch, users, als)
     model = fit_ranker(signals, signals.filter(pl.col("occasions") > 0).select(
         "user_id", "key"), SIGNALS, seed=3)
-    graph = ranker_to_onnx(model.booster_, len(SIGNALS))
-    ranker = CategoryRanker.of(graph, list(als.keys), als.item_factors,
+    score = onnx_scorer(ranker_to_onnx(model.booster_, len(SIGNALS)), len(SIGNALS))
+    ranker = CategoryRanker.of(score, list(als.keys), als.item_factors,
                                category_popularity(batch))
     state = batch.state(users[0])
     assert state is not None
@@ -61,16 +64,18 @@ def test_rank_returns_the_best_n_in_order(split_world: SplitWorld) -> None:
     assert ranked == everything[:5] and len(everything) == len(ranker.categories)
 
 
-def test_the_served_graph_scores_as_lightgbm(split_world: SplitWorld) -> None:
+def test_the_served_scorers_score_as_lightgbm(split_world: SplitWorld, tmp_path: Path) -> None:
     batch = split_world.full
     als = AlsScores.fit(interest(batch), seed=3)
     users = batch.users["user_id"].sort().head(80).to_list()
     signals = category_signals(batch, users, als)
     model = fit_ranker(signals, signals.filter(pl.col("occasions") > 0).select(
         "user_id", "key"), SIGNALS, seed=3)
-    ranker = CategoryRanker.of(ranker_to_onnx(model.booster_, len(SIGNALS)), list(als.keys),
-                               als.item_factors, category_popularity(batch))
+    graph = onnx_scorer(ranker_to_onnx(model.booster_, len(SIGNALS)), len(SIGNALS))
+    compiled = compiled_scorer(model.booster_.model_to_string().encode(), len(SIGNALS),
+                               tmp_path)
     rows = signals.select(SIGNALS).to_numpy().astype(np.float32)
     assert np.isnan(rows).any()  # missing signals take LightGBM's default branches too
     native = float32_thresholds(model.booster_).predict(rows.astype(np.float64))
-    np.testing.assert_allclose(ranker.scorer.run(rows)[:, 0], native, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(graph(rows), native, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(compiled(rows), native, rtol=0, atol=1e-9)

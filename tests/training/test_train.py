@@ -4,6 +4,7 @@ import pytest
 import redis
 
 from models.registry import ModelRegistry
+from models.serving import ServingModels
 from training.synthetic.world import generate_world
 from training.train import train
 
@@ -20,5 +21,8 @@ def test_the_same_data_and_seed_give_the_same_metrics(tmp_path: Path,
     assert first.metrics == second.metrics
     for name in ("category_ranker.txt", "category_ranker.onnx", "brand_ranker.onnx",
                  "offer_response.txt", "offer_response.onnx", "churn.onnx", "churn.txt",
-                 "send_time.json"):
+                 "send_time.json", "item_similar.npz", "item_popularity.json"):
         assert first.artifact(name) == second.artifact(name), name
+    items = first.metrics["metrics"]["item"]
+    assert items["users"] > 0 and items["pairs"] > 0
+    assert ServingModels.load(first).items is not None

@@ -107,8 +107,14 @@ def fit_brand_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0) -> l
     return fit_ranker(context.signals(users, context.als(seed)), labels, SIGNALS, seed)
 
 
+@dataclass(frozen=True)
+class BrandEvaluation:
+    metrics: dict[str, float]
+    scores: pl.DataFrame  # (user_id, key, score) of the ranker at the evaluation cut
+
+
 def evaluate_brand_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0,
-                           k: int = 10) -> dict[str, float]:
+                           k: int = 10) -> BrandEvaluation:
     events = features.events
     ranker = fit_brand_ranker(features, split, seed)
     context = BrandContext.at(features(split.eval_cut), events)
@@ -132,4 +138,4 @@ def evaluate_brand_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0
         metrics[f"{name}ndcg@{k}"] = result[f"ndcg@{k}"]
         metrics[f"{name}recall@{k}"] = result[f"recall@{k}"]
     metrics["users"] = float(len(users))
-    return metrics
+    return BrandEvaluation(metrics, model)

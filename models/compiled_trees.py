@@ -1,0 +1,65 @@
+"""LightGBM trees compiled to native code by lleaves (LLVM), for the request path.
+
+ONNX stays the portable artifact, and what this is parity-tested against; compiled trees
+score the same rows several times faster (docs/api.md, "Performance"). Compiling takes a
+few seconds, so the object code is kept under a cache directory, named by the model's
+digest, the CPU it was built for and the compiler's version: other workers, restarts and
+reloads of the same version load it in milliseconds. One process compiles at a time (a
+file lock), and a cache file appears only once complete (written aside, then renamed).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import lleaves
+import llvmlite
+import llvmlite.binding as llvm
+import numpy as np
+
+
+def _cache_name(model_text: bytes) -> str:
+    """The model's digest, the host CPU (its name is often just "generic" in a VM: its
+    features tell CPUs apart) and the compiler's version."""
+    model = hashlib.sha256(model_text).hexdigest()[:32]
+    cpu = hashlib.sha256(llvm.get_host_cpu_features().flatten().encode()).hexdigest()[:12]
+    return f"{model}-{llvm.get_host_cpu_name()}-{cpu}-llvmlite{llvmlite.__version__}"
+
+
+class CompiledTrees:
+    """A LightGBM model's predictions (probabilities for a binary classifier, the raw
+    score for a ranker), computed in float64 on the calling thread."""
+
+    def __init__(self, model_text: bytes, cache_dir: Path) -> None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        name = _cache_name(model_text)
+        source, compiled = cache_dir / f"{name}.txt", cache_dir / f"{name}.o"
+        with open(cache_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not source.is_file():
+                _write_aside(source, model_text)
+            self._model = lleaves.Model(model_file=str(source))
+            if compiled.is_file():
+                self._model.compile(cache=str(compiled))
+            else:
+                scratch = Path(tempfile.mkdtemp(dir=cache_dir)) / compiled.name
+                self._model.compile(cache=str(scratch))
+                os.replace(scratch, compiled)
+                scratch.parent.rmdir()
+
+    @property
+    def features(self) -> int:
+        return int(self._model.num_feature())
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model.predict(np.asarray(matrix, dtype=np.float64), n_jobs=1))
+
+
+def _write_aside(path: Path, content: bytes) -> None:
+    scratch = path.with_suffix(".partial")
+    scratch.write_bytes(content)
+    os.replace(scratch, path)

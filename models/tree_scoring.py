@@ -1,0 +1,40 @@
+"""How the request path scores a LightGBM model: compiled to native code (lleaves) when a
+cache directory for the object code is given, else through its exported ONNX graph.
+
+Either way a scorer maps rows (n, features) to one number per row: P(class 1) for a
+binary classifier, the raw score for a ranker. Tests hold the two to the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from models.compiled_trees import CompiledTrees
+from models.registry import ModelVersion
+from models.tree_graph import TreeGraph
+
+TreeScorer = Callable[[np.ndarray], np.ndarray]
+
+
+def onnx_scorer(graph: bytes, features: int) -> TreeScorer:
+    """The last output column: P(class 1) of (n, 2) probabilities, or (n, 1) scores."""
+    session = TreeGraph(graph, features)
+    return lambda rows: session.run(rows)[:, -1].astype(np.float64)
+
+
+def compiled_scorer(model_text: bytes, features: int, cache_dir: Path) -> TreeScorer:
+    trees = CompiledTrees(model_text, cache_dir)
+    if trees.features != features:
+        raise ValueError(f"the model takes {trees.features} features, expected {features}")
+    return trees.predict
+
+
+def tree_scorer(model: ModelVersion, name: str, features: int,
+                compiled: Path | None) -> TreeScorer:
+    """`{name}.txt` compiled into `compiled` (a cache directory), or `{name}.onnx`."""
+    if compiled is not None:
+        return compiled_scorer(model.artifact(f"{name}.txt"), features, compiled)
+    return onnx_scorer(model.artifact(f"{name}.onnx"), features)
