@@ -14,7 +14,7 @@ from api.auth import ApiKeys
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
-from api.routes import blocks, decisions, events, health, models, offers
+from api.routes import blocks, decisions, events, health, items, models, offers
 from api.services import Services
 from nbo.settings import Settings, get_settings
 
@@ -32,8 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("no API keys configured (NBO_API_KEYS): the API is open to anyone "
                        "who can reach it")
     install_error_handlers(app)
-    for router in (decisions.router, blocks.router, events.router, offers.router, models.router,
-                   health.router):
+    for router in (decisions.router, blocks.router, items.router, events.router, offers.router,
+                   models.router, health.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # outermost: times all

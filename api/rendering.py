@@ -24,6 +24,9 @@ def render_html(content: bytes) -> bytes:
         items = "".join(f'<li data-category="{escape(c)}">{_label(c)}</li>'
                         for c in block["categories"])
         parts.append(f'<ul class="nbo-categories">{items}</ul>')
+    if block.get("items"):
+        items = "".join(f'<li data-item-id="{escape(i)}">{escape(i)}</li>' for i in block["items"])
+        parts.append(f'<ul class="nbo-items">{items}</ul>')
     if block["brands"]:
         items = "".join(f'<li data-brand="{escape(b)}">{escape(b)}</li>' for b in block["brands"])
         parts.append(f'<ul class="nbo-brands">{items}</ul>')

@@ -25,6 +25,7 @@ class DecisionOptions(BaseModel):
     campaign_id: str | None = Field(default=None, min_length=1, max_length=128)
     n_offers: int = Field(default=3, ge=0, le=50)
     n_categories: int = Field(default=5, ge=0, le=50)
+    n_items: int = Field(default=5, ge=0, le=50, description="recommended items to return")
     explain: bool = Field(default=False, description="add the reasons to the answer")
 
     @field_validator("channels", mode="before")

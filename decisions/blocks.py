@@ -36,6 +36,7 @@ def block_content(decision: Decision, block: Block) -> bytes:
         "block": block, "user_id": decision.user_id, "campaign_id": decision.campaign_id,
         "decision_id": decision.decision_id, "offer": offer,
         "categories": decision.categories, "brands": decision.brands,
+        "items": decision.items,
         "price_band": decision.price_band, "holdout": decision.holdout,
         "degraded": decision.degraded})
 

@@ -47,6 +47,7 @@ from features.local_time import FALLBACK_ZONE
 from features.state import UserState
 from features.store.meta import VersionMeta
 from features.store.redis_store import Extra, RedisFeatureStore
+from models.items import USER_BRANDS, USER_CATEGORIES
 from models.offer_response import expected_value, offer_rows
 from models.serving import ServingModels
 
@@ -198,12 +199,14 @@ class DecisionEngine:
             explanation = {"removed": removed_by(table, verdicts), "arbitration": terms,
                            "features": self._features(state, now, stage),
                            "contacts": dict(budget.blocked) if budget else {}}
+        categories = self._categories(state, now, read.meta,
+                                      max(request.n_categories, USER_CATEGORIES))
+        brands, price_band = self._brands(state, now), self._price_band(state, now)
         return Decision(
             decision_id=decision_id, user_id=request.user_id, source=source,
-            degraded=read.degraded, offers=offers,
-            categories=self._categories(state, now, read.meta, request.n_categories),
-            brands=self._brands(state, now),
-            price_band=self._price_band(state, now), channel=best.channel if best else None,
+            degraded=read.degraded, offers=offers, categories=categories[:request.n_categories],
+            brands=brands, items=self._items(categories, brands, price_band, request.n_items),
+            price_band=price_band, channel=best.channel if best else None,
             channels=channels, lifecycle_stage=stage,
             contact_budget=None if budget is None else ContactBudgetView(
                 budget.window_days, budget.sent, budget.cap, budget.remaining,
@@ -282,6 +285,15 @@ class DecisionEngine:
         if self.models is None:
             return [key for key, value in state.values("brand_affinity", now) if value > 0][:n]
         return [key for key, _ in self.models.brands.rank(state, now, n)]
+
+    def _items(self, categories: Sequence[str], brands: Sequence[str], price_band: str | None,
+               n: int) -> list[str]:
+        """Popular items of the user's best categories, top brands and price band first."""
+        recommender = self.models.items if self.models else None
+        if recommender is None or n <= 0:
+            return []
+        return recommender.for_user(categories[:USER_CATEGORIES], brands[:USER_BRANDS],
+                                    price_band, n)
 
     @staticmethod
     def _segments(state: UserState) -> frozenset[str]:

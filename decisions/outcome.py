@@ -19,6 +19,7 @@ class DecisionRequest:
     campaign_id: str | None = None
     n_offers: int = 3
     n_categories: int = 5
+    n_items: int = 5
     explain: bool = False
 
 
@@ -62,6 +63,7 @@ class Decision:
     offers: list[ChosenOffer]
     categories: list[str]
     brands: list[str]
+    items: list[str]  # recommended items: popular in the user's categories, brands and band
     price_band: str | None
     channel: str | None  # the best allowed channel; None when none is reachable
     channels: list[ChannelScore]

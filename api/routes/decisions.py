@@ -22,7 +22,7 @@ def decision_request(user_id: str, options: DecisionOptions) -> DecisionRequest:
         user_id=user_id, journey=options.journey.value if options.journey else None,
         channels=(tuple(c.value for c in options.channels) if options.channels else None),
         campaign_id=options.campaign_id, n_offers=options.n_offers,
-        n_categories=options.n_categories, explain=options.explain)
+        n_categories=options.n_categories, n_items=options.n_items, explain=options.explain)
 
 
 def count_decisions(services: Services, decisions: Sequence[Decision]) -> None:
@@ -33,7 +33,7 @@ def count_decisions(services: Services, decisions: Sequence[Decision]) -> None:
             metrics.offers_chosen.labels(decision.offers[0].offer_id).inc()
 
 
-def _json(content: object) -> Response:
+def json_response(content: object) -> Response:
     """Pre-serialized: orjson writes the decision dataclasses directly."""
     return Response(orjson.dumps(content), media_type="application/json")
 
@@ -44,7 +44,7 @@ def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
            _: Decide) -> Response:
     decision = services.engine.decide(decision_request(user_id, options))
     count_decisions(services, [decision])
-    return _json(decision)
+    return json_response(decision)
 
 
 @router.post("/decisions", summary="Decisions for many users in one call")
@@ -53,4 +53,4 @@ def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) ->
                   "NBO_MAX_BATCH_USERS")
     decisions = services.engine.decide_many([decision_request(u, body) for u in body.user_ids])
     count_decisions(services, decisions)
-    return _json({"decisions": decisions})
+    return json_response({"decisions": decisions})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
@@ -100,3 +101,26 @@ def test_holdout_users_get_no_incentive(served_world: ServedWorld) -> None:
             body = client.get(f"/v1/users/{user}/decision").json()
             assert body["holdout"] and body["holdout_group"] == "global"
             assert all(offer["kind"] == "content" for offer in body["offers"])
+
+
+def test_items_follow_the_ranked_categories(api: TestClient, served_world: ServedWorld) -> None:
+    items = pl.read_parquet(served_world.directory / "items.parquet")
+    category_of = dict(zip(items["item_id"], items["category"], strict=True))
+    matched = 0
+    for user in served_world.users[:20]:
+        body = api.get(f"/v1/users/{user}/decision", params={"n_items": 8}).json()
+        assert len(body["items"]) == 8 and len(set(body["items"])) == 8
+        matched += category_of[body["items"][0]] == body["categories"][0]
+    assert matched >= 15  # the best category's items lead the list
+
+
+def test_similar_items(api: TestClient, served_world: ServedWorld) -> None:
+    item = pl.read_parquet(served_world.directory / "items.parquet")["item_id"][0]
+    body = api.get(f"/v1/items/{item}/similar", params={"n": 5}).json()
+    assert body["item_id"] == item and body["model_version"]
+    similar = [entry["item_id"] for entry in body["similar"]]
+    assert 0 < len(similar) <= 5 and item not in similar
+    scores = [entry["score"] for entry in body["similar"]]
+    assert scores == sorted(scores, reverse=True)
+    assert api.get("/v1/items/no-such-item/similar").status_code == 404
+    assert api.get(f"/v1/items/{item}/similar", params={"n": 0}).status_code == 422

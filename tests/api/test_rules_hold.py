@@ -121,7 +121,7 @@ def test_holdout_groups_are_stable_and_get_no_incentive(served_world: ServedWorl
 
         @PROPERTY
         @given(user=st.sampled_from(served_world.users) | st.from_regex(
-            r"[A-Za-z0-9_.@-]{1,40}", fullmatch=True), journey=JOURNEYS)
+            r"[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,39}", fullmatch=True), journey=JOURNEYS)
         def check(user: str, journey: str | None) -> None:
             params = {"journey": journey, "n_offers": 20} if journey else {"n_offers": 20}
             body = first.get(f"/v1/users/{user}/decision", params=params).json()

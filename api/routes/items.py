@@ -1,0 +1,39 @@
+"""GET /v1/items/{item_id}/similar: the items most like one (for "you may also like"
+blocks), from the served version's ALS item factors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.auth import Decide
+from api.routes.decisions import json_response
+from api.services import ServicesDep
+from nbo.errors import NboError
+
+router = APIRouter(prefix="/v1/items", tags=["items"])
+
+
+class UnknownItem(NboError):
+    http_status = 404
+
+
+class NoItemModel(NboError):
+    http_status = 409
+
+
+@router.get("/{item_id}/similar", summary="The items most like one")
+def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=128)],
+                  services: ServicesDep, _: Decide,
+                  n: Annotated[int, Query(ge=1, le=50)] = 10) -> Response:
+    models = services.engine.models
+    recommender = models.items if models else None
+    if models is None or recommender is None:
+        raise NoItemModel("the served model version has no item model: train a new version "
+                          "with `nbo train`, promote it and reload")
+    if item_id not in recommender.row:
+        raise UnknownItem(f"item {item_id!r} is not known to model version {models.version} "
+                          "(no interactions with it in the training data)")
+    return json_response({"item_id": item_id, "model_version": models.version, "similar": [
+        {"item_id": other, "score": score} for other, score in recommender.similar(item_id, n)]})
