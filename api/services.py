@@ -96,7 +96,9 @@ class NoPromotedModel(NboError):
     http_status = 409
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """async, though it awaits nothing: FastAPI runs a sync dependency in its thread pool,
+    a thread hop per request for one attribute read."""
     built: Services = request.app.state.services
     return built
 
