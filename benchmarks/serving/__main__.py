@@ -32,6 +32,7 @@ from benchmarks.serving.runner import (
 from benchmarks.serving.runner import eligible_candidates as candidates
 from benchmarks.serving.scenarios import MIX, Scenarios, mixed
 from benchmarks.serving.servers import BenchRedis, Server, pin_process, start_baseline, start_nbo
+from benchmarks.serving.visibility import event_to_decision
 from benchmarks.serving.world import World, WorldSpec, prepare
 
 RATES = {"decision": 1500.0, "light": 50.0, "block": 400.0, "event": 50.0, "mix": 300.0}
@@ -138,6 +139,8 @@ def run_workers(bench: Bench, world: World, redis: BenchRedis, workers: int, pin
                                                             world.items).decision, 300)
         scenarios = _scenario_steps(bench, nbo, baseline, world, wanted, batches)
         result["scenarios"] = scenarios
+        result["event_to_decision"] = event_to_decision(
+            nbo, world.users, sorted({item.category for item in world.items}))
         if curve:
             points = bench.curve([nbo, baseline], Scenarios(
                 nbo.host, world.users, world.items).decision)

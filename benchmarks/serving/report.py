@@ -101,6 +101,14 @@ def markdown(result: dict[str, Any]) -> str:
                 if point.get("breakdown") and not point.get("stopped_by")]
         if held:
             lines += _breakdown({f"decision at {held[0]['offered_rps']:,.0f} rps": held[0]})
+        if "event_to_decision" in run:
+            seen = run["event_to_decision"]
+            lines += [f"Live event visible to the next decision (one client, sequential, "
+                      f"{seen['samples']} samples, {seen['visible_share']:.0%} visible): "
+                      f"event then decision p50 "
+                      f"{seen['event_then_decision_us']['p50'] / 1e3:.2f} ms, p99 "
+                      f"{seen['event_then_decision_us']['p99'] / 1e3:.2f} ms (the event alone "
+                      f"p50 {seen['event_us']['p50'] / 1e3:.2f} ms).", ""]
         if "curve" in run:
             lines += _curve(run)
         if "locust" in run:
