@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from features.pipeline import BatchFeatures
 from models.categories import SIGNALS, CategoryRanker
 from models.tree_scoring import compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
@@ -45,13 +47,20 @@ def test_served_signals_match_training(split_world: SplitWorld) -> None:
     assert np.corrcoef(served[:, als_column], fitted)[0, 1] > 0.95
 
 
-def test_rank_returns_the_best_n_in_order(split_world: SplitWorld) -> None:
-    batch = split_world.full
+def _fitted(batch: BatchFeatures) -> tuple[AlsScores, list[str], pl.DataFrame,
+                                             lgb.LGBMRanker]:
+    """ALS, 80 users, their signals and a ranker fitted on them."""
     als = AlsScores.fit(interest(batch), seed=3)
     users = batch.users["user_id"].sort().head(80).to_list()
     signals = category_signals(batch, users, als)
     model = fit_ranker(signals, signals.filter(pl.col("occasions") > 0).select(
         "user_id", "key"), SIGNALS, seed=3)
+    return als, users, signals, model
+
+
+def test_rank_returns_the_best_n_in_order(split_world: SplitWorld) -> None:
+    batch = split_world.full
+    als, users, _, model = _fitted(batch)
     score = onnx_scorer(ranker_to_onnx(model.booster_, len(SIGNALS)), len(SIGNALS))
     ranker = CategoryRanker.of(score, list(als.keys), als.item_factors,
                                category_popularity(batch))
@@ -65,12 +74,7 @@ def test_rank_returns_the_best_n_in_order(split_world: SplitWorld) -> None:
 
 
 def test_the_served_scorers_score_as_lightgbm(split_world: SplitWorld, tmp_path: Path) -> None:
-    batch = split_world.full
-    als = AlsScores.fit(interest(batch), seed=3)
-    users = batch.users["user_id"].sort().head(80).to_list()
-    signals = category_signals(batch, users, als)
-    model = fit_ranker(signals, signals.filter(pl.col("occasions") > 0).select(
-        "user_id", "key"), SIGNALS, seed=3)
+    _, _, signals, model = _fitted(split_world.full)
     graph = onnx_scorer(ranker_to_onnx(model.booster_, len(SIGNALS)), len(SIGNALS))
     compiled = compiled_scorer(model.booster_.model_to_string().encode(), len(SIGNALS),
                                tmp_path)
