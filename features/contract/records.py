@@ -1,22 +1,20 @@
 """Events arriving one by one (the API's POST /v1/events), checked by the same contract
-declaration and parsing expressions as files, so "valid" means the same thing everywhere."""
+declaration as files, value by value with the per-value twins of the file parser
+(`parse.py`), so "valid" means the same thing everywhere at a fraction of a polars query."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import polars as pl
 
-from features.contract.files import ROW
-from features.contract.problems import FileCheck, Problem
-from features.contract.schema import EVENTS
-from features.contract.tables import check_frame, typed
+from features.contract.parse import checked_value
+from features.contract.problems import Problem
+from features.contract.schema import EVENTS, TableSpec
 from features.event import Event
-
-CONTRACT_NAMES = frozenset(column.name for column in EVENTS.columns)
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,13 @@ class CheckedEvents:
     problems: dict[int, list[Problem]]  # position -> what is wrong with that item
 
 
-def _raw(value: object) -> str | None:
+@dataclass(frozen=True)
+class CheckedRecords:
+    records: list[tuple[int, dict[str, object]]]  # (position, parsed columns given)
+    problems: dict[int, list[Problem]]  # position -> what is wrong with that item
+
+
+def raw_text(value: object) -> str | None:
     """A JSON value as the contract's text form (what a CSV cell would hold)."""
     if value is None or isinstance(value, str):
         return value
@@ -33,28 +37,48 @@ def _raw(value: object) -> str | None:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return orjson.dumps(value).decode()  # a list or object: reported as not the right type
+    try:
+        return orjson.dumps(value).decode()  # a list or object: its JSON text
+    except TypeError:  # an integer beyond 64 bits inside, which orjson does not write
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_records(items: Sequence[Mapping[str, object]], spec: TableSpec,
+                  source: str = "request") -> CheckedRecords:
+    """Each item checked against `spec` and parsed; positions count from 0.
+
+    An item's problems come as the file validator reports them: unknown keys (sorted),
+    then each wrong column in the order the contract declares them.
+    """
+    names = frozenset(column.name for column in spec.columns)
+    columns = [(column.name, column.required, column) for column in spec.columns]
+    path = Path(source)
+    records: list[tuple[int, dict[str, object]]] = []
+    problems: dict[int, list[Problem]] = {}
+    for position, item in enumerate(items):
+        found = [] if names.issuperset(item) else [
+            Problem(path, f"a column of the {spec.name} contract (docs/data.md)", position, name,
+                    None) for name in sorted(set(item) - names)]
+        record: dict[str, object] = {}
+        for name, required, column in columns:
+            given = item.get(name)
+            if given is None and not required:
+                continue  # absent: nothing to check (`checked_value` would say valid, None)
+            raw = given if type(given) is str else raw_text(given)
+            valid, value = checked_value(column, raw)
+            if valid:
+                record[name] = value
+            else:
+                found.append(Problem(path, column.expectation(), position, name, raw))
+        if found:
+            problems[position] = found
+        else:
+            records.append((position, record))
+    return CheckedRecords(records, problems)
 
 
 def check_events(items: Sequence[Mapping[str, object]], source: str = "request") -> CheckedEvents:
     """Each item checked against the events contract; positions count from 0."""
-    problems: dict[int, list[Problem]] = {}
-    for position, item in enumerate(items):
-        unknown = sorted(set(item) - CONTRACT_NAMES)
-        if unknown:
-            problems[position] = [Problem(Path(source), "a column of the events contract "
-                                          "(docs/data.md)", position, name, None)
-                                  for name in unknown]
-    rows = [{name: _raw(item.get(name)) for name in CONTRACT_NAMES} | {ROW: position}
-            for position, item in enumerate(items)]
-    raw = pl.DataFrame(rows, schema={**{name: pl.String for name in sorted(CONTRACT_NAMES)},
-                                     ROW: pl.Int64})
-    check = FileCheck(Path(source))
-    valid = check_frame(raw, EVENTS, check, limit=len(items) * len(CONTRACT_NAMES) + 1)
-    for problem in check.shown:
-        if problem.row is not None:
-            problems.setdefault(problem.row, []).append(problem)
-    parsed = typed(raw.filter(valid), EVENTS)
-    events = [(int(row[ROW]), Event.from_row(row)) for row in parsed.iter_rows(named=True)
-              if int(row[ROW]) not in problems]
-    return CheckedEvents(events, problems)
+    checked = check_records(items, EVENTS, source)
+    return CheckedEvents([(position, Event.from_row(record))
+                          for position, record in checked.records], checked.problems)
