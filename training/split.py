@@ -14,6 +14,10 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from nbo.errors import DataContractError
+
+MIN_HISTORY_DAYS = 7.0
+
 
 @dataclass(frozen=True)
 class TimeSplit:
@@ -23,11 +27,19 @@ class TimeSplit:
 
     @classmethod
     def last_days(cls, events: pl.DataFrame, eval_days: float = 14.0,
-                  label_days: float = 14.0) -> TimeSplit:
-        """Evaluate on the last `eval_days` of the log, learn labels from the ones before."""
-        end = events["ts"].max()
-        if not isinstance(end, datetime):
-            raise ValueError("no events to split")
+                  label_days: float = 14.0, history_days: float = MIN_HISTORY_DAYS) -> TimeSplit:
+        """Evaluate on the last `eval_days` of the log, learn labels from the ones before,
+        with at least `history_days` of events before those to learn from."""
+        start, end = events["ts"].min(), events["ts"].max()
+        if not isinstance(start, datetime) or not isinstance(end, datetime):
+            raise DataContractError("no events to train on")
+        needed = eval_days + label_days + history_days
+        if end - start < timedelta(days=needed):
+            raise DataContractError(
+                f"the events span {(end - start) / timedelta(days=1):.1f} days, from "
+                f"{start:%Y-%m-%d} to {end:%Y-%m-%d}; training needs at least {needed:g}: "
+                f"{history_days:g} days of history, a {label_days:g}-day label window and a "
+                f"{eval_days:g}-day evaluation window")
         eval_cut = end - timedelta(days=eval_days)
         return cls(eval_cut - timedelta(days=label_days), eval_cut, end)
 

@@ -5,6 +5,7 @@ import redis
 
 from models.registry import ModelRegistry
 from models.serving import ServingModels
+from nbo.errors import DataContractError
 from training.synthetic.world import generate_world
 from training.train import train
 
@@ -26,3 +27,10 @@ def test_the_same_data_and_seed_give_the_same_metrics(tmp_path: Path,
     items = first.metrics["metrics"]["item"]
     assert items["users"] > 0 and items["pairs"] > 0
     assert ServingModels.load(first).items is not None
+
+
+def test_too_short_a_log_is_a_clear_error(tmp_path: Path, redis_client: redis.Redis) -> None:
+    world = tmp_path / "world"
+    generate_world(world, users=50, days=20, seed=8)
+    with pytest.raises(DataContractError, match="training needs at least 35"):
+        train(world, ModelRegistry(tmp_path / "models", redis_client))
