@@ -1,12 +1,13 @@
 """The offer-response model at request time: its columns, filled from one `UserState`,
-and its ONNX graph scoring every candidate offer of a decision in one call.
+and the model (compiled, or its ONNX graph) scoring every candidate offer of a decision in
+one call.
 
 FEATURES is the model's schema (saved with each version). training/offers/design.py fills
 the same columns for many logged sends with polars; `OfferRows` fills them for one user
 and a set of candidate offers with numpy, the user and context part once and the offer
 part from a matrix built when the catalog changes. A test holds the two to the same
-numbers. The last row of every call is the "no offer" arm, so each call also yields the
-uplift: P(convert | offer) - P(convert | no offer).
+numbers. The last row of every call is the "no offer" arm (every offer column at zero), so
+each call also yields the uplift: P(convert | offer) - P(convert | no offer).
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+import onnx
 
 from features.contract.offers import Offer
 from features.contract.schema import Channel, Journey, OfferKind
 from features.engagement import DEFAULT_ENGAGEMENT, RESPONSES, SENDS
 from features.state import UserState
+from models.registry import ModelVersion, ModelVersionError
+from models.tree_scoring import TreeScorer, tree_scorer
 
 DAY_SECONDS = 86_400.0
 CHANNELS = tuple(channel.value for channel in Channel)
@@ -41,6 +45,8 @@ OFFER_COLUMNS = ("has_offer", *(f"kind_{k}" for k in KINDS), "offer_value", "off
                  "offer_min_order", "offer_category_interest")
 FEATURES = (*USER_COLUMNS, *RATE_COLUMNS, *CONTEXT_COLUMNS, *OFFER_COLUMNS)
 _SHARED = len(USER_COLUMNS) + len(RATE_COLUMNS) + len(CONTEXT_COLUMNS)
+# Graphs trained since the no-offer arm's interest became 0 (it was 1) carry this mark.
+NO_OFFER_INTEREST_KEY = "no_offer_interest"
 
 
 def _days(since: datetime | None, now: datetime) -> float | None:
@@ -147,28 +153,28 @@ def offer_rows(state: UserState, now: datetime, channel: str, journey: str | Non
     matrix[:, :_SHARED] = shared
     matrix[:-1, _SHARED:-1] = offers.columns[rows]
     matrix[:-1, -1] = offers.interest(state, now, rows) if interest is None else interest
-    matrix[-1, -1] = 1.0  # the no-offer arm, as in training (interest 1, every other 0)
     return matrix
 
 
 class OfferResponseScorer:
-    """The exported ONNX graph, on one CPU thread (the server runs one per worker)."""
+    """P(convert) for the rows of `offer_rows`, by the model compiled or its ONNX graph
+    (models/tree_scoring.py)."""
 
-    def __init__(self, graph: bytes) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        inputs = self._session.get_inputs()
-        if len(inputs) != 1 or inputs[0].shape[1] != len(FEATURES):
-            raise ValueError(f"the offer-response graph takes {inputs[0].shape}, "
-                             f"expected (n, {len(FEATURES)})")
-        self._input = inputs[0].name
+    def __init__(self, score: TreeScorer) -> None:
+        self.probabilities = score
 
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        """P(convert) per row of an `offer_rows` matrix."""
-        (probabilities,) = self._session.run(["probabilities"], {self._input: matrix})
-        return np.asarray(probabilities[:, 1], dtype=np.float64)
+    @classmethod
+    def load(cls, model: ModelVersion, compiled: Path | None = None) -> OfferResponseScorer:
+        """A version's model; one trained before the no-offer arm's interest became 0 is
+        refused (its uplifts would be measured against the wrong arm)."""
+        graph = model.artifact("offer_response.onnx")
+        marks = {mark.key: mark.value
+                 for mark in onnx.load_model_from_string(graph).metadata_props}
+        if marks.get(NO_OFFER_INTEREST_KEY) != "0":
+            raise ModelVersionError(
+                f"model version {model.version}: its offer-response model was trained with an "
+                "older no-offer arm; train a new version with `nbo train` and promote it")
+        return cls(tree_scorer(model, "offer_response", len(FEATURES), compiled))
 
 
 def expected_value(p_with: np.ndarray, p_without: np.ndarray | float, cost: np.ndarray,

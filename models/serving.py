@@ -42,8 +42,7 @@ class ServingModels:
             send_time=SendTimeModel.from_json(model.artifact("send_time.json")),
             channels=ChannelModel.from_json(model.artifact("channel.json")),
             weekly_cap=int(volume["weekly_cap"]) if "weekly_cap" in volume else None,
-            offer_response=(OfferResponseScorer(model.artifact("offer_response.onnx"))
-                            if has_offers else None),
+            offer_response=OfferResponseScorer.load(model, compiled) if has_offers else None,
             categories=(CategoryRanker.load(model, compiled)
                         if (model.path / "category_popularity.json").is_file() else None),
             brands=BrandRanker.load(model, compiled),

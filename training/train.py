@@ -53,7 +53,8 @@ from training.churn import ChurnModel, churn_frame, evaluate_churn
 from training.contact_volume import ContactVolume
 from training.cuts import FeaturesAt
 from training.offers.evaluate import OfferExamples, evaluate_offer_response
-from training.offers.model import PARAMETERS, OfferResponseModel
+from training.offers.model import SETTINGS as OFFER_SETTINGS
+from training.offers.model import OfferResponseModel
 from training.offers.oracle import offer_value_share
 from training.offers.sends import EXTRA_COLUMNS
 from training.onnx_export import ranker_to_onnx
@@ -200,7 +201,7 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         "schemas": {"category_ranker": list(SIGNALS), "brand_ranker": list(BRAND_SIGNALS),
                     "offer_response": list(FEATURES),
                     "churn": list(CHURN_FEATURES)},
-        "parameters": {"category_ranker": RANKER_PARAMETERS, "offer_response": PARAMETERS,
+        "parameters": {"category_ranker": RANKER_PARAMETERS, "offer_response": OFFER_SETTINGS,
                        "churn": CHURN_PARAMETERS, "items": ITEM_PARAMETERS},
         "libraries": {name: package_version(name) for name in LIBRARIES},
         "python": platform.python_version(),

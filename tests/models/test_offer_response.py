@@ -2,17 +2,23 @@
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
+import redis
 
 from features.contract.offers import Offer
 from features.contract.schema import OfferKind
 from features.state import UserState
 from models.offer_response import FEATURES, OfferMatrix, OfferResponseScorer, offer_rows
+from models.registry import ModelRegistry, ModelVersionError
+from models.tree_scoring import compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
 from training.offers.design import design, offer_table
 from training.offers.model import OfferResponseModel
+from training.onnx_export import classifier_to_onnx
 
 OFFERS = [
     Offer(offer_id="any-5", kind=OfferKind.VOUCHER, value=5, cost=5, min_order_value=15),
@@ -59,7 +65,7 @@ def test_the_last_row_is_the_no_offer_arm(split_world: SplitWorld) -> None:
     matrix = _served(state, batch.anchor, CONTEXTS[0], batch.engagement)
     offer_part = dict(zip(FEATURES, matrix[-1], strict=True))
     assert offer_part["has_offer"] == 0 and offer_part["offer_value"] == 0
-    assert offer_part["offer_category_interest"] == 1
+    assert offer_part["offer_category_interest"] == 0  # as in training: every offer column 0
     np.testing.assert_array_equal(matrix[-1, :10], matrix[0, :10])  # the same user columns
 
 
@@ -76,17 +82,38 @@ def test_an_unknown_user_gets_neutral_rows() -> None:
     assert columns["offer_category_interest"] == 1  # an offer for any category
 
 
-def test_the_scorer_gives_the_native_probabilities(split_world: SplitWorld) -> None:
+def _fitted() -> OfferResponseModel:
     rng = np.random.default_rng(3)
     n = 5_000
     matrix = rng.random((n, len(FEATURES))).astype(np.float32)
     converted = (rng.random(n) < 0.05 + 0.2 * matrix[:, 0]).astype(np.int8)
-    frame = pl.DataFrame(matrix, schema=list(FEATURES)).with_columns(
-        converted=pl.Series(converted), propensity=pl.lit(0.5))
-    model = OfferResponseModel.fit(frame, seed=2)
-    scorer = OfferResponseScorer(model.to_onnx())
+    return OfferResponseModel.fit(pl.DataFrame(matrix, schema=list(FEATURES)).with_columns(
+        converted=pl.Series(converted), propensity=pl.lit(0.5)), seed=2)
+
+
+def test_the_scorers_give_the_native_probabilities(split_world: SplitWorld,
+                                                   tmp_path: Path) -> None:
+    model = _fitted()
     state = split_world.full.state(split_world.full.users["user_id"][1])
     assert state is not None
     rows = _served(state, split_world.full.anchor, CONTEXTS[1], split_world.full.engagement)
     native = model.booster.predict(rows)
-    assert np.abs(scorer.probabilities(rows) - native).max() <= 1e-5
+    graph = OfferResponseScorer(onnx_scorer(model.to_onnx(), len(FEATURES)))
+    compiled = OfferResponseScorer(compiled_scorer(
+        model.booster.model_to_string().encode(), len(FEATURES), tmp_path))
+    assert np.abs(graph.probabilities(rows) - native).max() <= 1e-5
+    assert np.abs(compiled.probabilities(rows) - native).max() <= 1e-9
+
+
+def test_a_model_from_before_the_zero_interest_arm_is_refused(
+        tmp_path: Path, redis_client: redis.Redis) -> None:
+    model = _fitted()
+    registry = ModelRegistry(tmp_path, redis_client)
+    for version, graph in (("marked", model.to_onnx()),
+                           ("older", classifier_to_onnx(model.booster, len(FEATURES)))):
+        registry.register({"offer_response.onnx": graph,
+                           "offer_response.txt": model.booster.model_to_string().encode()},
+                          {}, {}, version=version)
+    OfferResponseScorer.load(registry.get("marked"))  # loads
+    with pytest.raises(ModelVersionError, match="train a new version"):
+        OfferResponseScorer.load(registry.get("older"))

@@ -3,8 +3,8 @@
 FEATURES (models/offer_response.py) names the model's columns in order. Rows are built
 from long frames here for training; models/offer_response.py fills the same columns from
 a `UserState` and its candidate offers at request time. The "no offer" arm is the row
-with every offer column at zero, so the uplift of an offer is P(convert | offer) -
-P(convert | none).
+with every offer column at zero (its category interest too: no offer, no categories), so
+the uplift of an offer is P(convert | offer) - P(convert | none).
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl
              .join(specific.with_columns(__specific=pl.lit(True)), on="offer_id", how="left")
              .with_columns(*one_hot, local_hour=pl.col("local_hour").cast(pl.Float64),
                            weekend=pl.col("weekend").cast(pl.Float64))
-             .with_columns(offer_category_interest=pl.when(pl.col("__specific"))
+             .with_columns(offer_category_interest=pl.when(pl.col("has_offer").is_null())
+                           .then(0.0).when(pl.col("__specific"))
                            .then(pl.col("offer_category_interest").fill_null(0.0))
                            .otherwise(1.0)))
     prior = {response: dict(rates) for response, rates in batch.engagement.items()}
@@ -160,5 +161,4 @@ def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl
 
 def without_offers(frame: pl.DataFrame) -> pl.DataFrame:
     """The same rows in the no-offer arm."""
-    return frame.with_columns(*(pl.lit(0.0).alias(c) for c in OFFER_COLUMNS[:-1]),
-                              offer_category_interest=pl.lit(1.0))
+    return frame.with_columns(*(pl.lit(0.0).alias(c) for c in OFFER_COLUMNS))
