@@ -53,11 +53,12 @@ def evaluate(directory: Path, seed: int = 0, max_users: int | None = None) -> di
     seconds["fit"] = time.perf_counter() - began
 
     began = time.perf_counter()
-    signals, relevant, timings, hours = [], [], [], []
+    signals, relevant, histories, timings, hours = [], [], [], [], []
     for cut in split.walk(features):
-        cut_scores, cut_relevant = cut_signals(cut, seed)
+        cut_scores, cut_relevant, cut_history = cut_signals(cut, seed)
         signals.append(cut_scores)
         relevant.append(cut_relevant)
+        histories.append(cut_history)
         timings.append(timing_rows(cut))
         hours.append(hour_rows(cut, users))
     history = up_to(events, split.fit.eval_cut)  # before every user's cut
@@ -69,7 +70,8 @@ def evaluate(directory: Path, seed: int = 0, max_users: int | None = None) -> di
                   "last_cut": str(split.cuts["cut"].max()), "end": str(split.fit.end),
                   "cuts": split.cuts["cut"].n_unique(), "users": split.cuts.height,
                   "fit_users": fit_users},
-        "departments": department_metrics(ranker, pl.concat(signals), pl.concat(relevant)),
+        "departments": department_metrics(ranker, pl.concat(signals), pl.concat(relevant),
+                                          pl.concat(histories)),
         "reorder_timing": timing_metrics(pl.concat(timings), global_median),
         "order_hour": hour_metrics(pl.concat(hours), best_hour(order_hours(history, users))),
     }

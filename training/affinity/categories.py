@@ -5,6 +5,7 @@ baselines it has to beat (popularity, and the user's own recency-weighted purcha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import lightgbm as lgb
 import numpy as np
@@ -60,6 +61,26 @@ def baseline_scores(signals: pl.DataFrame) -> dict[str, pl.DataFrame]:
             "own_history": signals.select("user_id", "key", score=own)}
 
 
+def purchase_history(events: pl.DataFrame, cut: datetime) -> pl.DataFrame:
+    """(user_id, key, occasions, days_since_purchase) over every purchase up to `cut`: the
+    store keeps only the categories bought last, but "never bought" and the own-history
+    baseline read the whole history."""
+    return CATEGORY_PURCHASES.batch(up_to(events, cut)).filter(pl.col("occasions") > 0).select(
+        "user_id", key="category", occasions="occasions", days_since_purchase=(
+            pl.lit(cut) - pl.col("last")).dt.total_seconds() / DAY_SECONDS)
+
+
+def ranked_against_baselines(ranker: CategoryRanker, signals: pl.DataFrame,
+                             history: pl.DataFrame) -> tuple[dict[str, pl.DataFrame],
+                                                             pl.DataFrame]:
+    """(user_id, key, score) of the ranker ("model") and of the baselines, and the
+    (user_id, key) the users never bought (`history`: `purchase_history`)."""
+    novel = signals.join(history, on=["user_id", "key"], how="anti").select("user_id", "key")
+    whole = signals.drop("occasions", "days_since_purchase").join(
+        history, on=["user_id", "key"], how="left").with_columns(pl.col("occasions").fill_null(0))
+    return {"model": ranker.scores(signals), **baseline_scores(whole)}, novel
+
+
 @dataclass(frozen=True)
 class CategoryEvaluation:
     metrics: dict[str, float]
@@ -75,19 +96,11 @@ def evaluate_category_ranking(features: FeaturesAt, split: TimeSplit, seed: int 
     relevant = purchased(between(features.events, split.eval_cut, split.end))
     evaluated = sorted(set(relevant["user_id"]) & set(batch.users["user_id"]))
     signals = category_signals(batch, evaluated, AlsScores.fit(interest(batch), seed=seed))
-    # the store keeps only the categories bought last; "never bought" and the own-history
-    # baseline read the whole history
-    history = CATEGORY_PURCHASES.batch(up_to(features.events, split.eval_cut)).filter(
-        pl.col("occasions") > 0).select(
-        "user_id", key="category", occasions="occasions", days_since_purchase=(
-            pl.lit(split.eval_cut) - pl.col("last")).dt.total_seconds() / DAY_SECONDS)
-    novel = signals.join(history, on=["user_id", "key"], how="anti").select("user_id", "key")
-    whole = signals.drop("occasions", "days_since_purchase").join(
-        history, on=["user_id", "key"], how="left").with_columns(pl.col("occasions").fill_null(0))
+    rankings, novel = ranked_against_baselines(
+        ranker, signals, purchase_history(features.events, split.eval_cut))
     metrics: dict[str, float] = {}
-    ranked = ranker.scores(signals)
-    for name, scores in {"": ranked, **baseline_scores(whole)}.items():
-        prefix = f"{name}_" if name else ""
+    for name, scores in rankings.items():
+        prefix = "" if name == "model" else f"{name}_"
         for scope, candidates in (("", scores), ("novel_", scores.join(
                 novel, on=["user_id", "key"]))):
             wanted = relevant.join(candidates.select("user_id", "key"), on=["user_id", "key"])
@@ -95,7 +108,7 @@ def evaluate_category_ranking(features: FeaturesAt, split: TimeSplit, seed: int 
             metrics[f"{scope}{prefix}ndcg@{k}"] = result[f"ndcg@{k}"]
             metrics[f"{scope}{prefix}recall@{k}"] = result[f"recall@{k}"]
             metrics[f"{scope}users"] = result["users"]
-    return CategoryEvaluation(metrics, ranked)
+    return CategoryEvaluation(metrics, rankings["model"])
 
 
 def oracle_correlation(scores: pl.DataFrame, truth: pl.DataFrame) -> float:
