@@ -1,16 +1,22 @@
 """Prometheus metrics of the API: request latency per route, decision stages, outcomes.
 
 Each `Metrics` has its own registry, so several apps (tests, workers in one process) never
-collide. `MetricsMiddleware` times every HTTP request as a pure ASGI middleware and labels
-it with the route template, never the raw path, so label cardinality stays bounded.
+collide. With several worker processes (`nbo serve --workers N`), prometheus_client's
+multiprocess mode is on (`PROMETHEUS_MULTIPROC_DIR`, set by `nbo serve` before the workers
+start): each process writes its values to files there, and `/metrics`, whichever worker
+answers, adds up every process's. `MetricsMiddleware` times every HTTP request as a pure
+ASGI middleware and labels it with the route template, never the raw path, so label
+cardinality stays bounded.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -18,6 +24,8 @@ REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 """Decision stage buckets (s): stages (fetch, score, rules) take tens to hundreds of us."""
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 UNMATCHED = "unmatched"
 """Route label of requests no route matched (404s, redirects)."""
@@ -52,7 +60,11 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The body and content type of `GET /metrics` (Prometheus text format 0.0.4)."""
-        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+        if not os.environ.get(MULTIPROCESS_DIR):
+            return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process)  # type: ignore[no-untyped-call]
+        return generate_latest(every_process), CONTENT_TYPE_PLAIN_0_0_4
 
 
 class MetricsMiddleware:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from api.metrics import MULTIPROCESS_DIR
 from decisions.catalog import load_offers_file
 from features.contract.files import FORMATS
 from features.contract.offers import offers_file
@@ -236,8 +238,11 @@ def serve(
         get_settings.cache_clear()
     with _errors_as_exit_codes():
         redis_url()  # start the embedded server once, before the workers share it
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    with tempfile.TemporaryDirectory(prefix="nbo-metrics-") as shared:
+        if workers > 1:  # every worker's metrics in one /metrics (api/metrics.py)
+            os.environ[MULTIPROCESS_DIR] = shared
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", access_log=False)
 
 
 def _examples(world: Path, port: int) -> list[str]:

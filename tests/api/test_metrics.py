@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from fastapi import FastAPI, Response
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.errors import install_error_handlers
-from api.metrics import UNMATCHED, Metrics, MetricsMiddleware
+from api.metrics import MULTIPROCESS_DIR, UNMATCHED, Metrics, MetricsMiddleware
 
 TEMPLATE = "/v1/users/{user_id}/decision"
 
@@ -110,3 +116,21 @@ def test_registries_are_independent() -> None:
     first.redis_errors.inc()
     assert "nbo_redis_errors_total 1.0" in first.render()[0].decode()
     assert "nbo_redis_errors_total 0.0" in second.render()[0].decode()
+
+
+def test_several_worker_processes_add_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As under `nbo serve --workers N`: each process counts into the shared directory."""
+    record = ("from api.metrics import Metrics; m = Metrics(); "
+              "m.decisions.labels(source='model').inc(); "
+              "m.requests.labels('/v1/users/{user_id}/decision', 'GET', '200').observe(0.002)")
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", record], check=True,
+                       env={**os.environ, MULTIPROCESS_DIR: str(tmp_path)})
+    monkeypatch.setenv(MULTIPROCESS_DIR, str(tmp_path))
+    body, _ = Metrics().render()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(body.decode())
+               for s in family.samples}
+    assert samples["nbo_decisions_total", (("source", "model"),)] == 2
+    assert samples["nbo_request_seconds_count", (("method", "GET"), (
+        "route", "/v1/users/{user_id}/decision"), ("status", "200"))] == 2
