@@ -7,6 +7,7 @@ binary classifier, the raw score for a ranker. Tests hold the two to the same nu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from models.registry import ModelVersion
 from models.tree_graph import TreeGraph
 
 TreeScorer = Callable[[np.ndarray], np.ndarray]
+logger = logging.getLogger(__name__)
 
 
 def onnx_scorer(graph: bytes, features: int) -> TreeScorer:
@@ -34,7 +36,13 @@ def compiled_scorer(model_text: bytes, features: int, cache_dir: Path) -> TreeSc
 
 def tree_scorer(model: ModelVersion, name: str, features: int,
                 compiled: Path | None) -> TreeScorer:
-    """`{name}.txt` compiled into `compiled` (a cache directory), or `{name}.onnx`."""
+    """`{name}.txt` compiled into `compiled` (a cache directory), or `{name}.onnx`: also
+    when compiling fails (an unwritable cache, a CPU the compiler cannot target), which is
+    logged, as the graph gives the same answers, only slower."""
     if compiled is not None:
-        return compiled_scorer(model.artifact(f"{name}.txt"), features, compiled)
+        try:
+            return compiled_scorer(model.artifact(f"{name}.txt"), features, compiled)
+        except (OSError, RuntimeError) as error:
+            logger.warning("could not compile %s of model version %s (%s): scoring it with "
+                           "onnxruntime", name, model.version, error)
     return onnx_scorer(model.artifact(f"{name}.onnx"), features)

@@ -1,0 +1,45 @@
+"""A version's tree model, compiled or as its ONNX graph: the same scores either way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+import redis
+
+from models.registry import ModelRegistry, ModelVersion
+from models.tree_scoring import tree_scorer
+from training.onnx_export import ranker_to_onnx
+
+FEATURES = 4
+
+
+def _version(tmp_path: Path, client: redis.Redis) -> tuple[ModelVersion, np.ndarray]:
+    rng = np.random.default_rng(1)
+    rows = rng.random((400, FEATURES))
+    booster = lgb.train({"objective": "regression", "verbose": -1, "num_threads": 1},
+                        lgb.Dataset(rows, rows @ np.arange(FEATURES)), num_boost_round=20)
+    registry = ModelRegistry(tmp_path / "models", client)
+    version = registry.register({"trees.txt": booster.model_to_string().encode(),
+                                 "trees.onnx": ranker_to_onnx(booster, FEATURES)}, {}, {})
+    return version, rows.astype(np.float32)
+
+
+def test_compiled_and_graph_agree(tmp_path: Path, redis_client: redis.Redis) -> None:
+    version, rows = _version(tmp_path, redis_client)
+    compiled = tree_scorer(version, "trees", FEATURES, tmp_path / "compiled")
+    graph = tree_scorer(version, "trees", FEATURES, None)
+    np.testing.assert_allclose(compiled(rows), graph(rows), rtol=0, atol=1e-5)
+    assert any((tmp_path / "compiled").glob("*.o"))  # kept for the next load
+
+
+def test_a_failed_compile_falls_back_to_the_graph(tmp_path: Path, redis_client: redis.Redis,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    version, rows = _version(tmp_path, redis_client)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    scorer = tree_scorer(version, "trees", FEATURES, blocked / "compiled")
+    np.testing.assert_allclose(scorer(rows), tree_scorer(version, "trees", FEATURES, None)(rows))
+    assert "scoring it with onnxruntime" in caplog.text
