@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -261,13 +261,14 @@ class DecisionEngine:
                               uplift=float(uplift[worth[i]]),
                               expected_value=float(value[worth[i]]), propensity=float(p))
                   for i, p in zip(order, propensity, strict=True)]
-        terms: dict[str, object] = {
+        if not request.explain:
+            return chosen, {}
+        return chosen, {
             "p_convert_without_offer": float(without), "order_value": order_value,
             "order_margin": self._policy.order_margin, "channel": context.channel,
             "local_hour": local.hour,
             "not_worth_their_cost": [table.offers[eligible[i]].offer_id
                                      for i in np.flatnonzero(value <= 0)]}
-        return chosen, terms
 
     # -- small read-time facts --------------------------------------------------------
 
@@ -335,7 +336,7 @@ class DecisionEngine:
                      "ts": now.isoformat(), "journey": decision.journey,
                      "campaign_id": decision.campaign_id, "source": decision.source,
                      "holdout": decision.holdout_group, "channel": decision.channel,
-                     "offers": [asdict(offer) for offer in decision.offers],
+                     "offers": decision.offers,  # orjson writes dataclasses as objects
                      "model_version": decision.model_version,
                      "features_version": decision.features_version,
                      "catalog_version": decision.catalog_version}
