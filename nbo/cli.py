@@ -109,12 +109,23 @@ def publish(
         None),
     as_of: Annotated[str | None, typer.Option(
         help="Cut-off (ISO 8601; default: the last event's time).")] = None,
+    models: Annotated[Path | None, typer.Option(
+        help="The model registry: also choose the model version the API serves.")] = None,
+    model_version: Annotated[str | None, typer.Option(
+        help="The model version to serve (with --models; default: the promoted one, else "
+             "the newest).")] = None,
 ) -> None:
     """Compute every user's features and switch the store to them atomically; load the
-    data set's offers (if any) into the offer catalog."""
+    data set's offers (if any) into the offer catalog; with --models, promote the model
+    version to serve (running APIs switch on POST /v1/models/reload)."""
     cut_off = _timestamp(as_of, "--as-of") if as_of else None
+    if model_version and models is None:
+        raise typer.BadParameter("needs --models, the registry it is in",
+                                 param_hint="--model-version")
     began = time.perf_counter()
     with _errors_as_exit_codes():
+        if models is not None:
+            console.print(f"serving model version {_choose_model(models, model_version)}")
         batch = load_features(directory, cut_off)
         computed = time.perf_counter() - began
         report = open_store().publish(batch, version)
@@ -128,6 +139,18 @@ def publish(
                   f"UTC computed in {computed:.1f}s, published as {report.version} in "
                   f"{report.seconds:.1f}s ({report.replayed:,} live events carried over"
                   f"{', removed ' + ', '.join(report.removed) if report.removed else ''})")
+
+
+def _choose_model(models: Path, version: str | None) -> str:
+    """Promote `version` (checksums verified), else keep the promoted one, else promote
+    the newest; the version served."""
+    registry = _registry(models)
+    chosen = version or registry.promoted() or next(reversed(registry.versions()), None)
+    if chosen is None:
+        raise NboError(f"no model version in {models}: run `nbo train DIR --models {models}`")
+    if chosen != registry.promoted():
+        registry.promote(chosen)
+    return chosen
 
 
 @contextmanager
@@ -274,11 +297,8 @@ def demo(
     generate(out=out, users=users, days=days, seed=seed, start=ending_today)
     validate(directory=out)
     train(directory=out, models=models, seed=seed)
-    registry = _registry(models)
-    newest = registry.versions()[-1]
-    registry.promote(newest)
-    console.print(f"promoted {newest}")
-    publish(directory=out, version=None, as_of=None)
+    publish(directory=out, version=None, as_of=None, models=models,
+            model_version=_registry(models).versions()[-1])
     typer.echo("try:")
     for example in _examples(out, port):
         typer.echo(f"  {example}")

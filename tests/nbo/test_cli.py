@@ -125,3 +125,9 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     assert f"* {version}" in listed.stdout
     refused = runner.invoke(app, ["models", "promote", "nope", "--models", str(models)])
     assert refused.exit_code == 2 and "not found" in refused.output
+    published = runner.invoke(app, ["publish", str(world), "--models", str(models)])
+    assert published.exit_code == 0, published.output
+    assert f"serving model version {version}" in " ".join(published.output.split())
+    unknown = runner.invoke(app, ["publish", str(world), "--models", str(models),
+                                  "--model-version", "nope"])
+    assert unknown.exit_code == 2 and "not found" in unknown.output
