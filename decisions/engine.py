@@ -3,9 +3,10 @@
 Per call: one Redis round trip reads every user's features with their per-offer counts
 and the budgets spent; then, per user, in process: lifecycle stage, holdout group,
 reachable channels and contact budget, channel scores and send hours, the eligible
-offers (all rules at once, candidates.py), one ONNX call scoring them with the no-offer
-arm (so uplift comes with it), expected values, exploration, categories and brands;
-finally one pipelined write logs the decisions and counts the offers given.
+offers (all rules at once, candidates.py), one call of the offer model (compiled, or
+its ONNX graph) scoring them with the no-offer arm (so uplift comes with it), expected
+values, exploration, categories, brands and items; finally one pipelined write logs the
+decisions and counts the offers given.
 
 When Redis cannot be reached, answers come from the in-process catalog and models as
 for an unknown user, flagged `degraded`, on in-app and web only (the contact counts are
@@ -44,6 +45,7 @@ from decisions.policy import Policy
 from decisions.reach import reachable
 from features.contract.schema import Channel
 from features.local_time import FALLBACK_ZONE
+from features.price_bands import BANDS
 from features.state import UserState
 from features.store.meta import VersionMeta
 from features.store.redis_store import Extra, RedisFeatureStore
@@ -54,7 +56,6 @@ from models.serving import ServingModels
 CHANNELS = tuple(channel.value for channel in Channel)
 SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
-PRICE_BANDS = ("low", "mid", "high")
 DEFAULT_SEND_HOUR = 10
 
 
@@ -310,7 +311,7 @@ class DecisionEngine:
     def _price_band(state: UserState, now: datetime) -> str | None:
         bands = state.values("price_affinity", now)
         top = next((key for key, value in bands if value > 0 and key.isdigit()), None)
-        return None if top is None or int(top) >= len(PRICE_BANDS) else PRICE_BANDS[int(top)]
+        return None if top is None or int(top) >= len(BANDS) else BANDS[int(top)]
 
     @staticmethod
     def _features(state: UserState, now: datetime, stage: str) -> dict[str, object]:

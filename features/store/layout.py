@@ -95,9 +95,11 @@ def _ranked(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
 
 
 def _top(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
-    """The `limit` rows with the largest `by` per user."""
-    return frame.sort(["user_id", by], descending=[False, True]).filter(
-        pl.int_range(pl.len()).over("user_id") < limit)
+    """The `limit` rows with the largest `by` per user; ties go to the smaller values of
+    the other columns, so the same batch always keeps the same rows."""
+    rest = [name for name in frame.columns if name not in ("user_id", by)]
+    return frame.sort(["user_id", by, *rest], descending=[False, True, *[False] * len(rest)]
+                      ).filter(pl.int_range(pl.len()).over("user_id") < limit)
 
 
 def kept(batch: BatchFeatures) -> BatchFeatures:
