@@ -3,12 +3,15 @@
 
 The first fetch decides and stores the block with HSETNX, so two concurrent first
 fetches still agree on one content (the loser's decision is dropped); the stored block
-expires after the configured time.
+expires after the configured time. The hash keeps its expiry time next to the content,
+so a later fetch finds both with the decision's own read (DecisionEngine.recall_or_decide).
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -19,6 +22,7 @@ from decisions import keys
 from decisions.outcome import Decision
 
 BLOCKS = ("offer", "recommendations")
+CONTENT, EXPIRES = b"content", b"expires"  # the stored hash's fields
 Block = Literal["offer", "recommendations"]
 
 
@@ -50,26 +54,29 @@ class BlockCache:
         self._client = client
         self._ttl_s = ttl_s
 
-    def get(self, user_id: str, campaign_id: str, block: str) -> StoredBlock | None:
-        pipe = self._client.pipeline(transaction=True)
-        key = keys.block(user_id, campaign_id, block)
-        pipe.hget(key, "content")
-        pipe.ttl(key)
-        content, ttl = pipe.execute()
-        if content is None:
+    @staticmethod
+    def key(user_id: str, campaign_id: str, block: str) -> str:
+        return keys.block(user_id, campaign_id, block)
+
+    @staticmethod
+    def stored(fields: Mapping[bytes, bytes], now: float) -> StoredBlock | None:
+        """The block in a stored hash's fields; None for a hash `keep` did not write."""
+        content, expires = fields.get(CONTENT), fields.get(EXPIRES)
+        if content is None or expires is None or not expires.isdigit():
             return None
-        return StoredBlock(content, _etag(content), max(int(ttl), 0))
+        return StoredBlock(content, _etag(content), max(int(expires) - int(now), 0))
 
     def keep(self, user_id: str, campaign_id: str, block: str, content: bytes) -> StoredBlock:
         """Store the block unless another fetch stored one first; the one stored wins."""
-        key = keys.block(user_id, campaign_id, block)
+        key = self.key(user_id, campaign_id, block)
+        now = time.time()
         pipe = self._client.pipeline(transaction=True)
-        pipe.hsetnx(key, "content", content)
+        pipe.hsetnx(key, CONTENT, content)
+        pipe.hsetnx(key, EXPIRES, int(now) + self._ttl_s)
         pipe.expire(key, self._ttl_s)  # only on a miss; EXPIRE NX needs Redis 7
-        pipe.hget(key, "content")
-        pipe.ttl(key)
-        *_, stored, ttl = pipe.execute()
-        return StoredBlock(stored, _etag(stored), max(int(ttl), 0))
+        pipe.hgetall(key)
+        fields = pipe.execute()[-1]
+        return self.stored(fields, now) or self.fresh(content)
 
     @staticmethod
     def fresh(content: bytes) -> StoredBlock:

@@ -82,6 +82,14 @@ class _Read:
     given: list[dict[str, int]]
     spent: dict[str, float]
     degraded: bool
+    recalled: dict[bytes, bytes] | None = None  # the hash asked for with the read, if stored
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """An answer remembered in Redis (a campaign's block), found by the decision's read."""
+
+    fields: dict[bytes, bytes]
 
 
 class DecisionEngine:
@@ -128,19 +136,24 @@ class DecisionEngine:
         version, table = self._table
         return (None if version < 0 else version), table
 
-    def _read(self, user_ids: Sequence[str]) -> _Read:
+    def _read(self, user_ids: Sequence[str], recall: str | None = None) -> _Read:
+        """Users' features, the offers they were given, the budgets spent and the hash at
+        `recall`, in one round trip."""
         nobody = [None] * len(user_ids)
         if self.redis_down:
             return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
-        extra = Extra([*(keys.given(user_id) for user_id in user_ids), keys.SPENT])
+        wanted = [*(keys.given(user_id) for user_id in user_ids), keys.SPENT]
+        extra = Extra(wanted if recall is None else [*wanted, recall])
         try:
             meta, states = self._store.read_with(user_ids, extra)
         except redis.RedisError:
             self._redis_failed()
             return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
-        given = [OfferCatalog.parse_given(reply) for reply in extra.replies[:-1]]
-        spent = {name.decode(): float(value) for name, value in extra.replies[-1].items()}
-        return _Read(meta, states, given, spent, False)
+        replies = extra.replies
+        given = [OfferCatalog.parse_given(reply) for reply in replies[:len(user_ids)]]
+        spent = {name.decode(): float(value) for name, value in replies[len(user_ids)].items()}
+        recalled = replies[-1] if recall is not None and replies[-1] else None
+        return _Read(meta, states, given, spent, False, recalled)
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -149,11 +162,24 @@ class DecisionEngine:
 
     def decide_many(self, requests: Sequence[DecisionRequest],
                     now: datetime | None = None) -> list[Decision]:
-        now = now or datetime.now(UTC)
         with self._timed("read"):
             read = self._read([request.user_id for request in requests])
-            catalog_version, table = self.candidates()
+        return self._decide_all(requests, read, now or datetime.now(UTC))
+
+    def recall_or_decide(self, request: DecisionRequest, key: str,
+                         now: datetime | None = None) -> Decision | Recalled:
+        """The hash stored at `key` (an answer remembered for this request), else a new
+        decision: both from the same Redis round trip."""
+        with self._timed("read"):
+            read = self._read([request.user_id], recall=key)
+        if read.recalled is not None:
+            return Recalled(read.recalled)
+        return self._decide_all([request], read, now or datetime.now(UTC))[0]
+
+    def _decide_all(self, requests: Sequence[DecisionRequest], read: _Read,
+                    now: datetime) -> list[Decision]:
         with self._timed("decide"):
+            catalog_version, table = self.candidates()  # in process; Redis every few seconds
             decisions = [self._decide(request, state, given, read, table, catalog_version, now)
                          for request, state, given in zip(requests, read.states, read.given,
                                                           strict=True)]

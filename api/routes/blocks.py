@@ -3,6 +3,7 @@ the same content for every fetch of one campaign, cacheable (ETag, Cache-Control
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import redis
@@ -13,7 +14,9 @@ from api.rendering import render_html
 from api.routes.decisions import count_decisions, decision_request
 from api.schemas import BlockOptions
 from api.services import ServicesDep
-from decisions.blocks import Block, BlockCache, StoredBlock, block_content
+from decisions.blocks import Block, BlockCache, block_content
+from decisions.engine import Recalled
+from decisions.outcome import Decision
 
 router = APIRouter(prefix="/v1", tags=["blocks"])
 
@@ -23,15 +26,13 @@ def get_block(user_id: Annotated[str, Path(min_length=1, max_length=128)], block
               options: Annotated[BlockOptions, Query()], services: ServicesDep, _: Decide,
               if_none_match: Annotated[str | None, Header()] = None) -> Response:
     cache = BlockCache(services.client, services.settings.block_ttl_s)
-    campaign = options.campaign_id
-    stored: StoredBlock | None = None
-    if campaign and not services.engine.redis_down:
-        try:
-            stored = cache.get(user_id, campaign, block)
-        except redis.RedisError:
-            services.metrics.redis_errors.inc()
+    request, campaign, engine = (decision_request(user_id, options), options.campaign_id,
+                                 services.engine)
+    outcome = (engine.recall_or_decide(request, cache.key(user_id, campaign, block)) if campaign
+               else engine.decide(request))
+    stored = cache.stored(outcome.fields, time.time()) if isinstance(outcome, Recalled) else None
     if stored is None:
-        decision = services.engine.decide(decision_request(user_id, options))
+        decision = outcome if isinstance(outcome, Decision) else engine.decide(request)
         count_decisions(services, [decision])
         content = block_content(decision, block)
         stored = cache.fresh(content)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.rendering import render_html
+from decisions import keys
 from nbo.cli import _examples
 from tests.api.conftest import ServedWorld
 
@@ -25,6 +27,29 @@ def test_one_campaign_gets_one_content(api: TestClient, served_world: ServedWorl
     assert body["user_id"] == user and body["campaign_id"] == "black-friday"
     other_campaign = api.get(url, params={**params, "campaign_id": "cyber-monday"}).json()
     assert other_campaign["decision_id"] != body["decision_id"]
+
+
+def test_a_remembered_block_is_found_by_the_read_without_deciding(
+        api: TestClient, served_world: ServedWorld) -> None:
+    client = redis.Redis.from_url(served_world.settings().redis_url)
+    url = f"/v1/users/{served_world.users[8]}/blocks/offer"
+    params = {"campaign_id": "spring", "format": "json"}
+
+    def transactions() -> int:
+        return int(client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0))
+
+    assert api.get(f"/v1/users/{served_world.users[8]}/decision").status_code == 200
+    before = transactions()  # the catalog is read by now
+    first = api.get(url, params=params)
+    # the decision's read (which also looked for the block) and storing the block
+    assert transactions() == before + 2
+    logged = client.xlen(keys.DECISIONS)
+    again = api.get(url, params=params)
+    assert again.content == first.content
+    assert client.xlen(keys.DECISIONS) == logged  # not decided again, so not logged again
+    assert transactions() == before + 3  # the read found it
+    max_age = int(again.headers["Cache-Control"].removeprefix("private, max-age="))
+    assert 0 < max_age <= served_world.settings().block_ttl_s
 
 
 def test_a_known_etag_gets_a_304(api: TestClient, served_world: ServedWorld) -> None:
