@@ -31,7 +31,7 @@ def test_one_campaign_gets_one_content(api: TestClient, served_world: ServedWorl
 
 def test_a_remembered_block_is_found_by_the_read_without_deciding(
         api: TestClient, served_world: ServedWorld) -> None:
-    client = redis.Redis.from_url(served_world.settings().redis_url)
+    client = redis.Redis.from_url(served_world.redis_url)
     url = f"/v1/users/{served_world.users[8]}/blocks/offer"
     params = {"campaign_id": "spring", "format": "json"}
 
