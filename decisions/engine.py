@@ -232,6 +232,7 @@ class DecisionEngine:
         return Decision(
             decision_id=decision_id, user_id=request.user_id, source=source,
             degraded=read.degraded, offers=offers, categories=categories[:request.n_categories],
+            category_hours=self._category_hours(state, now, categories[:request.n_categories]),
             brands=brands, items=self._items(categories, brands, price_band, request.n_items),
             price_band=price_band, channel=best.channel if best else None,
             channels=channels, lifecycle_stage=stage,
@@ -307,6 +308,14 @@ class DecisionEngine:
         if ranker is None:
             return [key for key, value in state.values("category_affinity", now) if value > 0][:n]
         return [key for key, _ in ranker.rank(state, now, meta.cycles if meta else {}, n)]
+
+    def _category_hours(self, state: UserState, now: datetime,
+                        categories: Sequence[str]) -> dict[str, int]:
+        """The local hour the user most likely shops each category (category timing)."""
+        timing = self.models.category_timing if self.models else None
+        if timing is None or not categories:
+            return {}
+        return timing.hours_for(state, now, categories)
 
     def _brands(self, state: UserState, now: datetime, n: int = 5) -> list[str]:
         """The learned brand ranking; without a model, the user's decayed interest."""

@@ -62,6 +62,7 @@ class Decision:
     degraded: bool
     offers: list[ChosenOffer]
     categories: list[str]
+    category_hours: dict[str, int]  # category -> local hour the user most likely shops it
     brands: list[str]
     items: list[str]  # recommended items: popular in the user's categories, brands and band
     price_band: str | None

@@ -18,6 +18,7 @@ from features.event import RETURNED, Event
 
 RECENT_CATEGORIES = 3
 ABANDONED_AFTER = timedelta(hours=1)
+CENTS = 2  # cart values are rounded to cents: batch and live add prices in other orders
 BROWSING = (EventType.VIEW, EventType.WISHLIST, EventType.ADD_TO_CART)
 CART = {EventType.ADD_TO_CART: 1, EventType.REMOVE_FROM_CART: -1}
 APP = {EventType.APP_INSTALL: True, EventType.APP_UNINSTALL: False}
@@ -41,7 +42,7 @@ class SessionContext:
                 event.category, *others)[:RECENT_CATEGORIES])
         if kind in CART:
             amount = (event.price or 0.0) * (event.quantity or 1) * CART[kind]
-            state = replace(state, cart_value=state.cart_value + amount,
+            state = replace(state, cart_value=round(state.cart_value + amount, CENTS),
                             cart_updated=event.ts)
         elif kind is EventType.CHECKOUT:
             state = replace(state, checkout_started=event.ts)
@@ -78,7 +79,8 @@ class SessionContext:
                                         return_dtype=pl.Float64)
         amount = pl.col("price").fill_null(0.0) * pl.col("quantity").fill_null(1) * direction
         cart = since.filter(direction.is_not_null()).group_by("user_id").agg(
-            cart_value=amount.sum(), cart_updated=pl.col("ts").sort_by("__order").last())
+            cart_value=amount.sum().round(CENTS),
+            cart_updated=pl.col("ts").sort_by("__order").last())
         checkout = since.filter(kind == EventType.CHECKOUT.value).group_by("user_id").agg(
             checkout_started=pl.col("ts").sort_by("__order").last())
         browsing = [k.value for k in BROWSING]

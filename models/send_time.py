@@ -54,7 +54,7 @@ def hourly_activity(batch: BatchFeatures) -> pl.DataFrame:
 
 
 @lru_cache(maxsize=8)
-def _kernel(bandwidth: float) -> np.ndarray:
+def smoothing_kernel(bandwidth: float) -> np.ndarray:
     """24 x 24 circular Gaussian smoothing that keeps each row's total (computed once per
     bandwidth: the request path uses it for every decision; read-only)."""
     distance = np.abs(np.arange(HOURS)[:, None] - np.arange(HOURS)[None, :])
@@ -88,11 +88,11 @@ def activity_offsets(batch: BatchFeatures) -> dict[str, int]:
     for (channel,), rows in lags.group_by("channel", maintain_order=True):
         weights = np.zeros(HOURS)
         np.add.at(weights, rows["lag"].to_numpy(), rows["opens"].to_numpy())
-        offsets[str(channel)] = int(np.argmax(weights @ _kernel(1.0)))
+        offsets[str(channel)] = int(np.argmax(weights @ smoothing_kernel(1.0)))
     return offsets
 
 
-def _by_hour(rows: int, cells: Iterable[tuple[int, int, float]]) -> np.ndarray:
+def by_hour(rows: int, cells: Iterable[tuple[int, int, float]]) -> np.ndarray:
     """A rows x 24 matrix from (row, hour, value) cells."""
     listed = list(cells)
     matrix = np.zeros((rows, HOURS))
@@ -146,7 +146,7 @@ class SendTimeModel:
         """Priors (n x 24) from each row's country curve and shopping activity (n x 24)."""
         total = activity.sum(axis=1, keepdims=True)
         shifts = np.array([self.offsets.get(channel, 0) for channel in channels], dtype=np.int64)
-        shaped = (activity @ _kernel(self.activity_bandwidth)) / np.maximum(total, 1e-12)
+        shaped = (activity @ smoothing_kernel(self.activity_bandwidth)) / np.maximum(total, 1e-12)
         rows = np.arange(len(channels))[:, None]
         columns = (np.arange(HOURS)[None, :] - shifts[:, None]) % HOURS
         shifted = shaped[rows, columns]  # shifted[h] = shaped[h - offset]
@@ -155,7 +155,7 @@ class SendTimeModel:
 
     def curves(self, opens: np.ndarray, priors: np.ndarray) -> np.ndarray:
         """Users' open curves (n x 24) from their opens by hour and their priors (n x 24)."""
-        smoothed = opens @ _kernel(self.bandwidth)
+        smoothed = opens @ smoothing_kernel(self.bandwidth)
         total = opens.sum(axis=1, keepdims=True)
         return np.asarray((smoothed + self.user_strength * priors)
                           / (total + self.user_strength))
@@ -176,8 +176,8 @@ class SendTimeModel:
             channel, _, hour = key.partition(":")
             if channel in row:
                 cells.append((row[channel], int(hour), value))
-        opens = _by_hour(len(channels), cells)
-        activity = _by_hour(1, ((0, int(key), value)
+        opens = by_hour(len(channels), cells)
+        activity = by_hour(1, ((0, int(key), value)
                                 for key, value in state.values("hourly_activity", now)))
         countries = (np.stack([self.country_prior(channel, state.profile.country)
                                for channel in channels])

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from models.brands import BrandRanker
 from models.categories import CategoryRanker
+from models.category_timing import ARTIFACT as CATEGORY_TIMING
+from models.category_timing import CategoryTiming
 from models.channels import ChannelModel
 from models.items import ARTIFACTS as ITEM_ARTIFACTS
 from models.items import ItemRecommender
@@ -30,6 +32,7 @@ class ServingModels:
     categories: CategoryRanker | None  # None for versions trained before it was served
     brands: BrandRanker
     items: ItemRecommender | None = None  # None for versions trained before it was served
+    category_timing: CategoryTiming | None = None  # likewise
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> ServingModels:
@@ -48,4 +51,6 @@ class ServingModels:
             brands=BrandRanker.load(model, compiled),
             items=(ItemRecommender.load(model)
                    if all((model.path / name).is_file() for name in ITEM_ARTIFACTS) else None),
+            category_timing=(CategoryTiming.from_json(model.artifact(CATEGORY_TIMING))
+                             if (model.path / CATEGORY_TIMING).is_file() else None),
         )

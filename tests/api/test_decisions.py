@@ -114,6 +114,18 @@ def test_items_follow_the_ranked_categories(api: TestClient, served_world: Serve
     assert matched >= 15  # the best category's items lead the list
 
 
+def test_category_hours_are_given_for_the_categories(api: TestClient,
+                                                      served_world: ServedWorld) -> None:
+    coffee: list[int] = []
+    for user in served_world.users[:40]:
+        body = api.get(f"/v1/users/{user}/decision").json()
+        hours = body["category_hours"]
+        assert list(hours) == body["categories"] and all(0 <= h <= 23 for h in hours.values())
+        coffee += [hours["coffee"]] if "coffee" in hours else []
+    # coffee is bought mostly around 7 h in the generated world (training/synthetic/catalog.py)
+    assert coffee and sum(abs(hour - 7) <= 2 for hour in coffee) / len(coffee) >= 0.5, coffee
+
+
 def test_similar_items(api: TestClient, served_world: ServedWorld) -> None:
     item = pl.read_parquet(served_world.directory / "items.parquet")["item_id"][0]
     body = api.get(f"/v1/items/{item}/similar", params={"n": 5}).json()

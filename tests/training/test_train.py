@@ -22,11 +22,13 @@ def test_the_same_data_and_seed_give_the_same_metrics(tmp_path: Path,
     assert first.metrics == second.metrics
     for name in ("category_ranker.txt", "category_ranker.onnx", "brand_ranker.onnx",
                  "offer_response.txt", "offer_response.onnx", "churn.onnx", "churn.txt",
-                 "send_time.json", "item_similar.npz", "item_popularity.json"):
+                 "send_time.json", "item_similar.npz", "item_popularity.json",
+                 "category_timing.json"):
         assert first.artifact(name) == second.artifact(name), name
     items = first.metrics["metrics"]["item"]
     assert items["users"] > 0 and items["pairs"] > 0
-    assert ServingModels.load(first).items is not None
+    served = ServingModels.load(first)
+    assert served.items is not None and served.category_timing is not None
 
 
 def test_too_short_a_log_is_a_clear_error(tmp_path: Path, redis_client: redis.Redis) -> None:

@@ -34,8 +34,10 @@ def simulate_browsing(state: ChunkState, day: int) -> None:
     if len(who) == 0:
         return
     category = np.concatenate([sample_rows(users.category_pref[browsing], rng), restocked])
+    own_hour = rng.random(len(who)) < catalog.shopping_hour_share[category]
     hour = np.where(rng.random(len(who)) < 0.7,
-                    users.activity_peak[who] + rng.normal(0, 2.5, len(who)),
+                    np.where(own_hour, np.nan_to_num(catalog.shopping_hour[category]),
+                             users.activity_peak[who]) + rng.normal(0, 2.5, len(who)),
                     rng.uniform(0, 24, len(who))) % 24
     start = state.clock.local_midnight(users.tz_index[who], day) + (hour * 3600).astype(np.int64)
     in_app = state.app_installed[who] & (rng.random(len(who)) < 0.7)

@@ -34,6 +34,16 @@ CATEGORY_TABLE: tuple[tuple[str, int, float, float], ...] = (
     ("garden", 0, 38.0, 0.25),
     ("jewelry", 0, 120.0, 0.15),
 )
+# Categories with hours of their own: (local hour, share of their visits drawn around it
+# rather than around the shopper's own busiest hour). The rest follow the shopper.
+CATEGORY_HOURS: dict[str, tuple[int, float]] = {
+    "coffee": (7, 0.8),
+    "baby_care": (5, 0.6),
+    "snacks": (21, 0.6),
+    "beverages": (19, 0.6),
+    "electronics": (22, 0.5),
+    "toys": (17, 0.5),
+}
 DURABLE_CYCLE_DAYS = 540.0  # a durable's "cycle": a second purchase is possible but rare
 BRAND_SYLLABLES = ("ka", "lo", "mi", "ra", "ve", "zu", "no", "ti", "sa", "be", "do", "fi")
 TIERS = ("budget", "mid", "premium")
@@ -48,6 +58,8 @@ class Catalog:
     cycle_days: np.ndarray  # (C,) float, the category's typical inter-purchase interval
     consumable: np.ndarray  # (C,) bool
     category_popularity: np.ndarray  # (C,) float, sums to 1
+    shopping_hour: np.ndarray  # (C,) float local hour of the category's own visits, NaN none
+    shopping_hour_share: np.ndarray  # (C,) float share of its visits around that hour
     brand_names: np.ndarray  # (B,) str
     brand_category: np.ndarray  # (B,) int
     brand_tier: np.ndarray  # (B,) int into TIERS
@@ -77,12 +89,14 @@ class Catalog:
         })
 
     def categories_frame(self) -> pl.DataFrame:
-        """Ground truth about categories: cycles and popularity."""
+        """Ground truth about categories: cycles, popularity and their own hours."""
         return pl.DataFrame({
             "category": self.category_names,
             "consumable": self.consumable,
             "cycle_days": self.cycle_days,
             "popularity": self.category_popularity,
+            "shopping_hour": pl.Series(self.shopping_hour, nan_to_null=True),
+            "shopping_hour_share": self.shopping_hour_share,
         })
 
 
@@ -94,6 +108,7 @@ def build_catalog(rng: np.random.Generator) -> Catalog:
     medians = np.array([row[2] for row in CATEGORY_TABLE])
     popularity = np.array([row[3] for row in CATEGORY_TABLE])
     popularity = popularity / popularity.sum()
+    timed = [CATEGORY_HOURS.get(str(name)) for name in names]
 
     brand_names: list[str] = []
     brand_category: list[int] = []
@@ -125,6 +140,8 @@ def build_catalog(rng: np.random.Generator) -> Catalog:
         cycle_days=cycles,
         consumable=consumable,
         category_popularity=popularity,
+        shopping_hour=np.array([np.nan if t is None else float(t[0]) for t in timed]),
+        shopping_hour_share=np.array([0.0 if t is None else t[1] for t in timed]),
         brand_names=np.array(brand_names),
         brand_category=categories,
         brand_tier=tiers,

@@ -1,0 +1,126 @@
+"""Category timing: at which local hours each category is bought, and so the hour a user
+most likely shops each category.
+
+Some purchases of a category happen at the category's own hours (coffee in the morning),
+the rest at the buyer's own; so a user's hours for category c are a mixture:
+
+    p(h | u, c) = w_c * curve_c(h) + (1 - w_c) * user_u(h)
+    user_u(h)   = (smooth(a_u)(h) + k_user * overall(h)) / (a_u + k_user)
+    hour(u, c)  = argmax_h p(h | u, c)
+
+where a_u(h) is the user's shopping activity by local hour (the served `hourly_activity`:
+their busiest hours) and overall(h) the smoothed share of all purchase lines at h. Per
+category, the share w_c and curve_c are fitted by expectation-maximization on the
+purchase lines, with their buyers' curves held fixed; curve_c is shrunk toward overall.
+A category bought at its buyers' own hours gets w_c near 0 (the user's busiest hour);
+unknown categories get w_c = 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from features.contract.schema import EventType
+from features.event import RETURNED
+from features.local_time import HOUR_COLUMN, with_hour_of_week
+from features.pipeline import BatchFeatures
+from features.state import UserState
+from models.send_time import HOURS, by_hour, hourly_activity, smoothing_kernel
+
+ARTIFACT = "category_timing.json"
+
+
+def purchase_hours(events: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
+    """(user_id, category, local_hour) of every purchase line with a category (returns
+    left out), in the buyer's local time; `zones` is (user_id, timezone)."""
+    bought = events.filter((pl.col("event_type") == EventType.PURCHASE.value) & ~RETURNED
+                           & pl.col("category").is_not_null())
+    return with_hour_of_week(bought.select("user_id", "category", "ts"), zones).select(
+        "user_id", "category", HOUR_COLUMN)
+
+
+def activity_rows(batch: BatchFeatures, user_ids: pl.Series) -> np.ndarray:
+    """(len(user_ids), 24): each listed user's activity by local hour in `batch`."""
+    rows = pl.DataFrame({"user_id": user_ids}).with_row_index("__row")
+    cells = hourly_activity(batch).join(rows, on="user_id")
+    matrix = np.zeros((rows.height, HOURS))
+    np.add.at(matrix, (cells["__row"].to_numpy(), cells["local_hour"].to_numpy()),
+              cells["activity"].to_numpy())
+    return matrix
+
+
+@dataclass(frozen=True)
+class CategoryTiming:
+    overall: list[float]  # 24 smoothed shares of all purchase lines by local hour
+    shares: dict[str, float]  # category -> w_c, the share bought at the category's hours
+    curves: dict[str, list[float]]  # category -> curve_c, 24 shares
+    user_strength: float = 2.0  # a user's activity weighs the overall curve as this much
+    bandwidth: float = 1.0  # hours of smoothing
+
+    @classmethod
+    def fit(cls, purchases: pl.DataFrame, activity: np.ndarray, strength: float = 20.0,
+            rounds: int = 50) -> CategoryTiming:
+        """From `purchase_hours` and, row for row, the buyer's activity by local hour."""
+        kernel = smoothing_kernel(cls.bandwidth)
+        lines = np.bincount(purchases[HOUR_COLUMN].to_numpy(), minlength=HOURS).astype(float)
+        overall = (lines / lines.sum() if lines.sum() else np.full(HOURS, 1.0 / HOURS)) @ kernel
+        empty = cls(overall.tolist(), {}, {})
+        users = empty.user_curves(activity)
+        hours = purchases[HOUR_COLUMN].to_numpy()
+        shares, curves = {}, {}
+        for category in sorted(set(purchases["category"].to_list())):
+            rows = np.flatnonzero((purchases["category"] == category).to_numpy())
+            at, own = hours[rows], users[rows, hours[rows]]
+            share, curve = 0.5, overall
+            for _ in range(rounds):
+                theirs = share * curve[at]
+                weight = theirs / (theirs + (1 - share) * own)  # P(category's hours | line)
+                share = float(weight.mean())
+                counted = np.bincount(at, weights=weight, minlength=HOURS) @ kernel
+                curve = (counted + strength * overall) / (weight.sum() + strength)
+            shares[category], curves[category] = share, curve.tolist()
+        return cls(overall.tolist(), shares, curves)
+
+    def user_curves(self, activity: np.ndarray) -> np.ndarray:
+        """Users' shopping curves (n x 24, rows sum to 1) from their activity by local hour."""
+        total = activity.sum(axis=1, keepdims=True)
+        return np.asarray((activity @ smoothing_kernel(self.bandwidth)
+                           + self.user_strength * np.asarray(self.overall))
+                          / (total + self.user_strength))
+
+    def _parts(self, categories: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        shares = np.array([self.shares.get(category, 0.0) for category in categories])
+        curves = np.array([self.curves.get(category, self.overall) for category in categories]
+                          ).reshape(len(categories), HOURS)
+        return shares[:, None], curves
+
+    def hours(self, activity: np.ndarray, categories: Sequence[str]) -> np.ndarray:
+        """Per row, the local hour its user most likely shops its category."""
+        shares, curves = self._parts(categories)
+        mixed = shares * curves + (1 - shares) * self.user_curves(activity)
+        return np.asarray(mixed.argmax(axis=1))
+
+    def category_hour(self, category: str) -> int:
+        """The category's own busiest hour (of the purchases at its own hours)."""
+        return int(np.argmax(self.curves.get(category, self.overall)))
+
+    def hours_for(self, state: UserState, now: datetime,
+                  categories: Sequence[str]) -> dict[str, int]:
+        """Category -> the local hour (0..23) one user most likely shops it, at `now`."""
+        activity = by_hour(1, ((0, int(hour), value)
+                               for hour, value in state.values("hourly_activity", now)))
+        hours = self.hours(np.repeat(activity, len(categories), axis=0), categories)
+        return {category: int(hour) for category, hour in zip(categories, hours, strict=True)}
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> CategoryTiming:
+        return cls(**json.loads(raw))

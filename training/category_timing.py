@@ -1,0 +1,60 @@
+"""How well category timing finds the hour a user shops a category, on the evaluation window.
+
+Every purchase line after the evaluation cut is a case, hit when a predicted local hour is
+within 1 hour of the line's. Four predictions, each from before the cut: the model (the
+category's hours mixed with the user's activity by hour, as served), the user's activity
+alone, the category's own busiest hour, and the busiest hour of all
+purchases. With ground truth, the share of the categories with hours of their own whose
+fitted busiest hour is within 1 hour of the true one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from features.local_time import HOUR_COLUMN
+from features.pipeline import BatchFeatures
+from models.category_timing import CategoryTiming, activity_rows, purchase_hours
+from training.send_time import within_an_hour
+from training.split import TimeSplit, between, up_to
+
+
+def _share(hits: np.ndarray) -> float:
+    return float(hits.mean()) if hits.size else float("nan")
+
+
+def evaluate_category_timing(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFeatures,
+                             split: TimeSplit, truth_dir: Path | None = None,
+                             ) -> tuple[CategoryTiming, dict[str, float]]:
+    """`batch`: the features at `split.eval_cut`."""
+    zones = users.select("user_id", "timezone")
+    before = purchase_hours(up_to(events, split.eval_cut), zones)
+    model = CategoryTiming.fit(before, activity_rows(batch, before["user_id"]))
+    later = purchase_hours(between(events, split.eval_cut, split.end), zones)
+    activity = activity_rows(batch, later["user_id"])
+    categories = later["category"].to_list()
+    actual = later[HOUR_COLUMN].to_numpy()
+    own = {category: model.category_hour(category) for category in set(categories)}
+    flat = CategoryTiming(model.overall, {}, {}, model.user_strength, model.bandwidth)
+    metrics = {
+        "hit_rate_1h": _share(within_an_hour(model.hours(activity, categories), actual)),
+        "user_hit_rate_1h": _share(within_an_hour(flat.hours(activity, categories), actual)),
+        "category_hit_rate_1h": _share(within_an_hour(
+            np.array([own[category] for category in categories], dtype=np.int64), actual)),
+        "global_hit_rate_1h": _share(within_an_hour(
+            np.full(len(actual), int(np.argmax(model.overall))), actual)),
+        "purchases": float(len(actual)),
+    }
+    truth = truth_dir / "categories.parquet" if truth_dir is not None else None
+    if truth is not None and truth.is_file():
+        categories_truth = pl.read_parquet(truth)
+        timed = (categories_truth.filter(pl.col("shopping_hour").is_not_null())
+                 if "shopping_hour" in categories_truth.columns else categories_truth.clear())
+        if timed.height:
+            fitted = np.array([model.category_hour(c) for c in timed["category"]])
+            metrics["oracle_category_hour_hit_rate_1h"] = _share(within_an_hour(
+                fitted, timed["shopping_hour"].cast(pl.Int64).to_numpy()))
+    return model, metrics
