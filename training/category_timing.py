@@ -26,6 +26,23 @@ def _share(hits: np.ndarray) -> float:
     return float(hits.mean()) if hits.size else float("nan")
 
 
+def hit_rates(model: CategoryTiming, activity: np.ndarray, categories: list[str],
+              actual: np.ndarray) -> dict[str, float]:
+    """The four hit rates on purchase lines: their buyers' activity by hour (n x 24), their
+    categories and their local hours."""
+    own = {category: model.category_hour(category) for category in set(categories)}
+    alone = CategoryTiming(model.overall, {}, {}, model.user_strength, model.bandwidth)
+    return {
+        "hit_rate_1h": _share(within_an_hour(model.hours(activity, categories), actual)),
+        "user_hit_rate_1h": _share(within_an_hour(alone.hours(activity, categories), actual)),
+        "category_hit_rate_1h": _share(within_an_hour(
+            np.array([own[category] for category in categories], dtype=np.int64), actual)),
+        "global_hit_rate_1h": _share(within_an_hour(
+            np.full(len(actual), int(np.argmax(model.overall))), actual)),
+        "purchases": float(len(actual)),
+    }
+
+
 def evaluate_category_timing(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFeatures,
                              split: TimeSplit, truth_dir: Path | None = None,
                              ) -> tuple[CategoryTiming, dict[str, float]]:
@@ -34,20 +51,8 @@ def evaluate_category_timing(events: pl.DataFrame, users: pl.DataFrame, batch: B
     before = purchase_hours(up_to(events, split.eval_cut), zones)
     model = CategoryTiming.fit(before, activity_rows(batch, before["user_id"]))
     later = purchase_hours(between(events, split.eval_cut, split.end), zones)
-    activity = activity_rows(batch, later["user_id"])
-    categories = later["category"].to_list()
-    actual = later[HOUR_COLUMN].to_numpy()
-    own = {category: model.category_hour(category) for category in set(categories)}
-    flat = CategoryTiming(model.overall, {}, {}, model.user_strength, model.bandwidth)
-    metrics = {
-        "hit_rate_1h": _share(within_an_hour(model.hours(activity, categories), actual)),
-        "user_hit_rate_1h": _share(within_an_hour(flat.hours(activity, categories), actual)),
-        "category_hit_rate_1h": _share(within_an_hour(
-            np.array([own[category] for category in categories], dtype=np.int64), actual)),
-        "global_hit_rate_1h": _share(within_an_hour(
-            np.full(len(actual), int(np.argmax(model.overall))), actual)),
-        "purchases": float(len(actual)),
-    }
+    metrics = hit_rates(model, activity_rows(batch, later["user_id"]),
+                        later["category"].to_list(), later[HOUR_COLUMN].to_numpy())
     truth = truth_dir / "categories.parquet" if truth_dir is not None else None
     if truth is not None and truth.is_file():
         categories_truth = pl.read_parquet(truth)

@@ -1,4 +1,5 @@
-"""The whole evaluation on a converted data set: departments, reorder timing, order hour.
+"""The whole evaluation on a converted data set: departments, reorder timing, order hour,
+department hours.
 
 The data set is read with the loaders `nbo train` uses (features.pipeline.load_inputs),
 features come from `compute_features` at each cut (training.cuts.FeaturesAt), and the
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from benchmarks.instacart.department_hours import fit_timing, line_cases
 from benchmarks.instacart.departments import cut_signals, department_metrics
 from benchmarks.instacart.split import LastOrderSplit
 from benchmarks.instacart.timing import (
@@ -28,6 +30,7 @@ from benchmarks.instacart.timing import (
 )
 from features.pipeline import load_inputs
 from training.affinity.categories import fit_category_ranker, purchased
+from training.category_timing import hit_rates
 from training.cuts import FeaturesAt
 from training.split import between, up_to
 
@@ -50,10 +53,13 @@ def evaluate(directory: Path, seed: int = 0, max_users: int | None = None) -> di
     ranker = fit_category_ranker(features, split.fit, seed)
     fit_users = purchased(between(events, split.fit.fit_cut, split.fit.eval_cut))[
         "user_id"].n_unique()
+    history = up_to(events, split.fit.eval_cut)  # before every user's cut
+    timing = fit_timing(history, users, features(split.fit.eval_cut))
     seconds["fit"] = time.perf_counter() - began
 
     began = time.perf_counter()
     signals, relevant, histories, timings, hours = [], [], [], [], []
+    activity, departments, line_hours = [], [], []
     for cut in split.walk(features):
         cut_scores, cut_relevant, cut_history = cut_signals(cut, seed)
         signals.append(cut_scores)
@@ -61,7 +67,10 @@ def evaluate(directory: Path, seed: int = 0, max_users: int | None = None) -> di
         histories.append(cut_history)
         timings.append(timing_rows(cut))
         hours.append(hour_rows(cut, users))
-    history = up_to(events, split.fit.eval_cut)  # before every user's cut
+        cut_activity, cut_departments, cut_hours = line_cases(cut, users)
+        activity.append(cut_activity)
+        departments += cut_departments
+        line_hours.append(cut_hours)
     gaps = orders(history).select(
         gap=pl.col("ts").diff().over("user_id").dt.total_seconds() / DAY_SECONDS)
     global_median = float(np.median(gaps["gap"].drop_nulls().to_numpy()))
@@ -74,6 +83,8 @@ def evaluate(directory: Path, seed: int = 0, max_users: int | None = None) -> di
                                           pl.concat(histories)),
         "reorder_timing": timing_metrics(pl.concat(timings), global_median),
         "order_hour": hour_metrics(pl.concat(hours), best_hour(order_hours(history, users))),
+        "department_hour": hit_rates(timing, np.vstack(activity), departments,
+                                     np.concatenate(line_hours)),
     }
     seconds["evaluate"] = time.perf_counter() - began
     return result | {"seconds": {name: round(value, 2) for name, value in seconds.items()}}
