@@ -34,6 +34,9 @@ from features.state import UserState
 from models.send_time import HOURS, by_hour, hourly_activity, smoothing_kernel
 
 ARTIFACT = "category_timing.json"
+CURVE_BANDWIDTH = 1.0  # hours of smoothing of the category and overall curves
+USER_CURVES = tuple((strength, bandwidth) for strength in (2.0, 8.0)
+                    for bandwidth in (1.0, 2.0, 3.0))  # (user_strength, bandwidth) tried
 
 
 def purchase_hours(events: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
@@ -56,36 +59,60 @@ def activity_rows(batch: BatchFeatures, user_ids: pl.Series) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _Mixture:
+    shares: dict[str, float]
+    curves: dict[str, list[float]]
+    log_likelihood: float  # of the lines it was fitted on
+
+
+def _mixture(categories: np.ndarray, hours: np.ndarray, users: np.ndarray,
+             overall: np.ndarray, strength: float, rounds: int) -> _Mixture:
+    """EM, per category, of w_c and curve_c with the lines' user curves (n x 24) fixed."""
+    kernel = smoothing_kernel(CURVE_BANDWIDTH)
+    own_hours = users[np.arange(len(hours)), hours]
+    shares, curves, log_likelihood = {}, {}, 0.0
+    for category in sorted(set(categories.tolist())):
+        rows = np.flatnonzero(categories == category)
+        at, own = hours[rows], own_hours[rows]
+        share, curve = 0.5, overall
+        for _ in range(rounds):
+            theirs = share * curve[at]
+            weight = theirs / (theirs + (1 - share) * own)  # P(category's hours | line)
+            share = float(weight.mean())
+            counted = np.bincount(at, weights=weight, minlength=HOURS) @ kernel
+            curve = (counted + strength * overall) / (weight.sum() + strength)
+        shares[str(category)], curves[str(category)] = share, curve.tolist()
+        log_likelihood += float(np.log(share * curve[at] + (1 - share) * own).sum())
+    return _Mixture(shares, curves, log_likelihood)
+
+
+@dataclass(frozen=True)
 class CategoryTiming:
     overall: list[float]  # 24 smoothed shares of all purchase lines by local hour
     shares: dict[str, float]  # category -> w_c, the share bought at the category's hours
     curves: dict[str, list[float]]  # category -> curve_c, 24 shares
     user_strength: float = 2.0  # a user's activity weighs the overall curve as this much
-    bandwidth: float = 1.0  # hours of smoothing
+    bandwidth: float = 1.0  # hours of smoothing of a user's activity
 
     @classmethod
     def fit(cls, purchases: pl.DataFrame, activity: np.ndarray, strength: float = 20.0,
             rounds: int = 50) -> CategoryTiming:
-        """From `purchase_hours` and, row for row, the buyer's activity by local hour."""
-        kernel = smoothing_kernel(cls.bandwidth)
+        """From `purchase_hours` and, row for row, the buyer's activity by local hour. How
+        sharp a user's own curve is (its smoothing and its weight against all purchases)
+        is chosen on USER_CURVES by the likelihood of the lines."""
         lines = np.bincount(purchases[HOUR_COLUMN].to_numpy(), minlength=HOURS).astype(float)
-        overall = (lines / lines.sum() if lines.sum() else np.full(HOURS, 1.0 / HOURS)) @ kernel
-        empty = cls(overall.tolist(), {}, {})
-        users = empty.user_curves(activity)
+        overall = ((lines / lines.sum() if lines.sum() else np.full(HOURS, 1.0 / HOURS))
+                   @ smoothing_kernel(CURVE_BANDWIDTH))
+        categories = purchases["category"].to_numpy()
         hours = purchases[HOUR_COLUMN].to_numpy()
-        shares, curves = {}, {}
-        for category in sorted(set(purchases["category"].to_list())):
-            rows = np.flatnonzero((purchases["category"] == category).to_numpy())
-            at, own = hours[rows], users[rows, hours[rows]]
-            share, curve = 0.5, overall
-            for _ in range(rounds):
-                theirs = share * curve[at]
-                weight = theirs / (theirs + (1 - share) * own)  # P(category's hours | line)
-                share = float(weight.mean())
-                counted = np.bincount(at, weights=weight, minlength=HOURS) @ kernel
-                curve = (counted + strength * overall) / (weight.sum() + strength)
-            shares[category], curves[category] = share, curve.tolist()
-        return cls(overall.tolist(), shares, curves)
+        fitted = []
+        for user_strength, bandwidth in USER_CURVES:
+            shape = cls(overall.tolist(), {}, {}, user_strength, bandwidth)
+            mixture = _mixture(categories, hours, shape.user_curves(activity), overall,
+                               strength, rounds)
+            fitted.append((mixture.log_likelihood, user_strength, bandwidth, mixture))
+        _, user_strength, bandwidth, best = max(fitted, key=lambda found: found[0])
+        return cls(overall.tolist(), best.shares, best.curves, user_strength, bandwidth)
 
     def user_curves(self, activity: np.ndarray) -> np.ndarray:
         """Users' shopping curves (n x 24, rows sum to 1) from their activity by local hour."""

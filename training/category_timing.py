@@ -1,25 +1,30 @@
 """How well category timing finds the hour a user shops a category, on the evaluation window.
 
-Every purchase line after the evaluation cut is a case, hit when a predicted local hour is
-within 1 hour of the line's. Four predictions, each from before the cut: the model (the
-category's hours mixed with the user's activity by hour, as served), the user's activity
-alone, the category's own busiest hour, and the busiest hour of all
-purchases. With ground truth, the share of the categories with hours of their own whose
-fitted busiest hour is within 1 hour of the true one.
+The model is fitted on the purchase lines of the FIT_WINDOW before the evaluation cut,
+with their buyers' hours at its start. Every purchase line after the evaluation cut is a
+case, hit when a predicted local hour is within 1 hour of the line's. Four predictions,
+each from before the cut: the model (the category's hours mixed with the user's activity
+by hour, as served), the user's activity alone, the category's own busiest hour, and the
+busiest hour of all purchases. With ground truth, the share of the categories with hours
+of their own whose fitted busiest hour is within 1 hour of the true one.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from features.local_time import HOUR_COLUMN
-from features.pipeline import BatchFeatures
 from models.category_timing import CategoryTiming, activity_rows, purchase_hours
+from training.cuts import FeaturesAt
 from training.send_time import within_an_hour
-from training.split import TimeSplit, between, up_to
+from training.split import TimeSplit, between
+
+FIT_WINDOW = timedelta(days=42)  # longer windows find rarely bought categories' hours
+HISTORY = timedelta(days=7)  # activity to know a user's hours by, at the window's start
 
 
 def _share(hits: np.ndarray) -> float:
@@ -43,15 +48,28 @@ def hit_rates(model: CategoryTiming, activity: np.ndarray, categories: list[str]
     }
 
 
-def evaluate_category_timing(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFeatures,
-                             split: TimeSplit, truth_dir: Path | None = None,
+def fit_category_timing(features: FeaturesAt, users: pl.DataFrame,
+                        stop: datetime) -> CategoryTiming:
+    """Fitted on the purchase lines of the FIT_WINDOW up to `stop`, with their buyers'
+    activity at its start: as a user's hours are known when the model is used, before the
+    purchase (activity taken after it would hold the very line being explained). The
+    window starts no sooner than HISTORY into the log."""
+    first = features.events["ts"].min()
+    assert isinstance(first, datetime)
+    start = max(stop - FIT_WINDOW, first + HISTORY)
+    lines = purchase_hours(between(features.events, start, stop),
+                           users.select("user_id", "timezone"))
+    return CategoryTiming.fit(lines, activity_rows(features(start), lines["user_id"]))
+
+
+def evaluate_category_timing(features: FeaturesAt, users: pl.DataFrame, split: TimeSplit,
+                             truth_dir: Path | None = None,
                              ) -> tuple[CategoryTiming, dict[str, float]]:
-    """`batch`: the features at `split.eval_cut`."""
-    zones = users.select("user_id", "timezone")
-    before = purchase_hours(up_to(events, split.eval_cut), zones)
-    model = CategoryTiming.fit(before, activity_rows(batch, before["user_id"]))
-    later = purchase_hours(between(events, split.eval_cut, split.end), zones)
-    metrics = hit_rates(model, activity_rows(batch, later["user_id"]),
+    """Fitted on the lines of the fit window, scored on those after the evaluation cut."""
+    model = fit_category_timing(features, users, split.eval_cut)
+    later = purchase_hours(between(features.events, split.eval_cut, split.end),
+                           users.select("user_id", "timezone"))
+    metrics = hit_rates(model, activity_rows(features(split.eval_cut), later["user_id"]),
                         later["category"].to_list(), later[HOUR_COLUMN].to_numpy())
     truth = truth_dir / "categories.parquet" if truth_dir is not None else None
     if truth is not None and truth.is_file():

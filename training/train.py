@@ -32,7 +32,6 @@ from features.pipeline import load_inputs
 from models.brands import SIGNALS as BRAND_SIGNALS
 from models.categories import SIGNALS
 from models.category_timing import ARTIFACT as CATEGORY_TIMING
-from models.category_timing import CategoryTiming, activity_rows, purchase_hours
 from models.channels import ChannelModel
 from models.offer_response import FEATURES
 from models.registry import ModelRegistry, ModelVersion
@@ -48,7 +47,7 @@ from training.affinity.item_evaluation import evaluate_items
 from training.affinity.items import ITEM_COLUMNS, ITEM_PARAMETERS, ItemModel
 from training.affinity.signals import category_popularity, interest
 from training.boosting import RANKER_PARAMETERS
-from training.category_timing import evaluate_category_timing
+from training.category_timing import evaluate_category_timing, fit_category_timing
 from training.channels import evaluate_channels
 from training.churn import FEATURES as CHURN_FEATURES
 from training.churn import PARAMETERS as CHURN_PARAMETERS
@@ -147,10 +146,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         metrics["channel"] = evaluate_channels(events, at_eval, split)[1]
     with timings.stage("category timing", report):
         metrics["category_timing"] = evaluate_category_timing(
-            events, users, at_eval, split, truth_dir if truth_dir.is_dir() else None)[1]
-        bought = purchase_hours(events, users.select("user_id", "timezone"))
-        artifacts[CATEGORY_TIMING] = CategoryTiming.fit(
-            bought, activity_rows(features(split.end), bought["user_id"])).to_json()
+            features, users, split, truth_dir if truth_dir.is_dir() else None)[1]
+        artifacts[CATEGORY_TIMING] = fit_category_timing(features, users, split.end).to_json()
     with timings.stage("fit churn", report):
         churn = ChurnModel.fit(churn_frame(features(latest.fit_cut),
                                            between(events, latest.fit_cut, split.end)), seed)

@@ -1,13 +1,12 @@
 """Department timing: the local hour of each line of a user's last order.
 
-nbo's category-timing model (models/category_timing.py) is fitted on the orders before
-the earliest cut, with each buyer's activity by hour at that cut; every line of a last
-order is a case, scored by training/category_timing.py: the model's hour (the
-department's own hours mixed with the user's), the user's activity alone, the
-department's busiest hour and the busiest hour of all orders, each a hit within 1 hour of
-the order's local hour. Instacart's departments are bought at nearly the same hours, so
-this shows whether the model leaves a user's hours alone where a category has no hours of
-its own.
+nbo's category-timing model (models/category_timing.py) is fitted as `nbo train` fits it
+(training/category_timing.py), on the orders of 42 days before the earliest cut; every line of a
+last order is a case, scored by `hit_rates`: the model's hour (the department's own hours
+mixed with the user's), the user's activity alone, the department's busiest hour and the
+busiest hour of all orders, each a hit within 1 hour of the order's local hour.
+Instacart's departments are bought at nearly the same hours, so this shows whether the
+model leaves a user's hours alone where a category has no hours of its own.
 """
 
 from __future__ import annotations
@@ -17,15 +16,7 @@ import polars as pl
 
 from benchmarks.instacart.split import Cut
 from features.local_time import HOUR_COLUMN
-from features.pipeline import BatchFeatures
-from models.category_timing import CategoryTiming, activity_rows, purchase_hours
-
-
-def fit_timing(history: pl.DataFrame, users: pl.DataFrame,
-               batch: BatchFeatures) -> CategoryTiming:
-    """From the events before every cut and the features at the earliest cut."""
-    bought = purchase_hours(history, users.select("user_id", "timezone"))
-    return CategoryTiming.fit(bought, activity_rows(batch, bought["user_id"]))
+from models.category_timing import activity_rows, purchase_hours
 
 
 def line_cases(cut: Cut, users: pl.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.instacart.department_hours import fit_timing, line_cases
+from benchmarks.instacart.department_hours import line_cases
 from benchmarks.instacart.departments import cut_signals, department_metrics
 from benchmarks.instacart.split import LastOrderSplit
 from benchmarks.instacart.timing import (
@@ -30,7 +30,7 @@ from benchmarks.instacart.timing import (
 )
 from features.pipeline import load_inputs
 from training.affinity.categories import fit_category_ranker, purchased
-from training.category_timing import hit_rates
+from training.category_timing import fit_category_timing, hit_rates
 from training.cuts import FeaturesAt
 from training.split import between, up_to
 
@@ -53,8 +53,7 @@ def evaluate(directory: Path, seed: int = 0, max_users: int | None = None) -> di
     ranker = fit_category_ranker(features, split.fit, seed)
     fit_users = purchased(between(events, split.fit.fit_cut, split.fit.eval_cut))[
         "user_id"].n_unique()
-    history = up_to(events, split.fit.eval_cut)  # before every user's cut
-    timing = fit_timing(history, users, features(split.fit.eval_cut))
+    timing = fit_category_timing(features, users, split.fit.eval_cut)
     seconds["fit"] = time.perf_counter() - began
 
     began = time.perf_counter()
@@ -71,6 +70,7 @@ def evaluate(directory: Path, seed: int = 0, max_users: int | None = None) -> di
         activity.append(cut_activity)
         departments += cut_departments
         line_hours.append(cut_hours)
+    history = up_to(events, split.fit.eval_cut)  # before every user's cut
     gaps = orders(history).select(
         gap=pl.col("ts").diff().over("user_id").dt.total_seconds() / DAY_SECONDS)
     global_median = float(np.median(gaps["gap"].drop_nulls().to_numpy()))
