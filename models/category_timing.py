@@ -31,7 +31,7 @@ from features.event import RETURNED
 from features.local_time import HOUR_COLUMN, with_hour_of_week
 from features.pipeline import BatchFeatures
 from features.state import UserState
-from models.send_time import HOURS, by_hour, hourly_activity, smoothing_kernel
+from models.send_time import HOURS, activity_by_hour, hourly_activity, smoothing_kernel
 
 ARTIFACT = "category_timing.json"
 CURVE_BANDWIDTH = 1.0  # hours of smoothing of the category and overall curves
@@ -140,9 +140,8 @@ class CategoryTiming:
     def hours_for(self, state: UserState, now: datetime,
                   categories: Sequence[str]) -> dict[str, int]:
         """Category -> the local hour (0..23) one user most likely shops it, at `now`."""
-        activity = by_hour(1, ((0, int(hour), value)
-                               for hour, value in state.values("hourly_activity", now)))
-        hours = self.hours(np.repeat(activity, len(categories), axis=0), categories)
+        activity = np.repeat(activity_by_hour(state, now), len(categories), axis=0)
+        hours = self.hours(activity, categories)
         return {category: int(hour) for category, hour in zip(categories, hours, strict=True)}
 
     def to_json(self) -> bytes:

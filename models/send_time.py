@@ -102,6 +102,12 @@ def by_hour(rows: int, cells: Iterable[tuple[int, int, float]]) -> np.ndarray:
     return matrix
 
 
+def activity_by_hour(state: UserState, now: datetime) -> np.ndarray:
+    """(1, 24): one user's served shopping activity by local hour at `now`."""
+    return by_hour(1, ((0, int(hour), value)
+                       for hour, value in state.values("hourly_activity", now)))
+
+
 @dataclass(frozen=True)
 class SendTimeModel:
     global_curves: dict[str, list[float]]  # channel -> 24 shares of opens
@@ -177,8 +183,7 @@ class SendTimeModel:
             if channel in row:
                 cells.append((row[channel], int(hour), value))
         opens = by_hour(len(channels), cells)
-        activity = by_hour(1, ((0, int(key), value)
-                                for key, value in state.values("hourly_activity", now)))
+        activity = activity_by_hour(state, now)
         countries = (np.stack([self.country_prior(channel, state.profile.country)
                                for channel in channels])
                      if channels else np.zeros((0, HOURS)))
