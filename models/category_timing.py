@@ -1,8 +1,8 @@
 """Category timing: at which local hours each category is bought, and so the hour a user
 most likely shops each category.
 
-Some purchases of a category happen at the category's own hours (coffee in the morning),
-the rest at the buyer's own; so a user's hours for category c are a mixture:
+Some purchases of a category happen at the category's own hours, the rest at the
+buyer's own; so a user's hours for category c are a mixture:
 
     p(h | u, c) = w_c * curve_c(h) + (1 - w_c) * user_u(h)
     user_u(h)   = (smooth(a_u)(h) + k_user * overall(h)) / (a_u + k_user)
@@ -12,8 +12,10 @@ where a_u(h) is the user's shopping activity by local hour (the served `hourly_a
 their busiest hours) and overall(h) the smoothed share of all purchase lines at h. Per
 category, the share w_c and curve_c are fitted by expectation-maximization on the
 purchase lines, with their buyers' curves held fixed; curve_c is shrunk toward overall.
-A category bought at its buyers' own hours gets w_c near 0 (the user's busiest hour);
-unknown categories get w_c = 0.
+A category bought at its buyers' own hours gets a curve close to overall (w_c then holds
+only the purchases away from the buyers' busiest hours); one bought at hours of its own
+(coffee in the morning) a curve peaking there and a larger w_c. Unknown categories get
+w_c = 0: the user's own busiest hour.
 """
 
 from __future__ import annotations
