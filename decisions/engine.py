@@ -138,12 +138,13 @@ class DecisionEngine:
 
     def _read(self, user_ids: Sequence[str], recall: str | None = None) -> _Read:
         """Users' features, the offers they were given, the budgets spent and the hash at
-        `recall`, in one round trip."""
+        `recall`, in one round trip; when that hash is found, it is the answer and the
+        features are not unpacked."""
         nobody = [None] * len(user_ids)
         if self.redis_down:
             return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
         wanted = [*(keys.given(user_id) for user_id in user_ids), keys.SPENT]
-        extra = Extra(wanted if recall is None else [*wanted, recall])
+        extra = Extra(wanted if recall is None else [*wanted, recall], answer=recall is not None)
         try:
             meta, states = self._store.read_with(user_ids, extra)
         except redis.RedisError:

@@ -72,10 +72,13 @@ def _text(reply: Any) -> str:
 
 @dataclass
 class Extra:
-    """Hashes to read along with users' features: their keys, then their HGETALL replies."""
+    """Hashes to read along with users' features: their keys, then their HGETALL replies.
+    When the last hash is `answer` and it is found, the caller needs no features: they are
+    not unpacked (the states come back None)."""
 
     keys: Sequence[str]
     replies: list[dict[bytes, bytes]] = field(default_factory=list)
+    answer: bool = False
 
 
 def new_version_id() -> str:
@@ -146,6 +149,8 @@ class RedisFeatureStore:
             return pointer, []
         if extra:
             extra.replies = replies[1 + 2 * len(user_ids):]
+            if extra.answer and extra.replies[-1]:
+                return pointer, [(None, 0)] * len(user_ids)
         states: list[tuple[UserState | None, int]] = []
         for position, user_id in enumerate(user_ids):
             blob, fields = replies[1 + 2 * position], replies[2 + 2 * position]

@@ -23,7 +23,7 @@ from features.store import keys
 from features.store.base import Applied, FeatureStore
 from features.store.export import export_events
 from features.store.layout import CHANNEL_COUNTS, kept
-from features.store.redis_store import RedisFeatureStore
+from features.store.redis_store import Extra, RedisFeatureStore
 from tests.conftest import SplitWorld
 
 BACKENDS: dict[str, Callable[[redis.Redis], FeatureStore]] = {
@@ -166,6 +166,20 @@ def test_a_read_is_one_round_trip(store: FeatureStore, split_world: SplitWorld,
     assert len(sent) == 1
     assert all(state is not None for state in store.read_many(users[:100]))
     assert len(sent) == 2
+
+
+def test_a_found_answer_read_with_the_features_leaves_them_unpacked(
+        redis_client: redis.Redis, split_world: SplitWorld) -> None:
+    store = RedisFeatureStore(redis_client)
+    store.publish(split_world.early)
+    user = split_world.early.users["user_id"][0]
+    asked = Extra(["test:answer"], answer=True)
+    assert store.read_with([user], asked)[1] != [None] and asked.replies == [{}]
+    redis_client.hset("test:answer", "content", "remembered")
+    found = Extra(["test:answer"], answer=True)
+    assert store.read_with([user], found)[1] == [None]
+    assert found.replies == [{b"content": b"remembered"}]
+    redis_client.delete("test:answer")
 
 
 def test_an_event_is_visible_to_the_next_read_and_applied_once(
