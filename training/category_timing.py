@@ -20,15 +20,11 @@ import polars as pl
 from features.local_time import HOUR_COLUMN
 from models.category_timing import CategoryTiming, activity_rows, purchase_hours
 from training.cuts import FeaturesAt
-from training.send_time import within_an_hour
+from training.send_time import mean_or_nan, within_an_hour
 from training.split import TimeSplit, between
 
 FIT_WINDOW = timedelta(days=42)  # longer windows find rarely bought categories' hours
 HISTORY = timedelta(days=7)  # activity to know a user's hours by, at the window's start
-
-
-def _share(hits: np.ndarray) -> float:
-    return float(hits.mean()) if hits.size else float("nan")
 
 
 def hit_rates(model: CategoryTiming, activity: np.ndarray, categories: list[str],
@@ -38,11 +34,11 @@ def hit_rates(model: CategoryTiming, activity: np.ndarray, categories: list[str]
     own = {category: model.category_hour(category) for category in set(categories)}
     alone = CategoryTiming(model.overall, {}, {}, model.user_strength, model.bandwidth)
     return {
-        "hit_rate_1h": _share(within_an_hour(model.hours(activity, categories), actual)),
-        "user_hit_rate_1h": _share(within_an_hour(alone.hours(activity, categories), actual)),
-        "category_hit_rate_1h": _share(within_an_hour(
+        "hit_rate_1h": mean_or_nan(within_an_hour(model.hours(activity, categories), actual)),
+        "user_hit_rate_1h": mean_or_nan(within_an_hour(alone.hours(activity, categories), actual)),
+        "category_hit_rate_1h": mean_or_nan(within_an_hour(
             np.array([own[category] for category in categories], dtype=np.int64), actual)),
-        "global_hit_rate_1h": _share(within_an_hour(
+        "global_hit_rate_1h": mean_or_nan(within_an_hour(
             np.full(len(actual), int(np.argmax(model.overall))), actual)),
         "purchases": float(len(actual)),
     }
@@ -78,6 +74,6 @@ def evaluate_category_timing(features: FeaturesAt, users: pl.DataFrame, split: T
                  if "shopping_hour" in categories_truth.columns else categories_truth.clear())
         if timed.height:
             fitted = np.array([model.category_hour(c) for c in timed["category"]])
-            metrics["oracle_category_hour_hit_rate_1h"] = _share(within_an_hour(
+            metrics["oracle_category_hour_hit_rate_1h"] = mean_or_nan(within_an_hour(
                 fitted, timed["shopping_hour"].cast(pl.Int64).to_numpy()))
     return model, metrics

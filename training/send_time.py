@@ -39,3 +39,9 @@ def open_delay_hours(sends: pl.DataFrame) -> int:
 def within_an_hour(a: np.ndarray | pl.Series, b: np.ndarray | pl.Series) -> np.ndarray:
     distance = np.abs(np.asarray(a) - np.asarray(b)) % HOURS
     return np.asarray(np.minimum(distance, HOURS - distance) <= 1)
+
+
+def mean_or_nan(values: object) -> float:
+    """The mean of `values` (hits as booleans give a hit rate); NaN when there are none."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()) if array.size else float("nan")

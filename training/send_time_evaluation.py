@@ -20,7 +20,7 @@ from features.local_time import HOUR_COLUMN, with_hour_of_week
 from features.pipeline import BatchFeatures
 from features.store.layout import ACTIVE_HOURS, HOURLY
 from models.send_time import HOURS, SendTimeModel, hourly_activity, hourly_opens
-from training.send_time import open_delay_hours, sends_and_opens, within_an_hour
+from training.send_time import mean_or_nan, open_delay_hours, sends_and_opens, within_an_hour
 from training.split import TimeSplit, between, up_to
 
 
@@ -83,8 +83,8 @@ def evaluate_send_time(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFe
     scored = opens.join(hours, on=["user_id", "channel"]).with_columns(
         global_hour=global_hour)
     metrics = {
-        "hit_rate_1h": _mean(within_an_hour(scored["engagement_hour"], scored[HOUR_COLUMN])),
-        "global_hit_rate_1h": _mean(within_an_hour(scored["global_hour"],
+        "hit_rate_1h": mean_or_nan(within_an_hour(scored["engagement_hour"], scored[HOUR_COLUMN])),
+        "global_hit_rate_1h": mean_or_nan(within_an_hour(scored["global_hour"],
                                                    scored[HOUR_COLUMN])),
         "opens": float(scored.height),
         "delay_hours": float(model.delay_hours),
@@ -95,8 +95,8 @@ def evaluate_send_time(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFe
     hit = within_an_hour(replay["send_hour"], replay[HOUR_COLUMN])
     at_global = within_an_hour(replay["global_send"], replay[HOUR_COLUMN])
     opened = replay["opened"].to_numpy()
-    metrics["open_rate_at_model_hour"] = _mean(opened[hit])
-    metrics["open_rate_at_global_hour"] = _mean(opened[at_global])
+    metrics["open_rate_at_model_hour"] = mean_or_nan(opened[hit])
+    metrics["open_rate_at_global_hour"] = mean_or_nan(opened[at_global])
     metrics["open_rate_lift"] = (metrics["open_rate_at_model_hour"]
                                  / metrics["open_rate_at_global_hour"])
     if truth_dir is not None and (truth_dir / "channels").is_dir():
@@ -104,13 +104,8 @@ def evaluate_send_time(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFe
             "user_id", "channel", "best_hour_local")
         checked = hours.join(truth, on=["user_id", "channel"]).with_columns(
             global_send=(global_hour - model.delay_hours) % HOURS)
-        metrics["oracle_best_hour_hit_rate_1h"] = _mean(within_an_hour(
+        metrics["oracle_best_hour_hit_rate_1h"] = mean_or_nan(within_an_hour(
             checked["send_hour"], checked["best_hour_local"]))
-        metrics["oracle_global_hour_hit_rate_1h"] = _mean(within_an_hour(
+        metrics["oracle_global_hour_hit_rate_1h"] = mean_or_nan(within_an_hour(
             checked["global_send"], checked["best_hour_local"]))
     return model, metrics
-
-
-def _mean(values: object) -> float:
-    array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()) if array.size else float("nan")
