@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -229,13 +229,19 @@ class DecisionEngine:
                            "contacts": dict(budget.blocked) if budget else {}}
         categories = self._categories(state, now, read.meta,
                                       max(request.n_categories, USER_CATEGORIES))
-        brands, price_band = self._brands(state, now), self._price_band(state, now)
+        shown = categories[:request.n_categories]
+        brands = self._brands(state, now)
+        bands = {category: BANDS[band]
+                 for category, band in state.category_price_bands(now, categories).items()}
+        price_band = state.price_band(now)
         return Decision(
             decision_id=decision_id, user_id=request.user_id, source=source,
-            degraded=read.degraded, offers=offers, categories=categories[:request.n_categories],
-            category_hours=self._category_hours(state, now, categories[:request.n_categories]),
-            brands=brands, items=self._items(categories, brands, price_band, request.n_items),
-            price_band=price_band, channel=best.channel if best else None,
+            degraded=read.degraded, offers=offers, categories=shown,
+            category_hours=self._category_hours(state, now, shown),
+            category_price_bands={c: bands[c] for c in shown if c in bands},
+            brands=brands, items=self._items(categories, brands, bands, request.n_items),
+            price_band=None if price_band is None else BANDS[price_band],
+            channel=best.channel if best else None,
             channels=channels, lifecycle_stage=stage,
             contact_budget=None if budget is None else ContactBudgetView(
                 budget.window_days, budget.sent, budget.cap, budget.remaining,
@@ -324,14 +330,14 @@ class DecisionEngine:
             return [key for key, value in state.values("brand_affinity", now) if value > 0][:n]
         return [key for key, _ in self.models.brands.rank(state, now, n)]
 
-    def _items(self, categories: Sequence[str], brands: Sequence[str], price_band: str | None,
-               n: int) -> list[str]:
-        """Popular items of the user's best categories, top brands and price band first."""
+    def _items(self, categories: Sequence[str], brands: Sequence[str],
+               price_bands: Mapping[str, str], n: int) -> list[str]:
+        """Popular items of the user's best categories, top brands and price bands first."""
         recommender = self.models.items if self.models else None
         if recommender is None or n <= 0:
             return []
         return recommender.for_user(categories[:USER_CATEGORIES], brands[:USER_BRANDS],
-                                    price_band, n)
+                                    price_bands, n)
 
     @staticmethod
     def _segments(state: UserState) -> frozenset[str]:
@@ -342,12 +348,6 @@ class DecisionEngine:
         if state.session.app_installed:
             found.add("app")
         return frozenset(found)
-
-    @staticmethod
-    def _price_band(state: UserState, now: datetime) -> str | None:
-        bands = state.values("price_affinity", now)
-        top = next((key for key, value in bands if value > 0 and key.isdigit()), None)
-        return None if top is None or int(top) >= len(BANDS) else BANDS[int(top)]
 
     @staticmethod
     def _features(state: UserState, now: datetime, stage: str) -> dict[str, object]:

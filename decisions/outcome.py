@@ -63,6 +63,7 @@ class Decision:
     offers: list[ChosenOffer]
     categories: list[str]
     category_hours: dict[str, int]  # category -> local hour the user most likely shops it
+    category_price_bands: dict[str, str]  # category -> the band the user buys in there
     brands: list[str]
     items: list[str]  # recommended items: popular in the user's categories, brands and band
     price_band: str | None

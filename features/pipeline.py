@@ -133,7 +133,8 @@ def _users(log: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
     for part in (ActivitySpan.batch(log), purchases, SessionContext.batch(log),
                  last_contacts(log)):
         joined = joined.join(part, on="user_id", how="left")
-    counters = [PURCHASE_PREFIX + name for name in ("lines", "occasions", "returns")]
+    counters = [PURCHASE_PREFIX + name
+                for name in ("lines", "occasions", "returns", "price_lean")]
     return joined.with_columns(pl.col("events", *counters).fill_null(0),
                                pl.col("cart_value", PURCHASE_PREFIX + "amount").fill_null(0.0),
                                ).sort("user_id")

@@ -1,7 +1,8 @@
 """Purchase history per user, or per user and category: how often, how much, when.
 
-Recency, frequency, monetary value, average order value, return rate and the repeat
-cycle are all read from these tallies. `batch` folds a log; `live` applies one event.
+Recency, frequency, monetary value, average order value, return rate, the repeat cycle
+and where the user buys within a category's prices (`price_lean`) are all read from these
+tallies. `batch` folds a log; `live` applies one event.
 Purchase lines less than OCCASION_GAP apart count as one buying occasion (one basket),
 so a cycle is measured between baskets, not between the lines of one.
 """
@@ -16,6 +17,8 @@ import polars as pl
 
 from features.contract.schema import EventType
 from features.event import RETURNED, Event
+from features.price_bands import COLUMN as BAND_COLUMN
+from features.price_bands import MID_BAND
 
 OCCASION_GAP = timedelta(hours=12)
 
@@ -30,6 +33,7 @@ class PurchaseTally:
     amount: float = 0.0  # spend net of returns: sum of price x quantity
     first: datetime | None = None  # first purchase
     last: datetime | None = None  # latest purchase
+    price_lean: int = 0  # lines in their category's high price band minus those in its low
 
     def apply(self, event: Event) -> PurchaseTally:
         """The tally after one purchase event (the live half)."""
@@ -45,6 +49,8 @@ class PurchaseTally:
             amount=amount,
             first=event.ts if self.first is None else min(self.first, event.ts),
             last=event.ts if self.last is None else max(self.last, event.ts),
+            price_lean=self.price_lean + (0 if event.price_band is None
+                                          else event.price_band - MID_BAND),
         )
 
     @classmethod
@@ -78,6 +84,8 @@ class PurchaseHistory:
         """One row per user (and key) with the PurchaseTally fields."""
         keys = ["user_id"] if self.column is None else ["user_id", self.column]
         purchases = events.lazy().filter(pl.col("event_type") == EventType.PURCHASE.value)
+        lean = (pl.col(BAND_COLUMN).cast(pl.Int64) - MID_BAND if BAND_COLUMN
+                in purchases.collect_schema() else pl.lit(None))  # without bands: unknown
         if self.column is not None:
             purchases = purchases.filter(pl.col(self.column).is_not_null())
         quantity = pl.col("quantity").fill_null(1)
@@ -90,13 +98,14 @@ class PurchaseHistory:
             occasions=pl.col("occasion").sum(),
             first=pl.col("ts").min(),
             last=pl.col("ts").max(),
+            price_lean=lean.fill_null(0).sum(),
         )
         money = purchases.group_by(keys).agg(
             returns=(~bought).sum(),
             amount=(pl.col("price").fill_null(0.0) * quantity).sum(),
         )
         return (money.join(tallies, on=keys, how="left")
-                .with_columns(pl.col("lines", "occasions").fill_null(0))
+                .with_columns(pl.col("lines", "occasions", "price_lean").fill_null(0))
                 .collect())
 
 

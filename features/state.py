@@ -8,7 +8,7 @@ The read-time helpers turn the stored state into values at a given moment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from types import MappingProxyType
@@ -22,7 +22,7 @@ from features.engagement import DEFAULT_ENGAGEMENT, RESPONSES, SENDS, Engagement
 from features.event import Event
 from features.lifecycle import DEFAULT_RULES, LifecycleRules
 from features.local_time import hour_of_week
-from features.price_bands import PriceBands
+from features.price_bands import PriceBands, category_bands, top_band
 from features.profile import UserProfile
 from features.purchases import CATEGORY_PURCHASES, USER_PURCHASES, PurchaseTally
 from features.session import SessionContext
@@ -99,6 +99,16 @@ class UserState:
         """Messages sent on `channel` (or on any) in the last `days` UTC days."""
         buckets = {day: n for (name, day), n in self.contacts.items() if name == channel}
         return sent_within(buckets, now, days)
+
+    def price_band(self, now: datetime) -> int | None:
+        """The band (0..2) of the user's largest positive price affinity."""
+        return top_band(dict(self.values("price_affinity", now)))
+
+    def category_price_bands(self, now: datetime, categories: Iterable[str]) -> dict[str, int]:
+        """The band (0..2) the user buys in within each category (features/price_bands.py)."""
+        bought = {category: (tally.price_lean, tally.lines)
+                  for category, tally in self.category_purchases.items()}
+        return category_bands(dict(self.values("price_affinity", now)), bought, categories)
 
     def due_categories(self, cycles: Mapping[str, float], now: datetime,
                        cycle: RepeatCycle = DEFAULT_CYCLE) -> list[tuple[str, float]]:

@@ -7,10 +7,11 @@
                            and purchase lines over a recent window
 
 The store keeps no per-user item history, so a user's items come from what the decision
-already knows: their ranked categories and brands and their price band. Per category,
-the popular items, with those of a top brand and in the user's band first, interleaved
-across the categories (the better ranked with the larger share). The per-category lists
-are built at load, so a request is a few dict lookups and sorts of a few dozen items.
+already knows: their ranked categories and brands and their price band in each category.
+Per category, the popular items, with those of a top brand and in the user's band first,
+interleaved across the categories (the better ranked with the larger share). The
+per-category lists are built at load, so a request is a few dict lookups and sorts of a
+few dozen items.
 """
 
 from __future__ import annotations
@@ -138,14 +139,15 @@ class ItemRecommender:
         return iter(sorted(candidates, key=lambda item: (-score(item), item)))
 
     def for_user(self, categories: Sequence[str], brands: Sequence[str],
-                 price_band: str | None, n: int, exclude: Collection[str] = ()) -> list[str]:
+                 price_bands: Mapping[str, str], n: int,
+                 exclude: Collection[str] = ()) -> list[str]:
         """Up to n items for a user with these ranked categories and brands (best first) and
-        price band ("low", "mid", "high" or None), not in `exclude`: the categories take
-        turns, each a CATEGORY_DECAY share of the one before (6, 3 and 1 of 10 items for
-        three), then the most popular items overall fill the list. Unknown categories and
-        brands are passed over."""
-        band = BANDS.index(price_band) if price_band in BANDS else None
-        queues = [self._candidates(category, brands, band)
+        price band per category ("low", "mid" or "high"), not in `exclude`: the categories
+        take turns, each a CATEGORY_DECAY share of the one before (6, 3 and 1 of 10 items
+        for three), then the most popular items overall fill the list. Unknown categories
+        and brands are passed over."""
+        queues = [self._candidates(category, brands, BANDS.index(price_bands[category])
+                                   if price_bands.get(category) in BANDS else None)
                   for category in dict.fromkeys(categories) if category in self.popular]
         shares = [CATEGORY_DECAY ** rank for rank in range(len(queues))]
         taken = [0] * len(queues)

@@ -60,6 +60,7 @@ from training.offers.model import OfferResponseModel
 from training.offers.oracle import offer_value_share
 from training.offers.sends import EXTRA_COLUMNS
 from training.onnx_export import ranker_to_onnx
+from training.price_bands import evaluate_price_bands
 from training.report import render as render_report
 from training.send_time import open_delay_hours, sends_and_opens
 from training.send_time_evaluation import evaluate_send_time
@@ -144,6 +145,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         metrics["send_time"] = evaluate_send_time(
             events, users, at_eval, split, truth_dir if truth_dir.is_dir() else None)[1]
         metrics["channel"] = evaluate_channels(events, at_eval, split)[1]
+    with timings.stage("evaluate price bands", report):
+        metrics["price_band"] = evaluate_price_bands(features, split)
     with timings.stage("category timing", report):
         metrics["category_timing"] = evaluate_category_timing(
             features, users, split, truth_dir if truth_dir.is_dir() else None)[1]

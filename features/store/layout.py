@@ -20,7 +20,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import polars as pl
+from numpy.lib.recfunctions import recursive_fill_fields
 
 from features.activity import ActivitySpan
 from features.contacts import ALL_CHANNELS
@@ -44,7 +46,7 @@ MAX_VOCABULARY = 2**16 - 1  # ids are uint16, 0 meaning none
 
 _TOP = [("id", "<u2"), ("total", "<f4")]
 _TALLY = [("lines", "<u2"), ("occasions", "<u2"), ("returns", "<u2"), ("amount", "<f4"),
-          ("first", "<u4"), ("last", "<u4")]
+          ("first", "<u4"), ("last", "<u4"), ("price_lean", "i1")]  # lean kept within +-127
 RECORD = np.dtype([
     ("first_seen", "<u4"), ("last_seen", "<u4"), ("events", "<u4"),
     ("signup", "<u4"), ("timezone", "<u2"), ("country", "S2"), ("consent", "u1"),
@@ -69,6 +71,27 @@ FIELDS: tuple[str, ...] = RECORD.names or ()
 def layout() -> list[Any]:
     """RECORD as JSON-able data (numpy's own description)."""
     return [list(field) for field in RECORD.descr]
+
+
+def dtype_of(description: list[Any]) -> np.dtype:
+    """The dtype a `layout()` read back from JSON describes."""
+    def field(name: str, kind: str | list[Any], *shape: list[int]) -> tuple[Any, ...]:
+        return (name, dtype_of(kind) if isinstance(kind, list) else kind,
+                *(tuple(dims) for dims in shape))
+    return np.dtype([field(*spec) for spec in description])
+
+
+_PACKED_WITH: dict[str, np.dtype] = {}  # version -> the dtype of its records
+
+
+def _packed_with(meta: VersionMeta) -> np.dtype:
+    """RECORD, or the older layout `meta`'s version was published with."""
+    found = _PACKED_WITH.get(meta.version)
+    if found is None:
+        found = _PACKED_WITH[meta.version] = (
+            RECORD if meta.layout == orjson.loads(orjson.dumps(layout()))
+            else dtype_of(meta.layout))
+    return found
 
 
 def _seconds(column: str) -> pl.Expr:
@@ -207,6 +230,7 @@ def _fill_tally(block: np.ndarray, tallies: pl.DataFrame,
     for name in ("lines", "occasions", "returns"):
         block[name][where] = tallies[name].fill_null(0).clip(0, 2**16 - 1)
     block["amount"][where] = tallies["amount"].fill_null(0.0)
+    block["price_lean"][where] = tallies["price_lean"].fill_null(0).clip(-127, 127)
     for name in ("first", "last"):
         block[name][where] = tallies.select(_seconds(name)).to_series()
 
@@ -253,7 +277,7 @@ def _fill_contacts(records: np.ndarray, contacts: pl.DataFrame, anchor: datetime
 def to_blobs(records: np.ndarray) -> list[bytes]:
     """Each record's bytes without trailing zeros."""
     raw = records.tobytes()
-    size = RECORD.itemsize
+    size = records.dtype.itemsize
     return [raw[start:start + size].rstrip(b"\0") for start in range(0, len(raw), size)]
 
 
@@ -262,13 +286,18 @@ def _time(seconds: int) -> datetime | None:
 
 
 def _tally(lines: int, occasions: int, returns: int, amount: float, first: int,
-           last: int) -> PurchaseTally:
-    return PurchaseTally(lines, occasions, returns, amount, _time(first), _time(last))
+           last: int, price_lean: int) -> PurchaseTally:
+    return PurchaseTally(lines, occasions, returns, amount, _time(first), _time(last),
+                         price_lean)
 
 
 def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
     """A user's state from a stored record (see the module's docstring for what is kept)."""
-    record = np.frombuffer(blob.ljust(RECORD.itemsize, b"\0"), RECORD)[0]
+    packed_with = _packed_with(meta)
+    records = np.frombuffer(blob.ljust(packed_with.itemsize, b"\0"), packed_with)
+    if packed_with is not RECORD:  # the fields a newer RECORD added read as zeros
+        records = recursive_fill_fields(records, np.zeros(1, RECORD))
+    record = records[0]
     r: dict[str, Any] = {name: value.tolist() if isinstance(value, np.ndarray) else value
                          for name, value in zip(FIELDS, record.item(), strict=True)}
     categories = meta.categories

@@ -36,13 +36,14 @@ def _parse_time(text: str) -> datetime | None:
 
 def _tally(tally: PurchaseTally) -> str:
     return "|".join((str(tally.lines), str(tally.occasions), str(tally.returns),
-                     repr(tally.amount), _time(tally.first), _time(tally.last)))
+                     repr(tally.amount), _time(tally.first), _time(tally.last),
+                     str(tally.price_lean)))
 
 
 def _parse_tally(text: str) -> PurchaseTally:
-    lines, occasions, returns, amount, first, last = text.split("|")
+    lines, occasions, returns, amount, first, last, *lean = text.split("|")  # no lean: older
     return PurchaseTally(int(lines), int(occasions), int(returns), float(amount),
-                         _parse_time(first), _parse_time(last))
+                         _parse_time(first), _parse_time(last), int(lean[0]) if lean else 0)
 
 
 def _session(session: SessionContext) -> str:

@@ -129,6 +129,20 @@ def test_category_hours_are_given_for_the_categories(api: TestClient,
     assert any(len(hours) > 1 for hours in per_user)  # categories with hours of their own
 
 
+def test_price_bands_are_given_for_the_categories(api: TestClient,
+                                                  served_world: ServedWorld) -> None:
+    seen: set[str] = set()
+    for user in served_world.users[:40]:
+        body = api.get(f"/v1/users/{user}/decision").json()
+        bands = body["category_price_bands"]
+        assert set(bands) <= set(body["categories"]) and set(bands.values()) <= {
+            "low", "mid", "high"}
+        if body["price_band"] is not None:  # a band per category, the user's or their own
+            assert list(bands) == body["categories"]
+        seen |= set(bands.values())
+    assert len(seen) > 1
+
+
 def test_similar_items(api: TestClient, served_world: ServedWorld) -> None:
     item = pl.read_parquet(served_world.directory / "items.parquet")["item_id"][0]
     body = api.get(f"/v1/items/{item}/similar", params={"n": 5}).json()

@@ -1,4 +1,5 @@
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from features.contract.schema import EVENTS, EventType
 from features.contract.tables import load_table
 from features.event import Event
+from features.price_bands import PriceBands
 from features.purchases import (
     CATEGORY_PURCHASES,
     PURCHASE_HISTORIES,
@@ -46,6 +48,15 @@ def test_returns_are_counted_and_refunded() -> None:
     assert tally.mean_interval_days() is None
 
 
+def test_price_lean_counts_high_band_lines_against_low_band_ones() -> None:
+    def priced(band: int | None, days: float, quantity: int = 1) -> Event:
+        return replace(_buy(days, quantity=quantity), price_band=band)
+
+    tally = _tally(priced(2, 0), priced(2, 3), priced(0, 6), priced(1, 9), priced(None, 12),
+                   priced(0, 15, quantity=-1))
+    assert (tally.lines, tally.price_lean) == (5, 1)  # returns and unknown prices count 0
+
+
 def test_batch_reads_the_same_tally_as_live_updates() -> None:
     events = [_buy(0), _buy(0.01, quantity=2), _buy(14), _buy(20, quantity=-1), _buy(28)]
     frame = pl.DataFrame([e.__dict__ for e in events]).with_columns(
@@ -59,6 +70,7 @@ def test_batch_then_live_equals_batch_over_everything(tmp_path: Path,
                                                      history: PurchaseHistory) -> None:
     generate_world(tmp_path, users=300, days=30, seed=4)
     events = load_table(tmp_path, EVENTS).frame.sort("ts", maintain_order=True)
+    events = PriceBands.from_prices(events).with_band(events)
     cut = datetime(2026, 1, 20, tzinfo=UTC)
     keys = ["user_id"] + ([history.column] if history.column else [])
 
@@ -80,5 +92,7 @@ def test_batch_then_live_equals_batch_over_everything(tmp_path: Path,
     for key, tally in expected.items():
         got = state[key]
         assert got.amount == pytest.approx(tally.amount)
-        assert (got.lines, got.occasions, got.returns, got.first, got.last) == (
-            tally.lines, tally.occasions, tally.returns, tally.first, tally.last)
+        assert (got.lines, got.occasions, got.returns, got.first, got.last,
+                got.price_lean) == (tally.lines, tally.occasions, tally.returns, tally.first,
+                                    tally.last, tally.price_lean)
+    assert any(tally.price_lean for tally in expected.values())

@@ -46,7 +46,7 @@ def test_a_version_loads_what_training_wrote(fitted: ItemModel, tmp_path: Path) 
         assert (about.category, about.brand, about.price, about.band, about.popularity) == (
             fields["category"], fields["brand"], fields["price"], fields["price_band"],
             fields["popularity"])
-    assert len(recommender.for_user([], [], None, 10)) == 10
+    assert len(recommender.for_user([], [], {}, 10)) == 10
 
 
 def test_similar_for_an_unknown_item_or_no_room_is_empty(fitted: ItemModel) -> None:
@@ -81,39 +81,39 @@ def _shop() -> ItemRecommender:
 
 def test_for_user_respects_n_and_exclusions() -> None:
     shop = _shop()
-    assert shop.for_user(["a", "b"], [], None, 0) == []
-    assert len(shop.for_user(["a", "b"], [], None, 1)) == 1
-    five = shop.for_user(["a", "b"], [], None, 5)
+    assert shop.for_user(["a", "b"], [], {}, 0) == []
+    assert len(shop.for_user(["a", "b"], [], {}, 1)) == 1
+    five = shop.for_user(["a", "b"], [], {}, 5)
     assert len(five) == len(set(five)) == 5
-    everything = shop.for_user(["a", "b", "c"], [], None, 100)
+    everything = shop.for_user(["a", "b", "c"], [], {}, 100)
     assert sorted(everything) == sorted(shop.info)  # 36 items < n
-    excluded = shop.for_user(["a"], [], None, 5, exclude={"a0", "a2"})
+    excluded = shop.for_user(["a"], [], {}, 5, exclude={"a0", "a2"})
     assert excluded == ["a1", "a3", "a4", "a5", "a6"]
 
 
 def test_for_user_interleaves_categories_the_better_with_the_larger_share() -> None:
-    ranked = _shop().for_user(["b", "a", "c"], [], None, 10)
+    ranked = _shop().for_user(["b", "a", "c"], [], {}, 10)
     assert [item[0] for item in ranked] == list("bbabbacbba")
     assert [item for item in ranked if item[0] == "b"] == ["b0", "b1", "b2", "b3", "b4", "b5"]
     # a category that runs out leaves its turns to the others
-    assert [item[0] for item in _shop().for_user(["a", "b"], [], None, 24)].count("b") == 12
+    assert [item[0] for item in _shop().for_user(["a", "b"], [], {}, 24)].count("b") == 12
 
 
 def test_for_user_prefers_the_top_brands_and_the_price_band() -> None:
     shop = _shop()
-    assert shop.for_user(["a"], ["x"], None, 3) == ["a9", "a10", "a11"]
-    assert shop.for_user(["a"], [], "high", 3) == ["a2", "a5", "a8"]
+    assert shop.for_user(["a"], ["x"], {}, 3) == ["a9", "a10", "a11"]
+    assert shop.for_user(["a"], [], {"a": "high"}, 3) == ["a2", "a5", "a8"]
     # both: the brand's item in the band first
-    assert shop.for_user(["a"], ["x"], "mid", 2) == ["a10", "a9"]
+    assert shop.for_user(["a"], ["x"], {"a": "mid", "b": "low"}, 2) == ["a10", "a9"]
 
 
 def test_for_user_passes_over_what_it_does_not_know() -> None:
     shop = _shop()
-    popular = shop.for_user([], [], None, 5)
+    popular = shop.for_user([], [], {}, 5)
     assert popular == ["a0", "a1", "a2", "a3", "a4"]
-    assert shop.for_user(["nope", "gone"], ["no brand"], None, 5) == popular
-    assert shop.for_user(["nope", "b"], ["no brand"], "not a band", 3) == ["b0", "b1", "b2"]
-    assert shop.for_user(["b", "b"], [], None, 3) == ["b0", "b1", "b2"]
+    assert shop.for_user(["nope", "gone"], ["no brand"], {}, 5) == popular
+    assert shop.for_user(["nope", "b"], ["no brand"], {"b": "not a band"}, 3) == ["b0", "b1", "b2"]
+    assert shop.for_user(["b", "b"], [], {}, 3) == ["b0", "b1", "b2"]
 
 
 def test_popularity_orders_items_within_a_category_and_overall(fitted: ItemModel) -> None:
@@ -121,7 +121,7 @@ def test_popularity_orders_items_within_a_category_and_overall(fitted: ItemModel
     top = fitted.table.sort("popularity", "item_id", descending=[True, False])
     assert recommender.overall == tuple(top["item_id"].head(OVERALL))
     category = str(top["category"][0])
-    ranked = recommender.for_user([category], [], None, 10)
+    ranked = recommender.for_user([category], [], {}, 10)
     own = fitted.table.filter(pl.col("category") == category).sort(
         "popularity", "item_id", descending=[True, False])["item_id"].head(10).to_list()
     assert ranked == own

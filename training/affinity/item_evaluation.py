@@ -5,7 +5,7 @@ window, for users who bought an item there:
 
     for_user        fed as the decision feeds it: the user's USER_CATEGORIES best categories
                     and USER_BRANDS best brands by the trained rankers' scores at the cut,
-                    and their price band (the band of their largest price affinity)
+                    and their price band in each (`category_bands`, as served)
     affinity_       the same, fed with the user's decayed category and brand affinity
     popularity_     the most popular items overall
     top_category_   the most popular items of the user's strongest category (affinity)
@@ -26,6 +26,7 @@ from features.price_bands import BANDS
 from models.items import USER_BRANDS, USER_CATEGORIES, ItemRecommender
 from training.affinity.items import SIMILAR, ItemModel, bought_items
 from training.cuts import FeaturesAt
+from training.price_bands import ServedBands
 from training.ranking_metrics import ranking_metrics
 from training.split import TimeSplit, between
 
@@ -38,11 +39,6 @@ def top_keys(scores: pl.DataFrame, limit: int, column: str = "score") -> dict[st
     return dict(zip(best["user_id"], best["key"].to_list(), strict=True))
 
 
-def price_bands(batch: BatchFeatures) -> dict[str, str]:
-    """user -> the price band with their largest positive price affinity (as served)."""
-    best = top_keys(batch.counts["price_affinity"].filter(pl.col("total") > 0), 1, "total")
-    return {user: BANDS[int(keys[0])] for user, keys in best.items()
-            if keys[0] in {str(band) for band in range(len(BANDS))}}
 
 def _as_scores(lists: Mapping[str, Sequence[str]]) -> pl.DataFrame:
     """(user_id, key, score) with score = -position, so the list order is the ranking."""
@@ -59,17 +55,22 @@ def recommendation_metrics(recommender: ItemRecommender, batch: BatchFeatures,
     """NDCG@k and recall@k of `for_user` (fed `categories` and `brands` per user) and of
     the baselines, over the users in `categories` with a relevant (user_id, key)."""
     users = sorted(set(relevant["user_id"]) & set(categories))
-    bands = price_bands(batch)
+    served = ServedBands.of(batch)
+
+    def bands(user: str, categories: Sequence[str]) -> dict[str, str]:
+        return {category: BANDS[band] for category, band
+                in served.category_bands(user, categories[:USER_CATEGORIES]).items()}
+
     affinity = top_keys(batch.counts["category_affinity"], USER_CATEGORIES, "total")
     brand_affinity = top_keys(batch.counts["brand_affinity"], USER_BRANDS, "total")
-    popular = recommender.for_user([], [], None, k)
+    popular = recommender.for_user([], [], {}, k)
     rankings = {
-        "": {u: recommender.for_user(categories[u], brands.get(u, []), bands.get(u), k)
-             for u in users},
+        "": {u: recommender.for_user(categories[u], brands.get(u, []),
+                                     bands(u, categories[u]), k) for u in users},
         "affinity_": {u: recommender.for_user(affinity.get(u, []), brand_affinity.get(u, []),
-                                              bands.get(u), k) for u in users},
+                                              bands(u, affinity.get(u, [])), k) for u in users},
         "popularity_": dict.fromkeys(users, popular),
-        "top_category_": {u: recommender.for_user(affinity.get(u, [])[:1], [], None, k)
+        "top_category_": {u: recommender.for_user(affinity.get(u, [])[:1], [], {}, k)
                           for u in users},
     }
     wanted = relevant.filter(pl.col("user_id").is_in(users))

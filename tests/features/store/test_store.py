@@ -96,8 +96,8 @@ def _check_scalars(got: UserState, expected: UserState, now: datetime) -> None:
     assert _same_time(got.activity.first_seen, expected.activity.first_seen)
     assert _same_time(got.activity.last_seen, expected.activity.last_seen)
     mine, theirs = got.purchases, expected.purchases
-    assert (mine.lines, mine.occasions, mine.returns) == (
-        theirs.lines, theirs.occasions, theirs.returns)
+    assert (mine.lines, mine.occasions, mine.returns, mine.price_lean) == (
+        theirs.lines, theirs.occasions, theirs.returns, theirs.price_lean)
     assert mine.amount == pytest.approx(theirs.amount, rel=1e-5, abs=1e-3)
     assert _same_time(mine.last, theirs.last) and _same_time(mine.first, theirs.first)
     assert got.session.recent_categories == expected.session.recent_categories
@@ -144,6 +144,7 @@ def _check_category_purchases(got: UserState, expected: UserState,
         if category in kept or theirs.first is None or (
                 at_cut is not None and theirs.first > at_cut.anchor):
             assert mine is not None and mine.occasions == theirs.occasions
+            assert mine.price_lean == theirs.price_lean
             assert _same_time(mine.last, theirs.last)
         else:
             assert mine is None or mine.lines <= theirs.lines

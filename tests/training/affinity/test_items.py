@@ -13,7 +13,7 @@ from features.counts import CATEGORY_AFFINITY
 from features.price_bands import PriceBands
 from models.items import SIMILAR_ARTIFACT, ItemInfo, ItemRecommender
 from tests.conftest import SplitWorld
-from training.affinity.item_evaluation import co_purchase_metrics, evaluate_items, price_bands
+from training.affinity.item_evaluation import co_purchase_metrics, evaluate_items
 from training.affinity.items import (
     ITEM_COLUMNS,
     ITEM_INTEREST,
@@ -156,7 +156,7 @@ def test_events_without_items_give_an_empty_model() -> None:
     model = ItemModel.fit(events, catalog, PriceBands.from_prices(catalog),
                           START + timedelta(days=2))
     recommender = ItemRecommender.from_artifacts(model.artifacts())
-    assert recommender.items == () and recommender.for_user(["tea"], [], "low", 3) == []
+    assert recommender.items == () and recommender.for_user(["tea"], [], {"tea": "low"}, 3) == []
 
 
 def test_co_purchase_hits_count_later_items_among_the_similar() -> None:
@@ -191,4 +191,3 @@ def test_evaluation_runs_on_the_split(split_world: SplitWorld) -> None:
     assert all(0.0 <= value <= 1.0 for name, value in metrics.items()
                if name not in ("users", "pairs"))
     assert metrics["ndcg@10"] > 0
-    assert set(price_bands(batch).values()) <= {"low", "mid", "high"}

@@ -1,0 +1,42 @@
+"""The packed record read back, including records of a version packed with an older layout."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.lib.recfunctions import recursive_fill_fields
+
+from features.state import UserState
+from features.store.layout import dtype_of, layout, pack, to_blobs, unpack
+from tests.conftest import SplitWorld
+
+
+def _without(description: list[Any], name: str) -> list[Any]:
+    """A layout description with every field called `name` left out, at any depth."""
+    return [[field, _without(kind, name) if isinstance(kind, list) else kind, *shape]
+            for field, kind, *shape in description if field != name]
+
+
+def _no_lean(state: UserState) -> UserState:
+    return replace(state, purchases=replace(state.purchases, price_lean=0),
+                   category_purchases={category: replace(tally, price_lean=0) for category, tally
+                                       in state.category_purchases.items()})
+
+
+def test_records_of_an_older_layout_read_with_the_new_fields_empty(
+        split_world: SplitWorld) -> None:
+    user_ids, records, meta = pack(split_world.early, "now", 1)
+    older = _without(orjson.loads(orjson.dumps(layout())), "price_lean")
+    old_records = recursive_fill_fields(records, np.zeros(len(records), dtype_of(older)))
+    old_meta = replace(meta, version="before", layout=older)
+    assert old_records.dtype.itemsize < records.dtype.itemsize
+    leaning = 0
+    for user_id, blob, old_blob in list(zip(user_ids, to_blobs(records), to_blobs(old_records),
+                                            strict=True))[:200]:
+        state = unpack(blob, user_id, meta)
+        assert unpack(old_blob, user_id, old_meta) == _no_lean(state)
+        leaning += state.purchases.price_lean != 0
+    assert leaning  # the new field was there to lose
