@@ -39,6 +39,7 @@ from models.registry import ModelRegistry
 from nbo.errors import NboError
 from nbo.redis_server import connect, redis_url
 from nbo.settings import get_settings
+from training.affinity.als import Factorization
 from training.synthetic.world import generate_world
 from training.train import summary
 from training.train import train as run_training
@@ -195,6 +196,9 @@ def train(
     models: ModelsDir,
     seed: Annotated[int, typer.Option(help="Random seed; the same data and seed, the "
                                             "same metrics.")] = 0,
+    factorization: Annotated[Factorization, typer.Option(
+        help="Collaborative filtering for categories, brands and items: implicit's ALS, "
+             "or BPR (Bayesian personalized ranking).")] = "als",
 ) -> None:
     """Evaluate every model on a time split, refit on all data, register a version."""
     columns = (SpinnerColumn(finished_text="done"), TextColumn("{task.description:<34}"),
@@ -207,7 +211,8 @@ def train(
                 progress.update(stages[-1], total=1, completed=1)
             stages.append(progress.add_task(name, total=None))
 
-        version = run_training(directory, _registry(models), seed, report=next_stage)
+        version = run_training(directory, _registry(models), seed, report=next_stage,
+                               factorization=factorization)
         if stages:
             progress.update(stages[-1], total=1, completed=1)
     if not console.is_terminal:  # logs get the seconds the bars showed

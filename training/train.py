@@ -36,7 +36,7 @@ from models.channels import ChannelModel
 from models.offer_response import FEATURES
 from models.registry import ModelRegistry, ModelVersion
 from models.send_time import SendTimeModel
-from training.affinity.als import AlsScores
+from training.affinity.als import AlsScores, Factorization
 from training.affinity.brands import BrandContext, evaluate_brand_ranking, fit_brand_ranker
 from training.affinity.categories import (
     evaluate_category_ranking,
@@ -111,8 +111,10 @@ def _offer_truth(truth_dir: Path) -> pl.DataFrame | None:
 
 
 def train(directory: Path, models: ModelRegistry, seed: int = 0,
-          report: Report = lambda _: None) -> ModelVersion:
-    """Stages are ordered so that models share the features of the same cut-offs."""
+          report: Report = lambda _: None,
+          factorization: Factorization = "als") -> ModelVersion:
+    """Stages are ordered so that models share the features of the same cut-offs;
+    `factorization` is the collaborative filtering of categories, brands and items."""
     timings = Timings()
     with timings.stage("load", report):
         events, users, items = load_inputs(directory, (*EXTRA_COLUMNS, "item_id"))
@@ -126,18 +128,21 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
     metrics: dict[str, Any] = {}
     artifacts: dict[str, bytes] = {}
     with timings.stage("evaluate categories", report):
-        categories = evaluate_category_ranking(features, split, seed)
+        categories = evaluate_category_ranking(features, split, seed,
+                                               factorization=factorization)
         metrics["category"] = categories.metrics
         truth = _truth(truth_dir)
         if truth is not None:
             metrics["oracle"] = {"category_spearman": oracle_correlation(categories.scores,
                                                                          truth)}
     with timings.stage("evaluate brands", report):
-        brand_evaluation = evaluate_brand_ranking(features, split, seed)
+        brand_evaluation = evaluate_brand_ranking(features, split, seed,
+                                                  factorization=factorization)
         metrics["brand"] = brand_evaluation.metrics
     with timings.stage("evaluate items", report):
         metrics["item"] = evaluate_items(features, split, catalog, categories.scores,
-                                         brand_evaluation.scores, seed)
+                                         brand_evaluation.scores, seed,
+                                         factorization=factorization)
     with timings.stage("evaluate churn", report):
         metrics["churn"] = evaluate_churn(features, split, seed)[1]
     with timings.stage("evaluate send time and channels", report):
@@ -157,22 +162,22 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         artifacts["churn.onnx"] = churn.to_onnx()
         artifacts["churn.txt"] = churn.booster.model_to_string().encode()
     with timings.stage("fit categories", report):
-        ranker = fit_category_ranker(features, latest, seed)
+        ranker = fit_category_ranker(features, latest, seed, factorization)
         artifacts["category_ranker.txt"] = ranker.model.booster_.model_to_string().encode()
         artifacts["category_ranker.onnx"] = ranker_to_onnx(ranker.model.booster_, len(SIGNALS))
         now = features(split.end)
-        als = AlsScores.fit(interest(now), seed=seed)
+        als = AlsScores.fit(interest(now), seed=seed, factorization=factorization)
         buffer = io.BytesIO()
         np.savez(buffer, item_factors=als.item_factors, keys=np.array(list(als.keys)))
         artifacts["category_als.npz"] = buffer.getvalue()
         artifacts["category_popularity.json"] = json.dumps(category_popularity(now),
                                                            sort_keys=True).encode()
     with timings.stage("fit brands", report):
-        brands = fit_brand_ranker(features, latest, seed)
+        brands = fit_brand_ranker(features, latest, seed, factorization)
         artifacts["brand_ranker.txt"] = brands.booster_.model_to_string().encode()
         artifacts["brand_ranker.onnx"] = ranker_to_onnx(brands.booster_, len(BRAND_SIGNALS))
         context = BrandContext.at(now, events)
-        brand_als = context.als(seed)
+        brand_als = context.als(seed, factorization)
         buffer = io.BytesIO()
         np.savez(buffer, item_factors=brand_als.item_factors,
                  keys=np.array(list(brand_als.keys)))
@@ -180,7 +185,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         artifacts["brand_popularity.json"] = json.dumps(
             context.popularity.to_dicts(), sort_keys=True).encode()
     with timings.stage("fit items", report):
-        artifacts.update(ItemModel.fit(events, catalog, now.bands, split.end, seed).artifacts())
+        artifacts.update(ItemModel.fit(events, catalog, now.bands, split.end, seed,
+                                       factorization).artifacts())
     with timings.stage("fit send time and channels", report):
         send_time = SendTimeModel.fit(now, open_delay_hours(sends_and_opens(events)))
         artifacts["send_time.json"] = send_time.to_json()
@@ -207,6 +213,7 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         "split": {"fit_cut": str(split.fit_cut), "eval_cut": str(split.eval_cut),
                   "end": str(split.end)},
         "seed": seed,
+        "factorization": factorization,
         "schemas": {"category_ranker": list(SIGNALS), "brand_ranker": list(BRAND_SIGNALS),
                     "offer_response": list(FEATURES),
                     "churn": list(CHURN_FEATURES)},

@@ -98,7 +98,8 @@ def test_a_bad_cut_off_says_what_to_write(tmp_path: Path) -> None:
 def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     world, models = tmp_path / "w", tmp_path / "models"
     runner.invoke(app, ["generate", "--out", str(world), "--users", "600", "--days", "60"])
-    result = runner.invoke(app, ["train", str(world), "--models", str(models)])
+    result = runner.invoke(app, ["train", str(world), "--models", str(models),
+                                 "--factorization", "bpr"])  # the API's tests train with ALS
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     category = summary["metrics"]["category"]
@@ -118,7 +119,10 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     assert {"hit_rate_1h", "user_hit_rate_1h", "category_hit_rate_1h",
             "global_hit_rate_1h"} <= set(timing)
     assert timing["oracle_category_hour_hit_rate_1h"] >= 0.5  # most own hours are found
+    bands = summary["metrics"]["price_band"]
+    assert bands["lines"] > 0 and bands["accuracy"] > bands["mid_band_accuracy"]
     version = summary["version"]
+    assert json.loads((models / version / "meta.json").read_text())["factorization"] == "bpr"
     assert {p.name for p in (models / version).iterdir()} >= {
         "category_ranker.txt", "category_als.npz", "brand_ranker.txt", "brand_als.npz",
         "brand_popularity.json", "offer_response.onnx",

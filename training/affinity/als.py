@@ -1,21 +1,41 @@
-"""Collaborative filtering: implicit ALS on user x key (category, brand, item) interactions.
+"""Collaborative filtering: implicit ALS on user x key (category, brand, item) interactions,
+or BPR (`nbo train --factorization bpr`).
 
 Confidence is the user's decayed, weighted interest in the key (the affinity features);
 a user's score for a key is the dot product of their factors, so keys a user never
-touched still get a score from users like them.
+touched still get a score from users like them. Serving folds a user into the key factors
+by the ALS user update (models/categories.py `fold_in`). ALS's own user factors are that
+update; BPR learns the key factors (with a bias column) by pairwise ranking instead, and
+its users are folded in here exactly as serving does, so the rankers learn from the
+scores they are served.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sparse
 from implicit.cpu.als import AlternatingLeastSquares
+from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
-from models.categories import ALS_REGULARIZATION
+from models.categories import ALS_REGULARIZATION, fold_in
+
+Factorization = Literal["als", "bpr"]
+BPR_ITERATIONS = 100
+
+
+def folded_in(matrix: sparse.csr_matrix, item_factors: np.ndarray,
+              regularization: float) -> np.ndarray:
+    """Every row's user factors as serving computes them from the user's confidences."""
+    gram = item_factors.T @ item_factors
+    return np.array([fold_in(item_factors, gram, matrix.indices[start:stop],
+                             matrix.data[start:stop].astype(np.float64), regularization)
+                     for start, stop in zip(matrix.indptr[:-1], matrix.indptr[1:],
+                                            strict=True)]).reshape(-1, item_factors.shape[1])
 
 
 @dataclass(frozen=True)
@@ -27,8 +47,10 @@ class AlsScores:
 
     @classmethod
     def fit(cls, interactions: pl.DataFrame, factors: int = 16, iterations: int = 15,
-            regularization: float = ALS_REGULARIZATION, seed: int = 0) -> AlsScores:
-        """From (user_id, key, weight) rows with positive weights."""
+            regularization: float = ALS_REGULARIZATION, seed: int = 0,
+            factorization: Factorization = "als") -> AlsScores:
+        """From (user_id, key, weight) rows with positive weights; `iterations` are ALS's
+        (BPR runs BPR_ITERATIONS epochs)."""
         positive = interactions.filter(pl.col("weight") > 0)
         users = {u: i for i, u in enumerate(positive["user_id"].unique().sort())}
         keys = {k: i for i, k in enumerate(positive["key"].unique().sort())}
@@ -37,9 +59,16 @@ class AlsScores:
         matrix = sparse.csr_matrix(
             (positive["weight"].to_numpy().astype(np.float32), (rows, cols)),
             shape=(len(users), len(keys)))
+        size = min(factors, max(1, len(keys) - 1))
         with threadpool_limits(1, "blas"):  # BLAS threads inside ALS's own only slow it down
-            model = AlternatingLeastSquares(factors=min(factors, max(1, len(keys) - 1)),
-                                            regularization=regularization,
+            if factorization == "bpr":
+                ranking = BayesianPersonalizedRanking(factors=size, iterations=BPR_ITERATIONS,
+                                                      random_state=seed, num_threads=1)
+                ranking.fit(matrix, show_progress=False)
+                item_factors = np.asarray(ranking.item_factors, dtype=np.float64)
+                return cls(users, keys, folded_in(matrix, item_factors, regularization),
+                           item_factors)
+            model = AlternatingLeastSquares(factors=size, regularization=regularization,
                                             iterations=iterations, random_state=seed,
                                             num_threads=1)
             model.fit(matrix, show_progress=False)

@@ -27,7 +27,7 @@ from features.event import RETURNED
 from features.pipeline import BatchFeatures
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
 from models.brands import CANDIDATE_CATEGORIES, POPULAR_PER_CATEGORY, SIGNALS
-from training.affinity.als import AlsScores
+from training.affinity.als import AlsScores, Factorization
 from training.affinity.categories import OWN_HISTORY_HALF_LIFE_DAYS
 from training.boosting import fit_ranker
 from training.cuts import FeaturesAt
@@ -94,17 +94,20 @@ class BrandContext:
                    .sort("user_id", "key"))
         return signals.with_columns(als=pl.Series(als.score(signals), dtype=pl.Float64))
 
-    def als(self, seed: int) -> AlsScores:
-        return AlsScores.fit(self.kept.select("user_id", "key", weight="total"), seed=seed)
+    def als(self, seed: int, factorization: Factorization = "als") -> AlsScores:
+        return AlsScores.fit(self.kept.select("user_id", "key", weight="total"), seed=seed,
+                             factorization=factorization)
 
 
-def fit_brand_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0) -> lgb.LGBMRanker:
+def fit_brand_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0,
+                     factorization: Factorization = "als") -> lgb.LGBMRanker:
     events = features.events
     context = BrandContext.at(features(split.fit_cut), events)
     labels = bought_brands(between(events, split.fit_cut, split.eval_cut)).select(
         "user_id", "key").unique()
     users = sorted(set(labels["user_id"]))
-    return fit_ranker(context.signals(users, context.als(seed)), labels, SIGNALS, seed)
+    return fit_ranker(context.signals(users, context.als(seed, factorization)), labels,
+                      SIGNALS, seed)
 
 
 @dataclass(frozen=True)
@@ -114,14 +117,14 @@ class BrandEvaluation:
 
 
 def evaluate_brand_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0,
-                           k: int = 10) -> BrandEvaluation:
+                           k: int = 10, factorization: Factorization = "als") -> BrandEvaluation:
     events = features.events
-    ranker = fit_brand_ranker(features, split, seed)
+    ranker = fit_brand_ranker(features, split, seed, factorization)
     context = BrandContext.at(features(split.eval_cut), events)
     relevant = bought_brands(between(events, split.eval_cut, split.end)).select(
         "user_id", "key").unique()
     users = sorted(set(relevant["user_id"]))
-    signals = context.signals(users, context.als(seed))
+    signals = context.signals(users, context.als(seed, factorization))
     model = signals.select("user_id", "key", score=pl.Series(
         np.asarray(ranker.booster_.predict(signals.select(SIGNALS).to_numpy()))))
     everything = pl.DataFrame({"user_id": users}).join(context.popularity, how="cross")

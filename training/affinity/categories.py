@@ -15,7 +15,7 @@ from features.contract.schema import EventType
 from features.event import RETURNED
 from features.purchases import CATEGORY_PURCHASES
 from models.categories import SIGNALS
-from training.affinity.als import AlsScores
+from training.affinity.als import AlsScores, Factorization
 from training.affinity.signals import category_signals, interest
 from training.boosting import fit_ranker
 from training.cuts import FeaturesAt
@@ -42,12 +42,14 @@ class CategoryRanker:
             np.asarray(self.model.booster_.predict(matrix), dtype=np.float64)))
 
 
-def fit_category_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0) -> CategoryRanker:
+def fit_category_ranker(features: FeaturesAt, split: TimeSplit, seed: int = 0,
+                        factorization: Factorization = "als") -> CategoryRanker:
     """Signals at `fit_cut`, labels = categories bought in the label window."""
     batch = features(split.fit_cut)
     labels = purchased(between(features.events, split.fit_cut, split.eval_cut))
     fit_users = sorted(set(labels["user_id"]) & set(batch.users["user_id"]))
-    signals = category_signals(batch, fit_users, AlsScores.fit(interest(batch), seed=seed))
+    signals = category_signals(batch, fit_users, AlsScores.fit(
+        interest(batch), seed=seed, factorization=factorization))
     return CategoryRanker(fit_ranker(signals, labels, SIGNALS, seed))
 
 
@@ -88,14 +90,16 @@ class CategoryEvaluation:
 
 
 def evaluate_category_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0,
-                              k: int = 10) -> CategoryEvaluation:
+                              k: int = 10,
+                              factorization: Factorization = "als") -> CategoryEvaluation:
     """NDCG@k and recall@k of the ranker and the baselines on the evaluation window, over
     all categories and over the categories each user had never bought (cross-sell)."""
-    ranker = fit_category_ranker(features, split, seed)
+    ranker = fit_category_ranker(features, split, seed, factorization)
     batch = features(split.eval_cut)
     relevant = purchased(between(features.events, split.eval_cut, split.end))
     evaluated = sorted(set(relevant["user_id"]) & set(batch.users["user_id"]))
-    signals = category_signals(batch, evaluated, AlsScores.fit(interest(batch), seed=seed))
+    signals = category_signals(batch, evaluated, AlsScores.fit(
+        interest(batch), seed=seed, factorization=factorization))
     rankings, novel = ranked_against_baselines(
         ranker, signals, purchase_history(features.events, split.eval_cut))
     metrics: dict[str, float] = {}

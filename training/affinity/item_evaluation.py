@@ -24,6 +24,7 @@ import polars as pl
 from features.pipeline import BatchFeatures
 from features.price_bands import BANDS
 from models.items import USER_BRANDS, USER_CATEGORIES, ItemRecommender
+from training.affinity.als import Factorization
 from training.affinity.items import SIMILAR, ItemModel, bought_items
 from training.cuts import FeaturesAt
 from training.price_bands import ServedBands
@@ -113,11 +114,11 @@ def co_purchase_metrics(recommender: ItemRecommender, purchases: pl.DataFrame,
 
 def evaluate_items(features: FeaturesAt, split: TimeSplit, catalog: pl.DataFrame,
                    category_scores: pl.DataFrame, brand_scores: pl.DataFrame, seed: int = 0,
-                   k: int = 10) -> dict[str, float]:
+                   k: int = 10, factorization: Factorization = "als") -> dict[str, float]:
     """The recommender from the events up to `eval_cut`, fed by the rankers' scores there
     ((user_id, key, score) frames), scored on the evaluation window."""
     events, batch = features.events, features(split.eval_cut)
-    model = ItemModel.fit(events, catalog, batch.bands, split.eval_cut, seed)
+    model = ItemModel.fit(events, catalog, batch.bands, split.eval_cut, seed, factorization)
     recommender = ItemRecommender.from_artifacts(model.artifacts())
     purchases = bought_items(between(events, split.eval_cut, split.end))
     relevant = purchases.select("user_id", "key").unique()

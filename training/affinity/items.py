@@ -26,7 +26,7 @@ from features.price_bands import COLUMN as BAND_COLUMN
 from features.price_bands import PriceBands
 from models.categories import ALS_REGULARIZATION
 from models.items import SIMILAR_ARTIFACT, TABLE_ARTIFACT, TABLE_COLUMNS
-from training.affinity.als import AlsScores
+from training.affinity.als import AlsScores, Factorization
 from training.split import up_to
 
 ITEM_INTEREST = DecayedCount("item_interest", ("item_id",), CATEGORY_AFFINITY.half_life,
@@ -120,14 +120,16 @@ class ItemModel:
 
     @classmethod
     def fit(cls, events: pl.DataFrame, catalog: pl.DataFrame, bands: PriceBands,
-            anchor: datetime, seed: int = 0) -> ItemModel:
+            anchor: datetime, seed: int = 0,
+            factorization: Factorization = "als") -> ItemModel:
         """From the events up to `anchor` only."""
         interest = item_interest(events, anchor).with_columns(pl.col("weight") * CONFIDENCE)
         table = item_table(events, catalog, bands, anchor)
         if interest.filter(pl.col("weight") > 0).is_empty():  # no item ids in the events
             return cls([], np.full((0, SIMILAR), -1, dtype=np.int32),
                        np.zeros((0, SIMILAR), dtype=np.float32), table)
-        als = AlsScores.fit(interest, factors=FACTORS, iterations=ITERATIONS, seed=seed)
+        als = AlsScores.fit(interest, factors=FACTORS, iterations=ITERATIONS, seed=seed,
+                            factorization=factorization)
         neighbours, scores = nearest(als.item_factors, SIMILAR)
         return cls(list(als.keys), neighbours, scores, table)
 
