@@ -40,7 +40,6 @@ def top_keys(scores: pl.DataFrame, limit: int, column: str = "score") -> dict[st
     return dict(zip(best["user_id"], best["key"].to_list(), strict=True))
 
 
-
 def _as_scores(lists: Mapping[str, Sequence[str]]) -> pl.DataFrame:
     """(user_id, key, score) with score = -position, so the list order is the ranking."""
     rows = [(user, item, -float(position)) for user, items in lists.items()
