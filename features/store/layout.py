@@ -121,8 +121,8 @@ def _top(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
     """The `limit` rows with the largest `by` per user; ties go to the smaller values of
     the other columns, so the same batch always keeps the same rows."""
     rest = [name for name in frame.columns if name not in ("user_id", by)]
-    return frame.sort(["user_id", by, *rest], descending=[False, True, *[False] * len(rest)]
-                      ).filter(pl.int_range(pl.len()).over("user_id") < limit)
+    ordered = frame.sort(["user_id", by, *rest], descending=[False, True, *[False] * len(rest)])
+    return ordered.group_by("user_id", maintain_order=True).head(limit).select(frame.columns)
 
 
 def kept(batch: BatchFeatures) -> BatchFeatures:
@@ -143,8 +143,9 @@ def kept(batch: BatchFeatures) -> BatchFeatures:
         (pl.col("channel") != ALL_CHANNELS)
         & ((pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))),
         "day", CONTACT_SLOTS)
-    every_channel = sends.group_by("user_id", "day").agg(pl.col("sent").sum()).select(
-        "user_id", channel=pl.lit(ALL_CHANNELS), day="day", sent="sent")
+    every_channel = sends.group_by("user_id", "day", maintain_order=True).agg(
+        pl.col("sent").sum()).select("user_id", channel=pl.lit(ALL_CHANNELS), day="day",
+                                     sent="sent")
     return replace(batch, counts=counts,
                    category_purchases=_top(batch.category_purchases, "last", BOUGHT),
                    contacts=pl.concat([sends, every_channel.cast(sends.schema)]))
