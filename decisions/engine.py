@@ -50,7 +50,7 @@ from features.state import UserState
 from features.store.meta import VersionMeta
 from features.store.redis_store import Extra, RedisFeatureStore
 from models.items import USER_BRANDS, USER_CATEGORIES
-from models.offer_response import expected_value, offer_rows
+from models.offer_response import expected_value, offer_rows, worth_offering
 from models.serving import ServingModels
 
 CHANNELS = tuple(channel.value for channel in Channel)
@@ -286,7 +286,7 @@ class DecisionEngine:
                        else self._policy.default_order_value)
         cost = table.cost[eligible]
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)
-        worth = np.flatnonzero(value > 0)
+        worth = np.flatnonzero(worth_offering(value))
         order, propensity = self._policy.exploration.arrange(
             value[worth], np.abs(value[worth]) * 0.5, request.n_offers, rng)
         chosen = [ChosenOffer(offer_id=table.offers[eligible[worth[i]]].offer_id,
@@ -303,7 +303,7 @@ class DecisionEngine:
             "order_margin": self._policy.order_margin, "channel": context.channel,
             "local_hour": local.hour,
             "not_worth_their_cost": [table.offers[eligible[i]].offer_id
-                                     for i in np.flatnonzero(value <= 0)]}
+                                     for i in np.flatnonzero(~worth_offering(value))]}
 
     # -- small read-time facts --------------------------------------------------------
 

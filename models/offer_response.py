@@ -182,3 +182,10 @@ def expected_value(p_with: np.ndarray, p_without: np.ndarray | float, cost: np.n
     """What sending an offer is worth: the orders it adds times their margin, minus its
     cost on every redemption (including those that would have happened anyway)."""
     return np.asarray((p_with - p_without) * order_value * margin - p_with * cost)
+
+
+def worth_offering(value: np.ndarray) -> np.ndarray:
+    """Which offers to make, by their expected value: none that loses money. One the model
+    sees no effect of is still made when it costs nothing (a value of 0: a content block);
+    leaving it out would throw away whatever it does that the model cannot see."""
+    return np.asarray(value >= 0)

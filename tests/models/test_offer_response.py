@@ -12,7 +12,14 @@ import redis
 from features.contract.offers import Offer
 from features.contract.schema import OfferKind
 from features.state import UserState
-from models.offer_response import FEATURES, OfferMatrix, OfferResponseScorer, offer_rows
+from models.offer_response import (
+    FEATURES,
+    OfferMatrix,
+    OfferResponseScorer,
+    expected_value,
+    offer_rows,
+    worth_offering,
+)
 from models.registry import ModelRegistry, ModelVersionError
 from models.tree_scoring import compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
@@ -117,3 +124,14 @@ def test_a_model_from_before_the_zero_interest_arm_is_refused(
     OfferResponseScorer.load(registry.get("marked"))  # loads
     with pytest.raises(ModelVersionError, match="train a new version"):
         OfferResponseScorer.load(registry.get("older"))
+
+
+def test_an_offer_is_made_unless_it_loses_money() -> None:
+    with_offer = np.array([0.015, 0.01, 0.03])  # without any offer: 0.01
+    cost = np.array([5.0, 0.0, 0.0])  # a voucher, then two free content blocks
+    value = expected_value(with_offer, 0.01, cost, 40.0, 0.3)
+    # the voucher's added margin (0.005 x 40 x 0.3) does not pay for its cost on every
+    # redemption (0.015 x 5); a content block with no effect the model can see costs
+    # nothing and is still made
+    np.testing.assert_allclose(value, [0.06 - 0.075, 0.0, 0.24], atol=1e-12)
+    assert worth_offering(value).tolist() == [False, True, True]

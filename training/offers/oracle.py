@@ -3,9 +3,9 @@
 On a synthetic world the truth gives, per user and offer, P(convert) with and without it.
 For each user at the evaluation cut, the model picks the offer with the highest expected
 value (models/offer_response.py `expected_value`, as the decision engine does: none when
-no offer is worth its cost); the oracle picks by the true value. Both picks are scored by
-the true value; the share is the model's total over the oracle's. Baselines: a random
-offer, and always the most generous one.
+every offer loses money, `worth_offering`); the oracle picks by the true value. Both
+picks are scored by the true value; the share is the model's total over the oracle's.
+Baselines: a random offer, and always the most generous one.
 
 Candidates are the offers any user may get outside journeys (no journey and no lifecycle
 restriction), valid at the cut; the context is an email at 10:00 on a weekday.
@@ -20,7 +20,7 @@ import polars as pl
 
 from features.contract.offers import Offer
 from features.pipeline import BatchFeatures
-from models.offer_response import expected_value
+from models.offer_response import expected_value, worth_offering
 from training.offers.design import design, offer_table, without_offers
 from training.offers.model import OfferResponseModel
 
@@ -65,7 +65,7 @@ def offer_value_share(model: OfferResponseModel, batch: BatchFeatures, offers: l
     def captured(scores: np.ndarray, abstain: bool = True) -> float:
         pick = scores.argmax(axis=1)
         value = true[np.arange(n_users), pick]
-        return float(np.where(scores.max(axis=1) > 0, value, 0.0).sum() if abstain
+        return float(np.where(worth_offering(scores.max(axis=1)), value, 0.0).sum() if abstain
                      else value.sum())
 
     oracle = captured(true)
