@@ -85,7 +85,7 @@ def evaluate_send_time(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFe
     metrics = {
         "hit_rate_1h": mean_or_nan(within_an_hour(scored["engagement_hour"], scored[HOUR_COLUMN])),
         "global_hit_rate_1h": mean_or_nan(within_an_hour(scored["global_hour"],
-                                                   scored[HOUR_COLUMN])),
+                                                         scored[HOUR_COLUMN])),
         "opens": float(scored.height),
         "delay_hours": float(model.delay_hours),
     }

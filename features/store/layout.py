@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import orjson
 import polars as pl
 from numpy.lib.recfunctions import recursive_fill_fields
 
@@ -88,9 +87,8 @@ def _packed_with(meta: VersionMeta) -> np.dtype:
     """RECORD, or the older layout `meta`'s version was published with."""
     found = _PACKED_WITH.get(meta.version)
     if found is None:
-        found = _PACKED_WITH[meta.version] = (
-            RECORD if meta.layout == orjson.loads(orjson.dumps(layout()))
-            else dtype_of(meta.layout))
+        stored = dtype_of(meta.layout)
+        found = _PACKED_WITH[meta.version] = RECORD if stored == RECORD else stored
     return found
 
 

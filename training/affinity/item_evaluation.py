@@ -57,9 +57,10 @@ def recommendation_metrics(recommender: ItemRecommender, batch: BatchFeatures,
     users = sorted(set(relevant["user_id"]) & set(categories))
     served = ServedBands.of(batch)
 
-    def bands(user: str, categories: Sequence[str]) -> dict[str, str]:
+    def bands(user: str, ranked: Sequence[str]) -> dict[str, str]:
+        """The user's band in each category fed to `for_user`, as served."""
         return {category: BANDS[band] for category, band
-                in served.category_bands(user, categories[:USER_CATEGORIES]).items()}
+                in served.category_bands(user, ranked[:USER_CATEGORIES]).items()}
 
     affinity = top_keys(batch.counts["category_affinity"], USER_CATEGORIES, "total")
     brand_affinity = top_keys(batch.counts["brand_affinity"], USER_BRANDS, "total")
