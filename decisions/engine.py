@@ -211,8 +211,8 @@ class DecisionEngine:
         when = (context.send_at if context and context.channel in SCHEDULED else now)
         local = when.astimezone(zone)
         population = read.meta.engagement if read.meta else {}
-        interest = table.matrix.interest(state, now, np.arange(len(table)))
-        relevance = interest + table.matrix.naming(state.session.recent_categories)
+        fit = table.matrix.fit(state, now, np.arange(len(table)))
+        relevance = fit[:, 0] + table.matrix.naming(state.session.recent_categories)
         facts = UserFacts(now=now, journey=request.journey, stage=stage,
                           segments=self._segments(state), reachable=reach,
                           interest=relevance, cart_value=max(state.session.cart_value, 0.0),
@@ -220,7 +220,7 @@ class DecisionEngine:
         eligible, verdicts = table.eligible(facts)
         decision_id = uuid.uuid4().hex
         rng = np.random.default_rng(int(decision_id, 16))
-        offers, terms = self._offers(request, state, table, eligible, interest[eligible],
+        offers, terms = self._offers(request, state, table, eligible, fit[eligible],
                                      context, local, population, now, rng)
         explanation = None
         if request.explain:
@@ -269,7 +269,7 @@ class DecisionEngine:
         return sorted(scored, key=lambda c: (not c.allowed, -c.score, c.channel))
 
     def _offers(self, request: DecisionRequest, state: UserState, table: CandidateTable,
-                eligible: np.ndarray, interest: np.ndarray, context: ChannelScore | None,
+                eligible: np.ndarray, fit: np.ndarray, context: ChannelScore | None,
                 local: datetime, population: dict[str, dict[str, float]], now: datetime,
                 rng: np.random.Generator) -> tuple[list[ChosenOffer], dict[str, object]]:
         """Score the eligible offers, keep those worth more than they cost, explore."""
@@ -277,7 +277,7 @@ class DecisionEngine:
         if not len(eligible) or scorer is None or context is None:
             return [], {"reason": "no eligible offer" if scorer else "no offer model loaded"}
         matrix = offer_rows(state, now, context.channel, request.journey, local.hour,
-                            local.weekday() >= 5, population, table.matrix, eligible, interest)
+                            local.weekday() >= 5, population, table.matrix, eligible, fit)
         probabilities = scorer.probabilities(matrix)
         with_offer, without = probabilities[:-1], probabilities[-1]
         uplift = with_offer - without

@@ -41,12 +41,17 @@ HOUR_PRIOR_OPENS = 2.0  # spread evenly over the 24 hours
 MIN_TENURE_DAYS = 7.0  # per-30-day rates of newer users are over this many days
 CONTEXT_COLUMNS = (*(f"channel_{c}" for c in CHANNELS), *(f"journey_{j}" for j in JOURNEYS),
                    "local_hour", "weekend")
+CATEGORY_COLUMNS = ("offer_category_interest",  # the user's interest share in its categories
+                    "offer_categories_engaged")  # how many of the user's categories it covers
 OFFER_COLUMNS = ("has_offer", *(f"kind_{k}" for k in KINDS), "offer_value", "offer_cost",
-                 "offer_min_order", "offer_category_interest")
+                 "offer_min_order", *CATEGORY_COLUMNS)
 FEATURES = (*USER_COLUMNS, *RATE_COLUMNS, *CONTEXT_COLUMNS, *OFFER_COLUMNS)
 _SHARED = len(USER_COLUMNS) + len(RATE_COLUMNS) + len(CONTEXT_COLUMNS)
-# Graphs trained since the no-offer arm's interest became 0 (it was 1) carry this mark.
-NO_OFFER_INTEREST_KEY = "no_offer_interest"
+_OFFER_OWN = len(OFFER_COLUMNS) - len(CATEGORY_COLUMNS)
+# The graph's mark of the columns it was trained on, in order (with the no-offer arm's
+# category columns at 0): a graph without it, or with other columns, is not served.
+FEATURES_KEY = "features"
+FEATURES_MARK = ",".join(FEATURES)
 
 
 def _days(since: datetime | None, now: datetime) -> float | None:
@@ -103,7 +108,7 @@ class OfferMatrix:
     """The offer columns of a catalog, built once per catalog version."""
 
     offer_ids: tuple[str, ...]
-    columns: np.ndarray  # (offers, OFFER_COLUMNS - 1) float32: all but the interest
+    columns: np.ndarray  # (offers, OFFER_COLUMNS but CATEGORY_COLUMNS) float32
     categories: tuple[str, ...]  # the categories some offer is restricted to
     membership: np.ndarray  # (offers, categories) float64: 1 where the offer names it
     any_category: np.ndarray  # (offers,) bool: offers for every category
@@ -117,7 +122,7 @@ class OfferMatrix:
             membership[row, [index[c] for c in offer.categories]] = 1.0
         columns = np.array([[1.0, *(float(o.kind.value == k) for k in KINDS), o.value, o.cost,
                              o.min_order_value] for o in offers],
-                           dtype=np.float32).reshape(len(offers), len(OFFER_COLUMNS) - 1)
+                           dtype=np.float32).reshape(len(offers), _OFFER_OWN)
         return cls(tuple(o.offer_id for o in offers), columns, categories, membership,
                    np.array([not o.categories for o in offers], dtype=bool))
 
@@ -127,32 +132,37 @@ class OfferMatrix:
         return np.asarray(self.membership[:, wanted].any(axis=1)) if self.categories else (
             np.zeros(len(self.offer_ids), dtype=bool))
 
-    def interest(self, state: UserState, now: datetime, rows: np.ndarray) -> np.ndarray:
-        """The user's share of category interest in each offer's categories (1 for offers
-        of any category)."""
+    def fit(self, state: UserState, now: datetime, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), CATEGORY_COLUMNS): for each offer, the user's share of category
+        interest in its categories and how many of the user's categories (those with
+        interest) it covers; an offer for any category covers all of them, share 1."""
         affinity = {key: max(value, 0.0)
                     for key, value in state.values("category_affinity", now)}
         total = sum(affinity.values())
         shares = np.array([affinity.get(c, 0.0) for c in self.categories]) / (total or 1.0)
-        interest = self.membership[rows] @ shares if self.categories else np.zeros(len(rows))
-        return np.where(self.any_category[rows], 1.0, interest)
+        fit = np.zeros((len(rows), len(CATEGORY_COLUMNS)))
+        if self.categories:
+            fit = self.membership[rows] @ np.column_stack([shares, shares > 0])
+        general = self.any_category[rows]
+        fit[general] = (1.0, sum(value > 0 for value in affinity.values()))
+        return fit
 
 
 def offer_rows(state: UserState, now: datetime, channel: str, journey: str | None,
                local_hour: int, weekend: bool, population: Mapping[str, Mapping[str, float]],
                offers: OfferMatrix, rows: np.ndarray,
-               interest: np.ndarray | None = None) -> np.ndarray:
+               fit: np.ndarray | None = None) -> np.ndarray:
     """The model's input (len(rows) + 1, FEATURES) float32: one row per candidate offer
-    (indices into `offers`), then the no-offer row. `interest`: the rows' category
-    interest when the caller has it already (`OfferMatrix.interest`)."""
+    (indices into `offers`), then the no-offer row. `fit`: the rows' CATEGORY_COLUMNS
+    when the caller has them already (`OfferMatrix.fit`)."""
     shared = np.array([*user_columns(state, now),
                        *rate_columns(state, now, channel, local_hour, population),
                        *context_columns(channel, journey, local_hour, weekend)],
                       dtype=np.float32)
     matrix = np.zeros((len(rows) + 1, len(FEATURES)), dtype=np.float32)
     matrix[:, :_SHARED] = shared
-    matrix[:-1, _SHARED:-1] = offers.columns[rows]
-    matrix[:-1, -1] = offers.interest(state, now, rows) if interest is None else interest
+    matrix[:-1, _SHARED:_SHARED + _OFFER_OWN] = offers.columns[rows]
+    matrix[:-1, _SHARED + _OFFER_OWN:] = offers.fit(state, now, rows) if fit is None else fit
     return matrix
 
 
@@ -165,15 +175,17 @@ class OfferResponseScorer:
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> OfferResponseScorer:
-        """A version's model; one trained before the no-offer arm's interest became 0 is
-        refused (its uplifts would be measured against the wrong arm)."""
+        """A version's model; one trained on other columns (an older FEATURES, or before
+        the no-offer arm's category columns were 0) is refused: it would read these
+        columns as others, or measure uplifts against the wrong arm."""
         graph = model.artifact("offer_response.onnx")
         marks = {mark.key: mark.value
                  for mark in onnx.load_model_from_string(graph).metadata_props}
-        if marks.get(NO_OFFER_INTEREST_KEY) != "0":
+        if marks.get(FEATURES_KEY) != FEATURES_MARK:
             raise ModelVersionError(
-                f"model version {model.version}: its offer-response model was trained with an "
-                "older no-offer arm; train a new version with `nbo train` and promote it")
+                f"model version {model.version}: its offer-response model was trained on "
+                "other columns than this release scores; train a new version with "
+                "`nbo train` and promote it")
         return cls(tree_scorer(model, "offer_response", len(FEATURES), compiled))
 
 

@@ -10,6 +10,7 @@ and events do not pile up.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import shutil
 import subprocess
@@ -24,10 +25,13 @@ import polars as pl
 
 from benchmarks.serving.servers import BenchRedis, Http, nbo_environment, start_nbo
 from features.contract.schema import OfferKind
+from models.offer_response import FEATURES_MARK
 
 CACHE = Path(".nbo/bench/serving")
 MAX_AGE = timedelta(days=7)
 """A cached world older than this is built again: its users' recency drifts with time."""
+MODEL_COLUMNS = hashlib.sha256(FEATURES_MARK.encode()).hexdigest()[:16]
+"""A cached world whose offer model has other columns is built again: it would be refused."""
 
 
 @dataclass(frozen=True)
@@ -180,13 +184,16 @@ def prepare(spec: WorldSpec, fresh: bool = False, log: list[str] | None = None) 
     if cached:
         meta = orjson.loads(marker.read_bytes())
         created = datetime.fromisoformat(meta["created"])
-        cached = datetime.now(UTC) - created < MAX_AGE and (root / "redis-snapshot.aof").exists()
+        cached = (datetime.now(UTC) - created < MAX_AGE
+                  and meta.get("model_columns") == MODEL_COLUMNS
+                  and (root / "redis-snapshot.aof").exists())
     if not cached:
         redis = BenchRedis(root / "data")
         version, catalog_offers = _build(spec, root, redis, report)
         redis.snapshot(root / "redis-snapshot.aof")
         meta = {"spec": asdict(spec), "created": datetime.now(UTC).isoformat(),
-                "model_version": version, "catalog_offers": catalog_offers,
+                "model_version": version, "model_columns": MODEL_COLUMNS,
+                "catalog_offers": catalog_offers,
                 "setup_s": round(time.perf_counter() - began, 1)}
         marker.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     users = pl.read_parquet(root / "world" / "users.parquet", columns=["user_id"])

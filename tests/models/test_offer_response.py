@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import onnx
 import polars as pl
 import pytest
 import redis
@@ -14,6 +15,7 @@ from features.contract.schema import OfferKind
 from features.state import UserState
 from models.offer_response import (
     FEATURES,
+    FEATURES_KEY,
     OfferMatrix,
     OfferResponseScorer,
     expected_value,
@@ -73,6 +75,7 @@ def test_the_last_row_is_the_no_offer_arm(split_world: SplitWorld) -> None:
     offer_part = dict(zip(FEATURES, matrix[-1], strict=True))
     assert offer_part["has_offer"] == 0 and offer_part["offer_value"] == 0
     assert offer_part["offer_category_interest"] == 0  # as in training: every offer column 0
+    assert offer_part["offer_categories_engaged"] == 0
     np.testing.assert_array_equal(matrix[-1, :10], matrix[0, :10])  # the same user columns
 
 
@@ -86,7 +89,18 @@ def test_an_unknown_user_gets_neutral_rows() -> None:
     assert columns["open_rate"] == np.float32(0.2)  # the population's rate
     assert columns["open_rate_all"] == 0  # as in training: no sends, no pooled rate
     assert columns["hour_open_share"] == np.float32(1 / 24)
-    assert columns["offer_category_interest"] == 1  # an offer for any category
+    assert columns["offer_category_interest"] == 1  # an offer for any category...
+    assert columns["offer_categories_engaged"] == 0  # the user has no categories to cover
+
+
+def test_an_offer_s_categories_are_read_as_a_share_and_as_a_count() -> None:
+    """A heavy coffee buyer with some interest in skincare and fragrance: the beauty offer
+    has the smaller share of interest but covers more of the user's categories."""
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    state = UserState("u1", now, counts={"category_affinity": {
+        "coffee": 16.0, "skincare": 2.0, "fragrance": 2.0, "shoes": 0.0}})
+    fit = OfferMatrix.of(OFFERS).fit(state, now, np.arange(len(OFFERS)))
+    np.testing.assert_allclose(fit, [[1.0, 3.0], [0.2, 2.0], [0.8, 1.0]])
 
 
 def _fitted() -> OfferResponseModel:
@@ -112,18 +126,22 @@ def test_the_scorers_give_the_native_probabilities(split_world: SplitWorld,
     assert np.abs(compiled.probabilities(rows) - native).max() <= 1e-9
 
 
-def test_a_model_from_before_the_zero_interest_arm_is_refused(
+def test_a_model_trained_on_other_columns_is_refused(
         tmp_path: Path, redis_client: redis.Redis) -> None:
     model = _fitted()
     registry = ModelRegistry(tmp_path, redis_client)
+    older = onnx.load_from_string(classifier_to_onnx(model.booster, len(FEATURES)))
+    onnx.helper.set_model_props(older, {FEATURES_KEY: ",".join(FEATURES[:-1])})
     for version, graph in (("marked", model.to_onnx()),
-                           ("older", classifier_to_onnx(model.booster, len(FEATURES)))):
+                           ("unmarked", classifier_to_onnx(model.booster, len(FEATURES))),
+                           ("older", older.SerializeToString())):
         registry.register({"offer_response.onnx": graph,
                            "offer_response.txt": model.booster.model_to_string().encode()},
                           {}, {}, version=version)
     OfferResponseScorer.load(registry.get("marked"))  # loads
-    with pytest.raises(ModelVersionError, match="train a new version"):
-        OfferResponseScorer.load(registry.get("older"))
+    for refused in ("unmarked", "older"):
+        with pytest.raises(ModelVersionError, match="train a new version"):
+            OfferResponseScorer.load(registry.get(refused))
 
 
 def test_an_offer_is_made_unless_it_loses_money() -> None:

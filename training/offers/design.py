@@ -109,15 +109,21 @@ def offer_table(offers: Sequence[Offer]) -> pl.DataFrame:
                 "categories": pl.List(pl.String)})
 
 
-def category_interest(batch: BatchFeatures, offers: pl.DataFrame) -> pl.DataFrame:
-    """(user_id, offer_id, offer_category_interest): the user's share of interest in the
-    offer's categories (offers for any category are not listed: their interest is 1)."""
+def category_fit(batch: BatchFeatures,
+                 offers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """CATEGORY_COLUMNS: (user_id, offer_id, both) for the offers restricted to categories
+    (the user's share of interest in the offer's categories, and how many of the user's
+    categories, those with interest, it names), and (user_id, offer_categories_engaged)
+    for the offers of any category, which cover all the user's categories (share 1)."""
     affinity = batch.counts["category_affinity"].select(
         "user_id", category="key", total=pl.col("total").clip(lower_bound=0.0))
-    share = affinity.with_columns(share=pl.col("total") / pl.col("total").sum().over("user_id"))
+    share = affinity.with_columns(share=pl.col("total") / pl.col("total").sum().over("user_id"),
+                                  engaged=(pl.col("total") > 0).cast(pl.Float64))
     wanted = offers.select("offer_id", category="categories").explode("category").drop_nulls()
-    return (share.join(wanted, on="category").group_by("user_id", "offer_id")
-            .agg(offer_category_interest=pl.col("share").sum()).fill_nan(0.0))
+    named = (share.join(wanted, on="category").group_by("user_id", "offer_id")
+             .agg(offer_category_interest=pl.col("share").sum(),
+                  offer_categories_engaged=pl.col("engaged").sum()).fill_nan(0.0))
+    return named, share.group_by("user_id").agg(offer_categories_engaged=pl.col("engaged").sum())
 
 
 def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl.DataFrame:
@@ -128,7 +134,7 @@ def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl
         for j in JOURNEYS]
     offer_part = offers.drop("categories")
     specific = offers.filter(pl.col("categories").list.len() > 0).select("offer_id")
-    interest = category_interest(batch, offers)
+    named, every = category_fit(batch, offers)
     built = (rows.with_row_index("__row")
              .join(user_context(batch), on="user_id", how="left")
              .join(channel_rates(batch), on=["user_id", "channel"], how="left")
@@ -138,14 +144,19 @@ def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl
              .join(hour_shares(batch).group_by("user_id", "channel").agg(
                  pl.col("channel_opens").first()), on=["user_id", "channel"], how="left")
              .join(offer_part, on="offer_id", how="left")
-             .join(interest, on=["user_id", "offer_id"], how="left")
+             .join(named, on=["user_id", "offer_id"], how="left")
+             .join(every.rename({"offer_categories_engaged": "__engaged"}), on="user_id",
+                   how="left")
              .join(specific.with_columns(__specific=pl.lit(True)), on="offer_id", how="left")
              .with_columns(*one_hot, local_hour=pl.col("local_hour").cast(pl.Float64),
                            weekend=pl.col("weekend").cast(pl.Float64))
-             .with_columns(offer_category_interest=pl.when(pl.col("has_offer").is_null())
-                           .then(0.0).when(pl.col("__specific"))
-                           .then(pl.col("offer_category_interest").fill_null(0.0))
-                           .otherwise(1.0)))
+             .with_columns(*(pl.when(pl.col("has_offer").is_null()).then(0.0)
+                             .when(pl.col("__specific")).then(pl.col(name).fill_null(0.0))
+                             .otherwise(general).alias(name)
+                             for name, general in (
+                                 ("offer_category_interest", pl.lit(1.0)),
+                                 ("offer_categories_engaged",
+                                  pl.col("__engaged").fill_null(0.0))))))
     prior = {response: dict(rates) for response, rates in batch.engagement.items()}
     rates = [pl.col(f"{response}_rate").fill_null(pl.col("channel").replace_strict(
         prior.get(response, {}), default=0.0, return_dtype=pl.Float64))
@@ -156,7 +167,7 @@ def design(rows: pl.DataFrame, batch: BatchFeatures, offers: pl.DataFrame) -> pl
                           pl.col("hour_open_share").fill_null(
                               (HOUR_PRIOR_OPENS / 24) / (pl.col("channel_opens").fill_null(0.0)
                                                          + HOUR_PRIOR_OPENS)))
-            .sort("__row").drop("__row", "__specific", "channel_opens"))
+            .sort("__row").drop("__row", "__specific", "__engaged", "channel_opens"))
 
 
 def without_offers(frame: pl.DataFrame) -> pl.DataFrame:

@@ -32,7 +32,7 @@ import polars as pl
 
 from features.contract.offers import Offer
 from features.pipeline import BatchFeatures
-from models.offer_response import FEATURES, NO_OFFER_INTEREST_KEY
+from models.offer_response import CATEGORY_COLUMNS, FEATURES, FEATURES_KEY, FEATURES_MARK
 from training.boosting import BinaryModel, fit_classifier
 from training.offers.design import design, offer_table, without_offers
 from training.offers.sends import logged_sends
@@ -41,7 +41,7 @@ from training.onnx_export import float32_thresholds
 MEMBERS = 3
 UNUSED = ("offer_cost", "offer_min_order")
 RISING = ("has_offer", *(c for c in FEATURES if c.startswith("kind_")), "offer_value",
-          "offer_category_interest")
+          *CATEGORY_COLUMNS)
 _MONOTONE = [int(name in RISING) for name in FEATURES]
 MEMBER_PARAMETERS: dict[str, Any] = {
     "objective": "binary", "n_estimators": 300, "learning_rate": 0.03, "num_leaves": 7,
@@ -97,7 +97,7 @@ class OfferResponseModel(BinaryModel):
         return np.asarray(self.predict(frame) - self.predict(without_offers(frame)))
 
     def to_onnx(self) -> bytes:
-        """The graph, marked as trained with the no-offer arm's interest at 0."""
+        """The graph, marked with the columns it was trained on (models/offer_response.py)."""
         graph = onnx.load_from_string(super().to_onnx())
-        onnx.helper.set_model_props(graph, {NO_OFFER_INTEREST_KEY: "0"})
+        onnx.helper.set_model_props(graph, {FEATURES_KEY: FEATURES_MARK})
         return bytes(graph.SerializeToString())
