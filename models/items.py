@@ -10,15 +10,16 @@ The store keeps no per-user item history, so a user's items come from what the d
 already knows: their ranked categories and brands and their price band in each category.
 Per category, the popular items, with those of a top brand and in the user's band first,
 interleaved across the categories (the better ranked with the larger share). The
-per-category lists are built at load, so a request is a few dict lookups and sorts of a
-few dozen items.
+per-category lists are built at load, and a category's order for a band and the top brands
+it has items of is kept once sorted (users share them), so a request is mostly dict
+lookups.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
@@ -39,6 +40,7 @@ CATEGORY_DECAY = 0.5  # each category's share of the list, relative to the one b
 BRAND_BOOST = 3.0  # weights on the popularity (relative to the category's most popular)
 BAND_BOOST = 1.5
 POPULARITY_FLOOR = 0.01  # so boosts still order items bought too rarely to count
+MAX_ORDERS = 50_000  # candidate lists kept per model (a few MB); all dropped when full
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class ItemRecommender:
     by_brand: Mapping[tuple[str, str], tuple[str, ...]]  # (category, brand) -> PER_BRAND
     weight: Mapping[str, float]  # item -> popularity / its category's top + the floor
     overall: tuple[str, ...]  # the OVERALL most popular items
+    _orders: dict[tuple[str, tuple[str, ...], int | None], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False)  # _candidates' lists, as computed
 
     @classmethod
     def of(cls, items: Sequence[str], neighbours: np.ndarray, scores: np.ndarray,
@@ -123,20 +127,30 @@ class ItemRecommender:
         return [(self.items[j], float(s)) for j, s in zip(ids, scores, strict=True) if j >= 0]
 
     def _candidates(self, category: str, brands: Sequence[str],
-                    band: int | None) -> Iterator[str]:
+                    band: int | None) -> tuple[str, ...]:
         """The category's candidates, best first: popularity, boosted for a top brand and
-        for the user's price band."""
+        for the user's price band. Only the top brands with items in the category change
+        the list, so it is kept per (category, those brands, band): users share them."""
+        wanted = tuple(sorted(b for b in set(brands) if (category, b) in self.by_brand))
+        key = (category, wanted, band)
+        found = self._orders.get(key)
+        if found is None:
+            if len(self._orders) >= MAX_ORDERS:
+                self._orders.clear()
+            found = self._orders[key] = self._order(category, wanted, band)
+        return found
+
+    def _order(self, category: str, brands: tuple[str, ...], band: int | None) -> tuple[str, ...]:
         candidates = dict.fromkeys(self.popular[category])
         for brand in brands:
-            candidates.update(dict.fromkeys(self.by_brand.get((category, brand), ())))
-        wanted = set(brands)
+            candidates.update(dict.fromkeys(self.by_brand[(category, brand)]))
 
         def score(item: str) -> float:
             about = self.info[item]
-            return (self.weight[item] * (BRAND_BOOST if about.brand in wanted else 1.0)
+            return (self.weight[item] * (BRAND_BOOST if about.brand in brands else 1.0)
                     * (BAND_BOOST if band is not None and about.band == band else 1.0))
 
-        return iter(sorted(candidates, key=lambda item: (-score(item), item)))
+        return tuple(sorted(candidates, key=lambda item: (-score(item), item)))
 
     def for_user(self, categories: Sequence[str], brands: Sequence[str],
                  price_bands: Mapping[str, str], n: int,
@@ -146,8 +160,8 @@ class ItemRecommender:
         take turns, each a CATEGORY_DECAY share of the one before (6, 3 and 1 of 10 items
         for three), then the most popular items overall fill the list. Unknown categories
         and brands are passed over."""
-        queues = [self._candidates(category, brands, BANDS.index(price_bands[category])
-                                   if price_bands.get(category) in BANDS else None)
+        queues = [iter(self._candidates(category, brands, BANDS.index(price_bands[category])
+                                        if price_bands.get(category) in BANDS else None))
                   for category in dict.fromkeys(categories) if category in self.popular]
         shares = [CATEGORY_DECAY ** rank for rank in range(len(queues))]
         taken = [0] * len(queues)

@@ -107,6 +107,18 @@ def test_for_user_prefers_the_top_brands_and_the_price_band() -> None:
     assert shop.for_user(["a"], ["x"], {"a": "mid", "b": "low"}, 2) == ["a10", "a9"]
 
 
+def test_a_kept_category_order_answers_as_a_new_one() -> None:
+    """Orders are kept per (category, the top brands it has items of, band): later users
+    with the same get the same answer as a recommender that never saw anyone."""
+    shop = _shop()
+    asked = [(["a", "b"], ["x", "z"], {"a": "mid"}), (["b", "a"], ["z", "x"], {"a": "mid"}),
+             (["a"], ["y", "x"], {}), (["a"], ["x", "y"], {"a": "low"}), (["c"], [], {})]
+    for categories, brands, bands in [*asked, *asked]:
+        assert shop.for_user(categories, brands, bands, 8) == _shop().for_user(
+            categories, brands, bands, 8)
+    assert len(shop._orders) == 5  # the second call shares both of the first one's
+
+
 def test_for_user_passes_over_what_it_does_not_know() -> None:
     shop = _shop()
     popular = shop.for_user([], [], {}, 5)
