@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=2_000_000, ge=1024)
     max_batch_users: int = Field(default=1000, ge=1)
     max_events_per_request: int = Field(default=1000, ge=1)
+    request_threads: int = Field(
+        default=1, ge=1,
+        description="Threads per worker for the per-user request path (decisions, blocks, "
+        "events, feedback). Python runs one at a time per process: more only contend for "
+        "the interpreter lock (docs/api.md, Performance). Add workers instead.")
     redis_timeout_s: float = Field(
         default=0.25, gt=0,
         description="Socket timeout of the API's Redis calls; past it the answer degrades.")

@@ -13,7 +13,7 @@ from api.auth import Decide
 from api.rendering import render_html
 from api.routes.decisions import count_decisions, decision_request
 from api.schemas import BlockOptions
-from api.services import ServicesDep
+from api.services import Services, ServicesDep
 from decisions.blocks import Block, BlockCache, block_content
 from decisions.engine import Recalled
 from decisions.outcome import Decision
@@ -22,9 +22,16 @@ router = APIRouter(prefix="/v1", tags=["blocks"])
 
 
 @router.get("/users/{user_id}/blocks/{block}", summary="A rendered personalized block")
-def get_block(user_id: Annotated[str, Path(min_length=1, max_length=128)], block: Block,
-              options: Annotated[BlockOptions, Query()], services: ServicesDep, _: Decide,
-              if_none_match: Annotated[str | None, Header()] = None) -> Response:
+async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=128)], block: Block,
+                    options: Annotated[BlockOptions, Query()], services: ServicesDep,
+                    _: Decide, if_none_match: Annotated[str | None, Header()] = None
+                    ) -> Response:
+    return await services.on_request_path(_block, user_id, block, options, services,
+                                          if_none_match)
+
+
+def _block(user_id: str, block: Block, options: BlockOptions, services: Services,
+           if_none_match: str | None) -> Response:
     cache = BlockCache(services.client, services.settings.block_ttl_s)
     request, campaign, engine = (decision_request(user_id, options), options.campaign_id,
                                  services.engine)

@@ -39,16 +39,19 @@ def json_response(content: object) -> Response:
 
 
 @router.get("/users/{user_id}/decision", summary="The next best decision for one user")
-def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
-           options: Annotated[DecisionOptions, Query()], services: ServicesDep,
-           _: Decide) -> Response:
-    decision = services.engine.decide(decision_request(user_id, options))
+async def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
+                 options: Annotated[DecisionOptions, Query()], services: ServicesDep,
+                 _: Decide) -> Response:
+    decision = await services.on_request_path(services.engine.decide,
+                                              decision_request(user_id, options))
     count_decisions(services, [decision])
     return json_response(decision)
 
 
 @router.post("/decisions", summary="Decisions for many users in one call")
 def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) -> Response:
+    """In FastAPI's own thread pool, not on the request path's thread: a batch takes about
+    a second, which single decisions should not wait behind."""
     ensure_within(len(body.user_ids), services.settings.max_batch_users, "users",
                   "NBO_MAX_BATCH_USERS")
     decisions = services.engine.decide_many([decision_request(u, body) for u in body.user_ids])

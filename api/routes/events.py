@@ -17,7 +17,7 @@ from api.schemas import (
     FeedbackRequest,
     FeedbackResponse,
 )
-from api.services import ServicesDep
+from api.services import Services, ServicesDep
 from decisions import keys
 from features.contract.records import check_events
 from features.store.base import Applied
@@ -35,7 +35,11 @@ class NoEventAccepted(DataContractError):
 
 
 @router.post("/events", summary="Live events: features change at once")
-def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> EventsResponse:
+async def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> EventsResponse:
+    return await services.on_request_path(_apply_events, body, services)
+
+
+def _apply_events(body: EventsRequest, services: Services) -> EventsResponse:
     ensure_within(len(body.events), services.settings.max_events_per_request, "events",
                   "NBO_MAX_EVENTS_PER_REQUEST")
     checked = check_events(body.events, source="events")
@@ -67,7 +71,12 @@ def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> Events
 
 
 @router.post("/feedback", summary="What happened after a decision")
-def post_feedback(body: FeedbackRequest, services: ServicesDep, _: Ingest) -> FeedbackResponse:
+async def post_feedback(body: FeedbackRequest, services: ServicesDep,
+                        _: Ingest) -> FeedbackResponse:
+    return await services.on_request_path(_record_feedback, body, services)
+
+
+def _record_feedback(body: FeedbackRequest, services: Services) -> FeedbackResponse:
     client = services.client
     try:
         summary: dict[bytes, bytes] = client.hgetall(  # type: ignore[assignment]
