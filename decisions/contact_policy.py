@@ -22,6 +22,7 @@ from features.state import UserState
 
 WEEK = 7
 _MAX_STEPS = 100  # any local hour occurs within 48 h, even when a DST change skips one
+_CLOCK_SLACK = 2  # hours: the largest clock change (Antarctica/Troll), so a jump stays short
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,13 @@ class ContactPolicy:
             fits = local.hour == wanted if wanted is not None else not self.is_quiet(local.hour)
             if fits:
                 return moment
-            # to the next local hh:00 in real time; a clock change on the way leaves other
-            # minutes on the clock, which the next step rounds off
-            moment += timedelta(minutes=60 - local.minute, seconds=-local.second,
-                                microseconds=-local.microsecond)
+            # to a local hh:00 up to `_CLOCK_SLACK` hours before the hour that fits (a clock
+            # change on the way cannot make that overshoot), then hour by hour; a change
+            # leaves other minutes on the clock, which the next step rounds off
+            target = wanted if wanted is not None else self.quiet_hours[1]
+            skipped = max((target - local.hour) % 24 - 1 - _CLOCK_SLACK, 0)
+            moment += timedelta(hours=skipped, minutes=60 - local.minute,
+                                seconds=-local.second, microseconds=-local.microsecond)
         raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
 
 

@@ -40,6 +40,7 @@ from nbo.errors import NboError
 from nbo.redis_server import connect, redis_url
 from nbo.settings import get_settings
 from training.affinity.als import Factorization
+from training.sample import MAX_TRAINING_USERS
 from training.synthetic.world import generate_world
 from training.train import summary
 from training.train import train as run_training
@@ -63,6 +64,9 @@ def generate(
         "2026-01-05"),
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = (
         "parquet"),
+    activity: Annotated[float, typer.Option(
+        min=0.01, help="How often users browse, relative to the default world (0.11: about 20 "
+        "events per user over 50 days, for sparse data at scale).")] = 1.0,
 ) -> None:
     """Generate a synthetic CRM world and its ground truth."""
     if fmt not in FORMATS:
@@ -77,7 +81,7 @@ def generate(
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("simulating users", total=users)
         summary = generate_world(out, users, days, seed, first_day, fmt,
-                                 progress=lambda n: progress.advance(task, n))
+                                 progress=lambda n: progress.advance(task, n), activity=activity)
     elapsed = time.perf_counter() - began
     console.print(f"wrote {summary.users:,} users, {summary.events:,} events over "
                   f"{summary.days} days to {out} in {elapsed:.1f}s")
@@ -199,6 +203,9 @@ def train(
     factorization: Annotated[Factorization, typer.Option(
         help="Collaborative filtering for categories, brands and items: implicit's ALS, "
              "or BPR (Bayesian personalized ranking).")] = "als",
+    max_users: Annotated[int, typer.Option(
+        min=0, help="Train on a seeded sample of this many users when the data has more "
+             "(0: every user).")] = MAX_TRAINING_USERS,
 ) -> None:
     """Evaluate every model on a time split, refit on all data, register a version."""
     columns = (SpinnerColumn(finished_text="done"), TextColumn("{task.description:<34}"),
@@ -212,7 +219,7 @@ def train(
             stages.append(progress.add_task(name, total=None))
 
         version = run_training(directory, _registry(models), seed, report=next_stage,
-                               factorization=factorization)
+                               factorization=factorization, max_users=max_users)
         if stages:
             progress.update(stages[-1], total=1, completed=1)
     if not console.is_terminal:  # logs get the seconds the bars showed

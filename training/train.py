@@ -54,7 +54,7 @@ from training.churn import PARAMETERS as CHURN_PARAMETERS
 from training.churn import ChurnModel, churn_frame, evaluate_churn
 from training.contact_volume import ContactVolume
 from training.cuts import FeaturesAt
-from training.offers.evaluate import OfferExamples, evaluate_offer_response
+from training.offers.evaluate import OfferExamples, evaluate_offer_response, training_cuts
 from training.offers.model import SETTINGS as OFFER_SETTINGS
 from training.offers.model import OfferResponseModel
 from training.offers.oracle import offer_value_share
@@ -62,6 +62,7 @@ from training.offers.sends import EXTRA_COLUMNS
 from training.onnx_export import ranker_to_onnx
 from training.price_bands import evaluate_price_bands
 from training.report import render as render_report
+from training.sample import MAX_TRAINING_USERS, sample_users
 from training.send_time import open_delay_hours, sends_and_opens
 from training.send_time_evaluation import evaluate_send_time
 from training.split import TimeSplit, between
@@ -112,17 +113,24 @@ def _offer_truth(truth_dir: Path) -> pl.DataFrame | None:
 
 def train(directory: Path, models: ModelRegistry, seed: int = 0,
           report: Report = lambda _: None,
-          factorization: Factorization = "als") -> ModelVersion:
+          factorization: Factorization = "als",
+          max_users: int = MAX_TRAINING_USERS) -> ModelVersion:
     """Stages are ordered so that models share the features of the same cut-offs;
-    `factorization` is the collaborative filtering of categories, brands and items."""
+    `factorization` is the collaborative filtering of categories, brands and items; with
+    more than `max_users` users (0: no limit), a seeded sample of them trains (sample.py)."""
     timings = Timings()
     with timings.stage("load", report):
         events, users, items = load_inputs(directory, (*EXTRA_COLUMNS, "item_id"))
         catalog = load_table(directory, ITEMS, columns=ITEM_COLUMNS).frame
         found = offers_file(directory)
         offers = read_offers(found)[0] if found else []
+        data = fingerprint(events)
+        sample = sample_users(events, users, max_users, seed)
+        events, users = sample.events, sample.users
     features = FeaturesAt(events, users, items)
     split = TimeSplit.last_days(events)
+    if offers:
+        training_cuts(events, split.eval_cut)  # the offer model's longer need, asked first
     latest = TimeSplit(split.end - (split.eval_cut - split.fit_cut), split.end, split.end)
     truth_dir = directory / "ground_truth"
     metrics: dict[str, Any] = {}
@@ -209,7 +217,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
             artifacts["offer_response.onnx"] = response.to_onnx()
             artifacts["offer_response.txt"] = response.booster.model_to_string().encode()
     meta = {
-        "data": {"directory": str(directory), **fingerprint(events)},
+        "data": {"directory": str(directory), **data, "users": sample.of,
+                 "trained_users": sample.drawn, "trained_events": events.height},
         "split": {"fit_cut": str(split.fit_cut), "eval_cut": str(split.eval_cut),
                   "end": str(split.end)},
         "seed": seed,

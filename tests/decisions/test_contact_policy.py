@@ -250,3 +250,8 @@ def test_next_send_properties(policy: ContactPolicy, sends: Mapping[tuple[str, i
     assert has_room(policy, state, channel, moment)
     if moment > now and zone != "Australia/Lord_Howe":  # its DST moves clocks by 30 minutes
         assert at_local.minute == 0 or moment.time() == datetime.min.time()
+    earlier = moment - timedelta(hours=1)  # and none of the hours before it would have done
+    while earlier >= now and earlier > moment - timedelta(hours=49):
+        assert (earlier.astimezone(ZoneInfo(zone or "UTC")).hour != wanted
+                or not has_room(policy, state, channel, earlier))
+        earlier -= timedelta(hours=1)

@@ -36,3 +36,13 @@ def test_too_short_a_log_is_a_clear_error(tmp_path: Path, redis_client: redis.Re
     generate_world(world, users=50, days=20, seed=8)
     with pytest.raises(DataContractError, match="training needs at least 35"):
         train(world, ModelRegistry(tmp_path / "models", redis_client))
+
+
+def test_a_log_too_short_for_the_offer_model_fails_before_any_model_is_fit(
+        tmp_path: Path, redis_client: redis.Redis) -> None:
+    world = tmp_path / "world"
+    generate_world(world, users=50, days=40, seed=8)  # long enough for the other models
+    stages: list[str] = []
+    with pytest.raises(DataContractError, match="the offer model needs at least 49"):
+        train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
+    assert stages == ["load"]

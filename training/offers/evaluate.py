@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from features.contract.offers import Offer
+from nbo.errors import DataContractError
 from training.binary_metrics import binary_metrics
 from training.cuts import FeaturesAt
 from training.offers.model import OfferResponseModel, examples
@@ -27,14 +28,20 @@ MAX_CUTS = 4
 
 
 def training_cuts(events: pl.DataFrame, eval_cut: datetime) -> list[datetime]:
-    first = events["ts"].min()
-    assert isinstance(first, datetime)
+    """The cuts whose examples train the model evaluated from `eval_cut`; a log too short
+    for any is a `DataContractError` (train.py asks first, before any model is fit)."""
+    first, last = events["ts"].min(), events["ts"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
     cuts = [eval_cut - ATTRIBUTION - WINDOW * (i + 1) for i in range(MAX_CUTS)]
     usable = [cut for cut in cuts if cut - first >= MIN_HISTORY]
     if not usable:
-        raise ValueError(f"too short a log: the offer model needs {MIN_HISTORY.days} days of "
-                         f"history and {(WINDOW + ATTRIBUTION).days} of sends before the "
-                         "evaluation window")
+        needed = MIN_HISTORY + WINDOW + ATTRIBUTION + (last - eval_cut)
+        raise DataContractError(
+            f"the events span {(last - first) / timedelta(days=1):.1f} days, from "
+            f"{first:%Y-%m-%d} to {last:%Y-%m-%d}; the offer model needs at least "
+            f"{needed / timedelta(days=1):g}: {MIN_HISTORY.days} days of history, "
+            f"{WINDOW.days} of sends, {ATTRIBUTION.days} to attribute their purchases, then "
+            "the evaluation window")
     return usable
 
 

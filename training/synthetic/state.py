@@ -31,10 +31,11 @@ class ChunkState:
     redemptions: np.ndarray  # (n, O) offers redeemed so far
     events: EventBuffer = field(default_factory=EventBuffer)
     messages_sent: int = 0
+    activity: float = 1.0  # how often users shop (browse and restock), vs the default world
 
     @classmethod
     def start(cls, rng: np.random.Generator, catalog: Catalog, offers: OfferSet, clock: Clock,
-              users: Population) -> ChunkState:
+              users: Population, activity: float = 1.0) -> ChunkState:
         """Initial state, with purchase histories before the window for existing users."""
         n, c = len(users), catalog.n_categories
         cycle = catalog.cycle_days[None, :] * users.cycle_factor
@@ -55,6 +56,7 @@ class ChunkState:
             app_installed=users.app_installed.copy(),
             sends=np.zeros((n, 8), dtype=np.int64),
             redemptions=np.zeros((n, len(offers)), dtype=np.int64),
+            activity=activity,
         )
 
     def due(self, day: int) -> np.ndarray:
@@ -65,10 +67,11 @@ class ChunkState:
         return np.where(self.last_purchase > NEVER_DAY, hazard, 0.0)
 
     def activity_level(self, day: int) -> np.ndarray:
-        """(n,) 1 while active, lower once dormant, 0 once churned or before signup."""
+        """(n,) `activity` while active, lower once dormant, 0 once churned or before
+        signup."""
         u = self.users
         level = np.where(day < u.dormant_day, 1.0, np.where(day < u.churn_day, 0.15, 0.0))
-        return level * (u.signup_day <= day)
+        return level * (u.signup_day <= day) * self.activity
 
 
 def sample_rows(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:

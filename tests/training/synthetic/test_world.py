@@ -79,6 +79,17 @@ def test_chunks_do_not_change_the_first_users(tmp_path: Path) -> None:
     assert small.equals(large.filter(pl.col("event_id").str.starts_with("e0-")))
 
 
+def test_lower_activity_means_fewer_shopping_sessions(tmp_path: Path) -> None:
+    views = {}
+    for activity in (1.0, 0.2):
+        generate_world(tmp_path / str(activity), users=300, days=14, seed=5, activity=activity)
+        events = load_table(tmp_path / str(activity), EVENTS).frame
+        views[activity] = events.filter(pl.col("event_type") == EventType.VIEW).height
+    assert 0.1 * views[1.0] < views[0.2] < 0.4 * views[1.0]
+    with pytest.raises(ValueError, match="activity"):
+        generate_world(tmp_path / "none", users=10, days=7, seed=5, activity=0.0)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_text_formats_pass_validation(tmp_path: Path, fmt: str) -> None:
     generate_world(tmp_path, users=200, days=10, seed=3, fmt=fmt)
