@@ -64,18 +64,21 @@ class Services:
     request_path: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.request_path = anyio.CapacityLimiter(self.settings.request_threads)
+        self.request_path = anyio.CapacityLimiter(max(self.settings.request_threads, 1))
 
     async def on_request_path(self, work: Callable[[*Arguments], T],
                               *arguments: *Arguments) -> T:
-        """`work(*arguments)` on one of the request path's NBO_REQUEST_THREADS threads.
+        """`work(*arguments)` on the request path: the event loop's own thread by default
+        (NBO_REQUEST_THREADS=0), else one of that many threads.
 
         Routes that serve one user at a time run there rather than in FastAPI's pool of
         40: a decision is Python from end to end, and Python runs one thread at a time per
         process, so concurrent decisions only take turns with the interpreter lock, and the
-        handovers cost (measured: 3.0 ms of CPU per decision at saturation, 1.8 ms on one
-        thread). A request waiting for the thread waits in the event loop, which stays free
-        to read and answer others."""
+        handovers cost. Measured at saturation (docs/benchmarks.md): 3.0 ms of CPU per
+        decision in the pool, 1.8 ms on one thread; on the loop itself there is no handover
+        at all, and requests queue in the loop's socket buffers instead."""
+        if self.settings.request_threads == 0:
+            return work(*arguments)
         return await anyio.to_thread.run_sync(work, *arguments, limiter=self.request_path)
 
     @classmethod

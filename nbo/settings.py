@@ -41,10 +41,11 @@ class Settings(BaseSettings):
     max_batch_users: int = Field(default=1000, ge=1)
     max_events_per_request: int = Field(default=1000, ge=1)
     request_threads: int = Field(
-        default=1, ge=1,
+        default=0, ge=0,
         description="Threads per worker for the per-user request path (decisions, blocks, "
-        "events, feedback). Python runs one at a time per process: more only contend for "
-        "the interpreter lock (docs/api.md, Performance). Add workers instead.")
+        "events, feedback); 0 runs them on the event loop's own thread, one at a time. "
+        "Python runs one thread at a time per process: more only contend for the "
+        "interpreter lock (docs/api.md, Performance). Add workers instead.")
     redis_timeout_s: float = Field(
         default=0.25, gt=0,
         description="Socket timeout of the API's Redis calls; past it the answer degrades.")

@@ -119,13 +119,14 @@ def _ratios(curve: dict[str, list[dict[str, Any]]], scenarios: dict[str, Any]) -
 
 
 def run_workers(bench: Bench, world: World, redis: BenchRedis, workers: int, pin: str,
-                wanted: list[str], curve: bool, locust_s: int, batches: int) -> dict[str, Any]:
+                wanted: list[str], curve: bool, locust_s: int, batches: int,
+                settings: dict[str, str]) -> dict[str, Any]:
     cpus = affinity(workers, pin)
     pin_process(cpus["redis"], redis.pid)
     pin_process(cpus["client"])
     logs = world.logs
     nbo = start_nbo(world.models_dir, world.data_dir, workers, cpus["server"],
-                    logs / f"nbo-{workers}w.log")
+                    logs / f"nbo-{workers}w.log", settings)
     baseline = start_baseline(redis.url, workers, cpus["server"], logs / f"base-{workers}w.log")
     result: dict[str, Any] = {"affinity": cpus}
     try:
@@ -183,6 +184,8 @@ def main() -> None:
     parser.add_argument("--locust", type=int, default=None, metavar="SECONDS",
                         help="also run the locustfile headless (default: 20 s with --full)")
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached world")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of nbo serve (NBO_NAME), e.g. request_threads=1")
     arguments = parser.parse_args()
     unknown = set((arguments.scenarios or "").split(",")) - set(SCENARIOS) - {""}
     if unknown:
@@ -198,6 +201,12 @@ def main() -> None:
         rates[name] = float(value)
     plan = Plan(plan.warmup_s, plan.measured_s, plan.drain_s, plan.ladder, rates,
                 arguments.connections, retries=arguments.retries)
+    settings = {}
+    for setting in arguments.setting:
+        name, equals, value = setting.partition("=")
+        if not equals or not name:
+            parser.error(f"--setting {setting!r}: expected NAME=VALUE, e.g. request_threads=1")
+        settings[name] = value
     spec = WorldSpec(users=arguments.users or USERS["full" if full else "quick"],
                      extra_offers=arguments.offers)
     setup_log: list[str] = []
@@ -215,14 +224,15 @@ def main() -> None:
                       else list(SCENARIOS) if full or position == 0 else [])
             runs[str(workers)] = run_workers(
                 bench, world, redis, workers, arguments.pin, wanted, not arguments.no_curve,
-                locust_s if position == 0 else 0, BATCHES["full" if full else "quick"])
+                locust_s if position == 0 else 0, BATCHES["full" if full else "quick"],
+                settings)
     finally:
         redis.stop()
     result = {"benchmark": "serving", "command": command("benchmarks.serving"),
               "machine": machine(), "mode": "full" if full else "quick",
               "load_average": {"start": [round(x, 2) for x in load_start],
                                "end": [round(x, 2) for x in os.getloadavg()]},
-              "elapsed_s": round(time.perf_counter() - began, 1),
+              "elapsed_s": round(time.perf_counter() - began, 1), "server_settings": settings,
               "world": world.describe() | {"setup_steps": setup_log},
               "plan": {"warmup_s": plan.warmup_s, "measured_s": plan.measured_s,
                        "drain_s": plan.drain_s, "ladder": list(plan.ladder),

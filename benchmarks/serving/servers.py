@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,10 +184,11 @@ def nbo_environment(data_dir: Path, **settings: str) -> dict[str, str]:
 
 
 def start_nbo(models_dir: Path, data_dir: Path, workers: int, cpus: list[int] | None,
-              log: Path) -> Server:
-    """`nbo serve` with its own data directory (it finds the embedded Redis running)."""
+              log: Path, settings: Mapping[str, str] | None = None) -> Server:
+    """`nbo serve` with its own data directory (it finds the embedded Redis running) and
+    `settings` (name -> value: NBO_NAME in its environment)."""
     port = free_port()
-    env = nbo_environment(data_dir)
+    env = nbo_environment(data_dir, **(settings or {}))
     arguments = [sys.executable, "-m", "nbo.cli", "serve", "--models", str(models_dir),
                  "--port", str(port), "--workers", str(workers)]
     return _spawn("nbo", arguments, env, workers, port, cpus, log)

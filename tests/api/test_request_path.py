@@ -1,7 +1,9 @@
-"""Per-user requests run on NBO_REQUEST_THREADS threads per worker (api/services.py)."""
+"""Per-user requests run on the event loop, or on NBO_REQUEST_THREADS threads per worker
+(api/services.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -14,7 +16,15 @@ from decisions.outcome import Decision
 from tests.api.conftest import ServedWorld
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
 def test_decisions_take_turns_on_the_request_path_threads(
         served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
     with TestClient(create_app(served_world.settings(request_threads=threads))) as api:
@@ -22,12 +32,14 @@ def test_decisions_take_turns_on_the_request_path_threads(
         decide = engine.decide
         lock = threading.Lock()
         running, most = 0, 0
+        on_loop: list[bool] = []
 
         def counted(*arguments: Any) -> Decision:
             nonlocal running, most
             with lock:
                 running += 1
                 most = max(most, running)
+                on_loop.append(_on_event_loop())
             time.sleep(0.05)  # long enough for the other requests to arrive meanwhile
             try:
                 return decide(*arguments)  # type: ignore[no-any-return]
@@ -45,4 +57,5 @@ def test_decisions_take_turns_on_the_request_path_threads(
         for caller in callers:
             caller.join()
     assert statuses == [200] * 6
-    assert most == threads
+    assert most == max(threads, 1)
+    assert on_loop == [threads == 0] * 6
