@@ -61,10 +61,11 @@ class Services:
     registry: ModelRegistry
     engine: DecisionEngine
     metrics: Metrics
-    request_path: anyio.CapacityLimiter = field(init=False)
+    request_path: anyio.CapacityLimiter | None = field(init=False)  # None: the event loop
 
     def __post_init__(self) -> None:
-        self.request_path = anyio.CapacityLimiter(max(self.settings.request_threads, 1))
+        threads = self.settings.request_threads
+        self.request_path = anyio.CapacityLimiter(threads) if threads else None
 
     async def on_request_path(self, work: Callable[[*Arguments], T],
                               *arguments: *Arguments) -> T:
@@ -77,7 +78,7 @@ class Services:
         handovers cost. Measured at saturation (docs/benchmarks.md): 3.0 ms of CPU per
         decision in the pool, 1.8 ms on one thread; on the loop itself there is no handover
         at all, and requests queue in the loop's socket buffers instead."""
-        if self.settings.request_threads == 0:
+        if self.request_path is None:
             return work(*arguments)
         return await anyio.to_thread.run_sync(work, *arguments, limiter=self.request_path)
 
