@@ -7,6 +7,8 @@ worker process.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -23,9 +25,15 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="nbo", version="0.1.0",
-                  description="Next best offer, channel and send time, per customer.")
     services = Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.connection.close()
+
+    app = FastAPI(title="nbo", version="0.1.0", lifespan=lifespan,
+                  description="Next best offer, channel and send time, per customer.")
     app.state.services = services
     app.state.api_keys = keys = ApiKeys(settings.api_keys)
     if keys.open:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, TypeVar, TypeVarTuple
+from typing import Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -21,13 +20,14 @@ from decisions.policy import Policy
 from features.store.redis_store import RedisFeatureStore
 from models.registry import ModelRegistry
 from models.serving import ServingModels
+from nbo.async_redis import PipelinedConnection, run_async
 from nbo.errors import NboError
+from nbo.redis_plan import Plan, run
 from nbo.redis_server import redis_url
 from nbo.settings import Settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-Arguments = TypeVarTuple("Arguments")
 
 
 class _EngineMetrics:
@@ -61,26 +61,26 @@ class Services:
     registry: ModelRegistry
     engine: DecisionEngine
     metrics: Metrics
+    connection: PipelinedConnection  # the event loop's, for plans
     request_path: anyio.CapacityLimiter | None = field(init=False)  # None: the event loop
 
     def __post_init__(self) -> None:
         threads = self.settings.request_threads
         self.request_path = anyio.CapacityLimiter(threads) if threads else None
 
-    async def on_request_path(self, work: Callable[[*Arguments], T],
-                              *arguments: *Arguments) -> T:
-        """`work(*arguments)` on the request path: the event loop's own thread by default
-        (NBO_REQUEST_THREADS=0), else one of that many threads.
+    async def run(self, plan: Plan[T]) -> T:
+        """A per-user request's work (a plan: nbo.redis_plan) on the request path: on the
+        event loop by default (NBO_REQUEST_THREADS=0), which its Redis round trips leave
+        free for other requests, else on one of that many threads with blocking I/O.
 
-        Routes that serve one user at a time run there rather than in FastAPI's pool of
-        40: a decision is Python from end to end, and Python runs one thread at a time per
-        process, so concurrent decisions only take turns with the interpreter lock, and the
-        handovers cost. Measured at saturation (docs/benchmarks.md): 3.0 ms of CPU per
-        decision in the pool, 1.8 ms on one thread; on the loop itself there is no handover
-        at all, and requests queue in the loop's socket buffers instead."""
+        Not FastAPI's pool of 40 threads: a decision is Python from end to end, and Python
+        runs one thread at a time per process, so concurrent decisions only take turns
+        with the interpreter lock, and the handovers cost. Measured at saturation
+        (docs/benchmarks.md): 3.0 ms of CPU per decision in the pool, 1.8 ms on one
+        thread, 1.6 ms on the loop."""
         if self.request_path is None:
-            return work(*arguments)
-        return await anyio.to_thread.run_sync(work, *arguments, limiter=self.request_path)
+            return await run_async(self.connection, plan)
+        return await anyio.to_thread.run_sync(run, self.client, plan, limiter=self.request_path)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -93,7 +93,8 @@ class Services:
                                 retry_after_s=settings.redis_retry_after_s,
                                 observer=_EngineMetrics(metrics))
         services = cls(settings, client, store, catalog,
-                       ModelRegistry(settings.models_dir, client), engine, metrics)
+                       ModelRegistry(settings.models_dir, client), engine, metrics,
+                       PipelinedConnection(redis_url(settings), settings.redis_timeout_s))
         try:
             services.reload_models()
         except (NboError, redis.RedisError) as error:

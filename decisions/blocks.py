@@ -4,7 +4,7 @@
 The first fetch decides and stores the block with HSETNX, so two concurrent first
 fetches still agree on one content (the loser's decision is dropped); the stored block
 expires after the configured time. The hash keeps its expiry time next to the content,
-so a later fetch finds both with the decision's own read (DecisionEngine.recall_or_decide).
+so a later fetch finds both with the decision's own read (DecisionEngine.recall_or_decide_plan).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import orjson
-import redis
 
 from decisions import keys
 from decisions.outcome import Decision
+from nbo.redis_plan import Plan, Step
 
 BLOCKS = ("offer", "recommendations")
 CONTENT, EXPIRES = b"content", b"expires"  # the stored hash's fields
@@ -50,8 +50,7 @@ def _etag(content: bytes) -> str:
 
 
 class BlockCache:
-    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
-        self._client = client
+    def __init__(self, ttl_s: int) -> None:
         self._ttl_s = ttl_s
 
     @staticmethod
@@ -66,17 +65,16 @@ class BlockCache:
             return None
         return StoredBlock(content, _etag(content), max(int(expires) - int(now), 0))
 
-    def keep(self, user_id: str, campaign_id: str, block: str, content: bytes) -> StoredBlock:
+    def keep(self, user_id: str, campaign_id: str, block: str,
+             content: bytes) -> Plan[StoredBlock]:
         """Store the block unless another fetch stored one first; the one stored wins."""
         key = self.key(user_id, campaign_id, block)
         now = time.time()
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hsetnx(key, CONTENT, content)
-        pipe.hsetnx(key, EXPIRES, int(now) + self._ttl_s)
-        pipe.expire(key, self._ttl_s)  # only on a miss; EXPIRE NX needs Redis 7
-        pipe.hgetall(key)
-        fields = pipe.execute()[-1]
-        return self.stored(fields, now) or self.fresh(content)
+        replies = yield Step([("HSETNX", key, CONTENT, content),
+                              ("HSETNX", key, EXPIRES, int(now) + self._ttl_s),
+                              ("EXPIRE", key, self._ttl_s),  # only on a miss; EXPIRE NX: Redis 7
+                              ("HGETALL", key)], transaction=True)
+        return self.stored(replies[-1], now) or self.fresh(content)
 
     @staticmethod
     def fresh(content: bytes) -> StoredBlock:

@@ -18,13 +18,13 @@ from time import monotonic
 
 import redis
 from pydantic import ValidationError
-from redis.client import Pipeline
 from redis.typing import EncodableT
 
 from decisions import keys
 from features.contract.offers import Offer, read_offers
 from features.contract.problems import FileCheck
 from nbo.errors import DataContractError
+from nbo.redis_plan import Command, Plan, Step, execute, run
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,9 @@ class OfferCatalog:
     # reads
 
     def snapshot(self) -> CatalogSnapshot:
+        return run(self._client, self.snapshot_plan())
+
+    def snapshot_plan(self) -> Plan[CatalogSnapshot]:
         """The current catalog, asking Redis whether it changed at most every refresh_s."""
         cached = self._cached
         now = monotonic()
@@ -168,19 +171,18 @@ class OfferCatalog:
             snapshot, checked_at = cached
             if now - checked_at < self._refresh_s:
                 return snapshot
-            if _int(self._client.get(keys.CATALOG_VERSION)) == snapshot.version:
+            if _int((yield Step.one("GET", keys.CATALOG_VERSION))[0]) == snapshot.version:
                 self._cached = (snapshot, now)
                 return snapshot
-        snapshot = self._read()
+        # version and offers from one transaction, so they always belong together
+        raw_version, raw_offers = yield Step([("GET", keys.CATALOG_VERSION),
+                                              ("HGETALL", keys.CATALOG)], transaction=True)
+        snapshot = self._parse(raw_version, raw_offers)
         self._cached = (snapshot, now)
         return snapshot
 
-    def _read(self) -> CatalogSnapshot:
-        """Version and offers from one transaction, so they always belong together."""
-        pipe = self._client.pipeline(transaction=True)
-        pipe.get(keys.CATALOG_VERSION)
-        pipe.hgetall(keys.CATALOG)
-        raw_version, raw_offers = _list(pipe.execute())
+    @staticmethod
+    def _parse(raw_version: object, raw_offers: object) -> CatalogSnapshot:
         version = _int(raw_version)
         offers: list[Offer] = []
         for raw_id, raw_json in _hash(raw_offers).items():
@@ -231,31 +233,35 @@ class OfferCatalog:
 
     def record_spend(self, offer_id: str, cost: float) -> float:
         """Add cost to what the offer has spent; returns the new total."""
+        return run(self._client, self.spend_plan(offer_id, cost))
+
+    @staticmethod
+    def spend_plan(offer_id: str, cost: float) -> Plan[float]:
+        """`record_spend` as a plan (nbo.redis_plan), for the API's event loop."""
         if not math.isfinite(cost):
             raise ValueError(f"cost must be a finite number, got {cost!r}")
-        return float(self._client.hincrbyfloat(keys.SPENT, offer_id, cost))
+        return float((yield Step.one("HINCRBYFLOAT", keys.SPENT, offer_id, cost))[0])
 
     def record_given(self, user_id: str, offer_ids: Sequence[str], ttl_s: int) -> None:
         """Count offers given to a user (the count expires ttl_s after the latest) and chosen."""
         # not a transaction: the user's key and CHOSEN sit on different Cluster slots
-        pipe = self._client.pipeline(transaction=False)
-        self.queue_given(pipe, user_id, offer_ids, ttl_s)
-        pipe.execute()
+        execute(self._client, Step(self.given_commands(user_id, offer_ids, ttl_s)))
 
     @staticmethod
-    def queue_given(pipe: Pipeline, user_id: str, offer_ids: Sequence[str],
-                    ttl_s: int) -> None:
-        """`record_given`'s commands, added to a caller's pipeline (the decision log's)."""
+    def given_commands(user_id: str, offer_ids: Sequence[str], ttl_s: int) -> list[Command]:
+        """`record_given`'s commands, for a caller's pipeline (the decision log's)."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         counts = Counter(offer_ids)
         if not counts:
-            return
+            return []
         given = keys.given(user_id)
+        commands: list[Command] = []
         for offer_id, count in counts.items():
-            pipe.hincrby(given, offer_id, count)
-            pipe.hincrby(keys.CHOSEN, offer_id, count)
-        pipe.expire(given, ttl_s)
+            commands.append(("HINCRBY", given, offer_id, count))
+            commands.append(("HINCRBY", keys.CHOSEN, offer_id, count))
+        commands.append(("EXPIRE", given, ttl_s))
+        return commands
 
     @staticmethod
     def parse_given(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]

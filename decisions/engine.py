@@ -6,7 +6,9 @@ reachable channels and contact budget, channel scores and send hours, the eligib
 offers (all rules at once, candidates.py), one call of the offer model (compiled, or
 its ONNX graph) scoring them with the no-offer arm (so uplift comes with it), expected
 values, exploration, categories, brands and items; finally one pipelined write logs the
-decisions and counts the offers given.
+decisions and counts the offers given. The Redis work is written as plans
+(nbo/redis_plan.py): `decide_many` runs them with the blocking client, the API with its
+event loop's connection (`decide_plan`).
 
 When Redis cannot be reached, answers come from the in-process catalog and models as
 for an unknown user, flagged `degraded`, on in-app and web only (the contact counts are
@@ -52,6 +54,7 @@ from features.store.redis_store import Extra, RedisFeatureStore
 from models.items import USER_BRANDS, USER_CATEGORIES
 from models.offer_response import expected_value, offer_rows, worth_offering
 from models.serving import ServingModels
+from nbo.redis_plan import Command, Plan, Step, run
 
 CHANNELS = tuple(channel.value for channel in Channel)
 SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
@@ -122,12 +125,12 @@ class DecisionEngine:
     def redis_down(self) -> bool:
         return time.monotonic() < self._down_until
 
-    def candidates(self) -> tuple[int | None, CandidateTable]:
+    def candidates(self) -> Plan[tuple[int | None, CandidateTable]]:
         """The catalog's rules as arrays, rebuilt when its version changes; the last one
         known while Redis is down."""
         if not self.redis_down:
             try:
-                snapshot: CatalogSnapshot = self._catalog.snapshot()
+                snapshot: CatalogSnapshot = yield from self._catalog.snapshot_plan()
             except redis.RedisError:
                 self._redis_failed()
             else:
@@ -136,7 +139,7 @@ class DecisionEngine:
         version, table = self._table
         return (None if version < 0 else version), table
 
-    def _read(self, user_ids: Sequence[str], recall: str | None = None) -> _Read:
+    def _read(self, user_ids: Sequence[str], recall: str | None = None) -> Plan[_Read]:
         """Users' features, the offers they were given, the budgets spent and the hash at
         `recall`, in one round trip; when that hash is found, it is the answer and the
         features are not unpacked."""
@@ -146,7 +149,7 @@ class DecisionEngine:
         wanted = [*(keys.given(user_id) for user_id in user_ids), keys.SPENT]
         extra = Extra(wanted if recall is None else [*wanted, recall], answer=recall is not None)
         try:
-            meta, states = self._store.read_with(user_ids, extra)
+            meta, states = yield from self._store.read_plan(user_ids, extra)
         except redis.RedisError:
             self._redis_failed()
             return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
@@ -163,30 +166,36 @@ class DecisionEngine:
 
     def decide_many(self, requests: Sequence[DecisionRequest],
                     now: datetime | None = None) -> list[Decision]:
-        with self._timed("read"):
-            read = self._read([request.user_id for request in requests])
-        return self._decide_all(requests, read, now or datetime.now(UTC))
+        return run(self._client, self.decide_plan(requests, now))
 
-    def recall_or_decide(self, request: DecisionRequest, key: str,
-                         now: datetime | None = None) -> Decision | Recalled:
+    def decide_plan(self, requests: Sequence[DecisionRequest],
+                    now: datetime | None = None) -> Plan[list[Decision]]:
+        """`decide_many` as a plan (nbo.redis_plan), for the API's event loop."""
+        with self._timed("read"):
+            read = yield from self._read([request.user_id for request in requests])
+        return (yield from self._decide_all(requests, read, now or datetime.now(UTC)))
+
+    def recall_or_decide_plan(self, request: DecisionRequest, key: str,
+                         now: datetime | None = None) -> Plan[Decision | Recalled]:
         """The hash stored at `key` (an answer remembered for this request), else a new
         decision: both from the same Redis round trip."""
         with self._timed("read"):
-            read = self._read([request.user_id], recall=key)
+            read = yield from self._read([request.user_id], recall=key)
         if read.recalled is not None:
             return Recalled(read.recalled)
-        return self._decide_all([request], read, now or datetime.now(UTC))[0]
+        return (yield from self._decide_all([request], read, now or datetime.now(UTC)))[0]
 
     def _decide_all(self, requests: Sequence[DecisionRequest], read: _Read,
-                    now: datetime) -> list[Decision]:
+                    now: datetime) -> Plan[list[Decision]]:
         with self._timed("decide"):
-            catalog_version, table = self.candidates()  # in process; Redis every few seconds
+            # in process; Redis every few seconds
+            catalog_version, table = yield from self.candidates()
             decisions = [self._decide(request, state, given, read, table, catalog_version, now)
                          for request, state, given in zip(requests, read.states, read.given,
                                                           strict=True)]
         if not read.degraded:
             with self._timed("log"):
-                self._log(decisions, now)
+                yield from self._log(decisions, now)
         return decisions
 
     def _decide(self, request: DecisionRequest, known: UserState | None,
@@ -362,11 +371,11 @@ class DecisionEngine:
 
     # -- logging ----------------------------------------------------------------------
 
-    def _log(self, decisions: Sequence[Decision], now: datetime) -> None:
+    def _log(self, decisions: Sequence[Decision], now: datetime) -> Plan[None]:
         """The decision log (for feedback joins and off-policy evaluation) and the
         per-user counts of offers given, in one pipelined write."""
         policy = self._policy
-        pipe = self._client.pipeline(transaction=False)
+        commands: list[Command] = []
         for decision in decisions:
             chosen = [offer.offer_id for offer in decision.offers]
             entry = {"decision_id": decision.decision_id, "user_id": decision.user_id,
@@ -377,14 +386,15 @@ class DecisionEngine:
                      "model_version": decision.model_version,
                      "features_version": decision.features_version,
                      "catalog_version": decision.catalog_version}
-            pipe.xadd(keys.DECISIONS, {"d": orjson.dumps(entry)},
-                      maxlen=policy.decision_log_max, approximate=True)
             summary = keys.decision(decision.decision_id)
-            pipe.hset(summary, mapping={"user_id": decision.user_id,
-                                        "offers": orjson.dumps(chosen), "ts": now.isoformat()})
-            pipe.expire(summary, policy.decision_ttl_s)
-            OfferCatalog.queue_given(pipe, decision.user_id, chosen, policy.given_ttl_s)
+            commands += [
+                ("XADD", keys.DECISIONS, "MAXLEN", "~", policy.decision_log_max, "*",
+                 "d", orjson.dumps(entry)),
+                ("HSET", summary, "user_id", decision.user_id, "offers", orjson.dumps(chosen),
+                 "ts", now.isoformat()),
+                ("EXPIRE", summary, policy.decision_ttl_s),
+                *OfferCatalog.given_commands(decision.user_id, chosen, policy.given_ttl_s)]
         try:
-            pipe.execute()
+            yield Step(commands)
         except redis.RedisError:
             self._redis_failed()

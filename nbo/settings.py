@@ -43,9 +43,10 @@ class Settings(BaseSettings):
     request_threads: int = Field(
         default=0, ge=0,
         description="Threads per worker for the per-user request path (decisions, blocks, "
-        "events, feedback); 0 runs them on the event loop's own thread, one at a time. "
-        "Python runs one thread at a time per process: more only contend for the "
-        "interpreter lock (docs/api.md, Performance). Add workers instead.")
+        "events, feedback), with blocking Redis calls; 0 runs them on the event loop, whose "
+        "own Redis connection leaves it free while Redis answers. Python runs one thread "
+        "at a time per process: threads only contend for the interpreter lock "
+        "(docs/api.md, Performance). Add workers instead.")
     redis_timeout_s: float = Field(
         default=0.25, gt=0,
         description="Socket timeout of the API's Redis calls; past it the answer degrades.")

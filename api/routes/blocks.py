@@ -17,6 +17,7 @@ from api.services import Services, ServicesDep
 from decisions.blocks import Block, BlockCache, block_content
 from decisions.engine import Recalled
 from decisions.outcome import Decision
+from nbo.redis_plan import Plan
 
 router = APIRouter(prefix="/v1", tags=["blocks"])
 
@@ -26,26 +27,30 @@ async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=128)],
                     options: Annotated[BlockOptions, Query()], services: ServicesDep,
                     _: Decide, if_none_match: Annotated[str | None, Header()] = None
                     ) -> Response:
-    return await services.on_request_path(_block, user_id, block, options, services,
-                                          if_none_match)
+    return await services.run(_block(user_id, block, options, services, if_none_match))
 
 
 def _block(user_id: str, block: Block, options: BlockOptions, services: Services,
-           if_none_match: str | None) -> Response:
-    cache = BlockCache(services.client, services.settings.block_ttl_s)
+           if_none_match: str | None) -> Plan[Response]:
+    cache = BlockCache(services.settings.block_ttl_s)
     request, campaign, engine = (decision_request(user_id, options), options.campaign_id,
                                  services.engine)
-    outcome = (engine.recall_or_decide(request, cache.key(user_id, campaign, block)) if campaign
-               else engine.decide(request))
+    outcome: Decision | Recalled
+    if campaign:
+        outcome = yield from engine.recall_or_decide_plan(request,
+                                                          cache.key(user_id, campaign, block))
+    else:
+        outcome = (yield from engine.decide_plan([request]))[0]
     stored = cache.stored(outcome.fields, time.time()) if isinstance(outcome, Recalled) else None
     if stored is None:
-        decision = outcome if isinstance(outcome, Decision) else engine.decide(request)
+        decision = (outcome if isinstance(outcome, Decision)
+                    else (yield from engine.decide_plan([request]))[0])
         count_decisions(services, [decision])
         content = block_content(decision, block)
         stored = cache.fresh(content)
         if campaign and not decision.degraded:
             try:
-                stored = cache.keep(user_id, campaign, block, content)
+                stored = yield from cache.keep(user_id, campaign, block, content)
             except redis.RedisError:
                 services.metrics.redis_errors.inc()
     headers = {"ETag": stored.etag, "Cache-Control": (

@@ -42,10 +42,10 @@ def json_response(content: object) -> Response:
 async def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
                  options: Annotated[DecisionOptions, Query()], services: ServicesDep,
                  _: Decide) -> Response:
-    decision = await services.on_request_path(services.engine.decide,
-                                              decision_request(user_id, options))
-    count_decisions(services, [decision])
-    return json_response(decision)
+    decisions = await services.run(services.engine.decide_plan(
+        [decision_request(user_id, options)]))
+    count_decisions(services, decisions)
+    return json_response(decisions[0])
 
 
 @router.post("/decisions", summary="Decisions for many users in one call")

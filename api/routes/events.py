@@ -22,6 +22,7 @@ from decisions import keys
 from features.contract.records import check_events
 from features.store.base import Applied
 from nbo.errors import DataContractError, NboError, RedisUnavailableError
+from nbo.redis_plan import Plan, Step
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -36,10 +37,10 @@ class NoEventAccepted(DataContractError):
 
 @router.post("/events", summary="Live events: features change at once")
 async def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> EventsResponse:
-    return await services.on_request_path(_apply_events, body, services)
+    return await services.run(_apply_events(body, services))
 
 
-def _apply_events(body: EventsRequest, services: Services) -> EventsResponse:
+def _apply_events(body: EventsRequest, services: Services) -> Plan[EventsResponse]:
     ensure_within(len(body.events), services.settings.max_events_per_request, "events",
                   "NBO_MAX_EVENTS_PER_REQUEST")
     checked = check_events(body.events, source="events")
@@ -48,7 +49,7 @@ def _apply_events(body: EventsRequest, services: Services) -> EventsResponse:
                for index, problems in checked.problems.items()}
     try:
         for index, event in checked.events:
-            applied = services.store.apply(event)
+            applied = yield from services.store.apply_plan(event)
             results[index] = EventOutcome(
                 index=index, status="applied" if applied is Applied.APPLIED else "duplicate")
     except redis.RedisError as error:
@@ -73,14 +74,13 @@ def _apply_events(body: EventsRequest, services: Services) -> EventsResponse:
 @router.post("/feedback", summary="What happened after a decision")
 async def post_feedback(body: FeedbackRequest, services: ServicesDep,
                         _: Ingest) -> FeedbackResponse:
-    return await services.on_request_path(_record_feedback, body, services)
+    return await services.run(_record_feedback(body, services))
 
 
-def _record_feedback(body: FeedbackRequest, services: Services) -> FeedbackResponse:
-    client = services.client
+def _record_feedback(body: FeedbackRequest, services: Services) -> Plan[FeedbackResponse]:
     try:
-        summary: dict[bytes, bytes] = client.hgetall(  # type: ignore[assignment]
-            keys.decision(body.decision_id))
+        summary: dict[bytes, bytes] = (yield Step.one("HGETALL",
+                                                      keys.decision(body.decision_id)))[0]
         if not summary:
             raise UnknownDecision(f"decision {body.decision_id!r} is unknown or older than "
                                   "NBO_OFFER_MEMORY_DAYS: send the decision_id a decision "
@@ -92,12 +92,12 @@ def _record_feedback(body: FeedbackRequest, services: Services) -> FeedbackRespo
                                     f"{body.decision_id!r} (it offered {offers})")
         entry = {**body.model_dump(mode="json"), "user_id": user_id,
                  "ts": (body.ts or datetime.now(UTC)).isoformat()}
-        client.xadd(keys.FEEDBACK, {"f": orjson.dumps(entry)},
-                    maxlen=services.settings.decision_log_max, approximate=True)
+        yield Step.one("XADD", keys.FEEDBACK, "MAXLEN", "~", services.settings.decision_log_max,
+                       "*", "f", orjson.dumps(entry))
         if body.type == "redemption" and body.offer_id is not None:
-            offer = services.catalog.snapshot().get(body.offer_id)
+            offer = (yield from services.catalog.snapshot_plan()).get(body.offer_id)
             if offer is not None:
-                services.catalog.record_spend(offer.offer_id, offer.cost)
+                yield from services.catalog.spend_plan(offer.offer_id, offer.cost)
     except redis.RedisError as error:
         services.metrics.redis_errors.inc()
         raise RedisUnavailableError(f"Redis is unreachable ({error}); the feedback was not "

@@ -36,6 +36,7 @@ from features.store.layout import layout, pack, to_blobs, unpack
 from features.store.live import SEQUENCE, changed_fields, overlay
 from features.store.meta import VersionMeta
 from nbo.errors import NboError, StoreContentionError
+from nbo.redis_plan import LuaScript, Plan, Step, run
 from nbo.redis_server import connect
 from nbo.settings import Settings, get_settings
 
@@ -46,7 +47,7 @@ STREAM_PAGE = 1_000
 # KEYS: pointer, live hash, seen set, stream.
 # ARGV: version ('' = do not check the pointer), expected sequence, event id ('' = none),
 #       ttl seconds, stream cap, field count n, n field/value pairs, stream entry ('' = none).
-APPLY = """
+APPLY = LuaScript("""
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end
 if ARGV[3] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 1 then return 0 end
 local sequence = tonumber(redis.call('HGET', KEYS[2], '_seq') or '0')
@@ -62,7 +63,7 @@ end
 local entry = ARGV[7 + 2 * n]
 if entry ~= '' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'e', entry) end
 return 1
-"""
+""")
 _STALE_VERSION, _CONCURRENT_UPDATE = -2, -1
 
 
@@ -94,56 +95,57 @@ class RedisFeatureStore:
         self._retries = retries
         self._metas: dict[str, VersionMeta] = {}
         self._version: str | None = None  # the pointer as last seen
-        self._apply_script = client.register_script(APPLY)
 
     # -- versions ---------------------------------------------------------------------
 
-    def _meta(self, version: str) -> VersionMeta:
+    def _meta(self, version: str) -> Plan[VersionMeta]:
         meta = self._metas.get(version)
         if meta is None:
-            raw = self._client.get(keys.meta(version))
+            raw = (yield Step.one("GET", keys.meta(version)))[0]
             if raw is None:
                 raise NboError(f"feature version {version} has no metadata in Redis")
             meta = self._metas[version] = VersionMeta.from_json(raw)
         return meta
 
-    def current(self) -> VersionMeta | None:
-        pointer: Any = self._client.get(keys.CURRENT)
+    def _current(self) -> Plan[VersionMeta | None]:
+        pointer = (yield Step.one("GET", keys.CURRENT))[0]
         self._version = None if pointer is None else _text(pointer)
-        return None if self._version is None else self._meta(self._version)
+        return None if self._version is None else (yield from self._meta(self._version))
+
+    def current(self) -> VersionMeta | None:
+        return run(self._client, self._current())
 
     def versions(self) -> list[str]:
         versions: Any = self._client.zrange(keys.VERSIONS, 0, -1)
         return [_text(version) for version in versions]
 
-    def _start_empty_version(self) -> VersionMeta:
+    def _start_empty_version(self) -> Plan[VersionMeta]:
         """The version live events land in before any publish (nothing batch behind it)."""
         meta = VersionMeta(version=new_version_id(), anchor=datetime.now(UTC), buckets=1,
                            users=0, layout=layout())
-        self._client.set(keys.meta(meta.version), meta.to_json())
-        if self._client.set(keys.CURRENT, meta.version, nx=True):
-            self._client.zadd(keys.VERSIONS, {meta.version: time.time()})
+        yield Step.one("SET", keys.meta(meta.version), meta.to_json())
+        if (yield Step.one("SET", keys.CURRENT, meta.version, "NX"))[0]:
+            yield Step.one("ZADD", keys.VERSIONS, time.time(), meta.version)
         else:
-            self._client.delete(keys.meta(meta.version))
-        current = self.current()
+            yield Step.one("DEL", keys.meta(meta.version))
+        current = yield from self._current()
         assert current is not None
         return current
 
     # -- reads --------------------------------------------------------------------------
 
     def _fetch(self, meta: VersionMeta, user_ids: Sequence[str], check_current: bool,
-               extra: Extra | None = None) -> tuple[str | None, list[tuple[UserState | None, int]]]:
+               extra: Extra | None = None) -> Plan[
+            tuple[str | None, list[tuple[UserState | None, int]]]]:
         """One transaction: the pointer, then each user's record and live hash, then the
         hashes `extra` names (their replies are put into `extra.replies`)."""
-        pipe = self._client.pipeline(transaction=True)
-        pipe.get(keys.CURRENT)
+        commands: list[tuple[str, ...]] = [("GET", keys.CURRENT)]
         for user_id in user_ids:
             bucket = keys.bucket_of(user_id, meta.buckets)
-            pipe.hget(keys.profiles(meta.version, bucket), user_id)
-            pipe.hgetall(keys.live(meta.version, bucket, user_id))
-        for key in extra.keys if extra else ():
-            pipe.hgetall(key)
-        replies = pipe.execute()
+            commands.append(("HGET", keys.profiles(meta.version, bucket), user_id))
+            commands.append(("HGETALL", keys.live(meta.version, bucket, user_id)))
+        commands.extend(("HGETALL", key) for key in (extra.keys if extra else ()))
+        replies = yield Step(commands, transaction=True)
         pointer = None if replies[0] is None else _text(replies[0])
         if check_current and pointer != meta.version:
             return pointer, []
@@ -164,18 +166,17 @@ class RedisFeatureStore:
             states.append((overlay(base, live), sequence))
         return pointer, states
 
-    def _current_states(self, user_ids: Sequence[str], extra: Extra | None = None) -> tuple[
-            VersionMeta | None, list[tuple[UserState | None, int]]]:
+    def _current_states(self, user_ids: Sequence[str], extra: Extra | None = None) -> Plan[
+            tuple[VersionMeta | None, list[tuple[UserState | None, int]]]]:
         for _ in range(3):
-            meta = (self.current() if self._version is None else self._meta(self._version))
+            meta = yield from (self._current() if self._version is None
+                               else self._meta(self._version))
             if meta is None:
                 if extra:
-                    pipe = self._client.pipeline(transaction=False)
-                    for key in extra.keys:
-                        pipe.hgetall(key)
-                    extra.replies = pipe.execute()
+                    extra.replies = yield Step([("HGETALL", key) for key in extra.keys])
                 return None, [(None, 0)] * len(user_ids)
-            pointer, states = self._fetch(meta, user_ids, check_current=True, extra=extra)
+            pointer, states = yield from self._fetch(meta, user_ids, check_current=True,
+                                                     extra=extra)
             if pointer == meta.version:
                 return meta, states
             self._version = pointer
@@ -185,39 +186,45 @@ class RedisFeatureStore:
         return self.read_many([user_id])[0]
 
     def read_many(self, user_ids: Sequence[str]) -> list[UserState | None]:
-        return [state for state, _ in self._current_states(user_ids)[1]]
+        return [state for state, _ in run(self._client, self._current_states(user_ids))[1]]
 
-    def read_with(self, user_ids: Sequence[str], extra: Extra) -> tuple[
-            VersionMeta | None, list[UserState | None]]:
+    def read_plan(self, user_ids: Sequence[str], extra: Extra) -> Plan[
+            tuple[VersionMeta | None, list[UserState | None]]]:
         """`read_many` plus other hashes (a decision's per-user counters) in the same round
         trip; also returns the version read."""
-        meta, states = self._current_states(user_ids, extra)
+        meta, states = yield from self._current_states(user_ids, extra)
         return meta, [state for state, _ in states]
 
     # -- live events ----------------------------------------------------------------------
 
     def apply(self, event: Event) -> Applied:
+        return run(self._client, self.apply_plan(event))
+
+    def apply_plan(self, event: Event) -> Plan[Applied]:
+        """`apply` as a plan (nbo.redis_plan), for the API's event loop."""
         return self._apply(event, replay_into=None)
 
     def _apply(self, event: Event, replay_into: VersionMeta | None,
-               log: bool = True) -> Applied:
+               log: bool = True) -> Plan[Applied]:
         """Apply to the current version (checked by the script), or replay into a version."""
         for attempt in range(self._retries):
-            if attempt:
-                time.sleep(random.uniform(0, 0.0005 * attempt))  # let the other writer finish
+            if attempt:  # let the other writer finish
+                yield Step(pause_s=random.uniform(0, 0.0005 * attempt))
             if replay_into is None:
-                current, states = self._current_states([event.user_id])
+                current, states = yield from self._current_states([event.user_id])
                 if current is None:
-                    current = self._start_empty_version()
-                    states = self._fetch(current, [event.user_id], check_current=False)[1]
+                    current = yield from self._start_empty_version()
+                    states = (yield from self._fetch(current, [event.user_id],
+                                                     check_current=False))[1]
                 meta = current
             else:
-                meta, states = replay_into, self._fetch(replay_into, [event.user_id], False)[1]
+                meta, states = replay_into, (yield from self._fetch(
+                    replay_into, [event.user_id], False))[1]
             state, sequence = states[0]
             before = state or UserState(event.user_id, meta.anchor)
             fields = changed_fields(before, before.apply(event, meta.bands))
             bucket = keys.bucket_of(event.user_id, meta.buckets)
-            outcome = self._apply_script(
+            outcome = yield from APPLY.call(
                 keys=[keys.CURRENT, keys.live(meta.version, bucket, event.user_id),
                       keys.seen(meta.version, bucket, event.user_id), keys.EVENTS],
                 args=["" if replay_into is not None else meta.version, sequence,
@@ -252,7 +259,7 @@ class RedisFeatureStore:
                     return after, replayed
                 after = entry_id
                 if event.ts > meta.anchor:
-                    self._apply(event, replay_into=into, log=False)
+                    run(self._client, self._apply(event, replay_into=into, log=False))
                     replayed += 1
             if len(page) < STREAM_PAGE:
                 return after, replayed
@@ -305,7 +312,7 @@ class RedisFeatureStore:
     def _remove_old_versions(self, keep: int) -> tuple[str, ...]:
         old = self.versions()[:-keep]
         for version in old:
-            meta = self._meta(version)
+            meta = run(self._client, self._meta(version))
             pipe = self._client.pipeline(transaction=False)
             for bucket in range(meta.buckets):
                 pipe.unlink(keys.profiles(version, bucket))

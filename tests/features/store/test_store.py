@@ -24,6 +24,7 @@ from features.store.base import Applied, FeatureStore
 from features.store.export import export_events
 from features.store.layout import CHANNEL_COUNTS, kept
 from features.store.redis_store import Extra, RedisFeatureStore
+from nbo.redis_plan import run
 from tests.conftest import SplitWorld
 
 BACKENDS: dict[str, Callable[[redis.Redis], FeatureStore]] = {
@@ -175,10 +176,10 @@ def test_a_found_answer_read_with_the_features_leaves_them_unpacked(
     store.publish(split_world.early)
     user = split_world.early.users["user_id"][0]
     asked = Extra(["test:answer"], answer=True)
-    assert store.read_with([user], asked)[1] != [None] and asked.replies == [{}]
+    assert run(redis_client, store.read_plan([user], asked))[1] != [None] and asked.replies == [{}]
     redis_client.hset("test:answer", "content", "remembered")
     found = Extra(["test:answer"], answer=True)
-    assert store.read_with([user], found)[1] == [None]
+    assert run(redis_client, store.read_plan([user], found))[1] == [None]
     assert found.replies == [{b"content": b"remembered"}]
     redis_client.delete("test:answer")
 

@@ -1,0 +1,92 @@
+"""Redis work written once, run by a blocking client or on the event loop.
+
+A plan is a generator that yields the `Step`s it needs executed (a batch of commands, sent
+in one round trip, optionally as a MULTI/EXEC transaction) and is sent back their replies.
+It holds the logic (which commands, what their replies mean, retries) and never touches
+a connection; a driver does the I/O: `run` here with redis-py's blocking client, and
+`nbo.async_redis.run_async` on the event loop, so request handlers keep the loop free
+while Redis answers.
+
+A failed step is thrown into the plan as the `redis.RedisError` it raised, at the `yield`
+that asked for it, so a plan catches Redis failures where it would have caught them around
+a blocking call. Replies are as the server sent them, except HGETALL, which both drivers
+return as a dict (bytes to bytes); redis-py's blocking client also turns some replies
+into booleans or floats (SET, EXPIRE, HSETNX, HINCRBYFLOAT), so plans read those with
+`bool()` or `float()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+from redis.exceptions import NoScriptError
+
+T = TypeVar("T")
+Argument = str | bytes | int | float
+Command = tuple[Argument, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """Commands to run in one round trip (a transaction if asked); with no commands, a
+    pause of `pause_s` seconds (a retry's back-off) that leaves the event loop free."""
+
+    commands: Sequence[Command] = ()
+    transaction: bool = False
+    pause_s: float = 0.0
+
+    @classmethod
+    def one(cls, *command: Argument) -> Step:
+        return cls((command,))
+
+
+Plan = Generator[Step, list[Any], T]
+
+
+@dataclass(frozen=True)
+class LuaScript:
+    """A script run by its SHA1, sent in full only when the server does not know it."""
+
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+    def call(self, keys: Sequence[str], args: Sequence[Argument]) -> Plan[Any]:
+        try:
+            return (yield Step.one("EVALSHA", self.sha, len(keys), *keys, *args))[0]
+        except NoScriptError:
+            return (yield Step.one("EVAL", self.source, len(keys), *keys, *args))[0]
+
+
+def execute(client: redis.Redis, step: Step) -> list[Any]:
+    """One step with a blocking client: its replies, or the first error raised."""
+    if not step.commands:
+        time.sleep(step.pause_s)
+        return []
+    pipe = client.pipeline(transaction=step.transaction)
+    for command in step.commands:
+        pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+    return pipe.execute()
+
+
+def run(client: redis.Redis, plan: Plan[T]) -> T:
+    """Drive a plan to its end with a blocking client; its return value."""
+    try:
+        step = next(plan)
+        while True:
+            try:
+                replies = execute(client, step)
+            except redis.RedisError as error:
+                step = plan.throw(error)
+            else:
+                step = plan.send(replies)
+    except StopIteration as finished:
+        result: T = finished.value
+        return result
