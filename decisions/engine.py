@@ -176,7 +176,7 @@ class DecisionEngine:
         return (yield from self._decide_all(requests, read, now or datetime.now(UTC)))
 
     def recall_or_decide_plan(self, request: DecisionRequest, key: str,
-                         now: datetime | None = None) -> Plan[Decision | Recalled]:
+                              now: datetime | None = None) -> Plan[Decision | Recalled]:
         """The hash stored at `key` (an answer remembered for this request), else a new
         decision: both from the same Redis round trip."""
         with self._timed("read"):

@@ -36,7 +36,7 @@ from features.store.layout import layout, pack, to_blobs, unpack
 from features.store.live import SEQUENCE, changed_fields, overlay
 from features.store.meta import VersionMeta
 from nbo.errors import NboError, StoreContentionError
-from nbo.redis_plan import LuaScript, Plan, Step, run
+from nbo.redis_plan import Command, LuaScript, Plan, Step, run
 from nbo.redis_server import connect
 from nbo.settings import Settings, get_settings
 
@@ -139,7 +139,7 @@ class RedisFeatureStore:
             tuple[str | None, list[tuple[UserState | None, int]]]]:
         """One transaction: the pointer, then each user's record and live hash, then the
         hashes `extra` names (their replies are put into `extra.replies`)."""
-        commands: list[tuple[str, ...]] = [("GET", keys.CURRENT)]
+        commands: list[Command] = [("GET", keys.CURRENT)]
         for user_id in user_ids:
             bucket = keys.bucket_of(user_id, meta.buckets)
             commands.append(("HGET", keys.profiles(meta.version, bucket), user_id))
