@@ -20,9 +20,9 @@ from decisions.policy import Policy
 from features.store.redis_store import RedisFeatureStore
 from models.registry import ModelRegistry
 from models.serving import ServingModels
-from nbo.async_redis import PipelinedConnection, run_async
+from nbo.async_redis import PipelinedConnection
 from nbo.errors import NboError
-from nbo.redis_plan import Plan, run
+from nbo.redis_plan import Plan, drive, run
 from nbo.redis_server import redis_url
 from nbo.settings import Settings
 
@@ -79,7 +79,7 @@ class Services:
         (docs/benchmarks.md): 3.0 ms of CPU per decision in the pool, 1.8 ms on one
         thread, 1.6 ms on the loop."""
         if self.request_path is None:
-            return await run_async(self.connection, plan)
+            return await drive(self.connection, plan)
         return await anyio.to_thread.run_sync(run, self.client, plan, limiter=self.request_path)
 
     @classmethod

@@ -3,13 +3,13 @@
 A plan is a generator that yields the `Step`s it needs executed (a batch of commands, sent
 in one round trip, optionally as a MULTI/EXEC transaction) and is sent back their replies.
 It holds the logic (which commands, what their replies mean, retries) and never touches
-a connection; a driver does the I/O: `run` here with redis-py's blocking client, and
-`nbo.async_redis.run_async` on the event loop, so request handlers keep the loop free
-while Redis answers.
+a connection; `drive` runs it through an executor that does the I/O: on the event loop,
+`nbo.async_redis.PipelinedConnection`, so request handlers keep the loop free while Redis
+answers; elsewhere `run`, with redis-py's blocking client.
 
 A failed step is thrown into the plan as the `redis.RedisError` it raised, at the `yield`
 that asked for it, so a plan catches Redis failures where it would have caught them around
-a blocking call. Replies are as the server sent them, except HGETALL, which both drivers
+a blocking call. Replies are as the server sent them, except HGETALL, which both executors
 return as a dict (bytes to bytes); redis-py's blocking client also turns some replies
 into booleans or floats (SET, EXPIRE, HSETNX, HINCRBYFLOAT), so plans read those with
 `bool()` or `float()`.
@@ -21,7 +21,7 @@ import hashlib
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 from redis.exceptions import NoScriptError
@@ -76,13 +76,19 @@ def execute(client: redis.Redis, step: Step) -> list[Any]:
     return pipe.execute()
 
 
-def run(client: redis.Redis, plan: Plan[T]) -> T:
-    """Drive a plan to its end with a blocking client; its return value."""
+class Executor(Protocol):
+    """Runs one step: its replies, or the `redis.RedisError` it failed with."""
+
+    async def execute(self, step: Step) -> list[Any]: ...
+
+
+async def drive(executor: Executor, plan: Plan[T]) -> T:
+    """Run a plan to its end, each step through `executor`; the plan's return value."""
     try:
         step = next(plan)
         while True:
             try:
-                replies = execute(client, step)
+                replies = await executor.execute(step)
             except redis.RedisError as error:
                 step = plan.throw(error)
             else:
@@ -90,3 +96,26 @@ def run(client: redis.Redis, plan: Plan[T]) -> T:
     except StopIteration as finished:
         result: T = finished.value
         return result
+
+
+class _Blocking:
+    """redis-py's blocking client as an executor: its `execute` never suspends."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    async def execute(self, step: Step) -> list[Any]:
+        return execute(self._client, step)
+
+
+def run(client: redis.Redis, plan: Plan[T]) -> T:
+    """Run a plan to its end with a blocking client, no event loop: nothing in `drive`
+    suspends, so its coroutine finishes at the first `send`."""
+    driving = drive(_Blocking(client), plan)
+    try:
+        driving.send(None)
+    except StopIteration as finished:
+        result: T = finished.value
+        return result
+    driving.close()
+    raise RuntimeError("a plan run with the blocking client was suspended")

@@ -13,8 +13,8 @@ import pytest
 import redis
 import uvloop
 
-from nbo.async_redis import PipelinedConnection, run_async
-from nbo.redis_plan import LuaScript, Plan, Step, run
+from nbo.async_redis import PipelinedConnection
+from nbo.redis_plan import LuaScript, Plan, Step, drive, run
 from nbo.redis_server import EmbeddedRedis
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def _both(redis_url: str, plan: Callable[[], Plan[T]]) -> tuple[T, T]:
         blocking = run(client, plan())
     finally:
         client.close()
-    return blocking, _on_loop(redis_url, lambda connection: run_async(connection, plan()))
+    return blocking, _on_loop(redis_url, lambda connection: drive(connection, plan()))
 
 
 def _hash_and_counter() -> Plan[list[Any]]:
