@@ -245,7 +245,9 @@ class OfferCatalog:
     def record_given(self, user_id: str, offer_ids: Sequence[str], ttl_s: int) -> None:
         """Count offers given to a user (the count expires ttl_s after the latest) and chosen."""
         # not a transaction: the user's key and CHOSEN sit on different Cluster slots
-        execute(self._client, Step(self.given_commands(user_id, offer_ids, ttl_s)))
+        commands = self.given_commands(user_id, offer_ids, ttl_s)
+        if commands:
+            execute(self._client, Step(commands))
 
     @staticmethod
     def given_commands(user_id: str, offer_ids: Sequence[str], ttl_s: int) -> list[Command]:
