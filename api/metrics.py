@@ -42,7 +42,8 @@ class Metrics:
             "nbo_request_seconds", "Time to answer an HTTP request, by route template.",
             ["route", "method", "status"], buckets=REQUEST_BUCKETS, registry=self.registry)
         self.stages = Histogram(
-            "nbo_decision_stage_seconds", "Time spent in each stage of a decision.",
+            "nbo_decision_stage_seconds", "Time spent in each stage of a decision: its own "
+            "computing (read, decide, log) and waiting for Redis replies (redis_wait).",
             ["stage"], buckets=STAGE_BUCKETS, registry=self.registry)
         self.decisions = Counter(
             "nbo_decisions_total",

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -54,8 +53,9 @@ from features.store.redis_store import Extra, RedisFeatureStore
 from models.items import USER_BRANDS, USER_CATEGORIES
 from models.offer_response import expected_value, offer_rows, worth_offering
 from models.serving import ServingModels
-from nbo.redis_plan import Command, Plan, Step, run
+from nbo.redis_plan import Command, Plan, Step, run, timed
 
+T = TypeVar("T")
 CHANNELS = tuple(channel.value for channel in Channel)
 SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
@@ -111,11 +111,15 @@ class DecisionEngine:
 
     # -- reading ----------------------------------------------------------------------
 
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        began = time.perf_counter()
-        yield
-        self._observer.stage(stage, time.perf_counter() - began)
+    def _timed(self, stage: str, plan: Plan[T]) -> Plan[T]:
+        """`plan`, its computing observed as `stage` and its waits for Redis replies as
+        `redis_wait` (on the event loop, other requests' turns meanwhile included)."""
+        def observe(computing: float, waiting: float) -> None:
+            self._observer.stage(stage, computing)
+            if waiting:
+                self._observer.stage("redis_wait", waiting)
+
+        return timed(plan, observe)
 
     def _redis_failed(self) -> None:
         self._observer.redis_error()
@@ -171,32 +175,30 @@ class DecisionEngine:
     def decide_plan(self, requests: Sequence[DecisionRequest],
                     now: datetime | None = None) -> Plan[list[Decision]]:
         """`decide_many` as a plan (nbo.redis_plan), for the API's event loop."""
-        with self._timed("read"):
-            read = yield from self._read([request.user_id for request in requests])
+        read = yield from self._timed("read", self._read([r.user_id for r in requests]))
         return (yield from self._decide_all(requests, read, now or datetime.now(UTC)))
 
     def recall_or_decide_plan(self, request: DecisionRequest, key: str,
                               now: datetime | None = None) -> Plan[Decision | Recalled]:
         """The hash stored at `key` (an answer remembered for this request), else a new
         decision: both from the same Redis round trip."""
-        with self._timed("read"):
-            read = yield from self._read([request.user_id], recall=key)
+        read = yield from self._timed("read", self._read([request.user_id], recall=key))
         if read.recalled is not None:
             return Recalled(read.recalled)
         return (yield from self._decide_all([request], read, now or datetime.now(UTC)))[0]
 
     def _decide_all(self, requests: Sequence[DecisionRequest], read: _Read,
                     now: datetime) -> Plan[list[Decision]]:
-        with self._timed("decide"):
-            # in process; Redis every few seconds
-            catalog_version, table = yield from self.candidates()
-            decisions = [self._decide(request, state, given, read, table, catalog_version, now)
-                         for request, state, given in zip(requests, read.states, read.given,
-                                                          strict=True)]
+        decisions = yield from self._timed("decide", self._decisions(requests, read, now))
         if not read.degraded:
-            with self._timed("log"):
-                yield from self._log(decisions, now)
+            yield from self._timed("log", self._log(decisions, now))
         return decisions
+
+    def _decisions(self, requests: Sequence[DecisionRequest], read: _Read,
+                   now: datetime) -> Plan[list[Decision]]:
+        catalog_version, table = yield from self.candidates()  # Redis about once a second
+        return [self._decide(request, state, given, read, table, catalog_version, now)
+                for request, state, given in zip(requests, read.states, read.given, strict=True)]
 
     def _decide(self, request: DecisionRequest, known: UserState | None,
                 given: dict[str, int], read: _Read, table: CandidateTable,

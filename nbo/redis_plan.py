@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -82,20 +82,55 @@ class Executor(Protocol):
     async def execute(self, step: Step) -> list[Any]: ...
 
 
+Outcome = list[Any] | redis.RedisError | None  # a step's replies or error; None: not started
+
+
+def resume(plan: Plan[Any], outcome: Outcome) -> Step:
+    """The plan's next step, given how its last one went: its replies, or the error it
+    failed with (thrown into the plan at its `yield`); None starts the plan. When the plan
+    returns, StopIteration carries its value."""
+    if outcome is None:
+        return next(plan)
+    if isinstance(outcome, redis.RedisError):
+        return plan.throw(outcome)
+    return plan.send(outcome)
+
+
 async def drive(executor: Executor, plan: Plan[T]) -> T:
     """Run a plan to its end, each step through `executor`; the plan's return value."""
-    try:
-        step = next(plan)
-        while True:
-            try:
-                replies = await executor.execute(step)
-            except redis.RedisError as error:
-                step = plan.throw(error)
-            else:
-                step = plan.send(replies)
-    except StopIteration as finished:
-        result: T = finished.value
-        return result
+    outcome: Outcome = None
+    while True:
+        try:
+            step = resume(plan, outcome)
+        except StopIteration as finished:
+            result: T = finished.value
+            return result
+        try:
+            outcome = await executor.execute(step)
+        except redis.RedisError as error:
+            outcome = error
+
+
+def timed(plan: Plan[T], report: Callable[[float, float], None]) -> Plan[T]:
+    """`plan` as it is, reporting when it ends the seconds it spent computing and the
+    seconds it waited for its steps (on the event loop, other requests' turns included)."""
+    computing = waiting = 0.0
+    outcome: Outcome = None
+    while True:
+        began = time.perf_counter()
+        try:
+            step = resume(plan, outcome)
+        except StopIteration as finished:
+            report(computing + time.perf_counter() - began, waiting)
+            result: T = finished.value
+            return result
+        paused = time.perf_counter()
+        computing += paused - began
+        try:
+            outcome = yield step
+        except redis.RedisError as error:
+            outcome = error
+        waiting += time.perf_counter() - paused
 
 
 class _Blocking:

@@ -1,7 +1,8 @@
 """Where a server's time went during a step: its Prometheus histograms diffed over the step.
 
 nbo exports `nbo_request_seconds` (time inside the app per request, by route) and
-`nbo_decision_stage_seconds` (the engine's stages: read, decide, log); the difference of
+`nbo_decision_stage_seconds` (the engine's stages: read, decide and log computing,
+redis_wait waiting for Redis replies); the difference of
 their `_sum` and `_count` before and after a step gives the mean time of each.
 """
 

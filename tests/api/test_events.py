@@ -90,7 +90,8 @@ def test_health_readiness_and_metrics(api: TestClient, served_world: ServedWorld
     metrics = api.get("/metrics").text
     assert 'nbo_decisions_total{source="model"}' in metrics
     assert 'route="/v1/users/{user_id}/decision"' in metrics
-    assert 'nbo_decision_stage_seconds_count{stage="read"}' in metrics
+    for stage in ("read", "decide", "log", "redis_wait"):
+        assert f'nbo_decision_stage_seconds_count{{stage="{stage}"}}' in metrics
 
 
 def test_too_many_events_are_refused(served_world: ServedWorld) -> None:

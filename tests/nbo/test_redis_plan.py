@@ -14,7 +14,7 @@ import redis
 import uvloop
 
 from nbo.async_redis import PipelinedConnection
-from nbo.redis_plan import LuaScript, Plan, Step, drive, run
+from nbo.redis_plan import LuaScript, Plan, Step, drive, run, timed
 from nbo.redis_server import EmbeddedRedis
 
 T = TypeVar("T")
@@ -146,3 +146,24 @@ def test_a_stopped_server_is_a_connection_error_until_it_is_back(tmp_path: Path)
         assert _on_loop(server.url, outage) == [b"kept"]
     finally:
         server.stop()
+
+
+def test_a_timed_plan_reports_its_computing_apart_from_its_waits(
+        redis_client: redis.Redis, redis_url: str) -> None:
+    reported: list[tuple[float, float]] = []
+
+    def paused_then_failing() -> Plan[str]:
+        yield Step(pause_s=0.05)
+        try:
+            yield Step.one("HGET", "plan:nothing", "a", "b")  # wrong number of arguments
+        except redis.ResponseError:
+            return "caught"
+        return "not thrown"
+
+    def plan() -> Plan[str]:
+        return timed(paused_then_failing(), lambda *seconds: reported.append(seconds))
+
+    assert _both(redis_url, plan) == ("caught", "caught")
+    assert len(reported) == 2
+    for computing, waiting in reported:
+        assert waiting >= 0.05 > computing
