@@ -55,9 +55,13 @@ def _reply(command: Command, reply: Any) -> Any:
     return reply
 
 
-def _raised(error: redis.ResponseError) -> redis.ResponseError:
-    message = str(error)
-    return _ERRORS.get(message.split(" ", 1)[0], redis.ResponseError)(message)
+def _first_error(replies: list[Any]) -> redis.ResponseError | None:
+    """The first error reply, as redis-py's class for it (NoScriptError...)."""
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            message = str(reply)
+            return _ERRORS.get(message.split(" ", 1)[0], redis.ResponseError)(message)
+    return None
 
 
 @dataclass
@@ -149,14 +153,11 @@ class PipelinedConnection:
         sent = [("MULTI",), *step.commands, ("EXEC",)] if step.transaction else step.commands
         protocol = await self._connected()
         replies = await protocol.request(encode(sent), len(sent), self._timeout_s)
-        for reply in replies:
-            if isinstance(reply, redis.ResponseError):
-                raise _raised(reply)
-        if step.transaction:
-            replies = replies[-1]
-            for reply in replies:
-                if isinstance(reply, redis.ResponseError):
-                    raise _raised(reply)
+        if step.transaction and _first_error(replies) is None:
+            replies = replies[-1]  # EXEC's array: the commands' own replies
+        error = _first_error(replies)
+        if error is not None:
+            raise error
         return [_reply(command, reply) for command, reply in zip(step.commands, replies,
                                                                    strict=True)]
 
@@ -177,8 +178,8 @@ class PipelinedConnection:
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
         options = self._options
-        where = options.get("path") or f"{options.get('host', 'localhost')}:" \
-                                       f"{options.get('port', 6379)}"
+        host, port = options.get("host", "localhost"), options.get("port", 6379)
+        where = options.get("path") or f"{host}:{port}"
         try:
             async with asyncio.timeout(self._timeout_s):
                 if "path" in options:
@@ -186,8 +187,7 @@ class PipelinedConnection:
                         lambda: _Protocol(loop), options["path"])
                 else:
                     transport, protocol = await loop.create_connection(
-                        lambda: _Protocol(loop), options.get("host", "localhost"),
-                        options.get("port", 6379),
+                        lambda: _Protocol(loop), host, port,
                         ssl=ssl.create_default_context() if self._secure else None)
                 protocol.transport = transport
         except (OSError, TimeoutError) as error:
@@ -202,11 +202,11 @@ class PipelinedConnection:
             setup.append(("SELECT", int(options["db"])))
         if setup:
             replies = await protocol.request(encode(setup), len(setup), self._timeout_s)
-            failed = [reply for reply in replies if isinstance(reply, redis.ResponseError)]
-            if failed:
+            refused = _first_error(replies)
+            if refused is not None:
                 protocol.close("set-up failed")
                 raise redis.ConnectionError(f"Redis at {where} refused the connection's "
-                                            f"set-up: {failed[0]}")
+                                            f"set-up: {refused}")
         return protocol
 
     def close(self) -> None:
