@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import accumulate
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -116,12 +116,12 @@ class ContactPolicy:
         now = _utc(now)
         today = now.date()
         counts = _daily_counts(state)
-        global_caps = self._global_caps()
+        global_caps = self._global_caps
         window = (WEEK if any(c.days == WEEK for c in global_caps)
                   else max((c.days for c in global_caps), default=WEEK))
         cap = min((c.limit for c in global_caps if c.days == window), default=None)
         sent = counts.get(ALL_CHANNELS, _NONE_SENT).within(today, window)
-        caps_of = {channel: (*self._own_caps(channel), *global_caps) for channel in channels}
+        caps_of = {channel: self._caps_of(channel) for channel in channels}
         allowed: list[str] = []
         blocked: dict[str, str] = {}
         for channel, caps in caps_of.items():
@@ -158,29 +158,42 @@ class ContactPolicy:
 
         A quiet `local_hour` moves to the first hour after the quiet hours.
         """
-        if not 0 <= local_hour <= 23:
-            raise ValueError(f"local hour {local_hour}: must be 0..23")
-        wanted = self.quiet_hours[1] if self.is_quiet(local_hour) else local_hour
-        caps = self._own_caps(channel) + self._global_caps()
-        return self._next_open(_daily_counts(state), caps, _utc(now),
-                               _zone(state.profile.timezone), wanted)
+        return self.send_times(state, {channel: local_hour}, now)[channel]
 
-    def _global_caps(self) -> list[_Cap]:
+    def send_times(self, state: UserState, local_hours: Mapping[str, int],
+                   now: datetime) -> dict[str, datetime]:
+        """`next_send_at` for each channel of `local_hours` (channel -> local hour)."""
+        counts, now, zone = _daily_counts(state), _utc(now), _zone(state.profile.timezone)
+        found = {}
+        for channel, local_hour in local_hours.items():
+            if not 0 <= local_hour <= 23:
+                raise ValueError(f"local hour {local_hour}: must be 0..23")
+            wanted = self.quiet_hours[1] if self.is_quiet(local_hour) else local_hour
+            found[channel] = self._next_open(counts, self._caps_of(channel), now, zone, wanted)
+        return found
+
+    @cached_property
+    def _global_caps(self) -> tuple[_Cap, ...]:
         """The "*" caps, the 7-day one lowered to the learned weekly cap where that is tighter."""
-        caps = [_Cap(ALL_CHANNELS, days, limit) for days, limit in self.caps.get(ALL_CHANNELS, ())]
+        caps = tuple(_Cap(ALL_CHANNELS, days, limit)
+                     for days, limit in self.caps.get(ALL_CHANNELS, ()))
         if self.weekly_cap is None:
             return caps
         configured = min((c.limit for c in caps if c.days == WEEK), default=None)
         if configured is not None and configured <= self.weekly_cap:
             return caps
-        return [c for c in caps if c.days != WEEK] + [
-            _Cap(ALL_CHANNELS, WEEK, self.weekly_cap, learned=True)]
+        return (*(c for c in caps if c.days != WEEK),
+                _Cap(ALL_CHANNELS, WEEK, self.weekly_cap, learned=True))
 
-    def _own_caps(self, channel: str) -> list[_Cap]:
-        """The caps of `channel` itself (a send also counts against the global ones)."""
-        if channel == ALL_CHANNELS:
-            return []
-        return [_Cap(channel, days, limit) for days, limit in self.caps.get(channel, ())]
+    def _caps_of(self, channel: str) -> tuple[_Cap, ...]:
+        """The caps a send on `channel` counts against: its own, then the global ones."""
+        return self._channel_caps.get(channel, self._global_caps)
+
+    @cached_property
+    def _channel_caps(self) -> dict[str, tuple[_Cap, ...]]:
+        return {channel: (*(_Cap(channel, days, limit) for days, limit in caps),
+                          *self._global_caps)
+                for channel, caps in self.caps.items() if channel != ALL_CHANNELS}
 
     def _next_open(self, counts: Counts, caps: Sequence[_Cap],
                    now: datetime, zone: tzinfo, wanted: int | None) -> datetime:

@@ -107,6 +107,8 @@ class DecisionEngine:
         self._retry_after_s = retry_after_s
         self._observer = observer or _Silent()
         self._down_until = 0.0
+        self._rng = np.random.default_rng()  # thread-safe: its bit generator has a lock
+        self._contacts = policy.contacts
         self._table: tuple[int, CandidateTable] = (-1, CandidateTable.of(()))
 
     # -- reading ----------------------------------------------------------------------
@@ -212,7 +214,7 @@ class DecisionEngine:
         if read.degraded:  # contact counts unknown: nothing that would message the user
             allowed = [c for c in allowed if c in UNSCHEDULED]
         reach = reachable(state, allowed)
-        contacts = replace(policy.contacts, weekly_cap=models.weekly_cap if models else None)
+        contacts = self._contact_policy(models)
         budget = None if read.degraded else contacts.budget(state, now, sorted(reach))
         open_allowed = reach if budget is None else frozenset(budget.allowed_channels)
         channels = self._channels(state, now, allowed, open_allowed, contacts)
@@ -230,7 +232,7 @@ class DecisionEngine:
                           given=given, spent=read.spent, holdout=group is not None)
         eligible, verdicts = table.eligible(facts)
         decision_id = uuid.uuid4().hex
-        rng = np.random.default_rng(int(decision_id, 16))
+        rng = self._rng
         offers, terms = self._offers(request, state, table, eligible, fit[eligible],
                                      context, local, population, now, rng)
         explanation = None
@@ -262,6 +264,13 @@ class DecisionEngine:
             features_version=read.meta.version if read.meta else None,
             catalog_version=catalog_version, explanation=explanation)
 
+    def _contact_policy(self, models: ServingModels | None) -> ContactPolicy:
+        """The configured policy with the served model's learned weekly cap."""
+        weekly_cap = models.weekly_cap if models else None
+        if self._contacts.weekly_cap != weekly_cap:  # once per model (re)load
+            self._contacts = replace(self._policy.contacts, weekly_cap=weekly_cap)
+        return self._contacts
+
     def _channels(self, state: UserState, now: datetime, allowed: Sequence[str],
                   open_allowed: frozenset[str], contacts: ContactPolicy) -> list[ChannelScore]:
         """Every allowed channel with its score, best first."""
@@ -269,14 +278,15 @@ class DecisionEngine:
         rates = models.channels.rates_for(state, now) if models else {}
         hours = (models.send_time.send_hours_for(state, now, list(allowed)) if models
                  else {c: DEFAULT_SEND_HOUR for c in allowed})
+        hours = {channel: hours.get(channel, DEFAULT_SEND_HOUR) for channel in allowed}
+        send_at = contacts.send_times(state, {c: hours[c] for c in allowed
+                                              if c in SCHEDULED and c in open_allowed}, now)
         scored = []
         for channel in allowed:
             rate, cost = rates.get(channel, 0.0), costs.get(channel, 0.0)
-            hour = hours.get(channel, DEFAULT_SEND_HOUR)
-            send_at = (contacts.next_send_at(state, channel, hour, now)
-                       if channel in SCHEDULED and channel in open_allowed else now)
             scored.append(ChannelScore(channel, rate, cost, rate * self._policy.open_value - cost,
-                                       channel in open_allowed, hour, send_at))
+                                       channel in open_allowed, hours[channel],
+                                       send_at.get(channel, now)))
         return sorted(scored, key=lambda c: (not c.allowed, -c.score, c.channel))
 
     def _offers(self, request: DecisionRequest, state: UserState, table: CandidateTable,

@@ -66,9 +66,11 @@ class DecayedCount:
             .collect()
         )
 
-    def value(self, anchored_total: float, anchor: datetime, now: datetime) -> float:
-        """The count at `now`, never below zero."""
-        return max(0.0, self.half_life.value_at(anchored_total, anchor, now))
+    def values(self, anchored: Mapping[str, float], anchor: datetime,
+               now: datetime) -> dict[str, float]:
+        """Each key's count at `now` from its anchored total, never below zero."""
+        factor = self.half_life.factor(anchor, now)
+        return {key: max(0.0, total * factor) for key, total in anchored.items()}
 
     def live(self, event: Event, anchor: datetime) -> tuple[str, float] | None:
         """The (key, addition) one event makes to the anchored totals, if any."""

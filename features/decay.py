@@ -38,6 +38,6 @@ class HalfLife:
         elapsed = (ts - pl.lit(anchor)).dt.total_microseconds().cast(pl.Float64) / 1e6
         return pl.lit(2.0).pow(elapsed / self.seconds)
 
-    def value_at(self, anchored_total: float, anchor: datetime, now: datetime) -> float:
-        """The decayed sum at `now` from its anchored total."""
-        return float(anchored_total * 2.0 ** (-(now - anchor).total_seconds() / self.seconds))
+    def factor(self, anchor: datetime, now: datetime) -> float:
+        """2^-((now - anchor) / h): an anchored total times this is the decayed sum at `now`."""
+        return float(2.0 ** (-(now - anchor).total_seconds() / self.seconds))

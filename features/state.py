@@ -81,10 +81,8 @@ class UserState:
 
     def values(self, name: str, now: datetime) -> list[tuple[str, float]]:
         """A decayed count's values at `now`, largest first (say, the top categories)."""
-        count = COUNTS_BY_NAME[name]
-        values = ((key, count.value(total, self.anchor, now))
-                  for key, total in self.counts.get(name, _EMPTY).items())
-        return sorted(values, key=lambda kv: (-kv[1], kv[0]))
+        values = COUNTS_BY_NAME[name].values(self.counts.get(name, _EMPTY), self.anchor, now)
+        return sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
 
     def engagement(self, population: Mapping[str, Mapping[str, float]], now: datetime,
                    rates: EngagementRates = DEFAULT_ENGAGEMENT) -> dict[str, dict[str, float]]:

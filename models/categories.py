@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import cast
 
@@ -37,7 +38,9 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, rows: np.ndarray,
     if not len(rows):
         return np.zeros(item_factors.shape[1])
     chosen = item_factors[rows]
-    a = gram + regularization * np.eye(gram.shape[0]) + (chosen.T * (confidence - 1.0)) @ chosen
+    a = (chosen.T * (confidence - 1.0)) @ chosen
+    a += gram
+    a[np.diag_indices_from(a)] += regularization
     return np.asarray(np.linalg.solve(a, chosen.T @ confidence))
 
 
@@ -83,27 +86,33 @@ class CategoryRanker:
                                                             compiled)
         return cls.of(score, keys, factors, cast(dict[str, float], popularity))
 
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {category: row for row, category in enumerate(self.categories)}
+
     def signals(self, state: UserState, now: datetime,
                 cycles: Mapping[str, float]) -> np.ndarray:
         """(categories, SIGNALS): what the ranker reads, NaN where training has nulls."""
-        n = len(self.categories)
-        affinity = dict(state.values("category_affinity", now))
-        weights = np.array([max(affinity.get(c, 0.0), 0.0) for c in self.categories])
+        n, row_of = len(self.categories), self._rows
+        weights = np.zeros(n)
+        for category, value in state.values("category_affinity", now):
+            if (row := row_of.get(category)) is not None:
+                weights[row] = value  # decayed counts are never below zero
         total = weights.sum()
         matrix = np.full((n, len(SIGNALS)), np.nan)
         matrix[:, 0] = weights
         matrix[:, 1] = weights / total if total > 0 else 0.0
         matrix[:, 2] = 0.0
-        recent = {c: float(rank) for rank, c in enumerate(state.session.recent_categories)}
-        for row, category in enumerate(self.categories):
-            tally = state.category_purchases.get(category)
-            if tally is not None:
+        for category, tally in state.category_purchases.items():
+            if (row := row_of.get(category)) is not None:
                 matrix[row, 2] = tally.occasions
                 if tally.last is not None:
                     matrix[row, 3] = (now - tally.last).total_seconds() / DAY_SECONDS
                 due = DEFAULT_CYCLE.due(tally, cycles.get(category), now)
                 matrix[row, 4] = np.nan if due is None else due
-            matrix[row, 5] = recent.get(category, np.nan)
+        for rank, category in enumerate(state.session.recent_categories):
+            if (row := row_of.get(category)) is not None:
+                matrix[row, 5] = rank
         matrix[:, 6] = self.popularity
         observed = np.flatnonzero(weights > 0)
         user = fold_in(self.item_factors, self.gram, observed, weights[observed])

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import polars as pl
@@ -37,6 +37,8 @@ from features.state import UserState
 
 HOURS = 24
 UNKNOWN_COUNTRY = "??"  # the country curves' key for users whose country is unknown
+_FLAT = np.full(HOURS, 1.0 / HOURS)
+_FLAT.flags.writeable = False
 
 
 def hourly_opens(batch: BatchFeatures) -> pl.DataFrame:
@@ -93,12 +95,10 @@ def activity_offsets(batch: BatchFeatures) -> dict[str, int]:
 
 
 def by_hour(rows: int, cells: Iterable[tuple[int, int, float]]) -> np.ndarray:
-    """A rows x 24 matrix from (row, hour, value) cells."""
-    listed = list(cells)
+    """A rows x 24 matrix from (row, hour, value) cells (one user's few dozen)."""
     matrix = np.zeros((rows, HOURS))
-    if listed:
-        row, hour, value = (np.asarray(part) for part in zip(*listed, strict=True))
-        np.add.at(matrix, (row, hour), value)
+    for row, hour, value in cells:
+        matrix[row, hour] += value
     return matrix
 
 
@@ -143,9 +143,22 @@ class SendTimeModel:
         return cls(global_curves, country_curves, activity_offsets(batch), delay_hours)
 
     def country_prior(self, channel: str, country: str | None) -> np.ndarray:
-        countries = self.country_curves.get(channel, {})
-        curve = countries.get(country or UNKNOWN_COUNTRY) or self.global_curves.get(channel)
-        return np.asarray(curve) if curve is not None else np.full(HOURS, 1.0 / HOURS)
+        """(24,) the channel's curve in the user's country, else its global one (read-only)."""
+        curves = self._prior_arrays
+        found = curves.get((channel, country or UNKNOWN_COUNTRY))
+        return found if found is not None else curves.get((channel, None), _FLAT)
+
+    @cached_property
+    def _prior_arrays(self) -> dict[tuple[str, str | None], np.ndarray]:
+        """(channel, country or None for global) -> curve, built once per model."""
+        curves: dict[tuple[str, str | None], list[float]] = {
+            (channel, None): curve for channel, curve in self.global_curves.items()}
+        for channel, countries in self.country_curves.items():
+            curves.update(((channel, country), curve) for country, curve in countries.items())
+        arrays = {key: np.asarray(curve, dtype=np.float64) for key, curve in curves.items()}
+        for array in arrays.values():
+            array.flags.writeable = False
+        return arrays
 
     def priors(self, channels: Sequence[str], countries: np.ndarray,
                activity: np.ndarray) -> np.ndarray:

@@ -38,8 +38,8 @@ def _log(*rows: tuple[str, int, EventType, str, int | None]) -> pl.DataFrame:
 
 
 def _values(frame: pl.DataFrame, count: DecayedCount) -> dict[tuple[str, str], float]:
-    return {(user, key): count.value(total, T, T)
-            for user, key, total in frame.iter_rows()}
+    return {(user, key): value for user, key, total in frame.iter_rows()
+            for value in count.values({key: total}, T, T).values()}
 
 
 def test_a_user_who_bought_only_shoes_likes_shoes_most() -> None:
