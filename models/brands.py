@@ -81,9 +81,9 @@ class BrandRanker:
         known = [(self.als_index[b], w) for b, w in kept.items() if b in self.als_index]
         user = fold_in(self.item_factors, self.gram, np.array([i for i, _ in known], dtype=int),
                        np.array([w for _, w in known]))
-        rows = [self.als_index.get(b, -1) for b in candidates]
-        matrix[:, 5] = [float(self.item_factors[i] @ user) if i >= 0 and known else 0.0
-                        for i in rows]
+        if known:
+            rows = np.array([self.als_index.get(b, -1) for b in candidates], dtype=np.int64)
+            matrix[:, 5] = np.where(rows >= 0, self.item_factors[rows] @ user, 0.0)
         return candidates, matrix
 
     def rank(self, state: UserState, now: datetime, n: int) -> list[tuple[str, float]]:

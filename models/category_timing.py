@@ -24,6 +24,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -120,17 +121,28 @@ class CategoryTiming:
         """Users' shopping curves (n x 24, rows sum to 1) from their activity by local hour."""
         total = activity.sum(axis=1, keepdims=True)
         return np.asarray((activity @ smoothing_kernel(self.bandwidth)
-                           + self.user_strength * np.asarray(self.overall))
+                           + self.user_strength * self._overall_curve)
                           / (total + self.user_strength))
 
+    @cached_property
+    def _overall_curve(self) -> np.ndarray:
+        return np.asarray(self.overall, dtype=np.float64)
+
+    @cached_property
+    def _category_curves(self) -> dict[str, np.ndarray]:
+        return {category: np.asarray(curve, dtype=np.float64)
+                for category, curve in self.curves.items()}
+
     def _parts(self, categories: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        known, overall = self._category_curves, self._overall_curve
         shares = np.array([self.shares.get(category, 0.0) for category in categories])
-        curves = np.array([self.curves.get(category, self.overall) for category in categories]
+        curves = np.array([known.get(category, overall) for category in categories]
                           ).reshape(len(categories), HOURS)
         return shares[:, None], curves
 
     def hours(self, activity: np.ndarray, categories: Sequence[str]) -> np.ndarray:
-        """Per row, the local hour its user most likely shops its category."""
+        """Per row, the local hour its user most likely shops its category (`activity`:
+        one row per category, or one row for all of them)."""
         shares, curves = self._parts(categories)
         mixed = shares * curves + (1 - shares) * self.user_curves(activity)
         return np.asarray(mixed.argmax(axis=1))
@@ -142,8 +154,7 @@ class CategoryTiming:
     def hours_for(self, state: UserState, now: datetime,
                   categories: Sequence[str]) -> dict[str, int]:
         """Category -> the local hour (0..23) one user most likely shops it, at `now`."""
-        activity = np.repeat(activity_by_hour(state, now), len(categories), axis=0)
-        hours = self.hours(activity, categories)
+        hours = self.hours(activity_by_hour(state, now), categories)
         return {category: int(hour) for category, hour in zip(categories, hours, strict=True)}
 
     def to_json(self) -> bytes:
