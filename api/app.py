@@ -18,6 +18,7 @@ from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
 from api.routes import blocks, decisions, events, health, items, models, offers
 from api.services import Services
+from api.shedding import InFlightLimit
 from nbo.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -44,5 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    models.router, health.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(InFlightLimit, limit=settings.max_in_flight,
+                       on_refused=services.metrics.refused.inc)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # outermost: times all
     return app

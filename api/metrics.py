@@ -55,6 +55,9 @@ class Metrics:
         self.redis_errors = Counter(
             "nbo_redis_errors_total", "Redis calls that failed or timed out.",
             registry=self.registry)
+        self.refused = Counter(
+            "nbo_requests_refused_total", "Requests answered 503 at once: the worker had "
+            "NBO_MAX_IN_FLIGHT requests in flight.", registry=self.registry)
         self.events = Counter(
             "nbo_events_total", "Live events received, by outcome: applied, duplicate, rejected.",
             ["outcome"], registry=self.registry)

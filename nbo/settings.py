@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=2_000_000, ge=1024)
     max_batch_users: int = Field(default=1000, ge=1)
     max_events_per_request: int = Field(default=1000, ge=1)
+    max_in_flight: int = Field(
+        default=32, ge=0,
+        description="Requests a worker serves at once (health checks and metrics aside); "
+        "past it, 503 with Retry-After at once instead of queueing (api/shedding.py). "
+        "An admitted request waits at most about this many decisions' time. 0: no limit.")
     request_threads: int = Field(
         default=0, ge=0,
         description="Threads per worker for the per-user request path (decisions, blocks, "
