@@ -70,7 +70,8 @@ class DecayedCount:
                now: datetime) -> dict[str, float]:
         """Each key's count at `now` from its anchored total, never below zero."""
         factor = self.half_life.factor(anchor, now)
-        return {key: max(0.0, total * factor) for key, total in anchored.items()}
+        return {key: value if (value := total * factor) > 0.0 else 0.0
+                for key, total in anchored.items()}
 
     def live(self, event: Event, anchor: datetime) -> tuple[str, float] | None:
         """The (key, addition) one event makes to the anchored totals, if any."""

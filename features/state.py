@@ -44,6 +44,10 @@ class UserState:
     contacts: Mapping[tuple[str, date], int] = field(default_factory=dict)  # sends per day
     last_contact: datetime | None = None
     session: SessionContext = field(default_factory=SessionContext)
+    # counts at a moment, computed once: (count name, now) -> key -> value. Not a field of
+    # the state's value: `replace` (a live event) starts the new state with an empty one
+    _counts_at: dict[tuple[str, datetime], Mapping[str, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def apply(self, event: Event, bands: PriceBands) -> UserState:
         """The state after one live event."""
@@ -79,15 +83,22 @@ class UserState:
             session=self.session.apply(event),
         )
 
+    def counts_at(self, name: str, now: datetime) -> Mapping[str, float]:
+        """A decayed count's values at `now`, by key (computed once per name and moment)."""
+        found = self._counts_at.get((name, now))
+        if found is None:
+            found = self._counts_at[(name, now)] = COUNTS_BY_NAME[name].values(
+                self.counts.get(name, _EMPTY), self.anchor, now)
+        return found
+
     def values(self, name: str, now: datetime) -> list[tuple[str, float]]:
         """A decayed count's values at `now`, largest first (say, the top categories)."""
-        values = COUNTS_BY_NAME[name].values(self.counts.get(name, _EMPTY), self.anchor, now)
-        return sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+        return sorted(self.counts_at(name, now).items(), key=lambda kv: (-kv[1], kv[0]))
 
     def engagement(self, population: Mapping[str, Mapping[str, float]], now: datetime,
                    rates: EngagementRates = DEFAULT_ENGAGEMENT) -> dict[str, dict[str, float]]:
         """channel -> open, click and conversion rates, smoothed toward the population's."""
-        values = {name: dict(self.values(name, now)) for name in RESPONSE_COUNTS}
+        values = {name: self.counts_at(name, now) for name in RESPONSE_COUNTS}
         return rates.rates(values, population)
 
     def stage(self, now: datetime, rules: LifecycleRules = DEFAULT_RULES) -> LifecycleStage:
@@ -100,13 +111,13 @@ class UserState:
 
     def price_band(self, now: datetime) -> int | None:
         """The band (0..2) of the user's largest positive price affinity."""
-        return top_band(dict(self.values("price_affinity", now)))
+        return top_band(self.counts_at("price_affinity", now))
 
     def category_price_bands(self, now: datetime, categories: Iterable[str]) -> dict[str, int]:
         """The band (0..2) the user buys in within each category (features/price_bands.py)."""
         bought = {category: (tally.price_lean, tally.lines)
                   for category, tally in self.category_purchases.items()}
-        return category_bands(dict(self.values("price_affinity", now)), bought, categories)
+        return category_bands(self.counts_at("price_affinity", now), bought, categories)
 
     def due_categories(self, cycles: Mapping[str, float], now: datetime,
                        cycle: RepeatCycle = DEFAULT_CYCLE) -> list[tuple[str, float]]:

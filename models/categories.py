@@ -95,7 +95,7 @@ class CategoryRanker:
         """(categories, SIGNALS): what the ranker reads, NaN where training has nulls."""
         n, row_of = len(self.categories), self._rows
         weights = np.zeros(n)
-        for category, value in state.values("category_affinity", now):
+        for category, value in state.counts_at("category_affinity", now).items():
             if (row := row_of.get(category)) is not None:
                 weights[row] = value  # decayed counts are never below zero
         total = weights.sum()

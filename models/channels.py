@@ -79,8 +79,8 @@ class ChannelModel:
 
     def rates_for(self, state: UserState, now: datetime) -> dict[str, float]:
         """Channel -> one user's open rate at `now`, for every channel with a global rate."""
-        sends = dict(state.values("channel_sends", now))
-        opens = dict(state.values("channel_opens", now))
+        sends = state.counts_at("channel_sends", now)
+        opens = state.counts_at("channel_opens", now)
         # An unknown country matches no country row in `rates` (a null joins nothing).
         country = state.profile.country
         priors = self.country_rates.get(country, {}) if country is not None else {}

@@ -62,7 +62,7 @@ def user_columns(state: UserState, now: datetime) -> list[float]:
     """USER_COLUMNS for one user at `now`."""
     purchases = state.purchases
     months = max(_days(state.activity.first_seen, now) or 0.0, MIN_TENURE_DAYS) / 30.0
-    bands = dict(state.values("price_affinity", now))
+    bands = state.counts_at("price_affinity", now)
     total = sum(bands.get(band, 0.0) for band in ("0", "1", "2"))
     shares = [bands.get(band, 0.0) / (total if total > 0 else 1.0) for band in ("0", "1", "2")]
     since_purchase, since_seen = _days(purchases.last, now), _days(state.activity.last_seen, now)
@@ -81,14 +81,14 @@ def user_columns(state: UserState, now: datetime) -> list[float]:
 def rate_columns(state: UserState, now: datetime, channel: str, local_hour: int,
                  population: Mapping[str, Mapping[str, float]]) -> list[float]:
     """RATE_COLUMNS for one user, channel and local hour at `now`."""
-    values = {name: dict(state.values(name, now)) for name in (SENDS, *RESPONSES.values())}
+    values = {name: state.counts_at(name, now) for name in (SENDS, *RESPONSES.values())}
     rates = DEFAULT_ENGAGEMENT.rates(values, population).get(channel, {})
     pooled_population = {response: {"all": sum(r.values()) / max(len(r), 1)}
                          for response, r in population.items()}
     pooled = {name: {"all": sum(per_channel.values())} for name, per_channel in values.items()}
     overall = (DEFAULT_ENGAGEMENT.rates(pooled, pooled_population).get("all", {})
                if values[SENDS] else {})
-    opens = dict(state.values("hourly_opens", now))
+    opens = state.counts_at("hourly_opens", now)
     prefix = f"{channel}:"
     on_channel = sum(v for key, v in opens.items() if key.startswith(prefix))
     share = ((opens.get(f"{prefix}{local_hour}", 0.0) + HOUR_PRIOR_OPENS / 24)
@@ -137,7 +137,7 @@ class OfferMatrix:
         interest in its categories and how many of the user's categories (those with
         interest) it covers; an offer for any category covers all of them, share 1."""
         affinity = {key: max(value, 0.0)
-                    for key, value in state.values("category_affinity", now)}
+                    for key, value in state.counts_at("category_affinity", now).items()}
         total = sum(affinity.values())
         shares = np.array([affinity.get(c, 0.0) for c in self.categories]) / (total or 1.0)
         fit = np.zeros((len(rows), len(CATEGORY_COLUMNS)))

@@ -105,7 +105,7 @@ def by_hour(rows: int, cells: Iterable[tuple[int, int, float]]) -> np.ndarray:
 def activity_by_hour(state: UserState, now: datetime) -> np.ndarray:
     """(1, 24): one user's served shopping activity by local hour at `now`."""
     return by_hour(1, ((0, int(hour), value)
-                       for hour, value in state.values("hourly_activity", now)))
+                       for hour, value in state.counts_at("hourly_activity", now).items()))
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class SendTimeModel:
         """One user's opens and priors (one row per channel), as the batch path builds them."""
         row = {channel: index for index, channel in enumerate(channels)}
         cells = []
-        for key, value in state.values("hourly_opens", now):  # keys are "channel:hour"
+        for key, value in state.counts_at("hourly_opens", now).items():  # "channel:hour"
             channel, _, hour = key.partition(":")
             if channel in row:
                 cells.append((row[channel], int(hour), value))
