@@ -136,7 +136,7 @@ class ContactPolicy:
         next_allowed_at: datetime | None = None
         if not allowed or self.is_quiet(now.astimezone(zone).hour):
             next_allowed_at = min((self._next_open(counts, caps, now, zone, None)
-                                   for caps in set(caps_of.values())), default=None)
+                                   for caps in _loosest(caps_of.values())), default=None)
         return ContactBudget(window_days=window, sent=sent, cap=cap,
                              remaining=None if cap is None else max(cap - sent, 0),
                              allowed_channels=tuple(allowed), blocked=blocked,
@@ -239,6 +239,13 @@ def _room_day(counts: Counts, caps: Sequence[_Cap], first: date) -> date:
         if later == day:
             return day
         day = later
+
+
+def _loosest(cap_sets: Iterable[tuple[_Cap, ...]]) -> list[tuple[_Cap, ...]]:
+    """The sets of caps no other set is looser than: room under a set means room under each
+    of its subsets, so only these can have room first."""
+    distinct = {frozenset(caps): caps for caps in cap_sets}
+    return [caps for key, caps in distinct.items() if not any(other < key for other in distinct)]
 
 
 def _has_room(counts: Counts, caps: Iterable[_Cap], day: date) -> bool:
