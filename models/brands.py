@@ -16,7 +16,7 @@ import numpy as np
 
 from features.state import UserState
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
-from models.categories import fold_in, ranker_artifacts, top
+from models.categories import fold_in, ranker_artifacts, regularized_gram, top
 from models.registry import ModelVersion
 from models.tree_scoring import TreeScorer
 
@@ -34,7 +34,7 @@ class BrandRanker:
     popular: dict[str, list[str]]  # category -> its most popular brands
     als_index: dict[str, int]
     item_factors: np.ndarray
-    gram: np.ndarray
+    gram: np.ndarray  # regularized_gram(item_factors)
 
     @classmethod
     def of(cls, score: TreeScorer, als_keys: list[str], item_factors: np.ndarray,
@@ -52,7 +52,7 @@ class BrandRanker:
                    {str(r["key"]): (float(str(r["popularity"])),
                                     float(str(r["category_popularity"]))) for r in rows},
                    popular, {key: i for i, key in enumerate(als_keys)}, factors,
-                   factors.T @ factors)
+                   regularized_gram(factors))
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> BrandRanker:

@@ -30,18 +30,25 @@ ALS_REGULARIZATION = 0.05
 DAY_SECONDS = 86_400.0
 
 
+def regularized_gram(item_factors: np.ndarray,
+                     regularization: float = ALS_REGULARIZATION) -> np.ndarray:
+    """Y'Y + reg I, the part of every user's ALS step that is the same for all users:
+    computed once per model, not per fold-in."""
+    return np.asarray(item_factors.T @ item_factors
+                      + regularization * np.eye(item_factors.shape[1]))
+
+
 def fold_in(item_factors: np.ndarray, gram: np.ndarray, rows: np.ndarray,
-            confidence: np.ndarray, regularization: float = ALS_REGULARIZATION) -> np.ndarray:
+            confidence: np.ndarray) -> np.ndarray:
     """A user's ALS factors given the items': argmin over x of
     sum_i c_i (p_i - x.y_i)^2 + reg |x|^2, with c_i the confidence of the user's items
-    (`rows`), p_i = 1 there and c = 1, p = 0 elsewhere (implicit's weighting)."""
+    (`rows`), p_i = 1 there and c = 1, p = 0 elsewhere (implicit's weighting). `gram` is
+    `regularized_gram(item_factors, reg)`."""
     if not len(rows):
         return np.zeros(item_factors.shape[1])
     chosen = item_factors[rows]
-    a = (chosen.T * (confidence - 1.0)) @ chosen
-    a += gram
-    a[np.diag_indices_from(a)] += regularization
-    return np.asarray(np.linalg.solve(a, chosen.T @ confidence))
+    return np.asarray(np.linalg.solve(gram + (chosen.T * (confidence - 1.0)) @ chosen,
+                                      chosen.T @ confidence))
 
 
 def ranker_artifacts(model: ModelVersion, name: str, features: int,
@@ -66,7 +73,7 @@ class CategoryRanker:
     categories: tuple[str, ...]  # the candidates: every category the model knows
     popularity: np.ndarray  # (categories,) share of purchase lines
     item_factors: np.ndarray  # (categories, factors), rows in `categories` order
-    gram: np.ndarray  # item_factors' Gram matrix, computed once
+    gram: np.ndarray  # regularized_gram(item_factors)
 
     @classmethod
     def of(cls, score: TreeScorer, als_keys: list[str], item_factors: np.ndarray,
@@ -78,7 +85,7 @@ class CategoryRanker:
                             for c in categories]).reshape(len(categories), items.shape[1])
         return cls(score, categories,
                    np.array([popularity.get(c, 0.0) for c in categories]), aligned,
-                   aligned.T @ aligned)
+                   regularized_gram(aligned))
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> CategoryRanker:

@@ -22,7 +22,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
-from models.categories import ALS_REGULARIZATION, fold_in
+from models.categories import ALS_REGULARIZATION, fold_in, regularized_gram
 
 Factorization = Literal["als", "bpr"]
 BPR_ITERATIONS = 100
@@ -31,9 +31,9 @@ BPR_ITERATIONS = 100
 def folded_in(matrix: sparse.csr_matrix, item_factors: np.ndarray,
               regularization: float) -> np.ndarray:
     """Every row's user factors as serving computes them from the user's confidences."""
-    gram = item_factors.T @ item_factors
+    gram = regularized_gram(item_factors, regularization)
     return np.array([fold_in(item_factors, gram, matrix.indices[start:stop],
-                             matrix.data[start:stop].astype(np.float64), regularization)
+                             matrix.data[start:stop].astype(np.float64))
                      for start, stop in zip(matrix.indptr[:-1], matrix.indptr[1:],
                                             strict=True)]).reshape(-1, item_factors.shape[1])
 

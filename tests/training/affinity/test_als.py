@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.categories import ALS_REGULARIZATION, fold_in
+from models.categories import ALS_REGULARIZATION, fold_in, regularized_gram
 from training.affinity.als import AlsScores, Factorization
 
 
@@ -26,12 +26,11 @@ def test_bpr_users_are_folded_in_as_serving_folds_them() -> None:
     interactions = pl.DataFrame(rows, schema=["user_id", "key", "weight"], orient="row")
     model = AlsScores.fit(interactions, factors=3, seed=2, factorization="bpr")
     assert model.item_factors.shape == (5, 4)  # BPR's key bias is a factor column
-    gram = model.item_factors.T @ model.item_factors
+    gram = regularized_gram(model.item_factors, ALS_REGULARIZATION)
     for user, row in model.users.items():
         mine = interactions.filter(pl.col("user_id") == user)
         keys = np.array([model.keys[key] for key in mine["key"]])
-        served = fold_in(model.item_factors, gram, keys, mine["weight"].to_numpy(),
-                         ALS_REGULARIZATION)
+        served = fold_in(model.item_factors, gram, keys, mine["weight"].to_numpy())
         np.testing.assert_allclose(model.user_factors[row], served, rtol=1e-6, atol=1e-9)
     again = AlsScores.fit(interactions, factors=3, seed=2, factorization="bpr")
     np.testing.assert_array_equal(again.item_factors, model.item_factors)  # repeatable
