@@ -70,14 +70,14 @@ class BrandRanker:
         shares = {k: v / total for k, v in top}
         leading = sorted(shares, key=lambda c: -shares[c])[:CANDIDATE_CATEGORIES]
         candidates = sorted(set(kept) | {b for c in leading for b in self.popular.get(c, [])})
-        kept_total = sum(kept.values())
+        kept_total = sum(kept.values()) or 1.0  # no kept brand: every affinity is 0
         matrix = np.zeros((len(candidates), len(SIGNALS)))
-        for row, brand in enumerate(candidates):
-            affinity = kept.get(brand, 0.0)
-            popularity, category_popularity = self.popularity.get(brand, (0.0, 0.0))
-            matrix[row, :5] = (affinity, affinity / kept_total if kept_total else 0.0,
-                               shares.get(self.category_of.get(brand, ""), 0.0), popularity,
-                               category_popularity)
+        if candidates:
+            affinities = [kept.get(brand, 0.0) for brand in candidates]
+            matrix[:, :5] = [(affinity, affinity / kept_total,
+                              shares.get(self.category_of.get(brand, ""), 0.0),
+                              *self.popularity.get(brand, (0.0, 0.0)))
+                             for brand, affinity in zip(candidates, affinities, strict=True)]
         known = [(self.als_index[b], w) for b, w in kept.items() if b in self.als_index]
         user = fold_in(self.item_factors, self.gram, np.array([i for i, _ in known], dtype=int),
                        np.array([w for _, w in known]))
