@@ -96,20 +96,50 @@ def _lifecycle(rng: np.random.Generator, n: int, days: int) -> tuple[np.ndarray,
     return signup, kind, dormant, churn, activity
 
 
+REACTION_SHARE = 0.35  # a persuadable user reacts to each kind of offer with this chance
+PRICE_KINDS = [KINDS.index(k) for k in KINDS if k.value in ("voucher", "cashback")]
+STRENGTH = (0.08, 0.3)  # uniform per user: what a reaction adds to P(convert | opened)
+MATCH_GAIN = 4.0  # an offer's effect grows with the user's taste for its categories
+FREE_SATURATION = 0.35  # a free offer's (content) effect, as a share of a lavish one's
+
+
+def _saturation(offers: OfferSet, sensitivity: np.ndarray) -> np.ndarray:
+    """(n, O): how much of a reaction an offer's value buys; the price-sensitive saturate
+    sooner."""
+    scale = 4.0 + 16.0 * (1 - sensitivity)
+    return np.asarray(np.where(offers.value[None, :] > 0,
+                               1 - np.exp(-offers.value[None, :] / scale[:, None]),
+                               FREE_SATURATION))
+
+
+def _match(offers: OfferSet, category_pref: np.ndarray) -> np.ndarray:
+    """(n, O): the user's taste for the offer's categories, capped at 1."""
+    return np.asarray(np.minimum(
+        1.0, MATCH_GAIN * (category_pref @ offers.category_mask.T.astype(float))))
+
+
 def _offer_uplift(rng: np.random.Generator, offers: OfferSet, category_pref: np.ndarray,
                   sensitivity: np.ndarray, response: np.ndarray) -> np.ndarray:
     """True uplift per user x offer: who reacts, to which kinds, how much (see docs)."""
     n = len(sensitivity)
-    reacts = rng.random((n, len(KINDS))) < 0.35
-    reacts[:, [KINDS.index(k) for k in KINDS if k.value in ("voucher", "cashback")]] |= (
-        rng.random((n, 1)) < sensitivity[:, None])
+    reacts = rng.random((n, len(KINDS))) < REACTION_SHARE
+    reacts[:, PRICE_KINDS] |= rng.random((n, 1)) < sensitivity[:, None]
     reacts &= (response == RESPONSE_TYPES.index("persuadable"))[:, None]
-    strength = rng.uniform(0.08, 0.3, n)
-    scale = 4.0 + 16.0 * (1 - sensitivity)
-    saturation = np.where(offers.value[None, :] > 0,
-                          1 - np.exp(-offers.value[None, :] / scale[:, None]), 0.35)
-    match = np.minimum(1.0, 4 * (category_pref @ offers.category_mask.T.astype(float)))
-    return np.asarray(reacts[:, offers.kind] * strength[:, None] * saturation * match)
+    strength = rng.uniform(*STRENGTH, n)
+    return np.asarray(reacts[:, offers.kind] * strength[:, None] * _saturation(offers, sensitivity)
+                      * _match(offers, category_pref))
+
+
+def expected_offer_uplift(offers: OfferSet, category_pref: np.ndarray, sensitivity: np.ndarray,
+                          response: np.ndarray) -> np.ndarray:
+    """(n, O): the uplift `_offer_uplift` draws, averaged over what it draws per user (which
+    kinds they react to, how strongly), so known from the user's traits alone. Choosing
+    offers by it is the best any policy can do without observing those draws."""
+    chance = np.full((len(sensitivity), len(KINDS)), REACTION_SHARE)
+    chance[:, PRICE_KINDS] = 1 - (1 - REACTION_SHARE) * (1 - sensitivity[:, None])
+    persuadable = response == RESPONSE_TYPES.index("persuadable")
+    return np.asarray(chance[:, offers.kind] * persuadable[:, None] * np.mean(STRENGTH)
+                      * _saturation(offers, sensitivity) * _match(offers, category_pref))
 
 
 def build_population(rng: np.random.Generator, catalog: Catalog, offers: OfferSet,

@@ -18,6 +18,7 @@ from training.synthetic.population import (
     RESPONSE_TYPES,
     TIMEZONES,
     Population,
+    expected_offer_uplift,
     hour_multiplier,
 )
 
@@ -106,6 +107,10 @@ def offer_truth(users: Population, offers: OfferSet) -> pl.DataFrame:
         "p_convert_without": without,
         "p_convert_with": without + users.uplift,
         "uplift": users.uplift,
+        # what the user's traits say before their reactions are drawn (the best choice
+        # without observing those: the traits-known policy of training/offers/oracle.py)
+        "expected_uplift": expected_offer_uplift(offers, users.category_pref,
+                                                 users.price_sensitivity, users.response_type),
     }, offers.ids, "offer_id")
 
 

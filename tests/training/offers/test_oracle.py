@@ -66,3 +66,18 @@ def test_a_wrong_truth_lowers_the_share(model: OfferResponseModel,
 def test_journey_offers_are_not_candidates(split_world: SplitWorld) -> None:
     assert [o.offer_id for o in open_offers(OFFERS, split_world.full.anchor)] == [
         "v5", "cb", "guide"]
+
+
+def test_the_traits_known_policy_is_scored_when_the_truth_has_expected_uplifts(
+        model: OfferResponseModel, split_world: SplitWorld) -> None:
+    truth = _truth_from(model, split_world)
+    assert "offer_value_share_traits_known" not in offer_value_share(
+        model, split_world.full, OFFERS, truth)
+    exact = truth.with_columns(
+        expected_uplift=pl.col("p_convert_with") - pl.col("p_convert_without"))
+    assert offer_value_share(model, split_world.full, OFFERS, exact)[
+        "offer_value_share_traits_known"] == pytest.approx(1.0)
+    misled = truth.with_columns(  # believes the voucher works wonders
+        expected_uplift=pl.when(pl.col("offer_id") == "v5").then(0.5).otherwise(0.0))
+    assert offer_value_share(model, split_world.full, OFFERS, misled)[
+        "offer_value_share_traits_known"] < 1.0
