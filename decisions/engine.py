@@ -276,9 +276,8 @@ class DecisionEngine:
         """Every allowed channel with its score, best first."""
         models, costs = self.models, self._policy.channel_costs
         rates = models.channels.rates_for(state, now) if models else {}
-        hours = (models.send_time.send_hours_for(state, now, list(allowed)) if models
-                 else {c: DEFAULT_SEND_HOUR for c in allowed})
-        hours = {channel: hours.get(channel, DEFAULT_SEND_HOUR) for channel in allowed}
+        learned = models.send_time.send_hours_for(state, now, list(allowed)) if models else {}
+        hours = {channel: learned.get(channel, DEFAULT_SEND_HOUR) for channel in allowed}
         send_at = contacts.send_times(state, {c: hours[c] for c in allowed
                                               if c in SCHEDULED and c in open_allowed}, now)
         scored = []

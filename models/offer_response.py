@@ -136,8 +136,7 @@ class OfferMatrix:
         """(len(rows), CATEGORY_COLUMNS): for each offer, the user's share of category
         interest in its categories and how many of the user's categories (those with
         interest) it covers; an offer for any category covers all of them, share 1."""
-        affinity = {key: max(value, 0.0)
-                    for key, value in state.counts_at("category_affinity", now).items()}
+        affinity = state.counts_at("category_affinity", now)  # never below zero
         total = sum(affinity.values())
         shares = np.array([affinity.get(c, 0.0) for c in self.categories]) / (total or 1.0)
         fit = np.zeros((len(rows), len(CATEGORY_COLUMNS)))
