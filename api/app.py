@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api.auth import ApiKeys
 from api.errors import install_error_handlers
+from api.fast_path import DecisionFastPath
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
 from api.routes import blocks, decisions, events, health, items, models, offers
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (decisions.router, blocks.router, items.router, events.router, offers.router,
                    models.router, health.router):
         app.include_router(router)
+    if settings.decision_fast_path:  # innermost: inside the limits and metrics
+        app.add_middleware(DecisionFastPath, services=services, keys=keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight,
                        on_refused=services.metrics.refused.inc)

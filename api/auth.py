@@ -15,6 +15,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
 
 from nbo.errors import NboError
 
@@ -100,6 +102,23 @@ class ApiKeys:
                 found = role
         return found
 
+    def grant(self, presented: str | None, needed: Role) -> None:
+        """Return when `presented` may call an endpoint that needs `needed` (any key may
+        while none is configured); else raise Unauthorized or Forbidden, saying why."""
+        if self.open:
+            return
+        if not presented:
+            raise Unauthorized(
+                f"this needs an API key: send it in the {API_KEY_HEADER} header "
+                "or as Authorization: Bearer <key>")
+        granted = self.role_of(presented)
+        if granted is None:
+            raise Unauthorized("the API key is not valid", invalid_key=True)
+        if not granted.allows(needed):
+            raise Forbidden(
+                f"this needs a key with the role {needed.value!r} (or 'admin'); "
+                f"this key has the role {granted.value!r}")
+
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
@@ -111,6 +130,24 @@ _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
 _bearer = HTTPBearer(auto_error=False, description="An API key from NBO_API_KEYS.")
 
 
+def api_keys(state: object) -> ApiKeys:
+    """The keys the app factory put on `app.state`."""
+    keys = getattr(state, "api_keys", None)
+    if not isinstance(keys, ApiKeys):
+        raise RuntimeError("app.state.api_keys is not set: the app factory must set it")
+    return keys
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key a request presents, read as the two security schemes above read it: the
+    X-API-Key header, else the credentials of an `Authorization: Bearer` header."""
+    api_key = headers.get(API_KEY_HEADER)
+    if api_key:
+        return api_key
+    scheme, credentials = get_authorization_scheme_param(headers.get("Authorization"))
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
 def require(role: Role) -> Callable[..., Awaitable[None]]:
     """A FastAPI dependency letting through requests whose key has `role` (or admin)."""
 
@@ -119,23 +156,8 @@ def require(role: Role) -> Callable[..., Awaitable[None]]:
         api_key: Annotated[str | None, Security(_api_key_header)],
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> None:
-        keys = getattr(request.app.state, "api_keys", None)
-        if not isinstance(keys, ApiKeys):
-            raise RuntimeError("app.state.api_keys is not set: the app factory must set it")
-        if keys.open:
-            return
-        presented = api_key or (bearer.credentials if bearer else None)
-        if not presented:
-            raise Unauthorized(
-                f"this needs an API key: send it in the {API_KEY_HEADER} header "
-                "or as Authorization: Bearer <key>")
-        granted = keys.role_of(presented)
-        if granted is None:
-            raise Unauthorized("the API key is not valid", invalid_key=True)
-        if not granted.allows(role):
-            raise Forbidden(
-                f"this needs a key with the role {role.value!r} (or 'admin'); "
-                f"this key has the role {granted.value!r}")
+        api_keys(request.app.state).grant(
+            api_key or (bearer.credentials if bearer else None), role)
 
     check.__name__ = f"require_{role.value}"
     return check

@@ -73,10 +73,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _nbo_error(request: Request, exc: NboError) -> Response:
+    return nbo_error_response(request.method, request.url.path, exc)
+
+
+def nbo_error_response(method: str, path: str, exc: NboError) -> Response:
     """nbo's own errors carry their status; an optional `headers` mapping is sent along."""
     status = exc.http_status
     if status >= 500:
-        logger.warning("%s %s answered %d: %s", request.method, request.url.path, status, exc)
+        logger.warning("%s %s answered %d: %s", method, path, status, exc)
     headers = getattr(exc, "headers", None)
     return error_response(
         status, snake_case(type(exc).__name__), str(exc),

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.contract.schema import Channel, Journey
 
-UserId = Annotated[str, Field(min_length=1, max_length=128)]
+USER_ID_MAX = 128
+UserId = Annotated[str, Field(min_length=1, max_length=USER_ID_MAX)]
 JsonValue = str | int | float | bool | None
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from api.auth import Decide
 from api.rendering import render_html
 from api.routes.decisions import count_decisions, decision_request
-from api.schemas import BlockOptions
+from api.schemas import USER_ID_MAX, BlockOptions
 from api.services import Services, ServicesDep
 from decisions.blocks import Block, BlockCache, block_content
 from decisions.engine import Recalled
@@ -23,10 +23,10 @@ router = APIRouter(prefix="/v1", tags=["blocks"])
 
 
 @router.get("/users/{user_id}/blocks/{block}", summary="A rendered personalized block")
-async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=128)], block: Block,
-                    options: Annotated[BlockOptions, Query()], services: ServicesDep,
-                    _: Decide, if_none_match: Annotated[str | None, Header()] = None
-                    ) -> Response:
+async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
+                    block: Block, options: Annotated[BlockOptions, Query()],
+                    services: ServicesDep, _: Decide,
+                    if_none_match: Annotated[str | None, Header()] = None) -> Response:
     return await services.run(_block(user_id, block, options, services, if_none_match))
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from api.auth import Decide
 from api.limits import ensure_within
-from api.schemas import BatchDecisionRequest, DecisionOptions
+from api.schemas import USER_ID_MAX, BatchDecisionRequest, DecisionOptions
 from api.services import Services, ServicesDep
 from decisions.outcome import Decision, DecisionRequest
 
@@ -38,14 +38,20 @@ def json_response(content: object) -> Response:
     return Response(orjson.dumps(content), media_type="application/json")
 
 
-@router.get("/users/{user_id}/decision", summary="The next best decision for one user")
-async def decide(user_id: Annotated[str, Path(min_length=1, max_length=128)],
-                 options: Annotated[DecisionOptions, Query()], services: ServicesDep,
-                 _: Decide) -> Response:
+async def one_decision(services: Services, user_id: str, options: DecisionOptions) -> Response:
+    """The answer of `GET /v1/users/{user_id}/decision` to a valid, authorized request
+    (the route below, and api/fast_path.py for most requests)."""
     decisions = await services.run(services.engine.decide_plan(
         [decision_request(user_id, options)]))
     count_decisions(services, decisions)
     return json_response(decisions[0])
+
+
+@router.get("/users/{user_id}/decision", summary="The next best decision for one user")
+async def decide(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
+                 options: Annotated[DecisionOptions, Query()], services: ServicesDep,
+                 _: Decide) -> Response:
+    return await one_decision(services, user_id, options)
 
 
 @router.post("/decisions", summary="Decisions for many users in one call")
