@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic
@@ -245,24 +245,31 @@ class OfferCatalog:
     def record_given(self, user_id: str, offer_ids: Sequence[str], ttl_s: int) -> None:
         """Count offers given to a user (the count expires ttl_s after the latest) and chosen."""
         # not a transaction: the user's key and CHOSEN sit on different Cluster slots
-        commands = self.given_commands(user_id, offer_ids, ttl_s)
+        commands = self.given_commands([(user_id, offer_ids)], ttl_s)
         if commands:
             execute(self._client, Step(commands))
 
     @staticmethod
-    def given_commands(user_id: str, offer_ids: Sequence[str], ttl_s: int) -> list[Command]:
-        """`record_given`'s commands, for a caller's pipeline (the decision log's)."""
+    def given_commands(given: Iterable[tuple[str, Sequence[str]]], ttl_s: int) -> list[Command]:
+        """`record_given`'s commands for (user id, offer ids) pairs, for a caller's pipeline
+        (the decision log's): each user's counts, and one increment of the chosen counts per
+        distinct offer, however many users a batch gave it to."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
-        counts = Counter(offer_ids)
-        if not counts:
-            return []
-        given = keys.given(user_id)
+        per_user: dict[str, Counter[str]] = {}
+        for user_id, offer_ids in given:
+            if offer_ids:
+                per_user.setdefault(user_id, Counter()).update(offer_ids)
         commands: list[Command] = []
-        for offer_id, count in counts.items():
-            commands.append(("HINCRBY", given, offer_id, count))
-            commands.append(("HINCRBY", keys.CHOSEN, offer_id, count))
-        commands.append(("EXPIRE", given, ttl_s))
+        chosen: Counter[str] = Counter()
+        for user_id, counts in per_user.items():
+            user_key = keys.given(user_id)
+            commands += [("HINCRBY", user_key, offer_id, count)
+                         for offer_id, count in counts.items()]
+            commands.append(("EXPIRE", user_key, ttl_s))
+            chosen.update(counts)
+        commands += [("HINCRBY", keys.CHOSEN, offer_id, count)
+                     for offer_id, count in chosen.items()]
         return commands
 
     @staticmethod

@@ -387,8 +387,10 @@ class DecisionEngine:
         per-user counts of offers given, in one pipelined write."""
         policy = self._policy
         commands: list[Command] = []
+        given: list[tuple[str, list[str]]] = []
         for decision in decisions:
             chosen = [offer.offer_id for offer in decision.offers]
+            given.append((decision.user_id, chosen))
             entry = {"decision_id": decision.decision_id, "user_id": decision.user_id,
                      "ts": now.isoformat(), "journey": decision.journey,
                      "campaign_id": decision.campaign_id, "source": decision.source,
@@ -403,8 +405,8 @@ class DecisionEngine:
                  "d", orjson.dumps(entry)),
                 ("HSET", summary, "user_id", decision.user_id, "offers", orjson.dumps(chosen),
                  "ts", now.isoformat()),
-                ("EXPIRE", summary, policy.decision_ttl_s),
-                *OfferCatalog.given_commands(decision.user_id, chosen, policy.given_ttl_s)]
+                ("EXPIRE", summary, policy.decision_ttl_s)]
+        commands += OfferCatalog.given_commands(given, policy.given_ttl_s)
         try:
             yield Step(commands)
         except redis.RedisError:

@@ -16,6 +16,7 @@ from decisions.catalog import OfferCatalog, load_offers_file
 from features.contract.offers import Offer
 from features.contract.schema import Channel, OfferKind
 from nbo.errors import DataContractError
+from nbo.redis_plan import Step, execute
 
 
 def _offer(offer_id: str, cost: float = 2.0, budget: float | None = None) -> Offer:
@@ -242,6 +243,21 @@ def test_record_given_counts_per_user_with_a_ttl(redis_client: redis.Redis) -> N
     assert OfferCatalog.parse_given(redis_client.hgetall(keys.CHOSEN)) == {"a": 4, "b": 1}
     with pytest.raises(ValueError, match="ttl_s"):
         catalog.record_given("u1", ["a"], ttl_s=0)
+
+
+def test_a_batch_increments_the_chosen_counts_once_per_offer(
+        redis_client: redis.Redis) -> None:
+    given = [("u1", ["a", "b"]), ("u2", ["a"]), ("u1", ["a"]), ("u3", [])]
+    commands = OfferCatalog.given_commands(given, ttl_s=60)
+
+    chosen = [command for command in commands if command[1] == keys.CHOSEN]
+    assert sorted(chosen) == [("HINCRBY", keys.CHOSEN, "a", 3), ("HINCRBY", keys.CHOSEN, "b", 1)]
+    execute(redis_client, Step(commands))
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u1"))) == {"a": 2, "b": 1}
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u2"))) == {"a": 1}
+    assert not redis_client.exists(keys.given("u3"))
+    assert all(0 < redis_client.ttl(keys.given(user)) <= 60 for user in ("u1", "u2"))
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.CHOSEN)) == {"a": 3, "b": 1}
 
 
 OFFERS_YAML = """\
