@@ -1,15 +1,17 @@
-"""Single decisions answered beneath FastAPI's routing and dependency solving.
+"""Per-user decisions (single decisions and blocks) answered beneath FastAPI's routing and
+dependency solving.
 
-`GET /v1/users/{user_id}/decision` is the route apps call in their own request path, at
-rates where FastAPI's per-request work (matching the request against every route, solving
-the route's dependencies: the query model, the two security schemes of the key check, the
-services) costs about a sixth of a decision's CPU. `DecisionFastPath`, a pure ASGI
-middleware, answers a well-formed, authorized request to that route itself, with the steps
-the route takes (`one_decision`), the key check it makes (`ApiKeys.grant`) and its query
-model, and passes every other request to FastAPI untouched. Whatever it is unsure of (an
-invalid parameter, a missing or refused key, a HEAD request, a root path) goes to FastAPI
-too, so FastAPI's route stays the reference: it documents the endpoint in OpenAPI and words
-every error.
+`GET /v1/users/{user_id}/decision` is the route apps call in their own request path, and
+`GET /v1/users/{user_id}/blocks/{block}` the one email builders call for every recipient,
+at rates where FastAPI's per-request work (matching the request against every route,
+solving the route's dependencies: the query model, the two security schemes of the key
+check, the services) costs about a sixth of a decision's CPU. `DecisionFastPath`, a pure
+ASGI middleware, answers a well-formed, authorized request to either route itself, with
+the route's own answer (`one_decision`, `one_block`), the key check it makes
+(`ApiKeys.grant`) and its query model, and passes every other request to FastAPI untouched.
+Whatever it is unsure of (an invalid parameter, a missing or refused key, a HEAD request, a
+root path) goes to FastAPI too, so FastAPI's routes stay the reference: they document the
+endpoints in OpenAPI and word every error.
 
 It sits inside the metrics and in-flight middleware, so its requests are timed, labelled
 with the route template and counted against NBO_MAX_IN_FLIGHT like any other.
@@ -17,35 +19,32 @@ with the route template and counted against NBO_MAX_IN_FLIGHT like any other.
 
 from __future__ import annotations
 
-from typing import get_args, get_origin
+from collections.abc import Awaitable, Callable, Mapping
+from functools import cache
+from typing import TypeVar, cast, get_args, get_origin
 from urllib.parse import parse_qsl
 
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import ApiKeys, Role, presented_key
 from api.errors import nbo_error_response
-from api.routes.decisions import decide, one_decision, router
-from api.schemas import USER_ID_MAX, DecisionOptions
+from api.routes import blocks, decisions
+from api.schemas import USER_ID_MAX, BlockOptions, DecisionOptions
 from api.services import Services
+from decisions.blocks import BLOCKS, Block
 from nbo.errors import NboError
 
-_LISTS = frozenset(name for name, field in DecisionOptions.model_fields.items()
-                   if any(get_origin(kind) is list
-                          for kind in (field.annotation, *get_args(field.annotation))))
-"""Query parameters read as every value given (repeated), as FastAPI reads list fields."""
-
-_DEFAULTS = DecisionOptions()
-
-ROUTE = next(route for route in router.routes
-             if isinstance(route, APIRoute) and route.endpoint is decide)
-"""FastAPI's route of single decisions: its path pattern, and its template for metrics."""
+Answer = Callable[[], Awaitable[Response]]
+"""A request understood: the route's answer, still to be awaited."""
+Options = TypeVar("Options", bound=DecisionOptions)
 
 
 class DecisionFastPath:
-    """Pure ASGI middleware: answers valid, authorized single decisions itself."""
+    """Pure ASGI middleware: answers valid, authorized single decisions and blocks itself."""
 
     def __init__(self, app: ASGIApp, services: Services, keys: ApiKeys) -> None:
         self.app = app
@@ -53,50 +52,107 @@ class DecisionFastPath:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = self._understood(scope)
-        if request is None:
+        understood = self._understood(scope)
+        if understood is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = ROUTE  # the metrics label, as FastAPI's router would set it
-        user_id, options = request
+        scope["route"], answer = understood  # the metrics label, as FastAPI's router sets it
         try:
-            response = await one_decision(self.services, user_id, options)
+            response = await answer()
         except NboError as error:  # what FastAPI's handler for nbo's errors would answer
             response = nbo_error_response(scope["method"], scope["path"], error)
         await response(scope, receive, send)
 
-    def _understood(self, scope: Scope) -> tuple[str, DecisionOptions] | None:
-        """The user and options of a request this path answers, else None."""
+    def _understood(self, scope: Scope) -> tuple[APIRoute, Answer] | None:
+        """The route and answer of a request this path answers, else None."""
         if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
             return None
-        matched = ROUTE.path_regex.match(scope["path"])
-        if matched is None:
+        found = _matching(scope["path"])
+        if found is None:
             return None
-        user_id: str = matched["user_id"]
-        if not 1 <= len(user_id) <= USER_ID_MAX:
+        route, understand, path = found
+        if not 1 <= len(path["user_id"]) <= USER_ID_MAX:
             return None
+        headers = Headers(scope=scope)
         if not self.keys.open:
             try:
-                self.keys.grant(presented_key(Headers(scope=scope)), Role.DECIDE)
+                self.keys.grant(presented_key(headers), Role.DECIDE)
             except NboError:
                 return None
-        options = _options(scope["query_string"])
-        return None if options is None else (user_id, options)
+        answer = understand(self.services, path, scope["query_string"], headers)
+        return None if answer is None else (route, answer)
 
 
-def _options(query_string: bytes) -> DecisionOptions | None:
+def _decision(services: Services, path: Mapping[str, str], query: bytes,
+              _: Headers) -> Answer | None:
+    options = _options(query, DecisionOptions)
+    if options is None:
+        return None
+    return lambda: decisions.one_decision(services, path["user_id"], options)
+
+
+def _block(services: Services, path: Mapping[str, str], query: bytes,
+           headers: Headers) -> Answer | None:
+    block, options = path["block"], _options(query, BlockOptions)
+    if block not in BLOCKS or options is None:
+        return None
+    return lambda: blocks.one_block(services, path["user_id"], cast(Block, block), options,
+                                    headers.get("if-none-match"))
+
+
+def _route(router: APIRouter, endpoint: Callable[..., object]) -> APIRoute:
+    return next(route for route in router.routes
+                if isinstance(route, APIRoute) and route.endpoint is endpoint)
+
+
+Understand = Callable[[Services, Mapping[str, str], bytes, Headers], Answer | None]
+"""What reads one route's request (path parameters, query string, headers): its answer,
+or None where FastAPI would refuse the request."""
+
+FAST_ROUTES: tuple[tuple[APIRoute, Understand], ...] = (
+    (_route(decisions.router, decisions.decide), _decision),
+    (_route(blocks.router, blocks.get_block), _block),
+)
+"""FastAPI's routes answered here (their path patterns, and templates for the metrics)."""
+
+
+def _matching(path: str) -> tuple[APIRoute, Understand, dict[str, str]] | None:
+    """The route answered here whose pattern `path` matches, with the path parameters."""
+    for route, understand in FAST_ROUTES:
+        if (matched := route.path_regex.match(path)) is not None:
+            return route, understand, matched.groupdict()
+    return None
+
+
+def _options(query: bytes, model: type[Options]) -> Options | None:
     """The query model from the query string as FastAPI fills it (a list field takes every
     value of its parameter, any other the last), or None where FastAPI would refuse it."""
-    if not query_string:
-        return _DEFAULTS
+    if not query:
+        defaults: Options = _defaults(model)
+        return defaults
+    lists = _list_fields(model)
     last: dict[str, str] = {}
     every: dict[str, list[str]] = {}
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        if name in _LISTS:
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in lists:
             every.setdefault(name, []).append(value)
         else:
             last[name] = value
     try:
-        return DecisionOptions.model_validate(last | every)
+        options: Options = model.model_validate(last | every)
     except ValidationError:
         return None
+    return options
+
+
+@cache
+def _defaults(model: type[Options]) -> Options:
+    return model()
+
+
+@cache
+def _list_fields(model: type[DecisionOptions]) -> frozenset[str]:
+    """Query parameters read as every value given (repeated), as FastAPI reads list fields."""
+    return frozenset(name for name, field in model.model_fields.items()
+                     if any(get_origin(kind) is list
+                            for kind in (field.annotation, *get_args(field.annotation))))

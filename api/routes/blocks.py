@@ -27,6 +27,13 @@ async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=USER_I
                     block: Block, options: Annotated[BlockOptions, Query()],
                     services: ServicesDep, _: Decide,
                     if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    return await one_block(services, user_id, block, options, if_none_match)
+
+
+async def one_block(services: Services, user_id: str, block: Block, options: BlockOptions,
+                    if_none_match: str | None) -> Response:
+    """The answer of `GET /v1/users/{user_id}/blocks/{block}` to a valid, authorized request
+    (the route above, and api/fast_path.py for most requests)."""
     return await services.run(_block(user_id, block, options, services, if_none_match))
 
 

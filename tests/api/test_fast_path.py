@@ -3,7 +3,7 @@ FastAPI's route, for every query, key and error; FastAPI still answers what it r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +14,12 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.datastructures import Headers
 
+from api import fast_path
 from api.app import create_app
-from api.routes.decisions import one_decision
+from api.fast_path import Answer, Understand
+from api.services import Services
 from decisions.outcome import Decision, DecisionRequest
 from nbo.errors import NboError
 from nbo.redis_plan import Plan
@@ -26,7 +29,7 @@ KEYS = {"k-decide-0123456789": "decide", "k-ingest-0123456789": "ingest"}
 
 
 class _Seen:
-    """The requests an app's engine was asked to decide."""
+    """The requests an app's engine was asked to decide (or to recall a block for)."""
 
     def __init__(self, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
         self.requests: list[DecisionRequest] = []
@@ -38,7 +41,14 @@ class _Seen:
             decisions: list[Decision] = yield from decide_plan(requests, *rest)
             return decisions
 
+        recall_or_decide_plan = engine.recall_or_decide_plan
+
+        def recorded_recall(request: DecisionRequest, *rest: Any) -> Plan[Any]:
+            self.requests.append(request)
+            return (yield from recall_or_decide_plan(request, *rest))
+
         monkeypatch.setattr(engine, "decide_plan", recorded)
+        monkeypatch.setattr(engine, "recall_or_decide_plan", recorded_recall)
 
 
 @dataclass
@@ -62,11 +72,18 @@ class _Apps:
 def _apps(served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch,
           keys: dict[str, str]) -> Iterator[_Apps]:
     answered: list[str] = []
-    async def counted(services: Any, user_id: str, options: Any) -> Any:
-        answered.append(user_id)
-        return await one_decision(services, user_id, options)
 
-    monkeypatch.setattr("api.fast_path.one_decision", counted)
+    def counted(understand: Understand) -> Understand:
+        def understood(services: Services, path: Mapping[str, str], query: bytes,
+                       headers: Headers) -> Answer | None:
+            answer = understand(services, path, query, headers)
+            if answer is not None:
+                answered.append(path["user_id"])
+            return answer
+        return understood
+
+    monkeypatch.setattr(fast_path, "FAST_ROUTES", tuple(
+        (route, counted(understand)) for route, understand in fast_path.FAST_ROUTES))
     with (TestClient(create_app(served_world.settings(api_keys=keys)),
                      raise_server_exceptions=False) as fast,
           TestClient(create_app(served_world.settings(api_keys=keys, decision_fast_path=False)),
@@ -97,6 +114,7 @@ _VALUES = {
     "n_items": ["0", "5", "x"],
     "explain": ["true", "false", "1", "no", "maybe", ""],
     "unknown": ["1"],
+    "format": ["json", "html", "pdf", ""],  # blocks only
 }
 _PAIRS = st.lists(st.sampled_from(sorted(_VALUES)).flatmap(
     lambda name: st.tuples(st.just(name), st.sampled_from(_VALUES[name]))), max_size=5)
@@ -123,6 +141,40 @@ def test_the_same_request_and_answer_as_fastapi_for_any_query(
     else:  # refused by FastAPI, in its words
         assert apps.answered_fast == []
         assert answer.json() == expected.json()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=_PAIRS, block=st.sampled_from(["offer", "recommendations", "banner"]),
+       user=st.sampled_from(["known", "unknown", "x" * 129]))
+def test_blocks_are_the_same_as_fastapi_answers_them_for_any_query(
+        apps: _Apps, served_world: ServedWorld, pairs: list[tuple[str, str]], block: str,
+        user: str) -> None:
+    user_id = served_world.users[4] if user == "known" else user
+    path = f"/v1/users/{user_id}/blocks/{block}?{urlencode(pairs)}"
+
+    answer, expected = apps.get(path)
+
+    assert answer.status_code == expected.status_code, (path, answer.text, expected.text)
+    assert apps.seen_fast.requests == apps.seen_reference.requests
+    assert apps.answered_fast == ([user_id] if expected.status_code == 200 else [])
+    assert answer.headers["content-type"] == expected.headers["content-type"]
+    campaign = dict(pairs).get("campaign_id")
+    if expected.status_code != 200 or campaign:  # an error, or the campaign's one block
+        assert answer.content == expected.content
+        assert answer.headers.get("etag") == expected.headers.get("etag")
+
+
+def test_a_block_not_changed_since_is_304_beneath_fastapi_too(apps: _Apps,
+                                                               served_world: ServedWorld) -> None:
+    path = f"/v1/users/{served_world.users[5]}/blocks/offer?campaign_id=autumn&format=json"
+    etag = apps.fast.get(path).headers["etag"]
+
+    answer, expected = apps.get(path, headers={"If-None-Match": etag})
+
+    assert answer.status_code == expected.status_code == 304
+    assert answer.headers["etag"] == expected.headers["etag"] == etag
+    assert apps.answered_fast == [served_world.users[5]]
 
 
 @pytest.mark.parametrize(("headers", "status", "fast"), [
@@ -185,7 +237,8 @@ def test_fast_answers_are_timed_and_counted_under_the_route(apps: _Apps,
     ("HEAD", "/v1/users/{user}/decision", 405),
     ("POST", "/v1/users/{user}/decision", 405),
     ("GET", "/v1/users/{user}/decision/", 307),
-    ("GET", "/v1/users/{user}/blocks/offer?format=json", 200),
+    ("GET", "/v1/users/{user}/blocks/offer/", 307),
+    ("GET", "/v1/items/{user}/similar", 404),
     ("GET", "/healthz", 200),
 ])
 def test_other_requests_pass_through(apps: _Apps, served_world: ServedWorld, method: str,
