@@ -61,6 +61,17 @@ class _Apps:
     seen_reference: _Seen
     answered_fast: list[str]  # user ids of the decisions the fast path answered
 
+    def answered_alike(self, path: str, user_id: str) -> tuple[Response, Response]:
+        """GET `path` from both apps, holding them to the same status and engine requests,
+        and the fast path to answering exactly the valid requests."""
+        answer, expected = self.get(path)
+        assert answer.status_code == expected.status_code, (path, answer.text, expected.text)
+        # the engine was asked the same question, and the route's own code answered it
+        assert self.seen_fast.requests == self.seen_reference.requests
+        assert self.answered_fast == ([user_id] if expected.status_code == 200 else [])
+        assert answer.headers["content-type"] == expected.headers["content-type"]
+        return answer, expected
+
     def get(self, path: str, **options: Any) -> tuple[Response, Response]:
         for recorded in (self.seen_fast.requests, self.seen_reference.requests,
                          self.answered_fast):
@@ -129,17 +140,11 @@ def test_the_same_request_and_answer_as_fastapi_for_any_query(
     user_id = served_world.users[0] if user == "known" else user
     path = f"/v1/users/{user_id}/decision?{urlencode(pairs)}"
 
-    answer, expected = apps.get(path)
+    answer, expected = apps.answered_alike(path, user_id)
 
-    assert answer.status_code == expected.status_code, (path, answer.text, expected.text)
-    # the engine was asked the same question, and the route's own code answered it
-    assert apps.seen_fast.requests == apps.seen_reference.requests
-    if expected.status_code == 200:  # every valid request is answered beneath FastAPI
-        assert apps.answered_fast == [user_id]
-        assert answer.headers["content-type"] == expected.headers["content-type"]
+    if expected.status_code == 200:
         assert answer.json()["user_id"] == expected.json()["user_id"] == user_id
     else:  # refused by FastAPI, in its words
-        assert apps.answered_fast == []
         assert answer.json() == expected.json()
 
 
@@ -153,12 +158,8 @@ def test_blocks_are_the_same_as_fastapi_answers_them_for_any_query(
     user_id = served_world.users[4] if user == "known" else user
     path = f"/v1/users/{user_id}/blocks/{block}?{urlencode(pairs)}"
 
-    answer, expected = apps.get(path)
+    answer, expected = apps.answered_alike(path, user_id)
 
-    assert answer.status_code == expected.status_code, (path, answer.text, expected.text)
-    assert apps.seen_fast.requests == apps.seen_reference.requests
-    assert apps.answered_fast == ([user_id] if expected.status_code == 200 else [])
-    assert answer.headers["content-type"] == expected.headers["content-type"]
     campaign = dict(pairs).get("campaign_id")
     if expected.status_code != 200 or campaign:  # an error, or the campaign's one block
         assert answer.content == expected.content
