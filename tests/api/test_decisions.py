@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from decisions import keys
+from decisions.outcome import DecisionRequest
 from features.contract.offers import offers_file, read_offers
 from tests.api.conftest import ServedWorld
 
@@ -87,6 +91,36 @@ def test_a_batch_answers_every_user(api: TestClient, served_world: ServedWorld) 
     assert [d["user_id"] for d in decisions] == users
     assert decisions[-1]["source"] == "global"
     assert {d["campaign_id"] for d in decisions} == {"spring"}
+
+
+def test_a_batch_decides_each_user_as_a_single_decision_would(
+        served_world: ServedWorld) -> None:
+    """A batch decides stage by stage over all its users (decisions/engine.py): each answer
+    is still the one the user gets alone, at the same moment, with the same offers given."""
+    users = served_world.users
+    requests = [DecisionRequest(users[0]), DecisionRequest(users[1], journey="cart_abandoned"),
+                DecisionRequest(users[2], channels=("email", "sms"), explain=True),
+                DecisionRequest("never-seen", n_offers=1, n_categories=2),
+                DecisionRequest(users[3], journey="win_back", explain=True, n_items=0),
+                DecisionRequest(users[0], campaign_id="spring", channels=("in_app",)),
+                *(DecisionRequest(user) for user in users[4:40])]
+    client = redis.Redis.from_url(served_world.redis_url)
+    now = datetime.now(UTC)
+    with TestClient(create_app(served_world.settings(exploration="none"))) as app:
+        engine = app.app.state.services.engine  # type: ignore[attr-defined]
+        try:
+            alone = []
+            for request in requests:  # each from the same offers given: none
+                client.delete(keys.given(request.user_id))
+                alone.append(engine.decide(request, now))
+            client.delete(*{keys.given(request.user_id) for request in requests})
+            together = engine.decide_many(requests, now)
+        finally:
+            client.delete(*{keys.given(request.user_id) for request in requests})
+            client.close()
+    assert sum(bool(decision.offers) for decision in together) >= 20
+    assert [replace(d, decision_id="") for d in together] == [
+        replace(d, decision_id="") for d in alone]
 
 
 def test_a_batch_over_the_limit_is_refused(served_world: ServedWorld) -> None:
