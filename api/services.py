@@ -13,9 +13,11 @@ from fastapi import Depends, Request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from api.coalescing import DecisionCoalescer
 from api.metrics import Metrics
 from decisions.catalog import OfferCatalog
 from decisions.engine import DecisionEngine
+from decisions.outcome import Decision, DecisionRequest
 from decisions.policy import Policy
 from features.store.redis_store import RedisFeatureStore
 from models.registry import ModelRegistry
@@ -63,10 +65,14 @@ class Services:
     metrics: Metrics
     connection: PipelinedConnection  # the event loop's, for plans
     request_path: anyio.CapacityLimiter | None = field(init=False)  # None: the event loop
+    coalescer: DecisionCoalescer | None = field(init=False)
 
     def __post_init__(self) -> None:
         threads = self.settings.request_threads
         self.request_path = anyio.CapacityLimiter(threads) if threads else None
+        self.coalescer = (DecisionCoalescer(lambda requests: self.run(
+            self.engine.decide_plan(requests)))
+            if self.settings.coalesce_decisions and not threads else None)
 
     async def run(self, plan: Plan[T]) -> T:
         """A per-user request's work (a plan: nbo.redis_plan) on the request path: on the
@@ -82,6 +88,13 @@ class Services:
         if self.request_path is None:
             return await drive(self.connection, plan)
         return await anyio.to_thread.run_sync(run, self.client, plan, limiter=self.request_path)
+
+    async def decide(self, request: DecisionRequest) -> Decision:
+        """One user's decision on the request path, decided with those asked at the same
+        moment (api/coalescing.py) unless NBO_COALESCE_DECISIONS is off."""
+        if self.coalescer is not None:
+            return await self.coalescer.decide(request)
+        return (await self.run(self.engine.decide_plan([request])))[0]
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="Answer valid, authorized single decisions and blocks beneath FastAPI's "
         "routing and dependency solving (api/fast_path.py): the same answers for a sixth to a "
         "quarter less CPU. false: every request through FastAPI's routes.")
+    coalesce_decisions: bool = Field(
+        default=True,
+        description="Decide the single decisions that reach the event loop in the same turn "
+        "as one engine call (api/coalescing.py): one Redis read and one log for all of them, "
+        "each stage over all of them. Nothing waits for a batch to fill.")
     request_threads: int = Field(
         default=0, ge=0,
         description="Threads per worker for the per-user request path (decisions, blocks, "

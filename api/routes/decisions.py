@@ -41,10 +41,9 @@ def json_response(content: object) -> Response:
 async def one_decision(services: Services, user_id: str, options: DecisionOptions) -> Response:
     """The answer of `GET /v1/users/{user_id}/decision` to a valid, authorized request
     (the route below, and api/fast_path.py for most requests)."""
-    decisions = await services.run(services.engine.decide_plan(
-        [decision_request(user_id, options)]))
-    count_decisions(services, decisions)
-    return json_response(decisions[0])
+    decision = await services.decide(decision_request(user_id, options))
+    count_decisions(services, [decision])
+    return json_response(decision)
 
 
 @router.get("/users/{user_id}/decision", summary="The next best decision for one user")

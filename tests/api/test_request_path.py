@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from decisions.outcome import Decision
+from decisions.outcome import Decision, DecisionRequest
 from nbo.redis_plan import Plan, Step
 from tests.api.conftest import ServedWorld
 
@@ -37,19 +37,19 @@ def test_requests_wait_for_redis_without_holding_the_request_path(
         running, most = 0, 0
         on_loop: list[bool] = []
 
-        def slowed(*arguments: Any) -> Plan[list[Decision]]:
-            nonlocal running, most
+        def slowed(requests: list[DecisionRequest], *rest: Any) -> Plan[list[Decision]]:
+            nonlocal running, most  # in requests: those asked together are decided together
             with lock:
-                running += 1
+                running += len(requests)
                 most = max(most, running)
-                on_loop.append(_on_event_loop())
+                on_loop.extend([_on_event_loop()] * len(requests))
             try:
                 yield Step(pause_s=0.1)  # long enough for the other requests to arrive
-                decisions: list[Decision] = yield from decide_plan(*arguments)
+                decisions: list[Decision] = yield from decide_plan(requests, *rest)
                 return decisions
             finally:
                 with lock:
-                    running -= 1
+                    running -= len(requests)
 
         monkeypatch.setattr(engine, "decide_plan", slowed)
         statuses: list[int] = []

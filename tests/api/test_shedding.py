@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from decisions.outcome import Decision
+from decisions.outcome import Decision, DecisionRequest
 from nbo.redis_plan import Plan, Step
 from tests.api.conftest import ServedWorld
 
@@ -24,11 +24,12 @@ class _Held:
         self.release = threading.Event()
         self.count = 0
 
-        def held_until_released(*arguments: Any) -> Plan[list[Decision]]:
-            self.count += 1
+        def held_until_released(requests: list[DecisionRequest],
+                                *rest: Any) -> Plan[list[Decision]]:
+            self.count += len(requests)  # requests asked together are decided together
             while not self.release.is_set():
                 yield Step(pause_s=0.01)  # the event loop stays free meanwhile
-            decisions: list[Decision] = yield from decide_plan(*arguments)
+            decisions: list[Decision] = yield from decide_plan(requests, *rest)
             return decisions
 
         monkeypatch.setattr(engine, "decide_plan", held_until_released)
@@ -43,6 +44,8 @@ class _Held:
         deadline = time.monotonic() + 10
         while self.count < len(users) and time.monotonic() < deadline:
             time.sleep(0.01)
+        if self.count != len(users):
+            self.finish(started)  # no caller left waiting on a failed test
         assert self.count == len(users)
         return started
 
