@@ -39,6 +39,7 @@ from models.registry import ModelRegistry
 from nbo.errors import NboError
 from nbo.redis_server import connect, redis_url
 from nbo.settings import get_settings
+from nbo.workers import serve_workers
 from training.affinity.als import Factorization
 from training.sample import MAX_TRAINING_USERS
 from training.synthetic.world import generate_world
@@ -259,6 +260,9 @@ def models_rollback(models: ModelsDir) -> None:
     console.print(f"rolled back to {version}")
 
 
+APP = "api.app:create_app"  # the app factory every worker calls
+
+
 @app.command()
 def serve(
     models: Annotated[Path | None, typer.Option(
@@ -273,11 +277,13 @@ def serve(
         get_settings.cache_clear()
     with _errors_as_exit_codes():
         redis_url()  # start the embedded server once, before the workers share it
-    with tempfile.TemporaryDirectory(prefix="nbo-metrics-") as shared:
-        if workers > 1:  # every worker's metrics in one /metrics (api/metrics.py)
-            os.environ[MULTIPROCESS_DIR] = shared
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", access_log=False)
+    if workers == 1:
+        uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning",
+                    access_log=False)
+        return
+    with tempfile.TemporaryDirectory(prefix="nbo-metrics-") as shared, _errors_as_exit_codes():
+        os.environ[MULTIPROCESS_DIR] = shared  # every worker's metrics in one /metrics
+        serve_workers(APP, host, port, workers)  # nbo/workers.py: one socket per worker
 
 
 def _examples(world: Path, port: int) -> list[str]:

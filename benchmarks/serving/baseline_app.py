@@ -2,7 +2,7 @@
 
     python -m benchmarks.serving.baseline_app --port 8001 --workers 1   # NBO_REDIS_URL set
 
-Same uvicorn settings as `nbo serve` (loop and HTTP parser left to auto: uvloop and
+Same uvicorn settings and workers as `nbo serve` (loop and HTTP parser left to auto: uvloop and
 httptools; warning logs, no access log), the same Redis server and the same kind of client
 as the API (redis-py with hiredis, no retries, a short timeout), and a sync route as nbo's
 are, so the difference to nbo is nbo's own work.
@@ -20,6 +20,9 @@ from fastapi import FastAPI, Response
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from nbo.workers import serve_workers
+
+APP = "benchmarks.serving.baseline_app:create_app"
 KEY = "bench:v1:baseline:value"
 VALUE_BYTES = 350  # about one user's packed feature record
 
@@ -57,9 +60,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--workers", type=int, default=1)
     arguments = parser.parse_args()
-    uvicorn.run("benchmarks.serving.baseline_app:create_app", factory=True,
-                host=arguments.host, port=arguments.port, workers=arguments.workers,
-                log_level="warning", access_log=False)
+    if arguments.workers > 1:  # as `nbo serve`: one socket per worker (nbo/workers.py)
+        serve_workers(APP, arguments.host, arguments.port, arguments.workers)
+    else:
+        uvicorn.run(APP, factory=True, host=arguments.host, port=arguments.port,
+                    log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":
