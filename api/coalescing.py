@@ -4,7 +4,9 @@ Under load, several requests for single decisions reach the event loop together.
 as one call, they share its Redis round trips (one read, one log) and each stage of the
 engine runs over all of them while its code and data are in the CPU's caches
 (decisions/engine.py). Nothing waits to fill a batch: a request joins only those asked in
-the same turn of the loop, so an idle server decides each request alone, as before.
+the same turn of the loop, so an idle server decides each request alone, as before. A call
+takes at most `most` requests (32, as many as NBO_MAX_IN_FLIGHT admits by default): every
+request of a call waits for all of it, so a burst is decided in calls of bounded length.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ Decide = Callable[[Sequence[DecisionRequest]], Awaitable[list[Decision]]]
 
 
 class DecisionCoalescer:
-    def __init__(self, decide: Decide) -> None:
+    def __init__(self, decide: Decide, most: int = 32) -> None:
         self._decide = decide
+        self._most = most
         self._waiting: list[tuple[DecisionRequest, asyncio.Future[Decision]]] = []
         self._deciding: set[asyncio.Task[None]] = set()  # referenced until done
 
@@ -29,10 +32,14 @@ class DecisionCoalescer:
         if not self._waiting:
             loop.call_soon(self._start)  # after the requests already ready to run
         self._waiting.append((request, answer))
+        if len(self._waiting) >= self._most:
+            self._start()
         return await answer
 
     def _start(self) -> None:
         batch, self._waiting = self._waiting, []
+        if not batch:  # started already, when it filled up
+            return
         task = asyncio.get_running_loop().create_task(self._answer(batch))
         self._deciding.add(task)
         task.add_done_callback(self._deciding.discard)

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.coalescing import DecisionCoalescer
 from decisions.outcome import Decision, DecisionRequest
 from nbo.errors import NboError
 from nbo.redis_plan import Plan
@@ -123,3 +124,20 @@ def test_without_coalescing_each_request_is_its_own_call(
     answers = _ask(app_alone, _varied(served_world.users[:6]))
     assert all(answer.status_code == 200 for answer in answers)
     assert calls.sizes == [1] * 6
+
+
+def test_a_burst_is_decided_in_calls_of_bounded_length(
+        app: FastAPI, served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    services = app.state.services
+    calls = _Calls(app, monkeypatch)
+    coalescer = DecisionCoalescer(
+        lambda requests: services.run(services.engine.decide_plan(requests)), most=4)
+    users = served_world.users[:10]
+
+    async def burst() -> list[Decision]:
+        return list(await asyncio.gather(*(coalescer.decide(DecisionRequest(user))
+                                           for user in users)))
+
+    decisions = asyncio.run(burst())
+    assert [decision.user_id for decision in decisions] == users
+    assert calls.sizes == [4, 4, 2]
