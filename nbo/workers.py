@@ -4,7 +4,9 @@ the same port (SO_REUSEPORT), so the kernel spreads new connections evenly over 
 With one socket shared by every worker (uvicorn's own `workers=N`), whichever worker wakes
 first accepts, and a burst of new connections, such as a client opening its keep-alive
 pool, lands almost all on one worker: 15 or 16 of a benchmark client's 16 connections
-(docs/benchmarks.md), the other worker left nearly idle.
+(docs/benchmarks.md), the other worker left nearly idle. Spreading connections over
+sockets that share a port is Linux's behaviour (3.9 and later); BSD and macOS hand them
+all to one socket.
 
 The parent only supervises: it restarts a worker that dies, stops all of them on SIGINT or
 SIGTERM, and gives up when a worker dies within `STARTUP_S` of starting (a port in use, an
