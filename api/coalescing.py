@@ -54,6 +54,10 @@ class DecisionCoalescer:
             elif not batch[0][1].done():
                 batch[0][1].set_exception(error)
             return
+        except BaseException:  # cancelled (the loop shutting down): so are its requests
+            for _, answer in batch:
+                answer.cancel()
+            raise
         for (_, answer), decision in zip(batch, decisions, strict=True):
             if not answer.done():  # its request may have been cancelled meanwhile
                 answer.set_result(decision)

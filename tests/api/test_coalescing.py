@@ -15,7 +15,7 @@ from api.app import create_app
 from api.coalescing import DecisionCoalescer
 from decisions.outcome import Decision, DecisionRequest
 from nbo.errors import NboError
-from nbo.redis_plan import Plan
+from nbo.redis_plan import Plan, Step
 from tests.api.conftest import ServedWorld
 
 
@@ -141,3 +141,29 @@ def test_a_burst_is_decided_in_calls_of_bounded_length(
     decisions = asyncio.run(burst())
     assert [decision.user_id for decision in decisions] == users
     assert calls.sizes == [4, 4, 2]
+
+
+def test_requests_are_cancelled_with_their_call(
+        app: FastAPI, served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call cancelled mid-way (the loop shutting down) leaves no request waiting."""
+    services = app.state.services
+
+    def stalled(requests: list[DecisionRequest], *_: Any) -> Plan[list[Decision]]:
+        yield Step(pause_s=30)  # Redis that never answers
+        return []
+
+    monkeypatch.setattr(services.engine, "decide_plan", stalled)
+
+    async def cancelled_mid_call() -> list[BaseException | Decision]:
+        asked = [asyncio.ensure_future(services.decide(DecisionRequest(user)))
+                 for user in served_world.users[:3]]
+        await asyncio.sleep(0.05)  # the call has started and waits on Redis
+        calls = [task for task in asyncio.all_tasks()
+                 if getattr(task.get_coro(), "__qualname__", "") == "DecisionCoalescer._answer"]
+        assert len(calls) == 1
+        calls[0].cancel()
+        return list(await asyncio.wait_for(
+            asyncio.gather(*asked, return_exceptions=True), timeout=5))
+
+    outcomes = asyncio.run(cancelled_mid_call())
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
