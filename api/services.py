@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
@@ -70,9 +71,8 @@ class Services:
     def __post_init__(self) -> None:
         threads = self.settings.request_threads
         self.request_path = anyio.CapacityLimiter(threads) if threads else None
-        self.coalescer = (DecisionCoalescer(lambda requests: self.run(
-            self.engine.decide_plan(requests)))
-            if self.settings.coalesce_decisions and not threads else None)
+        self.coalescer = (DecisionCoalescer(self._decide_all)
+                          if self.settings.coalesce_decisions and not threads else None)
 
     async def run(self, plan: Plan[T]) -> T:
         """A per-user request's work (a plan: nbo.redis_plan) on the request path: on the
@@ -94,7 +94,10 @@ class Services:
         moment (api/coalescing.py) unless NBO_COALESCE_DECISIONS is off."""
         if self.coalescer is not None:
             return await self.coalescer.decide(request)
-        return (await self.run(self.engine.decide_plan([request])))[0]
+        return (await self._decide_all([request]))[0]
+
+    async def _decide_all(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        return await self.run(self.engine.decide_plan(requests))
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
