@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 
 from api.auth import ApiKeys
 from api.errors import install_error_handlers
 from api.fast_path import DecisionFastPath
+from api.garbage import startup_objects_frozen
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
 from api.routes import blocks, decisions, events, health, items, models, offers
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        with startup_objects_frozen() if settings.freeze_startup_objects else nullcontext():
+            yield
         services.connection.close()
 
     app = FastAPI(title="nbo", version="0.1.0", lifespan=lifespan,

@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api.coalescing import DecisionCoalescer
+from api.garbage import freeze_new_long_lived
 from api.metrics import Metrics
 from decisions.catalog import OfferCatalog
 from decisions.engine import DecisionEngine
@@ -131,6 +132,7 @@ class Services:
             compiled = (settings.data_dir / "compiled" if settings.tree_scorer == "compiled"
                         else None)
             self.engine.models = ServingModels.load(self.registry.get(version), compiled)
+            freeze_new_long_lived()
             logger.info("serving model version %s", version)
         return version
 

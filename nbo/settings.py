@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="Decide the single decisions that reach the event loop in the same turn "
         "as one engine call (api/coalescing.py): one Redis read and one log for all of them, "
         "each stage over all of them. Nothing waits for a batch to fill.")
+    freeze_startup_objects: bool = Field(
+        default=True,
+        description="Freeze what the app loaded (models, catalog, modules) out of the garbage "
+        "collector's walks while it serves, and make full collections ten times rarer "
+        "(api/garbage.py): a full collection otherwise pauses every request in flight for "
+        "tens of milliseconds.")
     request_threads: int = Field(
         default=0, ge=0,
         description="Threads per worker for the per-user request path (decisions, blocks, "

@@ -1,0 +1,53 @@
+"""While the app serves, what it loaded is out of the garbage collector's walks."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+
+import redis
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.garbage import FULL_COLLECTION_THRESHOLD
+from models.registry import PROMOTED, ModelRegistry
+from tests.api.conftest import ServedWorld
+
+
+def _walked_by_collections(target: object) -> bool:
+    return any(found is target for found in gc.get_objects())
+
+
+def test_the_served_models_are_frozen_while_serving_and_released_after(
+        served_world: ServedWorld) -> None:
+    threshold = gc.get_threshold()
+    app = create_app(served_world.settings())
+    models = app.state.services.engine.models
+    assert models is not None and _walked_by_collections(models)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert not _walked_by_collections(models)
+        assert gc.get_threshold() == (*threshold[:2], FULL_COLLECTION_THRESHOLD)
+    assert _walked_by_collections(models)
+    assert gc.get_threshold() == threshold
+    assert gc.get_freeze_count() == 0
+
+
+def test_models_loaded_by_a_reload_are_frozen_too(served_world: ServedWorld) -> None:
+    client = redis.Redis.from_url(served_world.redis_url)
+    registry = ModelRegistry(served_world.models, client)
+    original = registry.promoted()
+    assert original is not None
+    copy = f"{original}-frozen"
+    shutil.copytree(served_world.models / original, served_world.models / copy)
+    app = create_app(served_world.settings())
+    try:
+        with TestClient(app) as api:
+            registry.promote(copy)
+            assert api.post("/v1/models/reload").json()["serving"] == copy
+            reloaded = app.state.services.engine.models
+            assert reloaded.version == copy and not _walked_by_collections(reloaded)
+            assert api.get(f"/v1/users/{served_world.users[3]}/decision").status_code == 200
+    finally:
+        client.set(PROMOTED, original)
+        client.close()
