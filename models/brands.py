@@ -7,6 +7,7 @@ model; the ALS score folds the user into the trained brand factors (models/categ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from features.state import UserState
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
 from models.categories import fold_in, ranker_artifacts, regularized_gram, top
 from models.registry import ModelVersion
-from models.tree_scoring import TreeScorer
+from models.tree_scoring import TreeScorer, score_each
 
 SIGNALS = ("affinity", "affinity_share", "category_share", "popularity",
            "category_popularity", "als")
@@ -87,7 +88,12 @@ class BrandRanker:
         return candidates, matrix
 
     def rank(self, state: UserState, now: datetime, n: int) -> list[tuple[str, float]]:
-        candidates, matrix = self.signals(state, now)
-        if not candidates:
-            return []
-        return top(candidates, self.score(matrix), n)
+        return self.rank_of([state], now, n)[0]
+
+    def rank_of(self, states: Sequence[UserState], now: datetime,
+                n: int) -> list[list[tuple[str, float]]]:
+        """`rank` of each user, all their candidates scored in one call."""
+        found = [self.signals(state, now) for state in states]
+        scores = score_each(self.score, [matrix for _, matrix in found])
+        return [top(candidates, scored, n)
+                for (candidates, _), scored in zip(found, scores, strict=True)]

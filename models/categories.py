@@ -22,7 +22,7 @@ import numpy as np
 from features.cycles import DEFAULT_CYCLE
 from features.state import UserState
 from models.registry import ModelVersion
-from models.tree_scoring import TreeScorer, tree_scorer
+from models.tree_scoring import TreeScorer, score_each, tree_scorer
 
 SIGNALS = ("affinity", "affinity_share", "occasions", "days_since_purchase", "due",
            "recent_rank", "popularity", "als", "user_occasions")
@@ -130,4 +130,10 @@ class CategoryRanker:
     def rank(self, state: UserState, now: datetime, cycles: Mapping[str, float],
              n: int) -> list[tuple[str, float]]:
         """The n likeliest categories to be bought next, with their ranker scores."""
-        return top(self.categories, self.score(self.signals(state, now, cycles)), n)
+        return self.rank_of([state], now, cycles, n)[0]
+
+    def rank_of(self, states: Sequence[UserState], now: datetime, cycles: Mapping[str, float],
+                n: int) -> list[list[tuple[str, float]]]:
+        """`rank` of each user, all their signals scored in one call."""
+        scores = score_each(self.score, [self.signals(state, now, cycles) for state in states])
+        return [top(self.categories, found, n) for found in scores]

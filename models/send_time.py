@@ -17,8 +17,8 @@ Curves are over the hour of the *open*; the hour to send is that minus the typic
 from send to open, measured on the logged sends (training.send_time).
 
 The batch path (`fit`, and the matrices built from BatchFeatures in training) and the
-per-user path (`curves_for`, `send_hours_for`, from a UserState) share `priors`, `curves`
-and `send_hours`, so both give the same hours.
+request path (`curves_for`, `send_hours_for`, `send_hours_of`, from UserStates) share
+`priors`, `curves` and `send_hours`, so both give the same hours.
 """
 
 from __future__ import annotations
@@ -186,9 +186,10 @@ class SendTimeModel:
         """The local hour to send so that the open falls in the best hour."""
         return np.asarray((self.engagement_hours(opens, priors) - self.delay_hours) % HOURS)
 
-    def _inputs_for(self, state: UserState, now: datetime,
-                    channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """One user's opens and priors (one row per channel), as the batch path builds them."""
+    def _user_rows(self, state: UserState, now: datetime, channels: Sequence[str]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One user's opens, shopping activity and country curves, a row per channel, as the
+        batch path builds them."""
         row = {channel: index for index, channel in enumerate(channels)}
         cells = []
         for key, value in state.counts_at("hourly_opens", now).items():  # "channel:hour"
@@ -200,19 +201,34 @@ class SendTimeModel:
         countries = (np.stack([self.country_prior(channel, state.profile.country)
                                for channel in channels])
                      if channels else np.zeros((0, HOURS)))
-        priors = self.priors(channels, countries, np.repeat(activity, len(channels), axis=0))
-        return opens, priors
+        return opens, np.repeat(activity, len(channels), axis=0), countries
 
     def curves_for(self, state: UserState, now: datetime,
                    channels: Sequence[str]) -> np.ndarray:
         """One user's open curves (len(channels) x 24) at `now`: a score per local hour."""
-        return self.curves(*self._inputs_for(state, now, channels))
+        opens, activity, countries = self._user_rows(state, now, channels)
+        return self.curves(opens, self.priors(channels, countries, activity))
 
     def send_hours_for(self, state: UserState, now: datetime,
                        channels: Sequence[str]) -> dict[str, int]:
         """Channel -> the local hour (0..23) to send to one user at `now`."""
-        hours = self.send_hours(*self._inputs_for(state, now, channels))
-        return {channel: int(hour) for channel, hour in zip(channels, hours, strict=True)}
+        return self.send_hours_of([(state, channels)], now)[0]
+
+    def send_hours_of(self, asked: Sequence[tuple[UserState, Sequence[str]]],
+                      now: datetime) -> list[dict[str, int]]:
+        """`send_hours_for` of each (user, channels), every user's priors and curves
+        computed as one matrix: a call's users at the cost of a few."""
+        if not asked:
+            return []
+        rows = [self._user_rows(state, now, channels) for state, channels in asked]
+        every = [channel for _, channels in asked for channel in channels]
+        opens, activity, countries = (np.concatenate(part) for part in zip(*rows, strict=True))
+        hours = self.send_hours(opens, self.priors(every, countries, activity)).tolist()
+        found, start = [], 0
+        for _, channels in asked:
+            found.append(dict(zip(channels, hours[start:start + len(channels)], strict=True)))
+            start += len(channels)
+        return found
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

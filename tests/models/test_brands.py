@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from features.state import UserState
 from models.brands import SIGNALS, BrandRanker
 from models.tree_scoring import onnx_scorer
 from tests.conftest import SplitWorld
@@ -42,3 +43,7 @@ def test_served_brand_signals_match_training(split_world: SplitWorld) -> None:
     ranked = ranker.rank(first, batch.anchor, 3)
     assert len(ranked) <= 3 and [s for _, s in ranked] == sorted((s for _, s in ranked),
                                                                   reverse=True)
+    states = [batch.state(user) or UserState(user, batch.anchor) for user in users]
+    states.insert(2, UserState("nobody", batch.anchor))  # no candidates at all
+    assert ranker.rank_of(states, batch.anchor, 3) == [  # many users in one call
+        ranker.rank(state, batch.anchor, 3) for state in states]

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from features.pipeline import BatchFeatures
+from features.state import UserState
 from models.categories import SIGNALS, CategoryRanker
 from models.tree_scoring import compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
@@ -76,6 +77,9 @@ def test_rank_returns_the_best_n_in_order(split_world: SplitWorld) -> None:
                                                                   reverse=True)
     everything = ranker.rank(state, batch.anchor, batch.cycles, 100)
     assert ranked == everything[:5] and len(everything) == len(ranker.categories)
+    states = [batch.state(user) or UserState(user, batch.anchor) for user in users[:40]]
+    assert ranker.rank_of(states, batch.anchor, batch.cycles, 5) == [  # in one call
+        ranker.rank(state, batch.anchor, batch.cycles, 5) for state in states]
 
 
 def test_the_served_scorers_score_as_lightgbm(split_world: SplitWorld, tmp_path: Path) -> None:

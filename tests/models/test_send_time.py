@@ -38,7 +38,8 @@ def _batch_send_hours(model: SendTimeModel, batch: BatchFeatures, users: list[st
             in zip(rows.select("user_id", "channel").iter_rows(), hours, strict=True)}
 
 
-def test_per_user_send_hours_equal_the_batch_ones(full_batch: BatchFeatures) -> None:
+def test_per_user_send_hours_equal_the_batch_ones_alone_or_together(
+        full_batch: BatchFeatures) -> None:
     model = SendTimeModel.fit(full_batch, delay_hours=2)
     channels = sorted(model.global_curves)
     opening = hourly_opens(full_batch)["user_id"].unique().sort()
@@ -46,12 +47,19 @@ def test_per_user_send_hours_equal_the_batch_ones(full_batch: BatchFeatures) -> 
         ~pl.col("user_id").is_in(opening.implode()))["user_id"].head(SAMPLED // 2).to_list()
     expected = _batch_send_hours(model, full_batch, users, channels)
     now = full_batch.anchor
+    states = []
     for user_id in users:
         state = full_batch.state(user_id)
         assert state is not None
+        states.append(state)
         hours = model.send_hours_for(state, now, channels)
         assert hours == {channel: expected[user_id, channel] for channel in channels}
     assert len(set(expected.values())) > 1  # users differ, not one global hour
+    asked = [(state, channels[:1 + i % len(channels)]) for i, state in enumerate(states)]
+    assert model.send_hours_of(asked, now) == [  # many users at once, each their own
+        {channel: expected[state.user_id, channel] for channel in some}
+        for state, some in asked]
+    assert model.send_hours_of([], now) == []
 
 
 def test_curves_for_are_the_scores_behind_the_send_hours(split_world: SplitWorld) -> None:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from models.registry import ModelRegistry, ModelVersion
-from models.tree_scoring import tree_scorer
+from models.tree_scoring import score_each, tree_scorer
 from training.onnx_export import ranker_to_onnx
 
 FEATURES = 4
@@ -43,3 +43,16 @@ def test_a_failed_compile_falls_back_to_the_graph(tmp_path: Path, redis_client: 
     scorer = tree_scorer(version, "trees", FEATURES, blocked / "compiled")
     np.testing.assert_allclose(scorer(rows), tree_scorer(version, "trees", FEATURES, None)(rows))
     assert "scoring it with onnxruntime" in caplog.text
+
+
+def test_matrices_scored_together_score_as_each_alone(tmp_path: Path,
+                                                     redis_client: redis.Redis) -> None:
+    version, rows = _version(tmp_path, redis_client)
+    for scorer in (tree_scorer(version, "trees", FEATURES, tmp_path / "compiled"),
+                   tree_scorer(version, "trees", FEATURES, None)):
+        matrices = [rows[:3], rows[3:3], rows[3:8], rows[8:9]]
+        together = score_each(scorer, matrices)
+        assert [len(scores) for scores in together] == [3, 0, 5, 1]
+        for matrix, scores in zip(matrices, together, strict=True):
+            np.testing.assert_array_equal(scores, scorer(matrix))
+        assert score_each(scorer, []) == []
