@@ -6,7 +6,8 @@ lifecycle stage, holdout group, reachable channels and contact budget; send hour
 computation for all users) and channel scores; the eligible offers (all rules at once,
 candidates.py); one call of the offer model per user (compiled, or its ONNX graph) scoring
 them with the no-offer arm (so uplift comes with it), expected values and exploration;
-categories and brands (one call of each ranker for all users); items and the answer.
+categories and brands (one call of each ranker for all users) and the hours each category
+is shopped; items and the answer.
 Finally one pipelined write logs the decisions and counts the offers given. The Redis work
 is written as plans (nbo/redis_plan.py): `decide_many` runs them with the blocking client,
 the API with its event loop's connection (`decide_plan`).
@@ -249,7 +250,7 @@ class DecisionEngine:
         code and data stay in the CPU's caches from one user to the next, which makes a
         batch about a fifth cheaper per user than taking each user through every stage.
         Where a model computes many users as cheaply as a few (send hours, the two
-        rankers), it is called once for all of them."""
+        rankers, category hours), it is called once for all of them."""
         catalog_version, table = yield from self.candidates()  # Redis about once a second
         call = _Call(now, read, table, catalog_version, self.models)
         subjects = [self._subject(request, state, given, call)
@@ -263,9 +264,11 @@ class DecisionEngine:
                   for subject, reach, pool in zip(subjects, reaches, pools, strict=True)]
         categories = self._categories(subjects, call)
         brands = self._brands(subjects, call)
-        return [self._decision(subject, reach, pool, offer, ranked, brand, call)
-                for subject, reach, pool, offer, ranked, brand
-                in zip(subjects, reaches, pools, offers, categories, brands, strict=True)]
+        category_hours = self._category_hours(subjects, categories, call)
+        return [self._decision(subject, reach, pool, offer, ranked, timing, brand, call)
+                for subject, reach, pool, offer, ranked, timing, brand
+                in zip(subjects, reaches, pools, offers, categories, category_hours, brands,
+                       strict=True)]
 
     def _subject(self, request: DecisionRequest, known: UserState | None,
                  given: dict[str, int], call: _Call) -> _Subject:
@@ -317,7 +320,7 @@ class DecisionEngine:
 
     def _decision(self, subject: _Subject, reach: _Reach, pool: _Pool,
                   offers: tuple[list[ChosenOffer], dict[str, object]], categories: list[str],
-                  brands: list[str], call: _Call) -> Decision:
+                  category_hours: dict[str, int], brands: list[str], call: _Call) -> Decision:
         request, state, budget, now = subject.request, subject.state, subject.budget, call.now
         meta, models = call.read.meta, call.models
         chosen, terms = offers
@@ -334,7 +337,7 @@ class DecisionEngine:
         return Decision(
             decision_id=uuid.uuid4().hex, user_id=request.user_id, source=subject.source,
             degraded=call.read.degraded, offers=chosen, categories=shown,
-            category_hours=self._category_hours(state, shown, call),
+            category_hours=category_hours,
             category_price_bands={c: bands[c] for c in shown if c in bands},
             brands=brands, items=self._items(categories, brands, bands, request.n_items, call),
             price_band=None if price_band is None else BANDS[price_band],
@@ -425,13 +428,17 @@ class DecisionEngine:
                                 meta.cycles if meta else {}, max(wanted, default=0))
         return [[key for key, _ in found[:n]] for found, n in zip(ranked, wanted, strict=True)]
 
-    def _category_hours(self, state: UserState, categories: Sequence[str],
-                        call: _Call) -> dict[str, int]:
-        """The local hour the user most likely shops each category (category timing)."""
+    @staticmethod
+    def _category_hours(subjects: Sequence[_Subject], categories: Sequence[Sequence[str]],
+                        call: _Call) -> list[dict[str, int]]:
+        """The local hour each user most likely shops each of their shown categories
+        (category timing), all in one computation."""
         timing = call.models.category_timing if call.models else None
-        if timing is None or not categories:
-            return {}
-        return timing.hours_for(state, call.now, categories)
+        if timing is None:
+            return [{} for _ in subjects]
+        return timing.hours_of([(subject.state, ranked[:subject.request.n_categories])
+                                for subject, ranked in zip(subjects, categories, strict=True)],
+                               call.now)
 
     def _brands(self, subjects: Sequence[_Subject], call: _Call, n: int = 5) -> list[list[str]]:
         """Each user's brands by the learned ranking, all scored in one call; without a

@@ -34,7 +34,13 @@ from features.event import RETURNED
 from features.local_time import HOUR_COLUMN, with_hour_of_week
 from features.pipeline import BatchFeatures
 from features.state import UserState
-from models.send_time import HOURS, activity_by_hour, hourly_activity, smoothing_kernel
+from models.send_time import (
+    HOURS,
+    activity_by_hour,
+    hourly_activity,
+    per_user,
+    smoothing_kernel,
+)
 
 ARTIFACT = "category_timing.json"
 CURVE_BANDWIDTH = 1.0  # hours of smoothing of the category and overall curves
@@ -154,8 +160,17 @@ class CategoryTiming:
     def hours_for(self, state: UserState, now: datetime,
                   categories: Sequence[str]) -> dict[str, int]:
         """Category -> the local hour (0..23) one user most likely shops it, at `now`."""
-        hours = self.hours(activity_by_hour(state, now), categories)
-        return {category: int(hour) for category, hour in zip(categories, hours, strict=True)}
+        return self.hours_of([(state, categories)], now)[0]
+
+    def hours_of(self, asked: Sequence[tuple[UserState, Sequence[str]]],
+                 now: datetime) -> list[dict[str, int]]:
+        """`hours_for` of each (user, categories), computed as one matrix."""
+        if not asked:
+            return []
+        activity = np.concatenate([np.repeat(activity_by_hour(state, now), len(categories),
+                                             axis=0) for state, categories in asked])
+        every = [category for _, categories in asked for category in categories]
+        return per_user([categories for _, categories in asked], self.hours(activity, every))
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

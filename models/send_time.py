@@ -108,6 +108,16 @@ def activity_by_hour(state: UserState, now: datetime) -> np.ndarray:
                        for hour, value in state.counts_at("hourly_activity", now).items()))
 
 
+def per_user(keys: Sequence[Sequence[str]], hours: np.ndarray) -> list[dict[str, int]]:
+    """Hours computed as one array for many users, as each user's key -> hour: `keys`
+    lists each user's keys in the order of their rows."""
+    found, start, every = [], 0, hours.tolist()
+    for mine in keys:
+        found.append(dict(zip(mine, every[start:start + len(mine)], strict=True)))
+        start += len(mine)
+    return found
+
+
 @dataclass(frozen=True)
 class SendTimeModel:
     global_curves: dict[str, list[float]]  # channel -> 24 shares of opens
@@ -223,12 +233,8 @@ class SendTimeModel:
         rows = [self._user_rows(state, now, channels) for state, channels in asked]
         every = [channel for _, channels in asked for channel in channels]
         opens, activity, countries = (np.concatenate(part) for part in zip(*rows, strict=True))
-        hours = self.send_hours(opens, self.priors(every, countries, activity)).tolist()
-        found, start = [], 0
-        for _, channels in asked:
-            found.append(dict(zip(channels, hours[start:start + len(channels)], strict=True)))
-            start += len(channels)
-        return found
+        hours = self.send_hours(opens, self.priors(every, countries, activity))
+        return per_user([channels for _, channels in asked], hours)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

@@ -61,6 +61,11 @@ def test_served_hours_equal_the_batch_ones(full_batch: BatchFeatures) -> None:
             zip(categories, batch_hours.tolist(), strict=True))
     nobody = model.hours_for(UserState("nobody", now), now, categories)
     assert set(nobody) == set(categories) and all(0 <= h < HOURS for h in nobody.values())
+    states = [full_batch.state(user_id) or UserState(user_id, now) for user_id in users]
+    asked = [(state, categories[:i % 4]) for i, state in enumerate(states)]  # some with none
+    assert model.hours_of(asked, now) == [  # many users in one computation, each their own
+        model.hours_for(state, now, some) for state, some in asked]
+    assert model.hours_of([], now) == []
 
 
 def test_the_fitted_model_round_trips_through_json() -> None:
