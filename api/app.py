@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
 
 from api.auth import ApiKeys
 from api.errors import install_error_handlers
@@ -32,7 +33,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        with startup_objects_frozen() if settings.freeze_startup_objects else nullcontext():
+        # BLAS on one thread: a request's matrices are small, and its idle threads spin
+        # on the cores the other workers, Redis and the clients need
+        with (startup_objects_frozen() if settings.freeze_startup_objects else nullcontext(),
+              threadpool_limits(limits=1)):
             yield
         services.connection.close()
 

@@ -1,4 +1,5 @@
-"""While the app serves, what it loaded is out of the garbage collector's walks."""
+"""While the app serves, what it loaded is out of the garbage collector's walks, and BLAS
+runs on the calling thread alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 
 import redis
 from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_info
 
 from api.app import create_app
 from api.garbage import FULL_COLLECTION_THRESHOLD
@@ -51,3 +53,16 @@ def test_models_loaded_by_a_reload_are_frozen_too(served_world: ServedWorld) -> 
     finally:
         client.set(PROMOTED, original)
         client.close()
+
+
+def _blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_blas_runs_on_one_thread_while_serving(served_world: ServedWorld) -> None:
+    before = _blas_threads()
+    assert before  # numpy's BLAS is found
+    with TestClient(create_app(served_world.settings())) as client:
+        assert client.get("/healthz").status_code == 200
+        assert _blas_threads() == [1] * len(before)
+    assert _blas_threads() == before
