@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +19,7 @@ from decisions.catalog import OfferCatalog
 from features.contract.offers import offers_file, read_offers
 from features.pipeline import load_features
 from features.store.redis_store import RedisFeatureStore
-from models.registry import ModelRegistry
+from models.registry import PROMOTED, ModelRegistry
 from nbo.settings import Settings
 from training.synthetic.world import generate_world
 from training.train import train
@@ -35,6 +37,33 @@ class ServedWorld:
     def settings(self, **changes: object) -> Settings:
         return Settings(redis_url=self.redis_url, models_dir=self.models,
                         data_dir=self.directory / "data", **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class VersionCopy:
+    """A copy of the promoted model version, not promoted yet."""
+
+    registry: ModelRegistry
+    client: redis.Redis
+    original: str  # the version promoted before
+    copy: str
+
+
+@contextmanager
+def promoted_version_copied(world: ServedWorld, suffix: str) -> Iterator[VersionCopy]:
+    """A copy of the promoted version named `{original}-{suffix}`; whatever a test promotes
+    meanwhile, the original is promoted again after."""
+    client = redis.Redis.from_url(world.redis_url)
+    registry = ModelRegistry(world.models, client)
+    original = registry.promoted()
+    assert original is not None
+    copy = f"{original}-{suffix}"
+    shutil.copytree(world.models / original, world.models / copy)
+    try:
+        yield VersionCopy(registry, client, original, copy)
+    finally:
+        client.set(PROMOTED, original)
+        client.close()
 
 
 def _on_db(url: str, db: int) -> str:

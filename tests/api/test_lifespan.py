@@ -4,16 +4,12 @@ runs on the calling thread alone."""
 from __future__ import annotations
 
 import gc
-import shutil
 
-import redis
 from fastapi.testclient import TestClient
-from threadpoolctl import threadpool_info
 
 from api.app import create_app
 from api.garbage import FULL_COLLECTION_THRESHOLD
-from models.registry import PROMOTED, ModelRegistry
-from tests.api.conftest import ServedWorld
+from tests.api.conftest import ServedWorld, promoted_version_copied
 
 
 def _walked_by_collections(target: object) -> bool:
@@ -36,33 +32,10 @@ def test_the_served_models_are_frozen_while_serving_and_released_after(
 
 
 def test_models_loaded_by_a_reload_are_frozen_too(served_world: ServedWorld) -> None:
-    client = redis.Redis.from_url(served_world.redis_url)
-    registry = ModelRegistry(served_world.models, client)
-    original = registry.promoted()
-    assert original is not None
-    copy = f"{original}-frozen"
-    shutil.copytree(served_world.models / original, served_world.models / copy)
     app = create_app(served_world.settings())
-    try:
-        with TestClient(app) as api:
-            registry.promote(copy)
-            assert api.post("/v1/models/reload").json()["serving"] == copy
-            reloaded = app.state.services.engine.models
-            assert reloaded.version == copy and not _walked_by_collections(reloaded)
-            assert api.get(f"/v1/users/{served_world.users[3]}/decision").status_code == 200
-    finally:
-        client.set(PROMOTED, original)
-        client.close()
-
-
-def _blas_threads() -> list[int]:
-    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-
-
-def test_blas_runs_on_one_thread_while_serving(served_world: ServedWorld) -> None:
-    before = _blas_threads()
-    assert before  # numpy's BLAS is found
-    with TestClient(create_app(served_world.settings())) as client:
-        assert client.get("/healthz").status_code == 200
-        assert _blas_threads() == [1] * len(before)
-    assert _blas_threads() == before
+    with promoted_version_copied(served_world, "frozen") as version, TestClient(app) as api:
+        version.registry.promote(version.copy)
+        assert api.post("/v1/models/reload").json()["serving"] == version.copy
+        reloaded = app.state.services.engine.models
+        assert reloaded.version == version.copy and not _walked_by_collections(reloaded)
+        assert api.get(f"/v1/users/{served_world.users[3]}/decision").status_code == 200

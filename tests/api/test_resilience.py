@@ -8,14 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from models.registry import PROMOTED, ModelRegistry
+from models.registry import PROMOTED
 from nbo.redis_server import EmbeddedRedis
 from nbo.settings import Settings
-from tests.api.conftest import ServedWorld
+from tests.api.conftest import ServedWorld, promoted_version_copied
 
 
 def test_an_outage_degrades_then_recovers(tmp_path: Path) -> None:
@@ -49,15 +48,11 @@ def test_an_outage_degrades_then_recovers(tmp_path: Path) -> None:
 
 
 def test_a_reload_under_traffic_fails_no_request(served_world: ServedWorld) -> None:
-    client = redis.Redis.from_url(served_world.redis_url)
-    registry = ModelRegistry(served_world.models, client)
-    original = registry.promoted()
-    assert original is not None
-    copy = f"{original}-copy"
-    shutil.copytree(served_world.models / original, served_world.models / copy)
     statuses: list[int] = []
     stop = threading.Event()
-    try:
+    with promoted_version_copied(served_world, "copy") as version:
+        registry, client, original, copy = (version.registry, version.client, version.original,
+                                            version.copy)
         with TestClient(create_app(served_world.settings())) as api:
             def hammer() -> None:
                 while not stop.is_set():
@@ -81,6 +76,3 @@ def test_a_reload_under_traffic_fails_no_request(served_world: ServedWorld) -> N
             assert refused.status_code == 409 and "corrupt" in refused.json()["detail"]
             assert api.get("/v1/models").json()["serving"] == copy
             assert api.get(f"/v1/users/{served_world.users[3]}/decision").status_code == 200
-    finally:
-        client.set(PROMOTED, original)
-        client.close()
