@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 
 from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_info
 
 from api.app import create_app
 from api.garbage import FULL_COLLECTION_THRESHOLD
@@ -39,3 +40,16 @@ def test_models_loaded_by_a_reload_are_frozen_too(served_world: ServedWorld) -> 
         reloaded = app.state.services.engine.models
         assert reloaded.version == version.copy and not _walked_by_collections(reloaded)
         assert api.get(f"/v1/users/{served_world.users[3]}/decision").status_code == 200
+
+
+def _blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_blas_runs_on_one_thread_while_serving(served_world: ServedWorld) -> None:
+    before = _blas_threads()
+    assert before  # numpy's BLAS is found
+    with TestClient(create_app(served_world.settings())) as client:
+        assert client.get("/healthz").status_code == 200
+        assert _blas_threads() == [1] * len(before)
+    assert _blas_threads() == before
