@@ -1,8 +1,9 @@
 """Which offers a user may get now: the catalog's rules as arrays, checked all at once.
 
-`CandidateTable` is built once per catalog version. A decision then evaluates every rule
-for every offer with a few numpy operations (no Python loop over offers), and only when
-the caller asks for an explanation turns the failed rules into words.
+`CandidateTable` is built once per catalog version. A call then evaluates every rule for
+every offer and every user it decides for with a few numpy operations (no Python loop over
+offers), and only when the caller asks for an explanation turns the failed rules into
+words.
 
 Rules (docs/api.md, "Eligibility"):
 - valid now (`valid_from` <= now < `valid_to`);
@@ -20,9 +21,10 @@ Rules (docs/api.md, "Eligibility"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 
@@ -66,9 +68,8 @@ def _epoch(moment: datetime | None, default: int) -> int:
 
 @dataclass(frozen=True)
 class UserFacts:
-    """What the rules need to know about the user and the moment."""
+    """What the rules need to know about one user."""
 
-    now: datetime
     journey: str | None
     stage: str
     segments: frozenset[str]
@@ -76,8 +77,24 @@ class UserFacts:
     interest: np.ndarray  # (offers,) the user's interest share in each offer's categories
     cart_value: float
     given: Mapping[str, int]  # offer id -> times the user already got it
-    spent: Mapping[str, float]  # offer id -> cost spent from its budget
     holdout: bool
+
+
+def _flags(index: Mapping[str, int], wanted: Sequence[Iterable[str]]) -> np.ndarray:
+    """(users, vocabulary) bool: which values of the vocabulary (`index`: value -> column)
+    each user has."""
+    flags = np.zeros((len(wanted), len(index)), dtype=bool)
+    cells = [(row, index[value]) for row, values in enumerate(wanted) for value in values
+             if value in index]
+    if cells:
+        rows, columns = zip(*cells, strict=True)
+        flags[rows, columns] = True
+    return flags
+
+
+_JOURNEY_INDEX = {journey: i for i, journey in enumerate(JOURNEYS)}
+_STAGE_INDEX = {stage: i for i, stage in enumerate(STAGES)}
+_CHANNEL_INDEX = {channel: i for i, channel in enumerate(CHANNELS)}
 
 
 @dataclass(frozen=True)
@@ -131,45 +148,60 @@ class CandidateTable:
     def __len__(self) -> int:
         return len(self.offers)
 
-    def rules(self, facts: UserFacts) -> dict[str, np.ndarray]:
-        """Rule name -> (offers,) bool: True where the offer passes that rule."""
-        now = int(facts.now.timestamp())
-        journey = (self.journeys[:, JOURNEYS.index(facts.journey)]
-                   if facts.journey in JOURNEYS else np.zeros(len(self), dtype=bool))
-        stage = (self.stages[:, STAGES.index(facts.stage)] if facts.stage in STAGES
-                 else np.zeros(len(self), dtype=bool))
-        wanted = [i for i, name in enumerate(self.segment_names) if name in facts.segments]
-        reachable = [i for i, channel in enumerate(CHANNELS) if channel in facts.reachable]
-        given = self._per_offer(facts.given, np.int64)
-        spent = self._per_offer(facts.spent, np.float64)
-        in_cart_journey = facts.journey in CART_JOURNEYS
+    def rules(self, users: Sequence[UserFacts], now: datetime,
+              spent: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """Rule name -> (users, offers) bool: True where the offer passes that rule for the
+        user, at `now` with `spent` (offer id -> cost spent from its budget)."""
+        shape = (len(users), len(self))
+        at = int(now.timestamp())
+        journey = _flags(_JOURNEY_INDEX, [(u.journey,) if u.journey else () for u in users])
+        stage = _flags(_STAGE_INDEX, [(u.stage,) for u in users])
+        segments = _flags(self._segment_index, [u.segments for u in users])
+        reachable = _flags(_CHANNEL_INDEX, [u.reachable for u in users])
+        interest = np.array([u.interest for u in users], dtype=np.float64).reshape(shape)
+        cart_value = np.array([u.cart_value for u in users], dtype=np.float64)[:, None]
+        outside_cart = np.array([u.journey not in CART_JOURNEYS for u in users],
+                                dtype=bool)[:, None]
+        holdout = np.array([u.holdout for u in users], dtype=bool)[:, None]
+        given = np.zeros(shape, dtype=np.int64)
+        for row, user in enumerate(users):
+            for offer_id, count in user.given.items():
+                if (column := self.index.get(offer_id)) is not None:
+                    given[row, column] = count
+        budget = self._per_offer(spent) + self.cost <= self.budget  # one more is covered
         return {
-            "valid_now": (self.valid_from <= now) & (now < self.valid_to),
-            "journey": ~self.journey_specific | journey,
-            "lifecycle_stage": ~self.stage_specific | stage,
-            "segment": ~self.segment_specific | self.segments[:, wanted].any(axis=1),
-            "channel": self.channels[:, reachable].any(axis=1),
-            "category_interest": ~self.category_specific | (facts.interest > 0),
-            "min_order_value": (self.min_order <= facts.cart_value) | (not in_cart_journey),
+            "valid_now": np.broadcast_to((self.valid_from <= at) & (at < self.valid_to), shape),
+            "journey": ~self.journey_specific | (journey @ self.journeys.T),
+            "lifecycle_stage": ~self.stage_specific | (stage @ self.stages.T),
+            "segment": ~self.segment_specific | (segments @ self.segments.T),
+            "channel": reachable @ self.channels.T,
+            "category_interest": ~self.category_specific | (interest > 0),
+            "min_order_value": (self.min_order <= cart_value) | outside_cart,
             "max_per_user": given < self.max_per_user,
-            "budget": spent + self.cost <= self.budget,  # one more redemption is covered
-            "holdout": ~self.incentive | (not facts.holdout),
+            "budget": np.broadcast_to(budget, shape),
+            "holdout": ~self.incentive | ~holdout,
         }
 
-    def _per_offer(self, values: Mapping[str, float], dtype: type) -> np.ndarray:
+    @cached_property
+    def _segment_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.segment_names)}
+
+    def _per_offer(self, values: Mapping[str, float]) -> np.ndarray:
         """A sparse offer id -> value mapping as an (offers,) array (0 elsewhere)."""
-        array: np.ndarray = np.zeros(len(self), dtype=dtype)
+        array = np.zeros(len(self))
         for offer_id, value in values.items():
             row = self.index.get(offer_id)
             if row is not None:
                 array[row] = value
         return array
 
-    def eligible(self, facts: UserFacts) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Indices of the offers passing every rule, and the rules' verdicts."""
-        verdicts = self.rules(facts)
-        passing = np.logical_and.reduce(list(verdicts.values())) if verdicts else np.zeros(0)
-        return np.flatnonzero(passing), verdicts
+    def eligible(self, users: Sequence[UserFacts], now: datetime, spent: Mapping[str, float]
+                 ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+        """Each user's indices of the offers passing every rule, and the rules' verdicts
+        (`rules`)."""
+        verdicts = self.rules(users, now, spent)
+        passing = np.logical_and.reduce(list(verdicts.values()))
+        return [np.flatnonzero(row) for row in passing], verdicts
 
 
 def removed_by(table: CandidateTable, verdicts: Mapping[str, np.ndarray]) -> dict[str, list[str]]:

@@ -3,11 +3,11 @@
 Per call: one Redis round trip reads every user's features with their per-offer counts
 and the budgets spent; then in process, each stage over every user before the next:
 lifecycle stage, holdout group, reachable channels and contact budget; send hours (one
-computation for all users) and channel scores; the eligible offers (all rules at once,
-candidates.py); one call of the offer model per user (compiled, or its ONNX graph) scoring
-them with the no-offer arm (so uplift comes with it), expected values and exploration;
-categories and brands (one call of each ranker for all users) and the hours each category
-is shopped; items and the answer.
+computation for all users) and channel scores; the eligible offers (every rule for every
+user at once, candidates.py); one call of the offer model per user (compiled, or its ONNX
+graph) scoring them with the no-offer arm (so uplift comes with it), expected values and
+exploration; categories and brands (one call of each ranker for all users) and the hours
+each category is shopped; items and the answer.
 Finally one pipelined write logs the decisions and counts the offers given. The Redis work
 is written as plans (nbo/redis_plan.py): `decide_many` runs them with the blocking client,
 the API with its event loop's connection (`decide_plan`).
@@ -140,7 +140,7 @@ class _Pool:
 
     eligible: np.ndarray  # rows of the candidate table
     fit: np.ndarray  # their rows of OfferMatrix.fit
-    verdicts: dict[str, np.ndarray]  # rule -> (offers,) bool, for `explain`
+    verdicts: dict[str, np.ndarray]  # rule -> (offers,) bool; only when asked to `explain`
 
 
 class DecisionEngine:
@@ -249,8 +249,8 @@ class DecisionEngine:
         """Every user's decision, one stage at a time over all the users asked: a stage's
         code and data stay in the CPU's caches from one user to the next, which makes a
         batch about a fifth cheaper per user than taking each user through every stage.
-        Where a model computes many users as cheaply as a few (send hours, the two
-        rankers, category hours), it is called once for all of them."""
+        Where a model or rule computes many users as cheaply as a few (send hours,
+        eligibility, the two rankers, category hours), it is called once for all of them."""
         catalog_version, table = yield from self.candidates()  # Redis about once a second
         call = _Call(now, read, table, catalog_version, self.models)
         subjects = [self._subject(request, state, given, call)
@@ -259,7 +259,7 @@ class DecisionEngine:
         hours = self._send_hours(subjects, call)
         reaches = [self._reach(subject, learned, call)
                    for subject, learned in zip(subjects, hours, strict=True)]
-        pools = [self._pool(subject, call) for subject in subjects]
+        pools = self._pools(subjects, call)
         offers = [self._offers(subject, reach, pool, call)
                   for subject, reach, pool in zip(subjects, reaches, pools, strict=True)]
         categories = self._categories(subjects, call)
@@ -305,18 +305,24 @@ class DecisionEngine:
         zone = ZoneInfo(state.profile.timezone or FALLBACK_ZONE)
         return _Reach(channels, best, context, when.astimezone(zone))
 
-    def _pool(self, subject: _Subject, call: _Call) -> _Pool:
-        """The offers every rule allows the user, with how well each fits them."""
-        state, request, table, now = subject.state, subject.request, call.table, call.now
-        fit = table.matrix.fit(state, now, np.arange(len(table)))
-        relevance = fit[:, 0] + table.matrix.naming(state.session.recent_categories)
-        facts = UserFacts(now=now, journey=request.journey, stage=subject.stage,
-                          segments=self._segments(state), reachable=subject.reach,
-                          interest=relevance, cart_value=max(state.session.cart_value, 0.0),
-                          given=subject.given, spent=call.read.spent,
-                          holdout=subject.group is not None)
-        eligible, verdicts = table.eligible(facts)
-        return _Pool(eligible, fit[eligible], verdicts)
+    def _pools(self, subjects: Sequence[_Subject], call: _Call) -> list[_Pool]:
+        """The offers every rule allows each user, with how well each fits them: the rules
+        checked for all users at once."""
+        table, states = call.table, [subject.state for subject in subjects]
+        fit = table.matrix.fit_of(states, call.now)
+        relevance = fit[:, :, 0] + table.matrix.naming_of(
+            [state.session.recent_categories for state in states])
+        facts = [UserFacts(journey=subject.request.journey, stage=subject.stage,
+                           segments=self._segments(subject.state), reachable=subject.reach,
+                           interest=interest,
+                           cart_value=max(subject.state.session.cart_value, 0.0),
+                           given=subject.given, holdout=subject.group is not None)
+                 for subject, interest in zip(subjects, relevance, strict=True)]
+        eligible, verdicts = table.eligible(facts, call.now, call.read.spent)
+        return [_Pool(offers, fit[user, offers],
+                      {rule: passing[user] for rule, passing in verdicts.items()}
+                      if subject.request.explain else {})
+                for user, (subject, offers) in enumerate(zip(subjects, eligible, strict=True))]
 
     def _decision(self, subject: _Subject, reach: _Reach, pool: _Pool,
                   offers: tuple[list[ChosenOffer], dict[str, object]], categories: list[str],

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -110,42 +111,74 @@ class OfferMatrix:
     offer_ids: tuple[str, ...]
     columns: np.ndarray  # (offers, OFFER_COLUMNS but CATEGORY_COLUMNS) float32
     categories: tuple[str, ...]  # the categories some offer is restricted to
-    membership: np.ndarray  # (offers, categories) float64: 1 where the offer names it
+    membership: np.ndarray  # (offers, categories) bool: where the offer names it
     any_category: np.ndarray  # (offers,) bool: offers for every category
 
     @classmethod
     def of(cls, offers: Sequence[Offer]) -> OfferMatrix:
         categories = tuple(sorted({c for offer in offers for c in offer.categories}))
         index = {category: i for i, category in enumerate(categories)}
-        membership = np.zeros((len(offers), len(categories)))
+        membership = np.zeros((len(offers), len(categories)), dtype=bool)
         for row, offer in enumerate(offers):
-            membership[row, [index[c] for c in offer.categories]] = 1.0
+            membership[row, [index[c] for c in offer.categories]] = True
         columns = np.array([[1.0, *(float(o.kind.value == k) for k in KINDS), o.value, o.cost,
                              o.min_order_value] for o in offers],
                            dtype=np.float32).reshape(len(offers), _OFFER_OWN)
         return cls(tuple(o.offer_id for o in offers), columns, categories, membership,
                    np.array([not o.categories for o in offers], dtype=bool))
 
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {category: i for i, category in enumerate(self.categories)}
+
+    @cached_property
+    def _named(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The offers restricted to categories, their categories' columns one offer after
+        another, and where each offer's start: for sums over each offer's categories."""
+        restricted = np.flatnonzero(~self.any_category)
+        per_offer = self.membership[restricted]
+        starts = np.concatenate([[0], np.cumsum(per_offer.sum(axis=1))[:-1]]).astype(np.intp)
+        return restricted, np.nonzero(per_offer)[1], starts
+
     def naming(self, categories: Sequence[str]) -> np.ndarray:
         """(offers,) bool: the offers restricted to one of `categories`."""
-        wanted = np.array([c in set(categories) for c in self.categories], dtype=bool)
-        return np.asarray(self.membership[:, wanted].any(axis=1)) if self.categories else (
-            np.zeros(len(self.offer_ids), dtype=bool))
+        return np.asarray(self.naming_of([categories])[0])
+
+    def naming_of(self, wanted: Sequence[Sequence[str]]) -> np.ndarray:
+        """(users, offers) bool: `naming` for each user's categories."""
+        asked = np.zeros((len(wanted), len(self.categories)), dtype=bool)
+        for row, categories in enumerate(wanted):
+            asked[row, [self._index[c] for c in categories if c in self._index]] = True
+        return np.asarray(asked @ self.membership.T)  # any named category asked
 
     def fit(self, state: UserState, now: datetime, rows: np.ndarray) -> np.ndarray:
         """(len(rows), CATEGORY_COLUMNS): for each offer, the user's share of category
         interest in its categories and how many of the user's categories (those with
         interest) it covers; an offer for any category covers all of them, share 1."""
-        affinity = state.counts_at("category_affinity", now)  # never below zero
-        total = sum(affinity.values())
-        shares = np.array([affinity.get(c, 0.0) for c in self.categories]) / (total or 1.0)
-        fit = np.zeros((len(rows), len(CATEGORY_COLUMNS)))
-        if self.categories:
-            fit = self.membership[rows] @ np.column_stack([shares, shares > 0])
-        general = self.any_category[rows]
-        fit[general] = (1.0, sum(value > 0 for value in affinity.values()))
-        return fit
+        return np.asarray(self.fit_of([state], now)[0, rows])
 
+    def fit_of(self, states: Sequence[UserState], now: datetime) -> np.ndarray:
+        """(users, offers, CATEGORY_COLUMNS): `fit` of every offer for each user, each
+        user's sums over their offers' categories taken alone (the same for any users)."""
+        shares = np.zeros((len(states), len(self.categories)))
+        engaged = np.zeros(len(states))
+        for row, state in enumerate(states):
+            affinity = state.counts_at("category_affinity", now)  # never below zero
+            total = sum(affinity.values()) or 1.0
+            engaged[row] = sum(value > 0 for value in affinity.values())
+            for category, value in affinity.items():
+                if (column := self._index.get(category)) is not None:
+                    shares[row, column] = value / total
+        fit = np.zeros((len(states), len(self.offer_ids), len(CATEGORY_COLUMNS)))
+        restricted, columns, starts = self._named
+        if len(restricted) and len(states):
+            named = shares[:, columns]
+            fit[:, restricted, 0] = np.add.reduceat(named, starts, axis=1)
+            fit[:, restricted, 1] = np.add.reduceat((named > 0).astype(np.float64), starts,
+                                                    axis=1)
+        fit[:, self.any_category, 0] = 1.0
+        fit[:, self.any_category, 1] = engaged[:, None]
+        return fit
 
 def offer_rows(state: UserState, now: datetime, channel: str, journey: str | None,
                local_hour: int, weekend: bool, population: Mapping[str, Mapping[str, float]],

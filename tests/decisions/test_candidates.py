@@ -38,9 +38,10 @@ def offers(draw: st.DrawFn, index: int) -> Offer:
         valid_to=None if start is None else NOW + timedelta(days=start + length))
 
 
-def plainly_eligible(offer: Offer, facts: UserFacts, interest: float) -> bool:
-    return ((offer.valid_from is None or offer.valid_from <= facts.now)
-            and (offer.valid_to is None or facts.now < offer.valid_to)
+def plainly_eligible(offer: Offer, facts: UserFacts, interest: float,
+                     spent: dict[str, float]) -> bool:
+    return ((offer.valid_from is None or offer.valid_from <= NOW)
+            and (offer.valid_to is None or NOW < offer.valid_to)
             and (not offer.journeys or facts.journey in offer.journeys)
             and (not offer.eligibility.lifecycle_stages
                  or facts.stage in offer.eligibility.lifecycle_stages)
@@ -52,31 +53,38 @@ def plainly_eligible(offer: Offer, facts: UserFacts, interest: float) -> bool:
             and (offer.max_per_user is None
                  or facts.given.get(offer.offer_id, 0) < offer.max_per_user)
             and (offer.budget is None
-                 or facts.spent.get(offer.offer_id, 0.0) + offer.cost <= offer.budget)
+                 or spent.get(offer.offer_id, 0.0) + offer.cost <= offer.budget)
             and (not facts.holdout or offer.kind is OfferKind.CONTENT))
 
 
-@settings(max_examples=100, deadline=None)
-@given(data=st.data(), count=st.integers(0, 8))
-def test_the_table_agrees_with_each_offer(data: st.DataObject, count: int) -> None:
-    catalog = [data.draw(offers(i)) for i in range(count)]
-    table = CandidateTable.of(catalog)
-    interest = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.3]), min_size=count,
-                                           max_size=count)))
-    facts = UserFacts(
-        now=NOW, journey=data.draw(st.one_of(st.none(), st.sampled_from(
-            [j.value for j in Journey]))),
+def _facts(data: st.DataObject, catalog: list[Offer]) -> UserFacts:
+    count = len(catalog)
+    return UserFacts(
+        journey=data.draw(st.one_of(st.none(), st.sampled_from([j.value for j in Journey]))),
         stage=data.draw(st.sampled_from([s.value for s in LifecycleStage])),
         segments=frozenset(data.draw(st.lists(st.sampled_from(SEGMENTS), unique=True))),
         reachable=frozenset(data.draw(st.lists(st.sampled_from([c.value for c in Channel]),
                                                unique=True))),
-        interest=interest, cart_value=data.draw(st.sampled_from([0.0, 30.0, 100.0])),
+        interest=np.array(data.draw(st.lists(st.sampled_from([0.0, 0.3]), min_size=count,
+                                             max_size=count))),
+        cart_value=data.draw(st.sampled_from([0.0, 30.0, 100.0])),
         given={o.offer_id: data.draw(st.integers(0, 3)) for o in catalog},
-        spent={o.offer_id: data.draw(st.sampled_from([0.0, 10.0, 200.0])) for o in catalog},
         holdout=data.draw(st.booleans()))
-    eligible, verdicts = table.eligible(facts)
-    expected = [i for i, offer in enumerate(catalog)
-                if plainly_eligible(offer, facts, float(interest[i]))]
-    assert eligible.tolist() == expected
-    removed = removed_by(table, verdicts)
-    assert set(removed) == {catalog[i].offer_id for i in range(count) if i not in expected}
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), count=st.integers(0, 8), users=st.integers(0, 4))
+def test_the_table_agrees_with_each_offer_for_each_user(data: st.DataObject, count: int,
+                                                        users: int) -> None:
+    catalog = [data.draw(offers(i)) for i in range(count)]
+    table = CandidateTable.of(catalog)
+    spent = {o.offer_id: data.draw(st.sampled_from([0.0, 10.0, 200.0])) for o in catalog}
+    everyone = [_facts(data, catalog) for _ in range(users)]
+    eligible, verdicts = table.eligible(everyone, NOW, spent)
+    assert len(eligible) == users
+    for user, facts in enumerate(everyone):
+        expected = [i for i, offer in enumerate(catalog)
+                    if plainly_eligible(offer, facts, float(facts.interest[i]), spent)]
+        assert eligible[user].tolist() == expected
+        removed = removed_by(table, {rule: passing[user] for rule, passing in verdicts.items()})
+        assert set(removed) == {catalog[i].offer_id for i in range(count) if i not in expected}

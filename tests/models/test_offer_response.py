@@ -103,6 +103,27 @@ def test_an_offer_s_categories_are_read_as_a_share_and_as_a_count() -> None:
     np.testing.assert_allclose(fit, [[1.0, 3.0], [0.2, 2.0], [0.8, 1.0]])
 
 
+
+def test_fit_and_naming_for_many_users_are_each_user_s_alone() -> None:
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    states = [UserState("heavy", now, counts={"category_affinity": {
+                  "coffee": 16.0, "skincare": 2.0, "fragrance": 2.0}}),
+              UserState("nothing", now),
+              UserState("beauty", now, counts={"category_affinity": {
+                  "skincare": 1.0, "toys": 3.0}})]
+    matrix = OfferMatrix.of(OFFERS)
+    together = matrix.fit_of(states, now)
+    for row, state in enumerate(states):
+        np.testing.assert_array_equal(together[row], matrix.fit_of([state], now)[0])
+    np.testing.assert_allclose(together[0], [[1.0, 3.0], [0.2, 2.0], [0.8, 1.0]])
+    np.testing.assert_array_equal(together[1], [[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(together[2], [[1.0, 2.0], [0.25, 1.0], [0.0, 0.0]])
+    assert matrix.fit_of([], now).shape == (0, len(OFFERS), 2)
+    named = matrix.naming_of([["coffee"], [], ["fragrance", "toys"]])
+    assert named.tolist() == [[False, False, True], [False, False, False],
+                              [False, True, False]]
+    assert matrix.naming(["haircare"]).tolist() == [False, True, False]
+
 def _fitted() -> OfferResponseModel:
     rng = np.random.default_rng(3)
     n = 5_000
