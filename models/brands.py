@@ -17,7 +17,7 @@ import numpy as np
 
 from features.state import UserState
 from features.store.layout import TOP_BRANDS, TOP_CATEGORIES
-from models.categories import fold_in, ranker_artifacts, regularized_gram, top
+from models.categories import fold_in_users, ranker_artifacts, regularized_gram, top
 from models.registry import ModelVersion
 from models.tree_scoring import TreeScorer, score_each
 
@@ -63,6 +63,28 @@ class BrandRanker:
 
     def signals(self, state: UserState, now: datetime) -> tuple[list[str], np.ndarray]:
         """The user's candidate brands (sorted) and their (candidates, SIGNALS)."""
+        return self.signals_of([state], now)[0]
+
+    def signals_of(self, states: Sequence[UserState],
+                   now: datetime) -> list[tuple[list[str], np.ndarray]]:
+        """`signals` of each user, every user folded into the ALS factors in one step."""
+        found = [self._signals_but_als(state, now) for state in states]
+        known = [[(self.als_index[b], w) for b, w in kept.items() if b in self.als_index]
+                 for _, _, kept in found]
+        users = fold_in_users(self.item_factors, self.gram,
+                              np.cumsum([0, *(len(mine) for mine in known)]),
+                              np.array([i for mine in known for i, _ in mine], dtype=np.intp),
+                              np.array([w for mine in known for _, w in mine], dtype=np.float64))
+        for (candidates, matrix, _), mine, user in zip(found, known, users, strict=True):
+            if mine:
+                rows = np.array([self.als_index.get(b, -1) for b in candidates], dtype=np.int64)
+                matrix[:, 5] = np.where(rows >= 0, self.item_factors[rows] @ user, 0.0)
+        return [(candidates, matrix) for candidates, matrix, _ in found]
+
+    def _signals_but_als(self, state: UserState,
+                         now: datetime) -> tuple[list[str], np.ndarray, dict[str, float]]:
+        """The user's candidate brands, their SIGNALS but the ALS score (0), and the kept
+        brands' affinities."""
         kept = dict([(k, v) for k, v in state.values("brand_affinity", now) if v > 0]
                     [:TOP_BRANDS])
         top = [(k, v) for k, v in state.values("category_affinity", now) if v > 0][
@@ -79,13 +101,7 @@ class BrandRanker:
                               shares.get(self.category_of.get(brand, ""), 0.0),
                               *self.popularity.get(brand, (0.0, 0.0)))
                              for brand, affinity in zip(candidates, affinities, strict=True)]
-        known = [(self.als_index[b], w) for b, w in kept.items() if b in self.als_index]
-        user = fold_in(self.item_factors, self.gram, np.array([i for i, _ in known], dtype=int),
-                       np.array([w for _, w in known]))
-        if known:
-            rows = np.array([self.als_index.get(b, -1) for b in candidates], dtype=np.int64)
-            matrix[:, 5] = np.where(rows >= 0, self.item_factors[rows] @ user, 0.0)
-        return candidates, matrix
+        return candidates, matrix, kept
 
     def rank(self, state: UserState, now: datetime, n: int) -> list[tuple[str, float]]:
         return self.rank_of([state], now, n)[0]
@@ -93,7 +109,7 @@ class BrandRanker:
     def rank_of(self, states: Sequence[UserState], now: datetime,
                 n: int) -> list[list[tuple[str, float]]]:
         """`rank` of each user, all their candidates scored in one call."""
-        found = [self.signals(state, now) for state in states]
+        found = self.signals_of(states, now)
         scores = score_each(self.score, [matrix for _, matrix in found])
         return [top(candidates, scored, n)
                 for (candidates, _), scored in zip(found, scores, strict=True)]

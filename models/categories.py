@@ -44,11 +44,28 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, rows: np.ndarray,
     sum_i c_i (p_i - x.y_i)^2 + reg |x|^2, with c_i the confidence of the user's items
     (`rows`), p_i = 1 there and c = 1, p = 0 elsewhere (implicit's weighting). `gram` is
     `regularized_gram(item_factors, reg)`."""
-    if not len(rows):
-        return np.zeros(item_factors.shape[1])
+    return np.asarray(fold_in_users(item_factors, gram, np.array([0, len(rows)]), rows,
+                                    confidence)[0])
+
+
+def fold_in_users(item_factors: np.ndarray, gram: np.ndarray, starts: np.ndarray,
+                  rows: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """(users, factors): `fold_in` of each user, their items and confidences one user after
+    another in `rows` and `confidence`, user u's at starts[u]:starts[u + 1] (a CSR matrix's
+    indptr, indices and data). Each user's sums run over their own items in order and each
+    solve is their own, so a user's factors do not depend on who else is folded in."""
+    found = np.zeros((len(starts) - 1, item_factors.shape[1]))
+    some = np.flatnonzero(np.diff(starts))
+    if not len(some):
+        return found
     chosen = item_factors[rows]
-    return np.asarray(np.linalg.solve(gram + (chosen.T * (confidence - 1.0)) @ chosen,
-                                      chosen.T @ confidence))
+    confidence = np.asarray(confidence, dtype=np.float64)
+    pairs = (chosen * (confidence - 1.0)[:, None])[:, :, None] * chosen[:, None, :]
+    first = np.asarray(starts[some], dtype=np.intp)
+    system = gram + np.add.reduceat(pairs, first, axis=0)
+    target = np.add.reduceat(chosen * confidence[:, None], first, axis=0)
+    found[some] = np.linalg.solve(system, target[:, :, None])[:, :, 0]
+    return found
 
 
 def ranker_artifacts(model: ModelVersion, name: str, features: int,
@@ -100,31 +117,42 @@ class CategoryRanker:
     def signals(self, state: UserState, now: datetime,
                 cycles: Mapping[str, float]) -> np.ndarray:
         """(categories, SIGNALS): what the ranker reads, NaN where training has nulls."""
+        return np.asarray(self.signals_of([state], now, cycles)[0])
+
+    def signals_of(self, states: Sequence[UserState], now: datetime,
+                   cycles: Mapping[str, float]) -> np.ndarray:
+        """(users, categories, SIGNALS): `signals` of each user, the same for any users."""
         n, row_of = len(self.categories), self._rows
-        weights = np.zeros(n)
-        for category, value in state.counts_at("category_affinity", now).items():
-            if (row := row_of.get(category)) is not None:
-                weights[row] = value  # decayed counts are never below zero
-        total = weights.sum()
-        matrix = np.full((n, len(SIGNALS)), np.nan)
-        matrix[:, 0] = weights
-        matrix[:, 1] = weights / total if total > 0 else 0.0
-        matrix[:, 2] = 0.0
-        for category, tally in state.category_purchases.items():
-            if (row := row_of.get(category)) is not None:
-                matrix[row, 2] = tally.occasions
-                if tally.last is not None:
-                    matrix[row, 3] = (now - tally.last).total_seconds() / DAY_SECONDS
-                due = DEFAULT_CYCLE.due(tally, cycles.get(category), now)
-                matrix[row, 4] = np.nan if due is None else due
-        for rank, category in enumerate(state.session.recent_categories):
-            if (row := row_of.get(category)) is not None:
-                matrix[row, 5] = rank
-        matrix[:, 6] = self.popularity
-        observed = np.flatnonzero(weights > 0)
-        user = fold_in(self.item_factors, self.gram, observed, weights[observed])
-        matrix[:, 7] = self.item_factors @ user
-        matrix[:, 8] = state.purchases.occasions
+        weights = np.zeros((len(states), n))
+        matrix = np.full((len(states), n, len(SIGNALS)), np.nan)
+        matrix[:, :, 2] = 0.0
+        for user, state in enumerate(states):
+            for category, value in state.counts_at("category_affinity", now).items():
+                if (row := row_of.get(category)) is not None:
+                    weights[user, row] = value  # decayed counts are never below zero
+            for category, tally in state.category_purchases.items():
+                if (row := row_of.get(category)) is not None:
+                    matrix[user, row, 2] = tally.occasions
+                    if tally.last is not None:
+                        matrix[user, row, 3] = (now - tally.last).total_seconds() / DAY_SECONDS
+                    due = DEFAULT_CYCLE.due(tally, cycles.get(category), now)
+                    matrix[user, row, 4] = np.nan if due is None else due
+            for rank, category in enumerate(state.session.recent_categories):
+                if (row := row_of.get(category)) is not None:
+                    matrix[user, row, 5] = rank
+        total = weights.sum(axis=1, keepdims=True)
+        matrix[:, :, 0] = weights
+        matrix[:, :, 1] = np.divide(weights, total, out=np.zeros_like(weights),
+                                    where=total > 0)
+        matrix[:, :, 6] = self.popularity
+        observed = weights > 0
+        users = fold_in_users(self.item_factors, self.gram,
+                              np.concatenate([[0], np.cumsum(observed.sum(axis=1))]),
+                              np.nonzero(observed)[1], weights[observed])
+        for user, factors in enumerate(users):
+            matrix[user, :, 7] = self.item_factors @ factors
+        matrix[:, :, 8] = np.array([state.purchases.occasions for state in states],
+                                   dtype=np.float64)[:, None]
         return matrix
 
     def rank(self, state: UserState, now: datetime, cycles: Mapping[str, float],
@@ -135,5 +163,5 @@ class CategoryRanker:
     def rank_of(self, states: Sequence[UserState], now: datetime, cycles: Mapping[str, float],
                 n: int) -> list[list[tuple[str, float]]]:
         """`rank` of each user, all their signals scored in one call."""
-        scores = score_each(self.score, [self.signals(state, now, cycles) for state in states])
+        scores = score_each(self.score, list(self.signals_of(states, now, cycles)))
         return [top(self.categories, found, n) for found in scores]

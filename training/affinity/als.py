@@ -4,7 +4,7 @@ or BPR (`nbo train --factorization bpr`).
 Confidence is the user's decayed, weighted interest in the key (the affinity features);
 a user's score for a key is the dot product of their factors, so keys a user never
 touched still get a score from users like them. Serving folds a user into the key factors
-by the ALS user update (models/categories.py `fold_in`). ALS's own user factors are that
+by the ALS user update (models/categories.py `fold_in_users`). ALS's own user factors are that
 update; BPR learns the key factors (with a bias column) by pairwise ranking instead, and
 its users are folded in here exactly as serving does, so the rankers learn from the
 scores they are served.
@@ -22,20 +22,24 @@ from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
-from models.categories import ALS_REGULARIZATION, fold_in, regularized_gram
+from models.categories import ALS_REGULARIZATION, fold_in_users, regularized_gram
 
 Factorization = Literal["als", "bpr"]
 BPR_ITERATIONS = 100
+
+
+FOLD_IN_USERS = 4_096  # users folded in per step: their items' outer products stay small
 
 
 def folded_in(matrix: sparse.csr_matrix, item_factors: np.ndarray,
               regularization: float) -> np.ndarray:
     """Every row's user factors as serving computes them from the user's confidences."""
     gram = regularized_gram(item_factors, regularization)
-    return np.array([fold_in(item_factors, gram, matrix.indices[start:stop],
-                             matrix.data[start:stop].astype(np.float64))
-                     for start, stop in zip(matrix.indptr[:-1], matrix.indptr[1:],
-                                            strict=True)]).reshape(-1, item_factors.shape[1])
+    steps = [matrix[start:start + FOLD_IN_USERS]
+             for start in range(0, matrix.shape[0], FOLD_IN_USERS)]
+    return np.vstack([np.zeros((0, item_factors.shape[1])),
+                      *(fold_in_users(item_factors, gram, step.indptr, step.indices,
+                                      step.data.astype(np.float64)) for step in steps)])
 
 
 @dataclass(frozen=True)
