@@ -47,3 +47,8 @@ def test_served_brand_signals_match_training(split_world: SplitWorld) -> None:
     states.insert(2, UserState("nobody", batch.anchor))  # no candidates at all
     assert ranker.rank_of(states, batch.anchor, 3) == [  # many users in one call
         ranker.rank(state, batch.anchor, 3) for state in states]
+    for (candidates, matrix), state in zip(ranker.signals_of(states, batch.anchor), states,
+                                           strict=True):
+        alone, its_matrix = ranker.signals(state, batch.anchor)
+        assert candidates == alone
+        np.testing.assert_array_equal(matrix, its_matrix)

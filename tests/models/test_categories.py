@@ -11,7 +11,14 @@ import pytest
 
 from features.pipeline import BatchFeatures
 from features.state import UserState
-from models.categories import SIGNALS, CategoryRanker
+from models.categories import (
+    ALS_REGULARIZATION,
+    SIGNALS,
+    CategoryRanker,
+    fold_in,
+    fold_in_users,
+    regularized_gram,
+)
 from models.tree_scoring import compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
 from training.affinity.als import AlsScores, Factorization
@@ -80,6 +87,9 @@ def test_rank_returns_the_best_n_in_order(split_world: SplitWorld) -> None:
     states = [batch.state(user) or UserState(user, batch.anchor) for user in users[:40]]
     assert ranker.rank_of(states, batch.anchor, batch.cycles, 5) == [  # in one call
         ranker.rank(state, batch.anchor, batch.cycles, 5) for state in states]
+    np.testing.assert_array_equal(  # NaN where training has nulls, for each user alike
+        ranker.signals_of(states, batch.anchor, batch.cycles),
+        [ranker.signals(state, batch.anchor, batch.cycles) for state in states])
 
 
 def test_the_served_scorers_score_as_lightgbm(split_world: SplitWorld, tmp_path: Path) -> None:
@@ -92,3 +102,25 @@ def test_the_served_scorers_score_as_lightgbm(split_world: SplitWorld, tmp_path:
     native = float32_thresholds(model.booster_).predict(rows.astype(np.float64))
     np.testing.assert_allclose(graph(rows), native, rtol=0, atol=1e-5)
     np.testing.assert_allclose(compiled(rows), native, rtol=0, atol=1e-9)
+
+
+def test_users_folded_in_together_are_each_folded_in_alone() -> None:
+    rng = np.random.default_rng(5)
+    items = rng.normal(size=(12, 4))
+    gram = regularized_gram(items)
+    users = [(rng.choice(12, size=size, replace=False), rng.uniform(0.5, 9.0, size))
+             for size in (0, 3, 1, 0, 5, 2, 0)]
+    together = fold_in_users(items, gram, np.cumsum([0, *(len(rows) for rows, _ in users)]),
+                             np.concatenate([rows for rows, _ in users]),
+                             np.concatenate([confidence for _, confidence in users]))
+    for user, (rows, confidence) in enumerate(users):
+        np.testing.assert_array_equal(together[user], fold_in(items, gram, rows, confidence))
+        every = np.ones(len(items))  # confidence 1 and preference 0 where not observed
+        every[rows] = confidence
+        preference = np.isin(np.arange(len(items)), rows).astype(np.float64)
+        plain = np.linalg.solve(items.T @ np.diag(every) @ items
+                                + ALS_REGULARIZATION * np.eye(4),
+                                items.T @ (every * preference))
+        np.testing.assert_allclose(together[user], plain, rtol=1e-9, atol=1e-12)
+    assert fold_in_users(items, gram, np.array([0]), np.array([], dtype=int),
+                         np.array([])).shape == (0, 4)
