@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, reduce
 
 import numpy as np
 
@@ -38,18 +38,19 @@ JOURNEYS = tuple(journey.value for journey in Journey)
 NEVER = np.iinfo(np.int64).max
 
 
-def _mask(offers: Sequence[Offer], vocabulary: Sequence[str],
-          listed: str) -> tuple[np.ndarray, np.ndarray]:
-    """(offers x vocabulary) membership of each offer's `listed` values, and whether the
-    offer lists any (an empty list means no restriction)."""
+def _mask(offers: Sequence[Offer], vocabulary: Sequence[str], listed: str) -> np.ndarray:
+    """(offers x vocabulary + 1) bool: where each offer allows the value, every value when it
+    lists none (no restriction); the last column, for users with none of the vocabulary's
+    values, only for offers that list none."""
     index = {value: i for i, value in enumerate(vocabulary)}
-    mask = np.zeros((len(offers), len(vocabulary)), dtype=bool)
-    restricted = np.zeros(len(offers), dtype=bool)
+    mask = np.zeros((len(offers), len(vocabulary) + 1), dtype=bool)
     for row, offer in enumerate(offers):
         values = [str(v) for v in _listed(offer, listed)]
-        restricted[row] = bool(values)
-        mask[row, [index[v] for v in values if v in index]] = True
-    return mask, restricted
+        if values:
+            mask[row, [index[v] for v in values if v in index]] = True
+        else:
+            mask[row] = True
+    return mask
 
 
 def _listed(offer: Offer, listed: str) -> Sequence[object]:
@@ -81,15 +82,22 @@ class UserFacts:
 
 
 def _flags(index: Mapping[str, int], wanted: Sequence[Iterable[str]]) -> np.ndarray:
-    """(users, vocabulary) bool: which values of the vocabulary (`index`: value -> column)
-    each user has."""
-    flags = np.zeros((len(wanted), len(index)), dtype=bool)
+    """(users, vocabulary + 1) bool: which values of the vocabulary (`index`: value ->
+    column) each user has, and the last column, set for every user (`_mask`'s column for
+    users with none, which offers restricted to some values leave out)."""
+    flags = np.zeros((len(wanted), len(index) + 1), dtype=bool)
+    flags[:, -1] = True
     cells = [(row, index[value]) for row, values in enumerate(wanted) for value in values
              if value in index]
     if cells:
         rows, columns = zip(*cells, strict=True)
         flags[rows, columns] = True
     return flags
+
+
+def _picks(index: Mapping[str, int], values: Iterable[str | None]) -> list[int]:
+    """Each user's column of `_mask` for their one value: -1 (the last) when not listed."""
+    return [index.get(value, -1) if value is not None else -1 for value in values]
 
 
 _JOURNEY_INDEX = {journey: i for i, journey in enumerate(JOURNEYS)}
@@ -103,45 +111,39 @@ class CandidateTable:
     matrix: OfferMatrix  # the response model's offer columns
     valid_from: np.ndarray  # epoch seconds
     valid_to: np.ndarray
-    journeys: np.ndarray  # (offers, journeys) bool
-    journey_specific: np.ndarray
-    stages: np.ndarray  # (offers, stages) bool
-    stage_specific: np.ndarray
+    journeys: np.ndarray  # (offers, journeys + 1) bool: _mask's, as the next three
+    stages: np.ndarray  # (offers, stages + 1)
     segment_names: tuple[str, ...]
-    segments: np.ndarray
-    segment_specific: np.ndarray
-    channels: np.ndarray  # (offers, CHANNELS) bool: every channel when unrestricted
-    category_specific: np.ndarray
+    segments: np.ndarray  # (offers, segments + 1)
+    channels: np.ndarray  # (offers, CHANNELS + 1): every channel when unrestricted, no last
+    any_category: np.ndarray  # (offers,) bool: not restricted to categories
     min_order: np.ndarray
     max_per_user: np.ndarray  # NEVER when unlimited
     budget: np.ndarray  # inf when unlimited
     cost: np.ndarray
-    incentive: np.ndarray  # anything but content
+    content: np.ndarray  # (offers,) bool: no incentive, so holdout users may get it
     index: dict[str, int]  # offer id -> row
 
     @classmethod
     def of(cls, offers: Sequence[Offer]) -> CandidateTable:
         offers = tuple(offers)
-        journeys, journey_specific = _mask(offers, JOURNEYS, "journeys")
-        stages, stage_specific = _mask(offers, STAGES, "stages")
         names = tuple(sorted({s for o in offers for s in o.eligibility.segments}))
-        segments, segment_specific = _mask(offers, names, "segments")
-        channels, channel_specific = _mask(offers, CHANNELS, "channels")
-        channels[~channel_specific] = True
+        channels = _mask(offers, CHANNELS, "channels")
+        channels[:, -1] = False  # a user reachable on no channel can get no offer
         return cls(
             offers=offers, matrix=OfferMatrix.of(offers),
             valid_from=np.array([_epoch(o.valid_from, -NEVER) for o in offers], dtype=np.int64),
             valid_to=np.array([_epoch(o.valid_to, NEVER) for o in offers], dtype=np.int64),
-            journeys=journeys, journey_specific=journey_specific,
-            stages=stages, stage_specific=stage_specific,
-            segment_names=names, segments=segments, segment_specific=segment_specific,
+            journeys=_mask(offers, JOURNEYS, "journeys"),
+            stages=_mask(offers, STAGES, "stages"),
+            segment_names=names, segments=_mask(offers, names, "segments"),
             channels=channels,
-            category_specific=np.array([bool(o.categories) for o in offers], dtype=bool),
+            any_category=np.array([not o.categories for o in offers], dtype=bool),
             min_order=np.array([o.min_order_value for o in offers]),
             max_per_user=np.array([o.max_per_user or NEVER for o in offers], dtype=np.int64),
             budget=np.array([np.inf if o.budget is None else o.budget for o in offers]),
             cost=np.array([o.cost for o in offers]),
-            incentive=np.array([o.kind is not OfferKind.CONTENT for o in offers], dtype=bool),
+            content=np.array([o.kind is OfferKind.CONTENT for o in offers], dtype=bool),
             index={o.offer_id: row for row, o in enumerate(offers)},
         )
 
@@ -151,35 +153,32 @@ class CandidateTable:
     def rules(self, users: Sequence[UserFacts], now: datetime,
               spent: Mapping[str, float]) -> dict[str, np.ndarray]:
         """Rule name -> (users, offers) bool: True where the offer passes that rule for the
-        user, at `now` with `spent` (offer id -> cost spent from its budget)."""
-        shape = (len(users), len(self))
+        user, at `now` with `spent` (offer id -> cost spent from its budget); (1, offers)
+        for the rules that are the same for every user (`of_user` takes a user's rows)."""
         at = int(now.timestamp())
-        journey = _flags(_JOURNEY_INDEX, [(u.journey,) if u.journey else () for u in users])
-        stage = _flags(_STAGE_INDEX, [(u.stage,) for u in users])
-        segments = _flags(self._segment_index, [u.segments for u in users])
-        reachable = _flags(_CHANNEL_INDEX, [u.reachable for u in users])
-        interest = np.array([u.interest for u in users], dtype=np.float64).reshape(shape)
+        interest = np.array([u.interest for u in users], dtype=np.float64).reshape(
+            len(users), len(self))
         cart_value = np.array([u.cart_value for u in users], dtype=np.float64)[:, None]
         outside_cart = np.array([u.journey not in CART_JOURNEYS for u in users],
                                 dtype=bool)[:, None]
         holdout = np.array([u.holdout for u in users], dtype=bool)[:, None]
-        given = np.zeros(shape, dtype=np.int64)
+        given = np.zeros((len(users), len(self)), dtype=np.int64)
         for row, user in enumerate(users):
             for offer_id, count in user.given.items():
                 if (column := self.index.get(offer_id)) is not None:
                     given[row, column] = count
-        budget = self._per_offer(spent) + self.cost <= self.budget  # one more is covered
         return {
-            "valid_now": np.broadcast_to((self.valid_from <= at) & (at < self.valid_to), shape),
-            "journey": ~self.journey_specific | (journey @ self.journeys.T),
-            "lifecycle_stage": ~self.stage_specific | (stage @ self.stages.T),
-            "segment": ~self.segment_specific | (segments @ self.segments.T),
-            "channel": reachable @ self.channels.T,
-            "category_interest": ~self.category_specific | (interest > 0),
+            "valid_now": ((self.valid_from <= at) & (at < self.valid_to))[None],
+            "journey": self.journeys[:, _picks(_JOURNEY_INDEX, (u.journey for u in users))].T,
+            "lifecycle_stage": self.stages[:, _picks(_STAGE_INDEX, (u.stage for u in users))].T,
+            "segment": _flags(self._segment_index, [u.segments for u in users])
+            @ self.segments.T,
+            "channel": _flags(_CHANNEL_INDEX, [u.reachable for u in users]) @ self.channels.T,
+            "category_interest": self.any_category | (interest > 0),
             "min_order_value": (self.min_order <= cart_value) | outside_cart,
             "max_per_user": given < self.max_per_user,
-            "budget": np.broadcast_to(budget, shape),
-            "holdout": ~self.incentive | ~holdout,
+            "budget": (self._per_offer(spent) + self.cost <= self.budget)[None],  # one more
+            "holdout": self.content | ~holdout,
         }
 
     @cached_property
@@ -200,9 +199,14 @@ class CandidateTable:
         """Each user's indices of the offers passing every rule, and the rules' verdicts
         (`rules`)."""
         verdicts = self.rules(users, now, spent)
-        passing = np.logical_and.reduce(list(verdicts.values()))
+        passing = reduce(np.logical_and, verdicts.values())
         return [np.flatnonzero(row) for row in passing], verdicts
 
+
+def of_user(verdicts: Mapping[str, np.ndarray], user: int) -> dict[str, np.ndarray]:
+    """One user's verdicts, rule -> (offers,) bool, from `CandidateTable.rules`'."""
+    return {rule: passing[user if len(passing) > 1 else 0]
+            for rule, passing in verdicts.items()}
 
 def removed_by(table: CandidateTable, verdicts: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
     """Offer id -> the rules it failed (for `explain`)."""

@@ -33,7 +33,7 @@ import orjson
 import redis
 
 from decisions import keys
-from decisions.candidates import CandidateTable, UserFacts, removed_by
+from decisions.candidates import CandidateTable, UserFacts, of_user, removed_by
 from decisions.catalog import CatalogSnapshot, OfferCatalog
 from decisions.contact_policy import ContactBudget, ContactPolicy
 from decisions.outcome import (
@@ -320,8 +320,7 @@ class DecisionEngine:
                  for subject, interest in zip(subjects, relevance, strict=True)]
         eligible, verdicts = table.eligible(facts, call.now, call.read.spent)
         return [_Pool(offers, fit[user, offers],
-                      {rule: passing[user] for rule, passing in verdicts.items()}
-                      if subject.request.explain else {})
+                      of_user(verdicts, user) if subject.request.explain else {})
                 for user, (subject, offers) in enumerate(zip(subjects, eligible, strict=True))]
 
     def _decision(self, subject: _Subject, reach: _Reach, pool: _Pool,

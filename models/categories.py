@@ -126,10 +126,15 @@ class CategoryRanker:
         weights = np.zeros((len(states), n))
         matrix = np.full((len(states), n, len(SIGNALS)), np.nan)
         matrix[:, :, 2] = 0.0
+        starts, observed, confidence = [0], [], []  # what fold_in_users reads
         for user, state in enumerate(states):
             for category, value in state.counts_at("category_affinity", now).items():
                 if (row := row_of.get(category)) is not None:
                     weights[user, row] = value  # decayed counts are never below zero
+                    if value > 0:
+                        observed.append(row)
+                        confidence.append(value)
+            starts.append(len(observed))
             for category, tally in state.category_purchases.items():
                 if (row := row_of.get(category)) is not None:
                     matrix[user, row, 2] = tally.occasions
@@ -145,10 +150,9 @@ class CategoryRanker:
         matrix[:, :, 1] = np.divide(weights, total, out=np.zeros_like(weights),
                                     where=total > 0)
         matrix[:, :, 6] = self.popularity
-        observed = weights > 0
-        users = fold_in_users(self.item_factors, self.gram,
-                              np.concatenate([[0], np.cumsum(observed.sum(axis=1))]),
-                              np.nonzero(observed)[1], weights[observed])
+        users = fold_in_users(self.item_factors, self.gram, np.array(starts),
+                              np.array(observed, dtype=np.intp),
+                              np.array(confidence, dtype=np.float64))
         for user, factors in enumerate(users):
             matrix[user, :, 7] = self.item_factors @ factors
         matrix[:, :, 8] = np.array([state.purchases.occasions for state in states],

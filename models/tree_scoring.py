@@ -51,7 +51,7 @@ def tree_scorer(model: ModelVersion, name: str, features: int,
 def score_each(score: TreeScorer, matrices: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Each matrix's scores, from one call of `score` on all their rows: a row's score
     does not depend on the rows beside it, and many users' rows cost one call's overhead."""
-    if not matrices:
-        return []
+    if len(matrices) <= 1:
+        return [score(matrix) for matrix in matrices]
     scores = score(np.concatenate(matrices))
     return np.split(scores, np.cumsum([len(matrix) for matrix in matrices[:-1]]))

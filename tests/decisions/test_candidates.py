@@ -8,7 +8,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decisions.candidates import CART_JOURNEYS, CandidateTable, UserFacts, removed_by
+from decisions.candidates import (
+    CART_JOURNEYS,
+    CandidateTable,
+    UserFacts,
+    of_user,
+    removed_by,
+)
 from features.contract.offers import Eligibility, Offer
 from features.contract.schema import Channel, Journey, LifecycleStage, OfferKind
 
@@ -86,5 +92,5 @@ def test_the_table_agrees_with_each_offer_for_each_user(data: st.DataObject, cou
         expected = [i for i, offer in enumerate(catalog)
                     if plainly_eligible(offer, facts, float(facts.interest[i]), spent)]
         assert eligible[user].tolist() == expected
-        removed = removed_by(table, {rule: passing[user] for rule, passing in verdicts.items()})
+        removed = removed_by(table, of_user(verdicts, user))
         assert set(removed) == {catalog[i].offer_id for i in range(count) if i not in expected}
