@@ -115,7 +115,8 @@ class CandidateTable:
     stages: np.ndarray  # (offers, stages + 1)
     segment_names: tuple[str, ...]
     segments: np.ndarray  # (offers, segments + 1)
-    channels: np.ndarray  # (offers, CHANNELS + 1): every channel when unrestricted, no last
+    channels: np.ndarray  # (offers, CHANNELS + 1): every channel when unrestricted, never
+    # the last (a user reachable on no channel gets no offer)
     any_category: np.ndarray  # (offers,) bool: not restricted to categories
     min_order: np.ndarray
     max_per_user: np.ndarray  # NEVER when unlimited
@@ -204,9 +205,10 @@ class CandidateTable:
 
 
 def of_user(verdicts: Mapping[str, np.ndarray], user: int) -> dict[str, np.ndarray]:
-    """One user's verdicts, rule -> (offers,) bool, from `CandidateTable.rules`'."""
+    """One user's verdicts, rule -> (offers,) bool, from `CandidateTable.rules`."""
     return {rule: passing[user if len(passing) > 1 else 0]
             for rule, passing in verdicts.items()}
+
 
 def removed_by(table: CandidateTable, verdicts: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
     """Offer id -> the rules it failed (for `explain`)."""
