@@ -103,7 +103,6 @@ def test_an_offer_s_categories_are_read_as_a_share_and_as_a_count() -> None:
     np.testing.assert_allclose(fit, [[1.0, 3.0], [0.2, 2.0], [0.8, 1.0]])
 
 
-
 def test_fit_and_naming_for_many_users_are_each_user_s_alone() -> None:
     now = datetime(2026, 5, 1, tzinfo=UTC)
     states = [UserState("heavy", now, counts={"category_affinity": {
@@ -123,6 +122,7 @@ def test_fit_and_naming_for_many_users_are_each_user_s_alone() -> None:
     assert named.tolist() == [[False, False, True], [False, False, False],
                               [False, True, False]]
     assert matrix.naming(["haircare"]).tolist() == [False, True, False]
+
 
 def _fitted() -> OfferResponseModel:
     rng = np.random.default_rng(3)

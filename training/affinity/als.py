@@ -26,8 +26,6 @@ from models.categories import ALS_REGULARIZATION, fold_in_users, regularized_gra
 
 Factorization = Literal["als", "bpr"]
 BPR_ITERATIONS = 100
-
-
 FOLD_IN_USERS = 4_096  # users folded in per step: their items' outer products stay small
 
 
