@@ -22,7 +22,7 @@ import numpy as np
 from features.cycles import DEFAULT_CYCLE
 from features.state import UserState
 from models.registry import ModelVersion
-from models.tree_scoring import TreeScorer, score_each, tree_scorer
+from models.tree_scoring import TreeScorer, tree_scorer
 
 SIGNALS = ("affinity", "affinity_share", "occasions", "days_since_purchase", "due",
            "recent_rank", "popularity", "als", "user_occasions")
@@ -167,5 +167,6 @@ class CategoryRanker:
     def rank_of(self, states: Sequence[UserState], now: datetime, cycles: Mapping[str, float],
                 n: int) -> list[list[tuple[str, float]]]:
         """`rank` of each user, all their signals scored in one call."""
-        scores = score_each(self.score, list(self.signals_of(states, now, cycles)))
+        signals = self.signals_of(states, now, cycles)  # every user has a row per category
+        scores = self.score(signals.reshape(-1, len(SIGNALS))).reshape(signals.shape[:2])
         return [top(self.categories, found, n) for found in scores]
