@@ -22,21 +22,23 @@ import llvmlite.binding as llvm
 import numpy as np
 
 
-def _cache_name(model_text: bytes) -> str:
+def _cache_name(model_text: bytes, raw_score: bool) -> str:
     """The model's digest, the host CPU (its name is often just "generic" in a VM: its
-    features tell CPUs apart) and the compiler's version."""
+    features tell CPUs apart), the compiler's version and whether it gives raw scores."""
     model = hashlib.sha256(model_text).hexdigest()[:32]
     cpu = hashlib.sha256(llvm.get_host_cpu_features().flatten().encode()).hexdigest()[:12]
-    return f"{model}-{llvm.get_host_cpu_name()}-{cpu}-llvmlite{llvmlite.__version__}"
+    raw = "-raw" if raw_score else ""
+    return f"{model}-{llvm.get_host_cpu_name()}-{cpu}-llvmlite{llvmlite.__version__}{raw}"
 
 
 class CompiledTrees:
     """A LightGBM model's predictions (probabilities for a binary classifier, the raw
-    score for a ranker), computed in float64 on the calling thread."""
+    score for a ranker, or the trees' summed score for either with `raw_score`), computed
+    in float64 on the calling thread."""
 
-    def __init__(self, model_text: bytes, cache_dir: Path) -> None:
+    def __init__(self, model_text: bytes, cache_dir: Path, raw_score: bool = False) -> None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        name = _cache_name(model_text)
+        name = _cache_name(model_text, raw_score)
         source, compiled = cache_dir / f"{name}.txt", cache_dir / f"{name}.o"
         with open(cache_dir / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -44,10 +46,10 @@ class CompiledTrees:
                 _write_aside(source, model_text)
             self._model = lleaves.Model(model_file=str(source))
             if compiled.is_file():
-                self._model.compile(cache=str(compiled))
+                self._model.compile(cache=str(compiled), raw_score=raw_score)
             else:
                 scratch = Path(tempfile.mkdtemp(dir=cache_dir)) / compiled.name
-                self._model.compile(cache=str(scratch))
+                self._model.compile(cache=str(scratch), raw_score=raw_score)
                 os.replace(scratch, compiled)
                 scratch.parent.rmdir()
 

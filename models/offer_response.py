@@ -26,7 +26,7 @@ from features.contract.schema import Channel, Journey, OfferKind
 from features.engagement import DEFAULT_ENGAGEMENT, RESPONSES, SENDS
 from features.state import UserState
 from models.registry import ModelVersion, ModelVersionError
-from models.tree_scoring import TreeScorer, tree_scorer
+from models.tree_scoring import GroupedScorer, grouped_scorer
 
 DAY_SECONDS = 86_400.0
 CHANNELS = tuple(channel.value for channel in Channel)
@@ -47,8 +47,11 @@ CATEGORY_COLUMNS = ("offer_category_interest",  # the user's interest share in i
 OFFER_COLUMNS = ("has_offer", *(f"kind_{k}" for k in KINDS), "offer_value", "offer_cost",
                  "offer_min_order", *CATEGORY_COLUMNS)
 FEATURES = (*USER_COLUMNS, *RATE_COLUMNS, *CONTEXT_COLUMNS, *OFFER_COLUMNS)
-_SHARED = len(USER_COLUMNS) + len(RATE_COLUMNS) + len(CONTEXT_COLUMNS)
+# the leading columns, the same in every row of one call of `offer_rows`
+SHARED_COLUMNS = len(USER_COLUMNS) + len(RATE_COLUMNS) + len(CONTEXT_COLUMNS)
 _OFFER_OWN = len(OFFER_COLUMNS) - len(CATEGORY_COLUMNS)
+_ONE_USER = np.zeros(1, dtype=np.intp)
+_ONE_USER.flags.writeable = False
 # The graph's mark of the columns it was trained on, in order (with the no-offer arm's
 # category columns at 0): a graph without it, or with other columns, is not served.
 FEATURES_KEY = "features"
@@ -192,9 +195,9 @@ def offer_rows(state: UserState, now: datetime, channel: str, journey: str | Non
                        *context_columns(channel, journey, local_hour, weekend)],
                       dtype=np.float32)
     matrix = np.zeros((len(rows) + 1, len(FEATURES)), dtype=np.float32)
-    matrix[:, :_SHARED] = shared
-    matrix[:-1, _SHARED:_SHARED + _OFFER_OWN] = offers.columns[rows]
-    matrix[:-1, _SHARED + _OFFER_OWN:] = offers.fit(state, now, rows) if fit is None else fit
+    matrix[:, :SHARED_COLUMNS] = shared
+    matrix[:-1, SHARED_COLUMNS:SHARED_COLUMNS + _OFFER_OWN] = offers.columns[rows]
+    matrix[:-1, SHARED_COLUMNS + _OFFER_OWN:] = offers.fit(state, now, rows) if fit is None else fit
     return matrix
 
 
@@ -202,8 +205,15 @@ class OfferResponseScorer:
     """P(convert) for the rows of `offer_rows`, by the model compiled or its ONNX graph
     (models/tree_scoring.py)."""
 
-    def __init__(self, score: TreeScorer) -> None:
-        self.probabilities = score
+    def __init__(self, score: GroupedScorer) -> None:
+        self._score = score
+
+    def probabilities(self, matrix: np.ndarray, starts: np.ndarray = _ONE_USER) -> np.ndarray:
+        """One number per row of `matrix`: the rows of one `offer_rows` call, or of several
+        one after another, each call's first row at `starts`. Each call's rows share their
+        user and context columns, so the compiled model evaluates the trees that read only
+        those once per call (models/split_trees.py)."""
+        return self._score(matrix, starts)
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> OfferResponseScorer:
@@ -218,7 +228,7 @@ class OfferResponseScorer:
                 f"model version {model.version}: its offer-response model was trained on "
                 "other columns than this release scores; train a new version with "
                 "`nbo train` and promote it")
-        return cls(tree_scorer(model, "offer_response", len(FEATURES), compiled))
+        return cls(grouped_scorer(model, "offer_response", len(FEATURES), SHARED_COLUMNS, compiled))
 
 
 def expected_value(p_with: np.ndarray, p_without: np.ndarray | float, cost: np.ndarray,

@@ -16,6 +16,7 @@ from features.state import UserState
 from models.offer_response import (
     FEATURES,
     FEATURES_KEY,
+    SHARED_COLUMNS,
     OfferMatrix,
     OfferResponseScorer,
     expected_value,
@@ -23,7 +24,7 @@ from models.offer_response import (
     worth_offering,
 )
 from models.registry import ModelRegistry, ModelVersionError
-from models.tree_scoring import compiled_scorer, onnx_scorer
+from models.tree_scoring import grouped_compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
 from training.offers.design import design, offer_table
 from training.offers.model import OfferResponseModel
@@ -136,15 +137,23 @@ def _fitted() -> OfferResponseModel:
 def test_the_scorers_give_the_native_probabilities(split_world: SplitWorld,
                                                    tmp_path: Path) -> None:
     model = _fitted()
-    state = split_world.full.state(split_world.full.users["user_id"][1])
-    assert state is not None
-    rows = _served(state, split_world.full.anchor, CONTEXTS[1], split_world.full.engagement)
+    batch = split_world.full
+    users = [batch.state(user) for user in batch.users["user_id"][1:4]]
+    calls = [_served(state, batch.anchor, context, batch.engagement)
+             for state, context in zip(users, CONTEXTS, strict=False) if state is not None]
+    rows = np.concatenate(calls)  # several users' calls, one after another
+    starts = np.cumsum([0, *(len(call) for call in calls[:-1])])
     native = model.booster.predict(rows)
-    graph = OfferResponseScorer(onnx_scorer(model.to_onnx(), len(FEATURES)))
-    compiled = OfferResponseScorer(compiled_scorer(
-        model.booster.model_to_string().encode(), len(FEATURES), tmp_path))
-    assert np.abs(graph.probabilities(rows) - native).max() <= 1e-5
-    assert np.abs(compiled.probabilities(rows) - native).max() <= 1e-9
+    whole = onnx_scorer(model.to_onnx(), len(FEATURES))
+    graph = OfferResponseScorer(lambda matrix, _: whole(matrix))
+    compiled = OfferResponseScorer(grouped_compiled_scorer(
+        model.booster.model_to_string().encode(), len(FEATURES), SHARED_COLUMNS, tmp_path))
+    assert len(calls) == 3
+    assert np.abs(graph.probabilities(rows, starts) - native).max() <= 1e-5
+    assert np.abs(compiled.probabilities(rows, starts) - native).max() <= 1e-9
+    for call, start in zip(calls, starts, strict=True):  # one user's call alone
+        assert np.abs(compiled.probabilities(call)
+                      - native[start:start + len(call)]).max() <= 1e-9
 
 
 def test_a_model_trained_on_other_columns_is_refused(
