@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -53,7 +54,12 @@ from features.state import UserState
 from features.store.meta import VersionMeta
 from features.store.redis_store import Extra, RedisFeatureStore
 from models.items import USER_BRANDS, USER_CATEGORIES
-from models.offer_response import expected_value, offer_rows, worth_offering
+from models.offer_response import (
+    expected_value,
+    offer_rows_of,
+    shared_columns,
+    worth_offering,
+)
 from models.serving import ServingModels
 from nbo.redis_plan import Command, Plan, Step, run, timed
 
@@ -62,6 +68,9 @@ CHANNELS = tuple(channel.value for channel in Channel)
 SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
+# users whose candidate offers one call of the offer model scores: rows of a few dozen
+# users stay in the CPU's caches (about 9 us a user cheaper than a call per user)
+OFFER_USERS_PER_CALL = 32
 
 
 class Observer(Protocol):
@@ -132,6 +141,9 @@ class _Reach:
     best: ChannelScore | None  # the best allowed channel
     context: ChannelScore | None  # the channel offers are scored for: the best, else the first
     local: datetime  # when a message on it would reach them, in their time zone
+
+
+_Offers = tuple[list[ChosenOffer], dict[str, object]]  # the offers chosen, the arbitration
 
 
 @dataclass(frozen=True)
@@ -260,8 +272,7 @@ class DecisionEngine:
         reaches = [self._reach(subject, learned, call)
                    for subject, learned in zip(subjects, hours, strict=True)]
         pools = self._pools(subjects, call)
-        offers = [self._offers(subject, reach, pool, call)
-                  for subject, reach, pool in zip(subjects, reaches, pools, strict=True)]
+        offers = self._offers(subjects, reaches, pools, call)
         categories = self._categories(subjects, call)
         brands = self._brands(subjects, call)
         category_hours = self._category_hours(subjects, categories, call)
@@ -324,7 +335,7 @@ class DecisionEngine:
                 for user, (subject, offers) in enumerate(zip(subjects, eligible, strict=True))]
 
     def _decision(self, subject: _Subject, reach: _Reach, pool: _Pool,
-                  offers: tuple[list[ChosenOffer], dict[str, object]], categories: list[str],
+                  offers: _Offers, categories: list[str],
                   category_hours: dict[str, int], brands: list[str], call: _Call) -> Decision:
         request, state, budget, now = subject.request, subject.state, subject.budget, call.now
         meta, models = call.read.meta, call.models
@@ -380,19 +391,51 @@ class DecisionEngine:
                                        send_at.get(channel, now)))
         return sorted(scored, key=lambda c: (not c.allowed, -c.score, c.channel))
 
-    def _offers(self, subject: _Subject, reach: _Reach, pool: _Pool,
-                call: _Call) -> tuple[list[ChosenOffer], dict[str, object]]:
-        """Score the eligible offers, keep those worth more than they cost, explore."""
-        request, state, context, table = subject.request, subject.state, reach.context, call.table
-        eligible = pool.eligible
+    def _offers(self, subjects: Sequence[_Subject], reaches: Sequence[_Reach],
+                pools: Sequence[_Pool], call: _Call) -> list[_Offers]:
+        """Each user's offers: their eligible offers scored (the offer model called once per
+        `OFFER_USERS_PER_CALL` users), those worth more than they cost, explored."""
         scorer = call.models.offer_response if call.models else None
-        if not len(eligible) or scorer is None or context is None:
-            return [], {"reason": "no eligible offer" if scorer else "no offer model loaded"}
-        local, population = reach.local, call.read.meta.engagement if call.read.meta else {}
-        matrix = offer_rows(state, call.now, context.channel, request.journey, local.hour,
-                            local.weekday() >= 5, population, table.matrix, eligible, pool.fit)
-        probabilities = scorer.probabilities(matrix)
-        with_offer, without = probabilities[:-1], probabilities[-1]
+        answers: list[_Offers] = [
+            ([], {"reason": "no eligible offer" if scorer else "no offer model loaded"})
+            for _ in subjects]
+        if scorer is None:
+            return answers
+        scored = [user for user, (reach, pool) in enumerate(zip(reaches, pools, strict=True))
+                  if len(pool.eligible) and reach.context is not None]
+        population = call.read.meta.engagement if call.read.meta else {}
+        for first in range(0, len(scored), OFFER_USERS_PER_CALL):
+            users = scored[first:first + OFFER_USERS_PER_CALL]
+            shared = np.array([self._shared_columns(subjects[user], reaches[user], population,
+                                                    call) for user in users], dtype=np.float32)
+            eligible = [pools[user].eligible for user in users]
+            matrix = offer_rows_of(shared, call.table.matrix, eligible,
+                                   [pools[user].fit for user in users])
+            counts = [len(offers) for offers in eligible]
+            probabilities = scorer.probabilities(matrix, counts)
+            offered = len(matrix) - len(users)  # each user's no-offer row follows them all
+            for at, (user, end, count) in enumerate(zip(users, accumulate(counts), counts,
+                                                        strict=True)):
+                answers[user] = self._chosen(subjects[user], reaches[user], pools[user],
+                                             probabilities[end - count:end],
+                                             float(probabilities[offered + at]), call)
+        return answers
+
+    @staticmethod
+    def _shared_columns(subject: _Subject, reach: _Reach,
+                        population: Mapping[str, Mapping[str, float]], call: _Call) -> list[float]:
+        """The offer model's user and context columns for the channel offers are scored for."""
+        assert reach.context is not None  # only users with a channel are scored
+        local = reach.local
+        return shared_columns(subject.state, call.now, reach.context.channel,
+                              subject.request.journey, local.hour, local.weekday() >= 5,
+                              population)
+
+    def _chosen(self, subject: _Subject, reach: _Reach, pool: _Pool, with_offer: np.ndarray,
+                without: float, call: _Call) -> _Offers:
+        """From the model's P(convert) with each eligible offer and without any: the offers
+        worth more than they cost, in the order exploration shows them."""
+        request, state, table, eligible = subject.request, subject.state, call.table, pool.eligible
         uplift = with_offer - without
         purchases = state.purchases
         order_value = (purchases.amount / purchases.lines if purchases.lines
@@ -411,10 +454,12 @@ class DecisionEngine:
                   for i, p in zip(order, propensity, strict=True)]
         if not request.explain:
             return chosen, {}
+        context = reach.context
+        assert context is not None
         return chosen, {
             "p_convert_without_offer": float(without), "order_value": order_value,
             "order_margin": self._policy.order_margin, "channel": context.channel,
-            "local_hour": local.hour,
+            "local_hour": reach.local.hour,
             "not_worth_their_cost": [table.offers[eligible[i]].offer_id
                                      for i in np.flatnonzero(~worth_offering(value))]}
 

@@ -41,13 +41,20 @@ class EngagementRates:
               population: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
         """channel -> response -> smoothed rate, from one user's decayed counts at a moment
         (name -> key -> value) for every channel with a population rate."""
-        sends = values.get(SENDS, {})
         channels = sorted({c for rates in population.values() for c in rates})
-        return {channel: {
-            response: (values.get(name, {}).get(channel, 0.0)
-                       + self.prior_sends * population[response].get(channel, 0.0))
-            / (sends.get(channel, 0.0) + self.prior_sends)
-            for response, name in RESPONSES.items()} for channel in channels}
+        return {channel: self.rates_on(values, population, channel) for channel in channels}
+
+    def rates_on(self, values: Mapping[str, Mapping[str, float]],
+                 population: Mapping[str, Mapping[str, float]],
+                 channel: str) -> dict[str, float]:
+        """`rates` of one channel (response -> rate): for a channel without a population
+        rate, {} as `rates` has no entry for it."""
+        if not any(channel in rates for rates in population.values()):
+            return {}
+        sends = values.get(SENDS, {}).get(channel, 0.0)
+        return {response: (values.get(name, {}).get(channel, 0.0)
+                           + self.prior_sends * population[response].get(channel, 0.0))
+                / (sends + self.prior_sends) for response, name in RESPONSES.items()}
 
 
     def batch(self, counts: Mapping[str, pl.DataFrame],

@@ -50,8 +50,6 @@ FEATURES = (*USER_COLUMNS, *RATE_COLUMNS, *CONTEXT_COLUMNS, *OFFER_COLUMNS)
 # the leading columns, the same in every row of one call of `offer_rows`
 SHARED_COLUMNS = len(USER_COLUMNS) + len(RATE_COLUMNS) + len(CONTEXT_COLUMNS)
 _OFFER_OWN = len(OFFER_COLUMNS) - len(CATEGORY_COLUMNS)
-_ONE_USER = np.zeros(1, dtype=np.intp)
-_ONE_USER.flags.writeable = False
 # The graph's mark of the columns it was trained on, in order (with the no-offer arm's
 # category columns at 0): a graph without it, or with other columns, is not served.
 FEATURES_KEY = "features"
@@ -86,11 +84,11 @@ def rate_columns(state: UserState, now: datetime, channel: str, local_hour: int,
                  population: Mapping[str, Mapping[str, float]]) -> list[float]:
     """RATE_COLUMNS for one user, channel and local hour at `now`."""
     values = {name: state.counts_at(name, now) for name in (SENDS, *RESPONSES.values())}
-    rates = DEFAULT_ENGAGEMENT.rates(values, population).get(channel, {})
+    rates = DEFAULT_ENGAGEMENT.rates_on(values, population, channel)
     pooled_population = {response: {"all": sum(r.values()) / max(len(r), 1)}
                          for response, r in population.items()}
     pooled = {name: {"all": sum(per_channel.values())} for name, per_channel in values.items()}
-    overall = (DEFAULT_ENGAGEMENT.rates(pooled, pooled_population).get("all", {})
+    overall = (DEFAULT_ENGAGEMENT.rates_on(pooled, pooled_population, "all")
                if values[SENDS] else {})
     opens = state.counts_at("hourly_opens", now)
     prefix = f"{channel}:"
@@ -183,6 +181,15 @@ class OfferMatrix:
         fit[:, self.any_category, 1] = engaged[:, None]
         return fit
 
+def shared_columns(state: UserState, now: datetime, channel: str, journey: str | None,
+                   local_hour: int, weekend: bool,
+                   population: Mapping[str, Mapping[str, float]]) -> list[float]:
+    """The SHARED_COLUMNS of one user's rows: theirs and the message's context."""
+    return [*user_columns(state, now),
+            *rate_columns(state, now, channel, local_hour, population),
+            *context_columns(channel, journey, local_hour, weekend)]
+
+
 def offer_rows(state: UserState, now: datetime, channel: str, journey: str | None,
                local_hour: int, weekend: bool, population: Mapping[str, Mapping[str, float]],
                offers: OfferMatrix, rows: np.ndarray,
@@ -190,15 +197,33 @@ def offer_rows(state: UserState, now: datetime, channel: str, journey: str | Non
     """The model's input (len(rows) + 1, FEATURES) float32: one row per candidate offer
     (indices into `offers`), then the no-offer row. `fit`: the rows' CATEGORY_COLUMNS
     when the caller has them already (`OfferMatrix.fit`)."""
-    shared = np.array([*user_columns(state, now),
-                       *rate_columns(state, now, channel, local_hour, population),
-                       *context_columns(channel, journey, local_hour, weekend)],
-                      dtype=np.float32)
-    matrix = np.zeros((len(rows) + 1, len(FEATURES)), dtype=np.float32)
-    matrix[:, :SHARED_COLUMNS] = shared
-    matrix[:-1, SHARED_COLUMNS:SHARED_COLUMNS + _OFFER_OWN] = offers.columns[rows]
-    matrix[:-1, SHARED_COLUMNS + _OFFER_OWN:] = offers.fit(state, now, rows) if fit is None else fit
+    shared = shared_columns(state, now, channel, journey, local_hour, weekend, population)
+    fits = [offers.fit(state, now, rows) if fit is None else fit]
+    return offer_rows_of(np.array([shared], dtype=np.float32), offers, [rows], fits)
+
+
+def offer_rows_of(shared: np.ndarray, offers: OfferMatrix, rows: Sequence[np.ndarray],
+                  fits: Sequence[np.ndarray]) -> np.ndarray:
+    """The model's input for several users: every user's candidate offer rows, user after
+    user, then each user's no-offer row in the same order (one user: `offer_rows`).
+    `shared` (users, SHARED_COLUMNS) from `shared_columns`, each user's candidate offers
+    in `rows` and their CATEGORY_COLUMNS in `fits`."""
+    users = len(rows)
+    counts = [len(candidates) for candidates in rows]
+    offered = sum(counts)
+    matrix = np.zeros((offered + users, len(FEATURES)), dtype=np.float32)
+    if users:  # one user, the most common call, without copies of its parts
+        matrix[:offered, :SHARED_COLUMNS] = (shared[0] if users == 1
+                                             else np.repeat(shared, counts, axis=0))
+        matrix[offered:, :SHARED_COLUMNS] = shared
+        matrix[:offered, SHARED_COLUMNS:SHARED_COLUMNS + _OFFER_OWN] = offers.columns[
+            _joined(rows)]
+        matrix[:offered, SHARED_COLUMNS + _OFFER_OWN:] = _joined(fits)
     return matrix
+
+
+def _joined(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 class OfferResponseScorer:
@@ -208,12 +233,14 @@ class OfferResponseScorer:
     def __init__(self, score: GroupedScorer) -> None:
         self._score = score
 
-    def probabilities(self, matrix: np.ndarray, starts: np.ndarray = _ONE_USER) -> np.ndarray:
-        """One number per row of `matrix`: the rows of one `offer_rows` call, or of several
-        one after another, each call's first row at `starts`. Each call's rows share their
-        user and context columns, so the compiled model evaluates the trees that read only
-        those once per call (models/split_trees.py)."""
-        return self._score(matrix, starts)
+    def probabilities(self, matrix: np.ndarray,
+                      counts: Sequence[int] | None = None) -> np.ndarray:
+        """One number per row of `matrix`: the rows of `offer_rows` (one user), or of
+        `offer_rows_of` for users with `counts` candidate offers each. A user's rows share
+        their user and context columns, so the compiled model evaluates the trees that read
+        only those once per user (models/split_trees.py)."""
+        return self._score(matrix, np.asarray([len(matrix) - 1] if counts is None else counts,
+                                              dtype=np.intp))
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> OfferResponseScorer:

@@ -58,8 +58,11 @@ def _model(head: str, trees: list[str], tail: str) -> bytes:
 
 class SplitTrees:
     """P(class 1) of a binary LightGBM model, for rows in groups that each share their
-    first `shared` columns: the trees reading only those are evaluated on each group's
-    first row."""
+    first `shared` columns: the trees reading only those are evaluated once per group.
+
+    The rows come as `offer_rows_of` lays them out: every group's own rows, group after
+    group, then one row of each group (a user's no-offer row) in the same order; that last
+    row of each group is the one the shared trees read."""
 
     def __init__(self, model_text: bytes, shared: int, cache_dir: Path) -> None:
         found = _SIGMOID.search(model_text.decode())
@@ -74,17 +77,20 @@ class SplitTrees:
                              if trees is not None)
         self.shared = shared
 
-    def predict(self, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """(n,) probabilities of `rows` (n, features), in groups of consecutive rows that
-        start at `starts` (ascending, the first 0) and share their first `shared` columns."""
+    def predict(self, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """(n,) probabilities of `rows` (n, features): first `counts[g]` rows of each group
+        g, then one more row of each group, all of a group's rows sharing their first
+        `shared` columns."""
         rows = np.asarray(rows, dtype=np.float64)  # converted once for both parts
         raw = self._others.predict(rows) if self._others is not None else np.zeros(len(rows))
-        if self._leading is not None and len(rows):
-            if len(starts) == 1:  # one user's offers: a view of their first row
-                raw += self._leading.predict(rows[:1])[0]
+        groups = len(counts)
+        if self._leading is not None and groups:
+            per_group = self._leading.predict(rows[-groups:])
+            if groups == 1:  # a call for one user
+                raw += per_group[0]
             else:
-                raw += np.repeat(self._leading.predict(rows[starts]),
-                                 np.diff(starts, append=len(rows)))
+                raw[:-groups] += np.repeat(per_group, counts)
+                raw[-groups:] += per_group
         raw *= -self._sigmoid  # P = 1 / (1 + exp(-sigmoid * raw)), in place
         np.exp(raw, out=raw)
         raw += 1.0

@@ -23,7 +23,7 @@ from models.split_trees import SplitTrees
 from models.tree_graph import TreeGraph
 
 TreeScorer = Callable[[np.ndarray], np.ndarray]
-# rows (n, features) in groups of consecutive rows, each group's first at `starts`
+# rows (n, features) in groups, each group's count of rows (SplitTrees.predict)
 GroupedScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Scorer = TypeVar("Scorer", TreeScorer, GroupedScorer)
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def grouped_scorer(model: ModelVersion, name: str, features: int, shared: int,
     """`tree_scorer` for rows in groups that share their first `shared` columns."""
     def whole(graph: bytes) -> GroupedScorer:
         score = onnx_scorer(graph, features)
-        return lambda rows, starts: score(rows)
+        return lambda rows, counts: score(rows)
 
     return _compiled_or_graph(
         model, name, compiled,

@@ -12,6 +12,7 @@ import redis
 
 from features.contract.offers import Offer
 from features.contract.schema import OfferKind
+from features.pipeline import BatchFeatures
 from features.state import UserState
 from models.offer_response import (
     FEATURES,
@@ -21,6 +22,8 @@ from models.offer_response import (
     OfferResponseScorer,
     expected_value,
     offer_rows,
+    offer_rows_of,
+    shared_columns,
     worth_offering,
 )
 from models.registry import ModelRegistry, ModelVersionError
@@ -134,26 +137,46 @@ def _fitted() -> OfferResponseModel:
         converted=pl.Series(converted), propensity=pl.lit(0.5)), seed=2)
 
 
+def _calls(batch: BatchFeatures, picks: list[np.ndarray]) -> tuple[list[np.ndarray],
+                                                                    np.ndarray]:
+    """Three users' `offer_rows` of the `picks` offers, each in a context of its own, and
+    the same rows for all of them from one call of `offer_rows_of`."""
+    offers = OfferMatrix.of(OFFERS)
+    calls, shared, fits = [], [], []
+    for user, context, rows in zip(batch.users["user_id"][1:4], CONTEXTS, picks, strict=True):
+        state = batch.state(user)
+        assert state is not None
+        calls.append(offer_rows(state, batch.anchor, *context, batch.engagement, offers, rows))
+        shared.append(shared_columns(state, batch.anchor, *context, batch.engagement))
+        fits.append(offers.fit(state, batch.anchor, rows))
+    return calls, offer_rows_of(np.array(shared, dtype=np.float32), offers, picks, fits)
+
+
+def test_rows_of_many_users_are_each_user_s_offer_rows_then_each_no_offer_row(
+        split_world: SplitWorld) -> None:
+    picks = [np.array([2, 0]), np.array([], dtype=np.intp), np.arange(len(OFFERS))]
+    calls, together = _calls(split_world.full, picks)
+    np.testing.assert_array_equal(
+        together, np.concatenate([call[:-1] for call in calls] + [call[-1:] for call in calls]))
+    assert offer_rows_of(np.zeros((0, SHARED_COLUMNS), dtype=np.float32), OfferMatrix.of(
+        OFFERS), [], []).shape == (0, len(FEATURES))
+
+
 def test_the_scorers_give_the_native_probabilities(split_world: SplitWorld,
                                                    tmp_path: Path) -> None:
     model = _fitted()
-    batch = split_world.full
-    users = [batch.state(user) for user in batch.users["user_id"][1:4]]
-    calls = [_served(state, batch.anchor, context, batch.engagement)
-             for state, context in zip(users, CONTEXTS, strict=False) if state is not None]
-    rows = np.concatenate(calls)  # several users' calls, one after another
-    starts = np.cumsum([0, *(len(call) for call in calls[:-1])])
+    picks = [np.arange(len(OFFERS)), np.array([1]), np.array([], dtype=np.intp)]
+    calls, rows = _calls(split_world.full, picks)
     native = model.booster.predict(rows)
     whole = onnx_scorer(model.to_onnx(), len(FEATURES))
     graph = OfferResponseScorer(lambda matrix, _: whole(matrix))
     compiled = OfferResponseScorer(grouped_compiled_scorer(
         model.booster.model_to_string().encode(), len(FEATURES), SHARED_COLUMNS, tmp_path))
-    assert len(calls) == 3
-    assert np.abs(graph.probabilities(rows, starts) - native).max() <= 1e-5
-    assert np.abs(compiled.probabilities(rows, starts) - native).max() <= 1e-9
-    for call, start in zip(calls, starts, strict=True):  # one user's call alone
-        assert np.abs(compiled.probabilities(call)
-                      - native[start:start + len(call)]).max() <= 1e-9
+    counts = [len(offers) for offers in picks]
+    assert np.abs(graph.probabilities(rows, counts) - native).max() <= 1e-5
+    assert np.abs(compiled.probabilities(rows, counts) - native).max() <= 1e-9
+    for call in calls:  # one user's call alone
+        assert np.abs(compiled.probabilities(call) - model.booster.predict(call)).max() <= 1e-9
 
 
 def test_a_model_trained_on_other_columns_is_refused(

@@ -28,12 +28,14 @@ def _booster(objective: str = "binary") -> lgb.Booster:
     return lgb.train(parameters, lgb.Dataset(rows, label), num_boost_round=40)
 
 
-def _grouped_rows(sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Groups of rows that repeat their group's leading columns, and where each starts."""
+def _grouped_rows(counts: list[int]) -> np.ndarray:
+    """Rows as SplitTrees takes them: each group's `counts` rows, group after group, then
+    one more row of each group; a group's rows repeat its leading columns."""
     rng = np.random.default_rng(5)
-    leading = np.repeat(rng.random((len(sizes), SHARED)), sizes, axis=0)
-    rows = np.hstack([leading, rng.random((sum(sizes), FEATURES - SHARED))])
-    return rows, np.cumsum([0, *sizes[:-1]])
+    groups = np.concatenate([np.repeat(np.arange(len(counts)), counts),
+                             np.arange(len(counts))])
+    leading = rng.random((len(counts), SHARED))[groups]
+    return np.hstack([leading, rng.random((len(groups), FEATURES - SHARED))])
 
 
 def _split_columns(model_text: bytes) -> list[list[int]]:
@@ -50,26 +52,36 @@ def test_the_parts_hold_every_tree_once_and_add_up_to_the_whole() -> None:
     assert first.num_trees() + second.num_trees() == booster.num_trees()
     assert all(max(columns) < SHARED for columns in _split_columns(leading))
     assert all(max(columns) >= SHARED for columns in _split_columns(others))
-    rows, _ = _grouped_rows([5, 1, 9])
+    rows = _grouped_rows([5, 1, 9])
     np.testing.assert_allclose(
         first.predict(rows, raw_score=True) + second.predict(rows, raw_score=True),
         booster.predict(rows, raw_score=True), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("shared", [0, SHARED, FEATURES])  # all parts, then each part empty
+@pytest.mark.parametrize("shared", [0, SHARED])  # some trees per group, then none
 def test_groups_score_as_the_whole_model(tmp_path: Path, shared: int) -> None:
     booster = _booster()
     trees = SplitTrees(booster.model_to_string().encode(), shared, tmp_path)
-    rows, starts = _grouped_rows([4, 1, 7, 2])
-    if shared != SHARED:  # other groupings share fewer or more columns: make them so
-        rows[:, :shared] = np.repeat(rows[starts, :shared], np.diff(starts, append=len(rows)),
-                                     axis=0)
+    counts = [4, 0, 7, 2]
+    rows = _grouped_rows(counts)
     native = booster.predict(rows)
-    np.testing.assert_allclose(trees.predict(rows, starts), native, rtol=0, atol=1e-12)
-    for start, end in zip(starts, [*starts[1:], len(rows)], strict=True):  # one at a time
-        np.testing.assert_allclose(trees.predict(rows[start:end], np.zeros(1, dtype=np.intp)),
-                                   native[start:end], rtol=0, atol=1e-12)
-    assert trees.predict(rows[:0], np.zeros(1, dtype=np.intp)).shape == (0,)
+    np.testing.assert_allclose(trees.predict(rows, np.array(counts)), native, rtol=0,
+                               atol=1e-12)
+    heads = len(rows) - len(counts)
+    for group, (end, count) in enumerate(zip(np.cumsum(counts), counts, strict=True)):
+        alone = np.vstack([rows[end - count:end], rows[heads + group]])  # one group alone
+        np.testing.assert_allclose(trees.predict(alone, np.array([count])),
+                                   booster.predict(alone), rtol=0, atol=1e-12)
+    assert trees.predict(rows[:0], np.array([], dtype=np.intp)).shape == (0,)
+
+
+def test_every_tree_read_once_per_group_when_all_columns_are_shared(tmp_path: Path) -> None:
+    booster = _booster()
+    trees = SplitTrees(booster.model_to_string().encode(), FEATURES, tmp_path)
+    one_row = _grouped_rows([0])[:1]
+    rows = np.repeat(one_row, 5, axis=0)  # a group of identical rows
+    np.testing.assert_allclose(trees.predict(rows, np.array([4])), booster.predict(rows),
+                               rtol=0, atol=1e-12)
 
 
 def test_a_model_without_a_sigmoid_is_refused(tmp_path: Path) -> None:
@@ -80,7 +92,7 @@ def test_a_model_without_a_sigmoid_is_refused(tmp_path: Path) -> None:
 def test_raw_and_probability_compilations_of_one_model_are_kept_apart(tmp_path: Path) -> None:
     booster = _booster()
     text = booster.model_to_string().encode()
-    rows, _ = _grouped_rows([6])
+    rows = _grouped_rows([6])
     probability = CompiledTrees(text, tmp_path)
     raw = CompiledTrees(text, tmp_path, raw_score=True)  # the same cache directory
     np.testing.assert_allclose(probability.predict(rows), booster.predict(rows), atol=1e-12)
