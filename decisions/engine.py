@@ -4,10 +4,10 @@ Per call: one Redis round trip reads every user's features with their per-offer 
 and the budgets spent; then in process, each stage over every user before the next:
 lifecycle stage, holdout group, reachable channels and contact budget; send hours (one
 computation for all users) and channel scores; the eligible offers (every rule for every
-user at once, candidates.py); one call of the offer model per user (compiled, or its ONNX
-graph) scoring them with the no-offer arm (so uplift comes with it), expected values and
-exploration; categories and brands (one call of each ranker for all users) and the hours
-each category is shopped; items and the answer.
+user at once, candidates.py); one call of the offer model per 32 users (compiled, or
+its ONNX graph) scoring them with each user's no-offer arm (so uplift comes with it),
+expected values and exploration; categories and brands (one call of each ranker for all
+users) and the hours each category is shopped; items and the answer.
 Finally one pipelined write logs the decisions and counts the offers given. The Redis work
 is written as plans (nbo/redis_plan.py): `decide_many` runs them with the blocking client,
 the API with its event loop's connection (`decide_plan`).

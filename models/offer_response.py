@@ -1,13 +1,13 @@
 """The offer-response model at request time: its columns, filled from one `UserState`,
-and the model (compiled, or its ONNX graph) scoring every candidate offer of a decision in
-one call.
+and the model (compiled, or its ONNX graph) scoring every candidate offer of a decision,
+of several users' decisions at once.
 
 FEATURES is the model's schema (saved with each version). training/offers/design.py fills
-the same columns for many logged sends with polars; `OfferRows` fills them for one user
+the same columns for many logged sends with polars; `offer_rows` fills them for one user
 and a set of candidate offers with numpy, the user and context part once and the offer
 part from a matrix built when the catalog changes. A test holds the two to the same
-numbers. The last row of every call is the "no offer" arm (every offer column at zero), so
-each call also yields the uplift: P(convert | offer) - P(convert | no offer).
+numbers. Each user also gets a "no offer" row (every offer column at zero), so each call
+also yields the uplift: P(convert | offer) - P(convert | no offer).
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ class OfferMatrix:
         fit[:, self.any_category, 0] = 1.0
         fit[:, self.any_category, 1] = engaged[:, None]
         return fit
+
 
 def shared_columns(state: UserState, now: datetime, channel: str, journey: str | None,
                    local_hour: int, weekend: bool,

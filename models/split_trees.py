@@ -75,7 +75,6 @@ class SplitTrees:
         self._others = _compiled(others, cache_dir)
         self.features = next(trees.features for trees in (self._leading, self._others)
                              if trees is not None)
-        self.shared = shared
 
     def predict(self, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """(n,) probabilities of `rows` (n, features): first `counts[g]` rows of each group
