@@ -37,16 +37,18 @@ class ContactBudget:
 
 
 class _Daily:
-    """One channel's sends per UTC day, sorted, with running totals: a window sum is two
-    bisections, so finding when room returns stays cheap on every request."""
+    """One channel's sends per UTC day, its days as sorted day numbers (`date.toordinal`)
+    with running totals: a window sum is two bisections over plain integers, so finding
+    when room returns stays cheap on every request."""
 
-    def __init__(self, buckets: Mapping[date, int]) -> None:
+    def __init__(self, buckets: Mapping[int, int]) -> None:  # day number -> sends
         self.days = sorted(day for day, n in buckets.items() if n)
         self.totals = [0, *accumulate(buckets[day] for day in self.days)]
 
-    def within(self, day: date, days: int) -> int:
-        """Messages in the `days` UTC days ending on `day`, as `sent_within` counts them."""
-        first = bisect_left(self.days, day - timedelta(days=days - 1))
+    def within(self, day: int, days: int) -> int:
+        """Messages in the `days` UTC days ending on day number `day`, as `sent_within`
+        counts them."""
+        first = bisect_left(self.days, day - days + 1)
         return self.totals[bisect_right(self.days, day)] - self.totals[first]
 
 
@@ -63,26 +65,27 @@ class _Cap:
     limit: int
     learned: bool = False
 
-    def sent(self, counts: Counts, day: date) -> int:
-        """Messages this cap counts on the UTC day `day` (no new sends assumed)."""
+    def sent(self, counts: Counts, day: int) -> int:
+        """Messages this cap counts on the UTC day numbered `day` (no new sends assumed)."""
         return counts.get(self.scope, _NONE_SENT).within(day, self.days)
 
-    def room_day(self, counts: Counts, first: date) -> date:
-        """The first UTC day >= `first` with room under this cap, if nothing more is sent."""
+    def room_day(self, counts: Counts, first: int) -> int:
+        """The first UTC day number >= `first` with room under this cap, if nothing more is
+        sent."""
         daily = counts.get(self.scope, _NONE_SENT)
-        start = bisect_left(daily.days, first - timedelta(days=self.days - 1))
+        start = bisect_left(daily.days, first - self.days + 1)
         end = bisect_right(daily.days, first)
         excess = daily.totals[end] - daily.totals[start] - self.limit + 1
         if excess <= 0:
             return first
-        span = timedelta(days=self.days)
         if end == len(daily.days):  # the usual case: room once `excess` of them have left
-            return daily.days[bisect_left(daily.totals, daily.totals[start] + excess) - 1] + span
+            return (daily.days[bisect_left(daily.totals, daily.totals[start] + excess) - 1]
+                    + self.days)
         # buckets dated after `first` (a skewed clock) enter the window later: room can
         # only return on a day a bucket leaves, and is back for good once the last one has
         for day in daily.days[start:]:
-            if daily.within(day + span, self.days) < self.limit:
-                return day + span
+            if daily.within(day + self.days, self.days) < self.limit:
+                return day + self.days
         raise AssertionError("unreachable: the window is empty once the last bucket leaves")
 
     def reason(self, sent: int) -> str:
@@ -114,7 +117,7 @@ class ContactPolicy:
     def budget(self, state: UserState, now: datetime, channels: Sequence[str]) -> ContactBudget:
         """The user's contact budget at `now`, and which of `channels` may be used."""
         now = _utc(now)
-        today = now.date()
+        today = now.toordinal()
         counts = _daily_counts(state)
         global_caps = self._global_caps
         window = (WEEK if any(c.days == WEEK for c in global_caps)
@@ -201,21 +204,34 @@ class ContactPolicy:
         (None: any hour outside quiet hours)."""
         start = now
         while True:
-            day = _room_day(counts, caps, start.date())
+            day = _room_day(counts, caps, start.toordinal())
             start = max(start, _midnight(day))
             moment = self._next_hour(start, zone, wanted)
-            if _has_room(counts, caps, moment.date()):
+            if _has_room(counts, caps, moment.toordinal()):
                 return moment
             start = moment  # room ran out again (a bucket dated in the future); look later
 
     def _next_hour(self, start: datetime, zone: tzinfo, wanted: int | None) -> datetime:
         """`start` if its local hour fits (`wanted`, or any outside quiet hours when None),
         else the start of the first later local hour that does."""
+        local = start.astimezone(zone)
+        if self._fits(local.hour, wanted):
+            return start
+        # the wall clock's next hh:00 that fits, unless the clock changes on the way there:
+        # the same offset at both ends means no change (zones change at most once a day)
+        target = wanted if wanted is not None else self.quiet_hours[1]
+        moment = start + timedelta(hours=(target - local.hour) % 24, minutes=-local.minute,
+                                   seconds=-local.second, microseconds=-local.microsecond)
+        if moment.astimezone(zone).utcoffset() == local.utcoffset():
+            return moment
+        return self._hour_by_hour(start, zone, wanted)
+
+    def _hour_by_hour(self, start: datetime, zone: tzinfo, wanted: int | None) -> datetime:
+        """`_next_hour` across a clock change, which may skip or repeat hours."""
         moment = start
         for _ in range(_MAX_STEPS):
             local = moment.astimezone(zone)
-            fits = local.hour == wanted if wanted is not None else not self.is_quiet(local.hour)
-            if fits:
+            if self._fits(local.hour, wanted):
                 return moment
             # to a local hh:00 up to `_CLOCK_SLACK` hours before the hour that fits (a clock
             # change on the way cannot make that overshoot), then hour by hour; a change
@@ -226,9 +242,12 @@ class ContactPolicy:
                                 seconds=-local.second, microseconds=-local.microsecond)
         raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
 
+    def _fits(self, local_hour: int, wanted: int | None) -> bool:
+        return local_hour == wanted if wanted is not None else not self.is_quiet(local_hour)
 
-def _room_day(counts: Counts, caps: Sequence[_Cap], first: date) -> date:
-    """The first UTC day >= `first` with room under every cap, if nothing more is sent.
+
+def _room_day(counts: Counts, caps: Sequence[_Cap], first: int) -> int:
+    """The first UTC day number >= `first` with room under every cap, if nothing more is sent.
 
     Each cap's own first day with room is a lower bound; moving to the latest of them and
     asking again converges on the first day all of them have room.
@@ -248,20 +267,21 @@ def _loosest(cap_sets: Iterable[tuple[_Cap, ...]]) -> list[tuple[_Cap, ...]]:
     return [caps for key, caps in distinct.items() if not any(other < key for other in distinct)]
 
 
-def _has_room(counts: Counts, caps: Iterable[_Cap], day: date) -> bool:
+def _has_room(counts: Counts, caps: Iterable[_Cap], day: int) -> bool:
     return all(cap.sent(counts, day) < cap.limit for cap in caps)
 
 
 def _daily_counts(state: UserState) -> dict[str, _Daily]:
     """channel -> its daily sends, from the state's (channel, UTC day) buckets."""
-    buckets: dict[str, dict[date, int]] = {}
+    buckets: dict[str, dict[int, int]] = {}
     for (channel, day), n in state.contacts.items():
-        buckets.setdefault(channel, {})[day] = n
+        buckets.setdefault(channel, {})[day.toordinal()] = n
     return {channel: _Daily(days) for channel, days in buckets.items()}
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
+def _midnight(day: int) -> datetime:
+    """The start of the UTC day numbered `day`."""
+    return datetime.combine(date.fromordinal(day), time(), tzinfo=UTC)
 
 
 def _utc(now: datetime) -> datetime:

@@ -181,8 +181,28 @@ caps_strategy = st.dictionaries(
     st.lists(st.tuples(st.integers(1, 10), st.integers(1, 5)), max_size=3), max_size=4)
 sends_strategy = st.dictionaries(
     st.tuples(st.sampled_from(CHANNELS), st.integers(-12, 1)), st.integers(1, 3), max_size=20)
-now_strategy = st.datetimes(datetime(2026, 1, 1), datetime(2026, 12, 31)).map(
-    lambda moment: moment.replace(tzinfo=UTC))
+
+
+def clock_changes(zones: Sequence[str | None], year: int) -> list[datetime]:
+    """Instants up to 6 hours before each clock change of `zones` in `year`."""
+    found = set()
+    for name in {zone for zone in zones if zone}:
+        zone, moment = ZoneInfo(name), datetime(year, 1, 1, tzinfo=UTC)
+        while moment.year == year:
+            later = moment + timedelta(hours=6)
+            if moment.astimezone(zone).utcoffset() != later.astimezone(zone).utcoffset():
+                found.add(moment)
+            moment = later
+    return sorted(found)
+
+
+# any moment of 2026, or one within a day and a half of a clock change (where the local
+# hours sought may be skipped or repeated)
+now_strategy = st.one_of(
+    st.datetimes(datetime(2026, 1, 1), datetime(2026, 12, 31)).map(
+        lambda moment: moment.replace(tzinfo=UTC)),
+    st.builds(lambda change, offset: change + timedelta(minutes=offset),
+              st.sampled_from(clock_changes(ZONES, 2026)), st.integers(-30 * 60, 30 * 60)))
 policy_strategy = st.builds(
     ContactPolicy, caps=caps_strategy,
     quiet_hours=st.tuples(st.integers(0, 23), st.integers(0, 23)),
