@@ -218,7 +218,7 @@ class ContactPolicy:
         if self._fits(local.hour, wanted):
             return start
         # the wall clock's next hh:00 that fits, unless the clock changes on the way there:
-        # the same offset at both ends means no change (zones change at most once a day)
+        # the same offset at both ends means none (no zone changes twice within a day)
         target = wanted if wanted is not None else self.quiet_hours[1]
         moment = start + timedelta(hours=(target - local.hour) % 24, minutes=-local.minute,
                                    seconds=-local.second, microseconds=-local.microsecond)
@@ -243,6 +243,8 @@ class ContactPolicy:
         raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
 
     def _fits(self, local_hour: int, wanted: int | None) -> bool:
+        """Whether a message may go out at this local hour: the one wanted, or any
+        outside quiet hours when None."""
         return local_hour == wanted if wanted is not None else not self.is_quiet(local_hour)
 
 
