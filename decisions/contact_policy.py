@@ -12,12 +12,11 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import cached_property, lru_cache
+from functools import cached_property
 from itertools import accumulate
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from features.contacts import ALL_CHANNELS
-from features.local_time import FALLBACK_ZONE
+from features.local_time import user_zone
 from features.state import UserState
 
 WEEK = 7
@@ -135,7 +134,7 @@ class ContactPolicy:
             # name the cap that holds the channel back longest (the channel's own on ties)
             last, n = max(full, key=lambda cap_sent: cap_sent[0].room_day(counts, today))
             blocked[channel] = last.reason(n)
-        zone = _zone(state.profile.timezone)
+        zone = user_zone(state.profile.timezone)
         next_allowed_at: datetime | None = None
         if not allowed or self.is_quiet(now.astimezone(zone).hour):
             next_allowed_at = min((self._next_open(counts, caps, now, zone, None)
@@ -166,7 +165,7 @@ class ContactPolicy:
     def send_times(self, state: UserState, local_hours: Mapping[str, int],
                    now: datetime) -> dict[str, datetime]:
         """`next_send_at` for each channel of `local_hours` (channel -> local hour)."""
-        counts, now, zone = _daily_counts(state), _utc(now), _zone(state.profile.timezone)
+        counts, now, zone = _daily_counts(state), _utc(now), user_zone(state.profile.timezone)
         found = {}
         for channel, local_hour in local_hours.items():
             if not 0 <= local_hour <= 23:
@@ -290,12 +289,3 @@ def _utc(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"{now}: pass a time-zone aware instant (UTC)")
     return now.astimezone(UTC)
-
-
-@lru_cache(maxsize=1024)
-def _zone(name: str | None) -> tzinfo:
-    """The user's zone; an unknown or missing one reads as UTC rather than failing a request."""
-    try:
-        return ZoneInfo(name or FALLBACK_ZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC

@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Protocol, TypeVar
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -48,7 +47,7 @@ from decisions.outcome import (
 from decisions.policy import Policy
 from decisions.reach import reachable
 from features.contract.schema import Channel
-from features.local_time import FALLBACK_ZONE
+from features.local_time import user_zone
 from features.price_bands import BANDS
 from features.state import UserState
 from features.store.meta import VersionMeta
@@ -313,8 +312,8 @@ class DecisionEngine:
         best = next((c for c in channels if c.allowed), None)
         context = best or next(iter(channels), None)
         when = context.send_at if context and context.channel in SCHEDULED else now
-        zone = ZoneInfo(state.profile.timezone or FALLBACK_ZONE)
-        return _Reach(channels, best, context, when.astimezone(zone))
+        return _Reach(channels, best, context,
+                      when.astimezone(user_zone(state.profile.timezone)))
 
     def _pools(self, subjects: Sequence[_Subject], call: _Call) -> list[_Pool]:
         """The offers every rule allows each user, with how well each fits them: the rules

@@ -8,8 +8,9 @@ local hour.
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
@@ -17,6 +18,16 @@ COLUMN = "local_hour_of_week"
 HOUR_COLUMN = "local_hour"
 FALLBACK_ZONE = "UTC"  # for users whose zone is unknown
 _QUARTER = "__quarter"
+
+
+@lru_cache(maxsize=1024)
+def user_zone(name: str | None) -> tzinfo:
+    """A user's zone at request time; an unknown or missing one reads as UTC rather than
+    failing a request."""
+    try:
+        return ZoneInfo(name or FALLBACK_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def hour_of_week(ts: datetime, zone: str | None) -> int:
