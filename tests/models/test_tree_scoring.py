@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import redis
 
+from models.compiled_trees import CompiledTrees
 from models.registry import ModelRegistry, ModelVersion
 from models.tree_scoring import score_each, tree_scorer
 from training.onnx_export import ranker_to_onnx
@@ -56,3 +57,18 @@ def test_matrices_scored_together_score_as_each_alone(tmp_path: Path,
         for matrix, scores in zip(matrices, together, strict=True):
             np.testing.assert_array_equal(scores, scorer(matrix))
         assert score_each(scorer, []) == []
+
+
+def test_compiled_trees_score_as_lleaves_own_predict(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    rows = rng.random((300, FEATURES))
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1},
+                        lgb.Dataset(rows, rows[:, 0] + rows[:, 1] > 1.0), num_boost_round=20)
+    for raw_score in (False, True):
+        trees = CompiledTrees(booster.model_to_string().encode(), tmp_path, raw_score)
+        for matrix in (rows, rows[:1], rows[:0], rows[::3], rows.astype(np.float32),
+                       np.asfortranarray(rows[:7])):
+            expected = trees._model.predict(np.asarray(matrix, dtype=np.float64), n_jobs=1)
+            np.testing.assert_array_equal(trees.predict(matrix), expected)
+        with pytest.raises(ValueError, match=rf"rows must be \(n, {FEATURES}\)"):
+            trees.predict(rows[:, :2])
