@@ -39,6 +39,9 @@ HOURS = 24
 UNKNOWN_COUNTRY = "??"  # the country curves' key for users whose country is unknown
 _FLAT = np.full(HOURS, 1.0 / HOURS)
 _FLAT.flags.writeable = False
+# _SHIFTED[o]: the columns that move a curve o hours later (its hour h reads hour h - o)
+_SHIFTED = (np.arange(HOURS)[None, :] - np.arange(HOURS)[:, None]) % HOURS
+_SHIFTED.flags.writeable = False
 
 
 def hourly_opens(batch: BatchFeatures) -> pl.DataFrame:
@@ -174,11 +177,9 @@ class SendTimeModel:
                activity: np.ndarray) -> np.ndarray:
         """Priors (n x 24) from each row's country curve and shopping activity (n x 24)."""
         total = activity.sum(axis=1, keepdims=True)
-        shifts = np.array([self.offsets.get(channel, 0) for channel in channels], dtype=np.int64)
+        shifts = [self.offsets.get(channel, 0) % HOURS for channel in channels]
         shaped = (activity @ smoothing_kernel(self.activity_bandwidth)) / np.maximum(total, 1e-12)
-        rows = np.arange(len(channels))[:, None]
-        columns = (np.arange(HOURS)[None, :] - shifts[:, None]) % HOURS
-        shifted = shaped[rows, columns]  # shifted[h] = shaped[h - offset]
+        shifted = shaped[np.arange(len(channels))[:, None], _SHIFTED[shifts]]
         weight = total / (total + self.activity_strength)
         return np.asarray(weight * shifted + (1 - weight) * countries)
 
@@ -232,7 +233,8 @@ class SendTimeModel:
             return []
         rows = [self._user_rows(state, now, channels) for state, channels in asked]
         every = [channel for _, channels in asked for channel in channels]
-        opens, activity, countries = (np.concatenate(part) for part in zip(*rows, strict=True))
+        opens, activity, countries = (rows[0] if len(rows) == 1 else
+                                      (np.concatenate(part) for part in zip(*rows, strict=True)))
         hours = self.send_hours(opens, self.priors(every, countries, activity))
         return per_user([channels for _, channels in asked], hours)
 
