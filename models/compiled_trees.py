@@ -9,8 +9,9 @@ file lock), and a cache file appears only once complete (written aside, then ren
 
 `predict` calls the compiled forest itself, with the rows' and the predictions' addresses:
 lleaves' own `predict` converts its input and makes two ctypes pointers per call, about
-3 us of a call that scores a lone user's dozen rows in 4 (tests/models/test_tree_scoring.py
-checks both give the same numbers).
+3 us of a call that scores a lone user's dozen rows in 4. The forest's address is lleaves'
+`_c_entry_func`, not a public name, so tests/models/test_tree_scoring.py checks both calls
+give the same numbers with the lleaves installed.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class CompiledTrees:
             if not source.is_file():
                 _write_aside(source, model_text)
             self._model = lleaves.Model(model_file=str(source))
+            if self._model.num_model_per_iteration() != 1:  # predict writes a number a row
+                raise ValueError(f"{source}: a multiclass model, not a binary one or a ranker")
             if compiled.is_file():
                 self._model.compile(cache=str(compiled), raw_score=raw_score)
             else:
@@ -63,9 +66,10 @@ class CompiledTrees:
                 self._model.compile(cache=str(scratch), raw_score=raw_score)
                 os.replace(scratch, compiled)
                 scratch.parent.rmdir()
-        entry = ctypes.cast(self._model._c_entry_func, ctypes.c_void_p).value
-        if not entry:
-            raise RuntimeError(f"lleaves compiled no forest from {source}")
+        forest = getattr(self._model, "_c_entry_func", None)
+        entry = None if forest is None else ctypes.cast(forest, ctypes.c_void_p).value
+        if not entry:  # another lleaves: tree_scoring falls back to the ONNX graph
+            raise RuntimeError(f"lleaves gave no forest entry for {source}")
         self._forest = _FOREST(entry)
 
     @property

@@ -72,3 +72,12 @@ def test_compiled_trees_score_as_lleaves_own_predict(tmp_path: Path) -> None:
             np.testing.assert_array_equal(trees.predict(matrix), expected)
         with pytest.raises(ValueError, match=rf"rows must be \(n, {FEATURES}\)"):
             trees.predict(rows[:, :2])
+
+
+def test_a_multiclass_model_is_refused(tmp_path: Path) -> None:
+    rows = np.random.default_rng(3).random((90, FEATURES))
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1,
+                         "num_threads": 1}, lgb.Dataset(rows, np.arange(90) % 3),
+                        num_boost_round=2)
+    with pytest.raises(ValueError, match="a multiclass model"):
+        CompiledTrees(booster.model_to_string().encode(), tmp_path)
