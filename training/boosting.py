@@ -14,7 +14,7 @@ import polars as pl
 from training.onnx_export import classifier_to_onnx, float32_thresholds
 
 RANKER_PARAMETERS: dict[str, Any] = {
-    "objective": "lambdarank", "n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15,
+    "objective": "lambdarank", "n_estimators": 75, "learning_rate": 0.1, "num_leaves": 15,
     "min_child_samples": 50, "deterministic": True, "force_row_wise": True, "n_jobs": 2,
     "verbose": -1}
 
