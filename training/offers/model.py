@@ -49,7 +49,7 @@ MEMBER_PARAMETERS: dict[str, Any] = {
     "subsample": 0.5, "subsample_freq": 1, "monotone_constraints": _MONOTONE,
     "deterministic": True, "force_row_wise": True, "n_jobs": 2, "verbose": -1}
 PARAMETERS: dict[str, Any] = {  # the served model, fitted to the members' average
-    "objective": "cross_entropy", "n_estimators": 300, "learning_rate": 0.1, "num_leaves": 15,
+    "objective": "cross_entropy", "n_estimators": 150, "learning_rate": 0.1, "num_leaves": 15,
     "min_child_samples": 10, "monotone_constraints": _MONOTONE,
     "deterministic": True, "force_row_wise": True, "n_jobs": 2, "verbose": -1}
 SETTINGS: dict[str, Any] = {"members": MEMBERS, "member": MEMBER_PARAMETERS,
