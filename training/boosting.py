@@ -13,6 +13,8 @@ import polars as pl
 
 from training.onnx_export import classifier_to_onnx, float32_thresholds
 
+# 75 trees at 0.1 rank as well as 150 at 0.05 did, with half the code run per decision
+# (docs/benchmarks.md, "The rankers at 75 trees and the offer model at 150")
 RANKER_PARAMETERS: dict[str, Any] = {
     "objective": "lambdarank", "n_estimators": 75, "learning_rate": 0.1, "num_leaves": 15,
     "min_child_samples": 50, "deterministic": True, "force_row_wise": True, "n_jobs": 2,
