@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import cast
 
@@ -72,7 +73,7 @@ class BrandRanker:
         known = [[(self.als_index[b], w) for b, w in kept.items() if b in self.als_index]
                  for _, _, kept in found]
         users = fold_in_users(self.item_factors, self.gram,
-                              np.cumsum([0, *(len(mine) for mine in known)]),
+                              [0, *accumulate(len(mine) for mine in known)],
                               np.array([i for mine in known for i, _ in mine], dtype=np.intp),
                               np.array([w for mine in known for _, w in mine], dtype=np.float64))
         for (candidates, matrix, _), mine, user in zip(found, known, users, strict=True):

@@ -124,3 +124,17 @@ def test_users_folded_in_together_are_each_folded_in_alone() -> None:
         np.testing.assert_allclose(together[user], plain, rtol=1e-9, atol=1e-12)
     assert fold_in_users(items, gram, np.array([0]), np.array([], dtype=int),
                          np.array([])).shape == (0, 4)
+
+
+def test_a_system_that_is_not_positive_definite_is_still_solved() -> None:
+    """Confidences are positive, which makes every user's system positive definite; were
+    one not (a negative weight here), the general solve answers instead of Cholesky."""
+    rng = np.random.default_rng(6)
+    items = rng.normal(size=(12, 4))
+    gram = regularized_gram(items)
+    rows, confidence = np.array([2, 7]), np.array([-5.0, 3.0])
+    system = gram + items[rows].T @ ((confidence - 1.0)[:, None] * items[rows])
+    assert np.linalg.eigvalsh(system).min() < 0
+    np.testing.assert_allclose(fold_in(items, gram, rows, confidence),
+                               np.linalg.solve(system, items[rows].T @ confidence),
+                               rtol=1e-12, atol=1e-12)
