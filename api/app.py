@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               threadpool_limits(limits=1)):
             yield
         services.connection.close()
+        services.batch_connection.close()
 
     app = FastAPI(title="nbo", version="0.1.0", lifespan=lifespan,
                   description="Next best offer, channel and send time, per customer.")

@@ -21,6 +21,7 @@ import hashlib
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -134,23 +135,30 @@ def timed(plan: Plan[T], report: Callable[[float, float], None]) -> Plan[T]:
 
 
 class _Blocking:
-    """redis-py's blocking client as an executor: its `execute` never suspends."""
+    """A blocking `execute` (one step's replies) as an executor: its `execute` never
+    suspends."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+    def __init__(self, execute: Callable[[Step], list[Any]]) -> None:
+        self._execute = execute
 
     async def execute(self, step: Step) -> list[Any]:
-        return execute(self._client, step)
+        return self._execute(step)
 
 
 def run(client: redis.Redis, plan: Plan[T]) -> T:
-    """Run a plan to its end with a blocking client, no event loop: nothing in `drive`
-    suspends, so its coroutine finishes at the first `send`."""
-    driving = drive(_Blocking(client), plan)
+    """Run a plan to its end with a blocking client, no event loop."""
+    return run_blocking(plan, partial(execute, client))
+
+
+def run_blocking(plan: Plan[T], execute: Callable[[Step], list[Any]]) -> T:
+    """Run a plan to its end on this thread, each step through `execute`, which returns
+    its replies (or raises its error) when they are there: nothing in `drive` suspends, so
+    its coroutine finishes at the first `send`."""
+    driving = drive(_Blocking(execute), plan)
     try:
         driving.send(None)
     except StopIteration as finished:
         result: T = finished.value
         return result
     driving.close()
-    raise RuntimeError("a plan run with the blocking client was suspended")
+    raise RuntimeError("a plan run with a blocking executor was suspended")

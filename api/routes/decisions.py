@@ -59,6 +59,7 @@ def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) ->
     a second, which single decisions should not wait behind."""
     ensure_within(len(body.user_ids), services.settings.max_batch_users, "users",
                   "NBO_MAX_BATCH_USERS")
-    decisions = services.engine.decide_many([decision_request(u, body) for u in body.user_ids])
+    decisions = services.run_from_thread(services.engine.decide_plan(
+        [decision_request(u, body) for u in body.user_ids]))
     count_decisions(services, decisions)
     return json_response({"decisions": decisions})
