@@ -26,7 +26,7 @@ from models.categories import ALS_REGULARIZATION, fold_in_users, regularized_gra
 
 Factorization = Literal["als", "bpr"]
 BPR_ITERATIONS = 100
-FOLD_IN_USERS = 4_096  # users folded in per step: their items' outer products stay small
+FOLD_IN_USERS = 4_096  # users folded in per step: their gathered item rows stay small
 
 
 def folded_in(matrix: sparse.csr_matrix, item_factors: np.ndarray,
