@@ -18,6 +18,9 @@ def _event(user: str, **fields: object) -> dict[str, object]:
 
 def test_good_events_are_applied_next_to_bad_ones(api: TestClient) -> None:
     user = "live-user-1"
+    before = api.get(f"/v1/users/{user}/decision?explain=true").json()
+    assert before["source"] == "global"
+    assert "category_interest" in before["explanation"]["removed"]["coffee-guide"]
     events = [_event(user, event_type="view", category="coffee", event_id="e1"),
               _event(user, event_type="teleport"),
               _event(user, event_type="purchase", category="coffee", price=12.5,
@@ -29,8 +32,14 @@ def test_good_events_are_applied_next_to_bad_ones(api: TestClient) -> None:
     assert (body["applied"], body["duplicates"], body["rejected"]) == (2, 1, 1)
     rejected = body["results"][1]
     assert rejected["status"] == "rejected" and "event_type" in rejected["problems"][0]
-    decision = api.get(f"/v1/users/{user}/decision").json()
-    assert decision["source"] == "model" and decision["categories"][0] == "coffee"
+    # what the decision reads of the two applied events, whichever way the models rank them
+    decision = api.get(f"/v1/users/{user}/decision?explain=true").json()
+    explanation = decision["explanation"]
+    assert decision["source"] == "model"
+    assert explanation["features"]["purchases"] == 1
+    assert explanation["features"]["recent_categories"] == ["coffee"]
+    assert explanation["arbitration"]["order_value"] == 12.5
+    assert "coffee-guide" not in explanation["removed"]  # coffee is now of interest
 
 
 def test_a_request_with_only_bad_events_is_a_422(api: TestClient) -> None:
