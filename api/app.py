@@ -19,7 +19,7 @@ from api.fast_path import DecisionFastPath
 from api.garbage import startup_objects_frozen
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
-from api.routes import blocks, decisions, events, health, items, models, offers
+from api.routes import blocks, decisions, events, feedback, health, items, models, offers
 from api.services import Services
 from api.shedding import InFlightLimit
 from nbo.settings import Settings, get_settings
@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("no API keys configured (NBO_API_KEYS): the API is open to anyone "
                        "who can reach it")
     install_error_handlers(app)
-    for router in (decisions.router, blocks.router, items.router, events.router, offers.router,
-                   models.router, health.router):
+    for router in (decisions.router, blocks.router, items.router, events.router,
+                   feedback.router, offers.router, models.router, health.router):
         app.include_router(router)
     if settings.decision_fast_path:  # innermost: inside the limits and metrics
         app.add_middleware(DecisionFastPath, services=services, keys=keys)
