@@ -153,25 +153,33 @@ class ContactPolicy:
             return start <= local_hour < end
         return local_hour >= start or local_hour < end
 
+    def send_hour(self, local_hour: int) -> int:
+        """The local hour a message meant for `local_hour` goes out: that hour, or the
+        first hour after the quiet hours when it is quiet."""
+        if not 0 <= local_hour <= 23:
+            raise ValueError(f"local hour {local_hour}: must be 0..23")
+        return self.quiet_hours[1] if self.is_quiet(local_hour) else local_hour
+
     def next_send_at(self, state: UserState, channel: str, local_hour: int,
                      now: datetime) -> datetime:
-        """The next UTC instant >= `now` at the start of `local_hour` in the user's zone (or
-        `now` itself inside that hour) when `channel` has room under every cap.
-
-        A quiet `local_hour` moves to the first hour after the quiet hours.
-        """
-        return self.send_times(state, {channel: local_hour}, now)[channel]
+        """The next UTC instant >= `now` at the start of `send_hour(local_hour)` in the
+        user's zone (or `now` itself inside that hour) when `channel` has room under every
+        cap."""
+        return self.send_times(state, {channel: self.send_hour(local_hour)}, now)[channel]
 
     def send_times(self, state: UserState, local_hours: Mapping[str, int],
                    now: datetime) -> dict[str, datetime]:
-        """`next_send_at` for each channel of `local_hours` (channel -> local hour)."""
+        """For each channel of `local_hours` (channel -> local hour), the next UTC instant
+        >= `now` at the start of that hour in the user's zone (or `now` inside it) when the
+        channel has room under every cap. The hours are taken as given: `send_hour` moves
+        a message that would interrupt out of the quiet hours."""
         counts, now, zone = _daily_counts(state), _utc(now), user_zone(state.profile.timezone)
         found = {}
         for channel, local_hour in local_hours.items():
             if not 0 <= local_hour <= 23:
                 raise ValueError(f"local hour {local_hour}: must be 0..23")
-            wanted = self.quiet_hours[1] if self.is_quiet(local_hour) else local_hour
-            found[channel] = self._next_open(counts, self._caps_of(channel), now, zone, wanted)
+            found[channel] = self._next_open(counts, self._caps_of(channel), now, zone,
+                                             local_hour)
         return found
 
     @cached_property

@@ -308,10 +308,13 @@ class DecisionEngine:
         (`learned`: channel -> local send hour, from `_send_hours`)."""
         state, budget, now = subject.state, subject.budget, call.now
         open_allowed = subject.reach if budget is None else frozenset(budget.allowed_channels)
-        channels = self._channels(state, subject.allowed, open_allowed, learned, call)
+        channels = self._channels(state, subject.allowed, subject.reach, open_allowed, learned,
+                                  call)
         best = next((c for c in channels if c.allowed), None)
         context = best or next(iter(channels), None)
-        when = context.send_at if context and context.channel in SCHEDULED else now
+        when = now
+        if context is not None and context.channel in SCHEDULED and context.send_at is not None:
+            when = context.send_at
         return _Reach(channels, best, context,
                       when.astimezone(user_zone(state.profile.timezone)))
 
@@ -374,20 +377,25 @@ class DecisionEngine:
             self._contacts = replace(self._policy.contacts, weekly_cap=weekly_cap)
         return self._contacts
 
-    def _channels(self, state: UserState, allowed: Sequence[str], open_allowed: frozenset[str],
-                  learned: Mapping[str, int], call: _Call) -> list[ChannelScore]:
-        """Every allowed channel with its score, best first."""
+    def _channels(self, state: UserState, allowed: Sequence[str], reach: frozenset[str],
+                  open_allowed: frozenset[str], learned: Mapping[str, int],
+                  call: _Call) -> list[ChannelScore]:
+        """Every allowed channel with its score, best first, and its hour: the learned one,
+        out of the quiet hours for a message that interrupts (in-app and web are seen at a
+        visit); when it falls next where the caps allow, on the channels that reach the
+        user."""
         models, costs, now = call.models, self._policy.channel_costs, call.now
+        policy = self._contact_policy(models)
         rates = models.channels.rates_for(state, now) if models else {}
         hours = {channel: learned.get(channel, DEFAULT_SEND_HOUR) for channel in allowed}
-        send_at = self._contact_policy(models).send_times(
-            state, {c: hours[c] for c in allowed if c in SCHEDULED and c in open_allowed}, now)
+        hours = {c: policy.send_hour(hour) if c in SCHEDULED else hour for c, hour in hours.items()}
+        send_at = policy.send_times(state, {c: hours[c] for c in allowed if c in reach}, now)
         scored = []
         for channel in allowed:
             rate, cost = rates.get(channel, 0.0), costs.get(channel, 0.0)
             scored.append(ChannelScore(channel, rate, cost, rate * self._policy.open_value - cost,
                                        channel in open_allowed, hours[channel],
-                                       send_at.get(channel, now)))
+                                       send_at.get(channel)))
         return sorted(scored, key=lambda c: (not c.allowed, -c.score, c.channel))
 
     def _offers(self, subjects: Sequence[_Subject], reaches: Sequence[_Reach],

@@ -41,8 +41,9 @@ class ChannelScore:
     cost: float
     score: float  # open rate x value of an open - cost of the message
     allowed: bool  # reachable, allowed by the caller, and with room under the caps
-    send_hour_local: int
-    send_at: datetime  # the next UTC instant at that local hour the caps allow
+    send_hour_local: int  # learned, moved out of the quiet hours on channels that interrupt
+    send_at: datetime | None  # the next UTC instant at that local hour the caps allow;
+    # None on a channel the user cannot be reached on (no consent, the app uninstalled)
 
 
 @dataclass(frozen=True)

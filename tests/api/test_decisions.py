@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -28,11 +29,37 @@ def test_a_known_user_gets_a_whole_decision(api: TestClient, served_world: Serve
     assert body["model_version"] and body["features_version"] and body["catalog_version"]
     assert body["contact_budget"]["window_days"] >= 1
     assert set(body["explanation"]) == {"removed", "arbitration", "features", "contacts"}
-    for channel in body["channels"]:
-        assert 0 <= channel["send_hour_local"] < 24
-        datetime.fromisoformat(channel["send_at"])
     for offer in body["offers"]:
         assert offer["expected_value"] > 0 and 0 < offer["propensity"] <= 1
+
+
+def test_send_at_is_the_next_instant_at_the_send_hour(api: TestClient,
+                                                      served_world: ServedWorld) -> None:
+    """On every channel that reaches the user, allowed now or held back by a cap, `send_at`
+    is the next UTC instant at `send_hour_local` in the user's zone (or the request's moment
+    inside that hour); messages that interrupt never get a quiet hour (21-8 by default)."""
+    users = pl.read_parquet(served_world.directory / "users.parquet")
+    zones = dict(zip(users["user_id"], users["timezone"], strict=True))
+    reached = unreached = 0
+    for user in served_world.users[:40]:
+        asked = datetime.now(UTC)
+        body = api.get(f"/v1/users/{user}/decision").json()
+        zone = ZoneInfo(zones[user] or "UTC")
+        for channel in body["channels"]:
+            hour = channel["send_hour_local"]
+            assert 0 <= hour < 24
+            if channel["channel"] in {"email", "push", "sms", "whatsapp"}:
+                assert not (hour >= 21 or hour < 8), channel
+            if channel["send_at"] is None:
+                assert not channel["allowed"]
+                unreached += 1
+                continue
+            reached += 1
+            moment = datetime.fromisoformat(channel["send_at"])
+            assert moment.astimezone(zone).hour == hour, channel
+            assert moment >= asked - timedelta(seconds=5)
+            assert moment - asked < timedelta(days=8)
+    assert reached and unreached
 
 
 def test_offers_chosen_are_always_eligible(api: TestClient, served_world: ServedWorld) -> None:
