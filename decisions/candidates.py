@@ -124,6 +124,7 @@ class CandidateTable:
     cost: np.ndarray
     content: np.ndarray  # (offers,) bool: no incentive, so holdout users may get it
     index: dict[str, int]  # offer id -> row
+    offer_ids: np.ndarray  # (offers,) the ids as an array, to take many rows' at once
 
     @classmethod
     def of(cls, offers: Sequence[Offer]) -> CandidateTable:
@@ -146,6 +147,7 @@ class CandidateTable:
             cost=np.array([o.cost for o in offers]),
             content=np.array([o.kind is OfferKind.CONTENT for o in offers], dtype=bool),
             index={o.offer_id: row for row, o in enumerate(offers)},
+            offer_ids=np.array([o.offer_id for o in offers], dtype=object),
         )
 
     def __len__(self) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Protocol, TypeVar
@@ -67,6 +67,7 @@ CHANNELS = tuple(channel.value for channel in Channel)
 SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
+LOGGED_CANDIDATES = 50  # the most worthwhile candidates a decision's log entry keeps
 # users whose candidate offers one call of the offer model scores: rows of a few dozen
 # users stay in the CPU's caches (about 9 us a user cheaper than a call per user)
 OFFER_USERS_PER_CALL = 32
@@ -142,7 +143,15 @@ class _Reach:
     local: datetime  # when a message on it would reach them, in their time zone
 
 
-_Offers = tuple[list[ChosenOffer], dict[str, object]]  # the offers chosen, the arbitration
+@dataclass(frozen=True)
+class _Offers:
+    """A user's offers chosen, the arbitration's terms (when explained) and what the log
+    keeps of the candidates."""
+
+    chosen: list[ChosenOffer]
+    terms: dict[str, object]
+    eligible: int = 0  # offers every rule allowed
+    candidates: list[tuple[str, float]] = field(default_factory=list)  # worthwhile, best first
 
 
 @dataclass(frozen=True)
@@ -250,13 +259,14 @@ class DecisionEngine:
 
     def _decide_all(self, requests: Sequence[DecisionRequest], read: _Read,
                     now: datetime) -> Plan[list[Decision]]:
-        decisions = yield from self._timed("decide", self._decisions(requests, read, now))
+        decided = yield from self._timed("decide", self._decisions(requests, read, now))
+        decisions = [decision for decision, _ in decided]
         if not read.degraded:
-            yield from self._timed("log", self._log(decisions, now))
+            yield from self._timed("log", self._log(decided, now))
         return decisions
 
     def _decisions(self, requests: Sequence[DecisionRequest], read: _Read,
-                   now: datetime) -> Plan[list[Decision]]:
+                   now: datetime) -> Plan[list[tuple[Decision, _Offers]]]:
         """Every user's decision, one stage at a time over all the users asked: a stage's
         code and data stay in the CPU's caches from one user to the next, which makes a
         batch about a fifth cheaper per user than taking each user through every stage.
@@ -275,7 +285,7 @@ class DecisionEngine:
         categories = self._categories(subjects, call)
         brands = self._brands(subjects, call)
         category_hours = self._category_hours(subjects, categories, call)
-        return [self._decision(subject, reach, pool, offer, ranked, timing, brand, call)
+        return [(self._decision(subject, reach, pool, offer, ranked, timing, brand, call), offer)
                 for subject, reach, pool, offer, ranked, timing, brand
                 in zip(subjects, reaches, pools, offers, categories, category_hours, brands,
                        strict=True)]
@@ -341,7 +351,7 @@ class DecisionEngine:
                   category_hours: dict[str, int], brands: list[str], call: _Call) -> Decision:
         request, state, budget, now = subject.request, subject.state, subject.budget, call.now
         meta, models = call.read.meta, call.models
-        chosen, terms = offers
+        chosen, terms = offers.chosen, offers.terms
         explanation = None
         if request.explain:
             explanation = {"removed": removed_by(call.table, pool.verdicts),
@@ -403,9 +413,8 @@ class DecisionEngine:
         """Each user's offers: their eligible offers scored (the offer model called once per
         `OFFER_USERS_PER_CALL` users), those worth more than they cost, explored."""
         scorer = call.models.offer_response if call.models else None
-        answers: list[_Offers] = [
-            ([], {"reason": "no eligible offer" if scorer else "no offer model loaded"})
-            for _ in subjects]
+        answers = [_Offers([], {"reason": "no eligible offer" if scorer else
+                                "no offer model loaded"}) for _ in subjects]
         if scorer is None:
             return answers
         scored = [user for user, (reach, pool) in enumerate(zip(reaches, pools, strict=True))
@@ -450,6 +459,9 @@ class DecisionEngine:
         cost = table.cost[eligible]
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)
         worth = np.flatnonzero(worth_offering(value))
+        best = worth[np.argsort(-value[worth], kind="stable")[:LOGGED_CANDIDATES]]
+        logged = list(zip(table.offer_ids[eligible[best]].tolist(),
+                          np.round(value[best], 6).tolist(), strict=True))
         order, propensity = self._policy.exploration.arrange(
             value[worth], np.abs(value[worth]) * 0.5, request.n_offers, self._rng)
         chosen = [ChosenOffer(offer_id=table.offers[eligible[worth[i]]].offer_id,
@@ -460,15 +472,16 @@ class DecisionEngine:
                               expected_value=float(value[worth[i]]), propensity=float(p))
                   for i, p in zip(order, propensity, strict=True)]
         if not request.explain:
-            return chosen, {}
+            return _Offers(chosen, {}, len(eligible), logged)
         context = reach.context
         assert context is not None
-        return chosen, {
+        return _Offers(chosen, {
             "p_convert_without_offer": float(without), "order_value": order_value,
             "order_margin": self._policy.order_margin, "channel": context.channel,
             "local_hour": reach.local.hour,
             "not_worth_their_cost": [table.offers[eligible[i]].offer_id
-                                     for i in np.flatnonzero(~worth_offering(value))]}
+                                     for i in np.flatnonzero(~worth_offering(value))]},
+            len(eligible), logged)
 
     # -- small read-time facts --------------------------------------------------------
 
@@ -539,13 +552,17 @@ class DecisionEngine:
 
     # -- logging ----------------------------------------------------------------------
 
-    def _log(self, decisions: Sequence[Decision], now: datetime) -> Plan[None]:
-        """The decision log (for feedback joins and off-policy evaluation) and the
-        per-user counts of offers given, in one pipelined write."""
+    def _log(self, decided: Sequence[tuple[Decision, _Offers]], now: datetime) -> Plan[None]:
+        """The decision log (for feedback joins and off-policy evaluation: the candidates
+        exploration arranged, how, and the propensities of its picks) and the per-user
+        counts of offers given, in one pipelined write."""
         policy = self._policy
+        exploration = policy.exploration
+        arranged = {"method": exploration.method, "epsilon": exploration.epsilon,
+                    "top_k": exploration.top_k}
         commands: list[Command] = []
         given: list[tuple[str, list[str]]] = []
-        for decision in decisions:
+        for decision, offers in decided:
             chosen = [offer.offer_id for offer in decision.offers]
             given.append((decision.user_id, chosen))
             entry = {"decision_id": decision.decision_id, "user_id": decision.user_id,
@@ -553,6 +570,8 @@ class DecisionEngine:
                      "campaign_id": decision.campaign_id, "source": decision.source,
                      "holdout": decision.holdout_group, "channel": decision.channel,
                      "offers": decision.offers,  # orjson writes dataclasses as objects
+                     "eligible": offers.eligible, "candidates": offers.candidates,
+                     "exploration": arranged,
                      "model_version": decision.model_version,
                      "features_version": decision.features_version,
                      "catalog_version": decision.catalog_version}

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
 import polars as pl
 import pytest
 import redis
@@ -214,3 +215,33 @@ def test_similar_items(api: TestClient, served_world: ServedWorld) -> None:
     assert scores == sorted(scores, reverse=True)
     assert api.get("/v1/items/no-such-item/similar").status_code == 404
     assert api.get(f"/v1/items/{item}/similar", params={"n": 0}).status_code == 422
+
+
+def test_the_log_keeps_what_off_policy_evaluation_needs(api: TestClient,
+                                                        served_world: ServedWorld) -> None:
+    """Each logged decision keeps the candidates exploration arranged (best first, with
+    their expected values), how it arranged them, and the propensity of each pick."""
+    client = redis.Redis.from_url(served_world.redis_url)
+    try:
+        checked = 0
+        for user in served_world.users[:30]:
+            body = api.get(f"/v1/users/{user}/decision", params={"n_offers": 2}).json()
+            if not body["offers"]:
+                continue
+            (_, fields), = client.xrevrange(keys.DECISIONS, count=1)
+            entry = orjson.loads(fields[b"d"])
+            assert entry["decision_id"] == body["decision_id"]
+            candidates = dict(entry["candidates"])
+            values = [value for _, value in entry["candidates"]]
+            assert values == sorted(values, reverse=True) and min(values) >= 0
+            assert entry["eligible"] >= len(candidates) >= len(body["offers"])
+            for offer in body["offers"]:
+                assert candidates[offer["offer_id"]] == pytest.approx(offer["expected_value"],
+                                                                      abs=1e-6)
+            assert [o["propensity"] for o in entry["offers"]] == [
+                o["propensity"] for o in body["offers"]]
+            assert entry["exploration"]["method"] == "epsilon_greedy"
+            checked += 1
+    finally:
+        client.close()
+    assert checked >= 10
