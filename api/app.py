@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    keys = ApiKeys(settings.api_keys)  # before connecting: a bad NBO_API_KEYS fails at once
     services = Services.build(settings)
 
     @asynccontextmanager
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="nbo", version="0.1.0", lifespan=lifespan,
                   description="Next best offer, channel and send time, per customer.")
     app.state.services = services
-    app.state.api_keys = keys = ApiKeys(settings.api_keys)
+    app.state.api_keys = keys
     if keys.open:
         logger.warning("no API keys configured (NBO_API_KEYS): the API is open to anyone "
                        "who can reach it")

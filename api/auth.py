@@ -74,7 +74,7 @@ class ApiKeys:
                 role = Role(role_name)
             except ValueError:
                 raise ApiKeyConfigError(
-                    f"NBO_API_KEYS: key #{number} has the role {role_name!r}; "
+                    f"NBO_API_KEYS: key #{number} {_bad_role(key, role_name)}; "
                     f"a role is one of {valid}") from None
             entries.append((_digest(key), role))
         self._entries = tuple(entries)
@@ -118,6 +118,22 @@ class ApiKeys:
             raise Forbidden(
                 f"this needs a key with the role {needed.value!r} (or 'admin'); "
                 f"this key has the role {granted.value!r}")
+
+
+MAX_ROLE_SHOWN = 16
+"""A longer "role" is not echoed: it may be a key written where the role goes."""
+
+
+def _bad_role(key: str, role_name: str) -> str:
+    """What is wrong with an entry's role, in words that never show a key, even one
+    written in the role's place."""
+    names = {role.value for role in Role}
+    if key in names and role_name not in names:
+        return (f"looks reversed: it is the role name {key!r}; write each entry as "
+                '"key": "role", the key first')
+    if len(role_name) > MAX_ROLE_SHOWN:
+        return f"has a role of {len(role_name)} characters (not shown: it may be a key)"
+    return f"has the role {role_name!r}"
 
 
 def _digest(key: str) -> bytes:

@@ -1,26 +1,31 @@
 """One place that turns every error into a JSON response: `{"error": code, "detail": text}`.
 
 `install_error_handlers(app)` maps nbo's own errors (`NboError`, by their `http_status`),
-request validation, Starlette's HTTP errors (unknown route, wrong method) and anything
-unexpected (a 500 whose traceback goes to the log, never to the client).
+a Redis failure no route caught (a 503 with `Retry-After`: an outage degrades answers, it
+never makes them 500s), request validation, Starlette's HTTP errors (unknown route, wrong
+method) and anything unexpected (a 500 whose traceback goes to the log, never the client).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 
 import orjson
+import redis
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nbo.errors import NboError
+from api.metrics import Metrics
+from nbo.errors import NboError, RedisUnavailableError
+from nbo.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ def error_response(
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on `app`; call it once in the app factory."""
     app.add_exception_handler(NboError, _nbo_error)  # type: ignore[arg-type]
+    app.add_exception_handler(redis.RedisError, _redis_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
@@ -77,15 +83,43 @@ async def _nbo_error(request: Request, exc: NboError) -> Response:
 
 
 def nbo_error_response(method: str, path: str, exc: NboError) -> Response:
-    """nbo's own errors carry their status; an optional `headers` mapping is sent along."""
+    """nbo's own errors carry their status; an optional `headers` mapping is sent along,
+    and a RedisUnavailableError says when to retry (`Retry-After`)."""
     status = exc.http_status
     if status >= 500:
         logger.warning("%s %s answered %d: %s", method, path, status, exc)
-    headers = getattr(exc, "headers", None)
+    return _nbo_error_body(exc)
+
+
+def _nbo_error_body(exc: NboError) -> Response:
+    given = getattr(exc, "headers", None)
+    headers = dict(given) if isinstance(given, Mapping) else {}
+    if isinstance(exc, RedisUnavailableError):
+        headers.setdefault("Retry-After", str(max(1, math.ceil(exc.retry_after_s))))
     return error_response(
-        status, snake_case(type(exc).__name__), str(exc),
-        headers=headers if isinstance(headers, Mapping) else None,
+        exc.http_status, snake_case(type(exc).__name__), str(exc), headers=headers or None,
     )
+
+
+async def _redis_error(request: Request, exc: redis.RedisError) -> Response:
+    """A Redis failure no route caught, answered as a RedisUnavailableError: 503, counted in
+    nbo_redis_errors_total. Its text (hosts, socket paths) goes to the log, never the client."""
+    services = getattr(request.app.state, "services", None)
+    metrics, settings = getattr(services, "metrics", None), getattr(services, "settings", None)
+    if isinstance(metrics, Metrics):
+        metrics.redis_errors.inc()
+    retry_after_s = settings.redis_retry_after_s if isinstance(settings, Settings) else 1.0
+    wait = max(1, math.ceil(retry_after_s))
+    unreachable = isinstance(exc, redis.ConnectionError | redis.TimeoutError)
+    # a reply error (not a lost connection) may be a bug: keep its traceback
+    logger.warning("%s %s answered 503: Redis failed: %s: %s", request.method,
+                   request.url.path, type(exc).__name__, exc,
+                   exc_info=None if unreachable else exc)
+    if unreachable:
+        detail = f"Redis is unreachable or did not answer in time; retry after {wait} s"
+    else:
+        detail = f"Redis failed this request (the error is logged); retry after {wait} s"
+    return _nbo_error_body(RedisUnavailableError(detail, retry_after_s=wait))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -16,10 +16,15 @@ class DataContractError(NboError):
 
 
 class RedisUnavailableError(NboError):
-    """The Redis server could not be started or reached."""
+    """The Redis server could not be started or reached; the API answers 503 with
+    `Retry-After: retry_after_s` (rounded up to whole seconds, at least 1)."""
 
     http_status = 503
     exit_code = 3
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class StoreContentionError(NboError):

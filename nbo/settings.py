@@ -1,17 +1,20 @@
 """Configuration from `NBO_`-prefixed environment variables, built once per process."""
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Every knob nbo reads from its environment; see the README for the list."""
 
-    model_config = SettingsConfigDict(env_prefix="NBO_", extra="ignore")
+    # Settings hold secrets (API keys, a Redis URL's password): errors never echo inputs.
+    model_config = SettingsConfigDict(env_prefix="NBO_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     redis_url: str | None = Field(
         default=None,
@@ -34,9 +37,10 @@ class Settings(BaseSettings):
     # -- the API ---------------------------------------------------------------------------
     models_dir: Path = Field(default=Path(".nbo/models"),
                              description="The model registry the API serves from.")
-    api_keys: dict[str, Literal["decide", "ingest", "admin"]] = Field(
+    api_keys: dict[str, str] = Field(
         default_factory=dict,
-        description='JSON {"key": "role"}; roles decide, ingest, admin. Empty: open API.')
+        description='JSON {"key": "role"}; roles decide, ingest, admin (checked by '
+        "api/auth.py's ApiKeys). Empty: open API.")
     max_request_bytes: int = Field(default=2_000_000, ge=1024)
     max_batch_users: int = Field(default=1000, ge=1)
     max_events_per_request: int = Field(default=1000, ge=1)
@@ -107,6 +111,19 @@ class Settings(BaseSettings):
     block_ttl_s: int = Field(default=7 * 86_400, ge=1,
                              description="How long a (user, campaign) block is remembered.")
     decision_log_max: int = Field(default=1_000_000, ge=1000)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _api_keys_shape(cls, value: object) -> object:
+        """Check NBO_API_KEYS' shape naming entries by position: pydantic's own errors
+        would name the dict key, which is the secret key itself."""
+        if not isinstance(value, Mapping):
+            raise ValueError('NBO_API_KEYS must be a JSON object {"key": "role", ...}')
+        for number, (key, role) in enumerate(value.items(), start=1):
+            if not isinstance(key, str) or not isinstance(role, str):
+                raise ValueError(f"NBO_API_KEYS: key #{number} or its role is not a string; "
+                                 "a role is one of decide, ingest, admin")
+        return value
 
 
 @lru_cache(maxsize=1)

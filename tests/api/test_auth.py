@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hmac
 import logging
+from pathlib import Path
 from unittest import mock
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.auth import Admin, ApiKeyConfigError, ApiKeys, Decide, Ingest, Role
 from api.errors import install_error_handlers
+from nbo.settings import Settings, get_settings
 
 KEYS = {"k-decide-0123456789": "decide", "k-ingest-0123456789": "ingest",
         "k-admin-0123456789": "admin"}
@@ -148,6 +151,41 @@ def test_bad_role_name_is_refused_without_showing_the_key() -> None:
         ApiKeys({"first-key-123": "admin", "second-key-456": "reader"})
     assert "second-key-456" not in str(info.value)
     assert "decide, ingest, admin" in str(info.value)
+
+
+SECRET_KEY = "supersecret-key-123"
+
+
+@pytest.mark.parametrize("source", ["settings", "environment"])
+def test_the_app_refuses_a_bad_role_naming_it_not_the_key(
+    source: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = {"decide-key-0123456789": "decide", SECRET_KEY: "reader"}
+    if source == "environment":
+        monkeypatch.setenv("NBO_API_KEYS", f'{{"decide-key-0123456789": "decide", '
+                                           f'"{SECRET_KEY}": "reader"}}')
+        get_settings.cache_clear()
+        settings = get_settings()
+    else:
+        settings = Settings(api_keys=keys)
+    settings = settings.model_copy(update={"redis_url": redis_url,
+                                           "models_dir": tmp_path / "models"})
+    with pytest.raises(ApiKeyConfigError) as info:
+        create_app(settings)
+    message = str(info.value)
+    assert SECRET_KEY not in message and SECRET_KEY not in repr(info.value)
+    assert "key #2 has the role 'reader'" in message
+    assert "decide, ingest, admin" in message
+
+
+def test_a_key_written_where_the_role_goes_is_not_shown() -> None:
+    with pytest.raises(ApiKeyConfigError, match="key #1 looks reversed") as reversed_entry:
+        ApiKeys({"admin": SECRET_KEY})
+    with pytest.raises(ApiKeyConfigError, match="a role of 19 characters") as long_role:
+        ApiKeys({"another-key-0123456789": SECRET_KEY})
+    for info in (reversed_entry, long_role):
+        assert SECRET_KEY not in str(info.value)
+        assert "decide, ingest, admin" in str(info.value)
 
 
 def test_empty_key_is_refused() -> None:

@@ -6,6 +6,7 @@ import logging
 from typing import Annotated
 
 import pytest
+import redis
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -14,6 +15,7 @@ from api.errors import MAX_GOT_CHARS, MAX_PROBLEMS, install_error_handlers, snak
 from nbo.errors import NboError, RedisUnavailableError
 
 SECRET = "password=hunter2 in a local variable"
+SOCKET = "/var/run/secret-host/redis.sock"
 
 
 class OfferNotFoundError(NboError):
@@ -48,6 +50,22 @@ def make_app() -> FastAPI:
     @app.get("/redis")
     async def redis_down() -> None:
         raise RedisUnavailableError("Redis at localhost:6379 does not answer")
+
+    @app.get("/redis/slow")
+    async def redis_slow() -> None:
+        raise RedisUnavailableError("Redis is starting", retry_after_s=2.5)
+
+    @app.get("/redis/lost")
+    async def redis_lost() -> None:
+        raise redis.ConnectionError(f"Error 2 connecting to unix socket: {SOCKET}.")
+
+    @app.get("/redis/timeout")
+    async def redis_timeout() -> None:
+        raise redis.TimeoutError(f"Timeout reading from {SOCKET}")
+
+    @app.get("/redis/refused")
+    async def redis_refused() -> None:
+        raise redis.ResponseError(f"WRONGTYPE on a key near {SOCKET}")
 
     @app.get("/busy")
     async def busy() -> None:
@@ -91,6 +109,43 @@ def test_nbo_server_side_error_keeps_its_status(client: TestClient) -> None:
     response = client.get("/redis")
     assert response.status_code == 503
     assert response.json()["error"] == "redis_unavailable_error"
+
+
+def test_redis_unavailable_error_says_when_to_retry(client: TestClient) -> None:
+    assert client.get("/redis").headers["retry-after"] == "1"
+    assert client.get("/redis/slow").headers["retry-after"] == "3"  # whole seconds, up
+
+
+@pytest.mark.parametrize("path", ["/redis/lost", "/redis/timeout"])
+def test_a_redis_failure_no_route_caught_is_a_503_to_retry(
+    client: TestClient, caplog: pytest.LogCaptureFixture, path: str,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="api.errors"):
+        response = client.get(path)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {
+        "error": "redis_unavailable_error",
+        "detail": "Redis is unreachable or did not answer in time; retry after 1 s",
+    }
+    assert SOCKET not in response.text
+    (record,) = [r for r in caplog.records if r.name == "api.errors"]
+    assert record.levelno == logging.WARNING and SOCKET in record.getMessage()
+    assert record.exc_info is None
+
+
+def test_a_redis_reply_error_is_a_503_with_its_traceback_logged(
+    client: TestClient, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="api.errors"):
+        response = client.get("/redis/refused")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    body = response.json()
+    assert body["error"] == "redis_unavailable_error"
+    assert body["detail"].startswith("Redis failed this request")
+    assert "WRONGTYPE" not in response.text and SOCKET not in response.text
+    (record,) = [r for r in caplog.records if r.name == "api.errors"]
+    assert record.exc_info is not None and record.exc_info[0] is redis.ResponseError
 
 
 def test_nbo_error_headers_are_sent(client: TestClient) -> None:

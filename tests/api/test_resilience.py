@@ -1,13 +1,18 @@
-"""A Redis outage degrades answers, never fails them; models reload under traffic."""
+"""A Redis outage degrades answers, never fails them with a 500; models reload under
+traffic."""
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -16,35 +21,92 @@ from nbo.redis_server import EmbeddedRedis
 from nbo.settings import Settings
 from tests.api.conftest import ServedWorld, promoted_version_copied
 
+OFFER = {"offer_id": "flash-3", "kind": "voucher", "value": 3, "cost": 3}
+CATALOG_AND_MODEL_CALLS = [
+    ("GET", "/v1/offers", None), ("GET", "/v1/offers/flash-3", None),
+    ("PUT", "/v1/offers/flash-3", OFFER), ("DELETE", "/v1/offers/flash-3", None),
+    ("GET", "/v1/models", None), ("POST", "/v1/models/reload", None),
+]
 
-def test_an_outage_degrades_then_recovers(tmp_path: Path) -> None:
+
+@dataclass(frozen=True)
+class OwnRedis:
+    """A Redis server of the test's own, which it may stop and start again."""
+
+    server: EmbeddedRedis
+    settings: Settings
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
-    settings = Settings(redis_url=server.url, models_dir=tmp_path / "models",
-                        data_dir=tmp_path / "data", redis_retry_after_s=0.2)
     try:
-        with TestClient(create_app(settings)) as client:
-            before = client.get("/v1/users/u1/decision")
-            assert before.status_code == 200 and before.json()["degraded"] is False
-            server.stop()
-            during = client.get("/v1/users/u1/decision")
-            assert during.status_code == 200, during.text
-            assert during.json()["degraded"] is True and during.json()["source"] == "degraded"
-            assert client.post("/v1/decisions", json={"user_ids": ["u1", "u2"]}).json()[
-                "decisions"][1]["degraded"] is True
-            assert client.get("/readyz").status_code == 503
-            events = client.post("/v1/events", json={"events": [
-                {"user_id": "u1", "ts": "2026-01-01T00:00:00Z", "event_type": "view"}]})
-            assert events.status_code == 503  # not stored: the caller must retry
-            errors = re.search(r"^nbo_redis_errors_total (\S+)$", client.get("/metrics").text,
-                               re.MULTILINE)
-            assert errors is not None and float(errors.group(1)) >= 1
-            server.start()
-            time.sleep(0.3)
-            after = client.get("/v1/users/u1/decision")
-            assert after.status_code == 200 and after.json()["degraded"] is False
+        yield OwnRedis(server, Settings(redis_url=server.url, models_dir=tmp_path / "models",
+                                        data_dir=tmp_path / "data", redis_retry_after_s=0.2))
     finally:
         server.stop()
+
+
+def redis_errors(client: TestClient) -> float:
+    found = re.search(r"^nbo_redis_errors_total (\S+)$", client.get("/metrics").text,
+                      re.MULTILINE)
+    assert found is not None
+    return float(found.group(1))
+
+
+def test_an_outage_degrades_then_recovers(own_redis: OwnRedis) -> None:
+    server = own_redis.server
+    with TestClient(create_app(own_redis.settings)) as client:
+        before = client.get("/v1/users/u1/decision")
+        assert before.status_code == 200 and before.json()["degraded"] is False
+        server.stop()
+        during = client.get("/v1/users/u1/decision")
+        assert during.status_code == 200, during.text
+        assert during.json()["degraded"] is True and during.json()["source"] == "degraded"
+        assert client.post("/v1/decisions", json={"user_ids": ["u1", "u2"]}).json()[
+            "decisions"][1]["degraded"] is True
+        assert client.get("/readyz").status_code == 503
+        events = client.post("/v1/events", json={"events": [
+            {"user_id": "u1", "ts": "2026-01-01T00:00:00Z", "event_type": "view"}]})
+        assert events.status_code == 503  # not stored: the caller must retry
+        assert redis_errors(client) >= 1
+        server.start()
+        time.sleep(0.3)
+        after = client.get("/v1/users/u1/decision")
+        assert after.status_code == 200 and after.json()["degraded"] is False
+
+
+def test_an_outage_answers_catalog_and_model_calls_503_then_recovers(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = own_redis.server
+    with TestClient(create_app(own_redis.settings), raise_server_exceptions=False) as client:
+        assert client.put("/v1/offers/flash-3", json=OFFER).status_code == 200
+        errors_before = redis_errors(client)
+        server.stop()
+        with caplog.at_level(logging.WARNING, logger="api.errors"):
+            answers = {f"{method} {path}": client.request(method, path, json=body)
+                       for method, path, body in CATALOG_AND_MODEL_CALLS}
+        for call, response in answers.items():
+            assert response.status_code == 503, f"{call}: {response.status_code} {response.text}"
+            assert response.headers["retry-after"] == "1"  # NBO_REDIS_RETRY_AFTER_S rounded up
+            body = response.json()
+            assert set(body) == {"error", "detail"}
+            assert body["error"] == "redis_unavailable_error"
+            assert "Redis is unreachable" in body["detail"] and "retry" in body["detail"]
+            assert str(server.socket_path) not in response.text  # it stays in the log
+        assert redis_errors(client) - errors_before >= len(CATALOG_AND_MODEL_CALLS)
+        warned = [r for r in caplog.records
+                  if r.name == "api.errors" and r.levelno == logging.WARNING]
+        assert len(warned) == len(CATALOG_AND_MODEL_CALLS)
+        server.start()
+        assert client.get("/v1/offers/flash-3").status_code == 200
+        assert client.put("/v1/offers/flash-3", json=OFFER).status_code == 200
+        assert client.get("/v1/offers").json()["offers"][0]["offer_id"] == "flash-3"
+        assert client.delete("/v1/offers/flash-3").status_code == 200
+        assert client.get("/v1/models").status_code == 200
+        assert client.post("/v1/models/reload").status_code == 409  # none promoted: not 503
 
 
 def test_a_reload_under_traffic_fails_no_request(served_world: ServedWorld) -> None:
