@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from features.contract.schema import Channel, Journey
+from features.contract.schema import ID_MAX_CHARS, Channel, Journey
 
-USER_ID_MAX = 128
+USER_ID_MAX = ID_MAX_CHARS  # the events contract's limit, so every event's user can be decided
 UserId = Annotated[str, Field(min_length=1, max_length=USER_ID_MAX)]
-JsonValue = str | int | float | bool | None
 
 
 class DecisionOptions(BaseModel):
@@ -49,9 +57,11 @@ class BatchDecisionRequest(DecisionOptions):
 class EventsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[dict[str, JsonValue]] = Field(
-        min_length=1, description="events as in the data contract (docs/data.md); at most "
-        "NBO_MAX_EVENTS_PER_REQUEST")
+    # any JSON per item: the contract's check (features/contract/records.py) rejects a bad
+    # item on its own, so the good ones next to it are still applied
+    events: list[JsonValue] = Field(
+        min_length=1, description="events as in the data contract (docs/data.md), each an "
+        "object; at most NBO_MAX_EVENTS_PER_REQUEST")
 
 
 class EventOutcome(BaseModel):
@@ -73,11 +83,36 @@ class FeedbackRequest(BaseModel):
     decision_id: str = Field(min_length=1, max_length=64)
     type: Literal["impression", "open", "click", "conversion", "redemption"]
     offer_id: str | None = Field(default=None, min_length=1, max_length=128)
-    ts: datetime | None = Field(default=None, description="when it happened (default: now)")
-    value: float | None = Field(default=None, ge=0, description="order value, if any")
+    ts: datetime | None = Field(default=None, description="when it happened, with its "
+                                "time-zone offset (default: now)")
+    value: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                description="order value, if any")
+
+    @field_validator("ts")
+    @classmethod
+    def _has_offset(cls, ts: datetime | None) -> datetime | None:
+        """A time without an offset names no moment (docs/data.md's rule for timestamps)."""
+        if ts is not None and ts.utcoffset() is None:
+            raise PydanticCustomError(
+                "timezone_aware", "a time with its time-zone offset, such as "
+                "2026-01-05T10:00:00+01:00 or 2026-01-05T09:00:00Z: add the offset")
+        return ts
+
+    @model_validator(mode="after")
+    def _redemption_names_its_offer(self) -> Self:
+        """A redemption spends its offer's budget, so it must say which offer it was."""
+        if self.type == "redemption" and self.offer_id is None:
+            error = PydanticCustomError(
+                "missing_offer", "a redemption must name the offer redeemed (its budget pays "
+                "for it): add offer_id, one of the offers the decision made")
+            raise ValidationError.from_exception_data(
+                type(self).__name__, [{"type": error, "loc": ("offer_id",), "input": None}])
+        return self
 
 
 class FeedbackResponse(BaseModel):
     accepted: bool
     decision_id: str
     user_id: str
+    duplicate: bool = Field(description="this decision's feedback of this type (and offer) "
+                            "was reported before: nothing was recorded or counted again")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import redis
 from fastapi import APIRouter
 
@@ -15,6 +17,7 @@ from nbo.errors import DataContractError, RedisUnavailableError
 from nbo.redis_plan import Plan
 
 router = APIRouter(prefix="/v1", tags=["events"])
+logger = logging.getLogger(__name__)
 
 
 class NoEventAccepted(DataContractError):
@@ -41,9 +44,13 @@ def _apply_events(body: EventsRequest, services: Services) -> Plan[EventsRespons
     except redis.RedisError as error:
         services.metrics.redis_errors.inc()
         stored = sum(1 for r in results.values() if r.status != "rejected")
+        # the error's text names hosts and socket paths: the log's, never the client's
+        logger.warning("POST /v1/events: Redis failed after %d of %d valid events: %s",
+                       stored, len(checked.events), error)
         raise RedisUnavailableError(
-            f"Redis is unreachable ({error}); the first {stored} valid events were stored, "
-            "the rest were not: send the request again (event ids make it safe)") from error
+            f"Redis is unreachable: the first {stored} of the {len(checked.events)} valid "
+            "events were stored, the rest were not; send the request again (event ids make "
+            "that safe)") from error
     ordered = [results[index] for index in sorted(results)]
     counts = {status: sum(1 for r in ordered if r.status == status)
               for status in ("applied", "duplicate", "rejected")}

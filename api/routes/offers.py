@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from api.auth import Admin, Decide
 from api.services import ServicesDep
 from decisions.catalog import BudgetStatus
-from features.contract.offers import Offer
+from features.contract.offers import Offer, OfferInput
 from nbo.errors import DataContractError, NboError
 
 router = APIRouter(prefix="/v1/offers", tags=["offers"])
@@ -46,8 +46,10 @@ def get_offer(offer_id: OfferId, services: ServicesDep, _: Decide) -> dict[str, 
 
 
 @router.put("/{offer_id}", summary="Create or replace an offer")
-def put_offer(offer_id: OfferId, offer: Offer, services: ServicesDep,
+def put_offer(offer_id: OfferId, offer: OfferInput, services: ServicesDep,
               _: Admin) -> dict[str, Any]:
+    """A 422 names each unknown field, unknown segment or non-finite amount: a typo'd rule
+    must never vanish into a laxer offer."""
     if offer.offer_id != offer_id:
         raise DataContractError(f"the body's offer_id {offer.offer_id!r} differs from the "
                                 f"path's {offer_id!r}: make them the same")

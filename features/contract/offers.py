@@ -1,31 +1,100 @@
-"""The offer catalog: a typed model, and reading it from YAML or JSON with located errors."""
+"""The offer catalog: a typed model, and reading it from YAML or JSON with located errors.
+
+`Offer` is an offer as the catalog holds it; `OfferInput`, what a person writes (PUT
+/v1/offers, offers files), is checked harder: an unknown field or a segment the engine
+cannot match is a mistake to report, never a rule to drop silently.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
+    ModelWrapValidatorHandler,
     PositiveInt,
     ValidationError,
     model_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from features.contract.problems import FileCheck, Problem
-from features.contract.schema import Channel, Journey, LifecycleStage, OfferKind
+from features.contract.schema import (
+    ID_MAX_CHARS,
+    USERS,
+    Channel,
+    Journey,
+    LifecycleStage,
+    OfferKind,
+)
 from nbo.errors import DataContractError
 
 OFFER_FILE_NAMES = ("offers.yaml", "offers.yml", "offers.json")
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+# NaN and infinity are no amounts (and JSON would store them as null, losing the offer)
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+# The segments decisions/engine.py (`_segments`) gives users, which offers may target.
+SEGMENTS = ("buyer", "prospect", "app")
+SEGMENT_FORMS = ("buyer, prospect, app or country:XX (XX: a country as the users table gives "
+                 "it, two upper-case letters, e.g. country:FR)")
+UNKNOWN_FIELD = "unknown_field"
+M = TypeVar("M", bound=BaseModel)
+
+
+def _country_code() -> re.Pattern[str]:
+    column = USERS.column("country")
+    assert column is not None and column.pattern is not None
+    return re.compile(column.pattern)
+
+
+_COUNTRY = _country_code()  # `country:XX` matches users whose country is XX
+
+
+def _known_segment(segment: str) -> str:
+    country = segment.removeprefix("country:")
+    if segment in SEGMENTS or (country != segment and _COUNTRY.fullmatch(country)):
+        return segment
+    raise PydanticCustomError("unknown_segment", "a segment nbo gives users: {forms}; no user "
+                              "is ever in another, so the offer could never be chosen",
+                              {"forms": SEGMENT_FORMS})
+
+
+Segment = Annotated[str, AfterValidator(_known_segment)]
+
+
+def _known_fields(model: type[M], data: object, handler: ModelWrapValidatorHandler[M]) -> M:
+    """`handler(data)`, with each key of `data` that `model` lacks reported by name (and the
+    fields accepted), first, then whatever else is wrong."""
+    accepted = list(model.model_fields)
+    unknown = (sorted(set(data) - set(accepted), key=str)  # YAML keys may be any scalar
+               if isinstance(data, dict) else [])
+    if not isinstance(data, dict) or not unknown:
+        return handler(data)
+    found: list[InitErrorDetails] = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), accepted, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        error = PydanticCustomError(UNKNOWN_FIELD, "unknown field{hint}; the fields accepted "
+                                    "here are {accepted}",
+                                    {"hint": hint, "accepted": ", ".join(accepted)})
+        found.append({"type": error, "loc": (str(name),), "input": data[name]})
+    try:
+        handler({key: value for key, value in data.items() if key not in unknown})
+    except ValidationError as error:
+        found += [{"type": PydanticCustomError(detail["type"], detail["msg"]),
+                   "loc": detail["loc"], "input": detail["input"]} for detail in error.errors()]
+    raise ValidationError.from_exception_data(model.__name__, found)
 
 
 class Eligibility(BaseModel):
@@ -37,21 +106,33 @@ class Eligibility(BaseModel):
     segments: list[NonEmptyStr] = Field(default_factory=list)
 
 
+class EligibilityInput(Eligibility):
+    """Eligibility as written: segments of the forms the engine gives users."""
+
+    segments: list[Segment] = Field(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_unknown_fields(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        return _known_fields(cls, data, handler)
+
+
 class Offer(BaseModel):
     """One incentive or content piece the CRM team can send (docs/data.md, "offers")."""
 
+    # other fields are kept: offers stored before writes refused them must still be read
     model_config = ConfigDict(extra="allow")
 
     offer_id: NonEmptyStr
     kind: OfferKind
-    value: NonNegativeFloat = Field(description="face value to the customer, currency units")
-    cost: NonNegativeFloat = Field(description="cost to the business per redemption")
+    value: Amount = Field(description="face value to the customer, currency units")
+    cost: Amount = Field(description="cost to the business per redemption")
     categories: list[NonEmptyStr] = Field(default_factory=list, description="empty: any")
     channels: list[Channel] = Field(default_factory=list, description="empty: any")
     journeys: list[Journey] = Field(default_factory=list, description="empty: any")
-    min_order_value: NonNegativeFloat = 0.0
+    min_order_value: Amount = 0.0
     eligibility: Eligibility = Field(default_factory=Eligibility)
-    budget: NonNegativeFloat | None = Field(default=None, description="total cost allowed")
+    budget: Amount | None = Field(default=None, description="total cost allowed")
     max_per_user: PositiveInt | None = None
     valid_from: AwareDatetime | None = None
     valid_to: AwareDatetime | None = None
@@ -65,6 +146,24 @@ class Offer(BaseModel):
     def is_valid_at(self, moment: datetime) -> bool:
         starts_ok = self.valid_from is None or self.valid_from <= moment
         return starts_ok and (self.valid_to is None or moment < self.valid_to)
+
+
+class OfferInput(Offer):
+    """An offer as a person writes it: unknown fields and segments refused, ids no longer
+    than the API's paths take."""
+
+    offer_id: Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)]
+    eligibility: EligibilityInput = Field(default_factory=EligibilityInput)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_unknown_fields(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        return _known_fields(cls, data, handler)
+
+    def as_offer(self) -> Offer:
+        """The same offer as the catalog holds it (models of different classes never compare
+        equal)."""
+        return Offer.model_validate(self.model_dump())
 
 
 def offers_file(directory: Path) -> Path | None:
@@ -104,7 +203,7 @@ def read_offers(path: Path, limit: int = 20) -> tuple[list[Offer], FileCheck]:
     seen: set[str] = set()
     for row, entry in enumerate(document, start=1):
         try:
-            offer = Offer.model_validate(entry)
+            offer = OfferInput.model_validate(entry).as_offer()
         except ValidationError as error:
             check.invalid_rows += 1
             for detail in error.errors():
@@ -126,4 +225,6 @@ def _expected(detail: ErrorDetails) -> str:
     message = str(detail["msg"])
     if detail["type"] == "missing":
         return "a value (the field is required)"
+    if detail["type"] == UNKNOWN_FIELD:
+        return "a known field" + message.removeprefix("unknown field")
     return message[0].lower() + message[1:] if message else "a valid value"

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from features.contract.schema import Column, Kind
+from features.contract.schema import CONTROL_CHARACTERS, Column, Kind
 
 UTC_MICROS = pl.Datetime("us", "UTC")
 _EARLIEST = pl.datetime(1990, 1, 1, time_zone="UTC")
@@ -41,6 +41,7 @@ _UTC = ZoneInfo("UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _EARLIEST_VALUE = datetime(1990, 1, 1, tzinfo=_UTC)
 _LATEST_VALUE = datetime(2100, 1, 1, tzinfo=_UTC)
+_CONTROL = re.compile(CONTROL_CHARACTERS)
 _TRUE_WORDS = frozenset(_TRUE)
 _FALSE_WORDS = frozenset(_FALSE)
 # What polars trims: Rust's `char::is_whitespace`, which, unlike `str.isspace`, leaves
@@ -261,6 +262,10 @@ def acceptable(column: Column, value: pl.Expr) -> pl.Expr:
     if column.kind is Kind.INTEGER:
         nonzero = (value != 0) if column.nonzero else pl.lit(True)
         return _in_range(value.cast(pl.Float64), column) & nonzero
+    if column.kind is Kind.STRING:
+        short = pl.lit(True) if column.max_chars is None else (
+            value.str.len_chars() <= column.max_chars)
+        return short & ~value.str.contains(CONTROL_CHARACTERS)
     return pl.lit(True)
 
 
@@ -278,6 +283,10 @@ def acceptable_value(column: Column, value: object) -> bool:
     if column.kind is Kind.INTEGER:
         return (isinstance(value, int) and _in_range_value(float(value), column)
                 and not (column.nonzero and value == 0))
+    if column.kind is Kind.STRING:
+        return (isinstance(value, str)
+                and (column.max_chars is None or len(value) <= column.max_chars)
+                and _CONTROL.search(value) is None)
     return True
 
 

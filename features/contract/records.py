@@ -43,12 +43,13 @@ def raw_text(value: object) -> str | None:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def check_records(items: Sequence[Mapping[str, object]], spec: TableSpec,
+def check_records(items: Sequence[object], spec: TableSpec,
                   source: str = "request") -> CheckedRecords:
     """Each item checked against `spec` and parsed; positions count from 0.
 
     An item's problems come as the file validator reports them: unknown keys (sorted),
-    then each wrong column in the order the contract declares them.
+    then each wrong column in the order the contract declares them. An item that is not an
+    object (a JSON Lines file's line that is not one) is one problem of its own.
     """
     names = frozenset(column.name for column in spec.columns)
     columns = [(column.name, column.required, column) for column in spec.columns]
@@ -56,9 +57,13 @@ def check_records(items: Sequence[Mapping[str, object]], spec: TableSpec,
     records: list[tuple[int, dict[str, object]]] = []
     problems: dict[int, list[Problem]] = {}
     for position, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            expected = f"an object of the {spec.name} contract's columns (docs/data.md)"
+            problems[position] = [Problem(path, expected, position, None, raw_text(item))]
+            continue
         found = [] if names.issuperset(item) else [
             Problem(path, f"a column of the {spec.name} contract (docs/data.md)", position, name,
-                    None) for name in sorted(set(item) - names)]
+                    raw_text(item[name])) for name in sorted(set(item) - names)]
         record: dict[str, object] = {}
         for name, required, column in columns:
             given = item.get(name)
@@ -77,7 +82,7 @@ def check_records(items: Sequence[Mapping[str, object]], spec: TableSpec,
     return CheckedRecords(records, problems)
 
 
-def check_events(items: Sequence[Mapping[str, object]], source: str = "request") -> CheckedEvents:
+def check_events(items: Sequence[object], source: str = "request") -> CheckedEvents:
     """Each item checked against the events contract; positions count from 0."""
     checked = check_records(items, EVENTS, source)
     return CheckedEvents([(position, Event.from_row(record))

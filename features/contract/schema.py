@@ -69,6 +69,17 @@ class Journey(StrEnum):
     WIN_BACK = "win_back"
 
 
+ID_MAX_CHARS = 128
+"""Longest id (user, event, item, campaign, offer): the API's paths take no longer ones."""
+
+NAME_MAX_CHARS = 256
+"""Longest category, brand or journey name: longer ones are garbage, not names."""
+
+CONTROL_CHARACTERS = r"[\x00-\x1F\x7F-\x9F]"
+"""Unicode's control characters (Cc), refused in free text: a NUL or a stray escape is a
+broken export, and would travel into Redis keys and responses (Python's and Rust's regex)."""
+
+
 class Kind(StrEnum):
     """How a column's raw values are parsed."""
 
@@ -90,6 +101,7 @@ class Column:
     min_exclusive: bool = False
     nonzero: bool = False
     pattern: str | None = None  # a regular expression the whole value must match
+    max_chars: int | None = None  # free text (no `allowed`, no `pattern`): its longest form
     described: str | None = None  # words for a valid value, where the rule alone is unclear
 
     def expectation(self) -> str:
@@ -106,6 +118,9 @@ class Column:
             Kind.INTEGER: "a whole number",
             Kind.BOOLEAN: "a boolean (true/false, 1/0, yes/no)",
         }[self.kind]
+        if self.kind is Kind.STRING and self.pattern is None:
+            longest = "" if self.max_chars is None else f" of at most {self.max_chars} characters"
+            return f"{words}{longest}, without control characters"
         if self.min_value is not None and self.max_value is not None:
             low = "(" if self.min_exclusive else "["
             return f"{words} in {low}{self.min_value:g}, {self.max_value:g}]"
@@ -133,25 +148,33 @@ def _choices(values: type[StrEnum]) -> frozenset[str]:
     return frozenset(member.value for member in values)
 
 
+def _id(name: str, required: bool = False) -> Column:
+    return Column(name, Kind.STRING, required=required, max_chars=ID_MAX_CHARS)
+
+
+def _name(name: str) -> Column:
+    return Column(name, Kind.STRING, max_chars=NAME_MAX_CHARS)
+
+
 EVENTS = TableSpec(
     name="events",
     required=True,
     key="event_id",
     columns=(
-        Column("user_id", Kind.STRING, required=True),
+        _id("user_id", required=True),
         Column("ts", Kind.TIMESTAMP, required=True),
         Column("event_type", Kind.STRING, required=True, allowed=_choices(EventType)),
-        Column("event_id", Kind.STRING),
-        Column("item_id", Kind.STRING),
-        Column("category", Kind.STRING),
-        Column("brand", Kind.STRING),
+        _id("event_id"),
+        _id("item_id"),
+        _name("category"),
+        _name("brand"),
         Column("price", Kind.FLOAT, min_value=0),
         Column("quantity", Kind.INTEGER, nonzero=True,
                described="a whole number other than 0 (negative: a return)"),
         Column("channel", Kind.STRING, allowed=_choices(Channel)),
-        Column("campaign_id", Kind.STRING),
-        Column("offer_id", Kind.STRING),
-        Column("journey", Kind.STRING),
+        _id("campaign_id"),
+        _id("offer_id"),
+        _name("journey"),
         Column("propensity", Kind.FLOAT, min_value=0, max_value=1, min_exclusive=True),
     ),
 )
@@ -161,7 +184,7 @@ USERS = TableSpec(
     required=False,
     key="user_id",
     columns=(
-        Column("user_id", Kind.STRING, required=True),
+        _id("user_id", required=True),
         Column("signup_ts", Kind.TIMESTAMP),
         Column("country", Kind.STRING, pattern=r"^[A-Z]{2}$",
                described="a two-letter ISO 3166 country code such as FR"),
@@ -176,9 +199,9 @@ ITEMS = TableSpec(
     required=False,
     key="item_id",
     columns=(
-        Column("item_id", Kind.STRING, required=True),
-        Column("category", Kind.STRING),
-        Column("brand", Kind.STRING),
+        _id("item_id", required=True),
+        _name("category"),
+        _name("brand"),
         Column("price", Kind.FLOAT, min_value=0),
         Column("margin", Kind.FLOAT, min_value=-1, max_value=1),
     ),

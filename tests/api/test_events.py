@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from nbo.redis_server import EmbeddedRedis
+from nbo.settings import Settings
 from tests.api.conftest import ServedWorld
 
 ADMIN, DECIDE = "admin-key-123", "decide-key-456"
@@ -46,6 +49,50 @@ def test_a_request_with_only_bad_events_is_a_422(api: TestClient) -> None:
     response = api.post("/v1/events", json={"events": [{"user_id": "x", "ts": "soon",
                                                          "event_type": "view"}]})
     assert response.status_code == 422 and "ts" in response.json()["detail"]
+
+
+def test_an_item_that_is_no_object_or_nests_is_one_rejected_event(api: TestClient) -> None:
+    user = "live-user-shapes"
+    events = [_event(user, event_type="view", event_id="s1"), 5, ["a"], None,
+              _event(user, event_type="view", extra={"a": 1}),
+              _event(user, event_type="view", event_id="s2")]
+    response = api.post("/v1/events", json={"events": events})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["applied"], body["rejected"]) == (2, 4)
+    statuses = [result["status"] for result in body["results"]]
+    assert statuses == ["applied", "rejected", "rejected", "rejected", "rejected", "applied"]
+    assert body["results"][1]["problems"] == [
+        "events: row 1: got '5', expected an object of the events contract's columns "
+        "(docs/data.md)"]
+    assert "row 3" in body["results"][3]["problems"][0]  # null: not an event either
+    assert body["results"][4]["problems"] == [
+        "events: row 4, column 'extra': got '{\"a\":1}', expected a column of the events "
+        "contract (docs/data.md)"]
+
+
+def test_absurd_ids_and_control_characters_are_rejected_per_event(api: TestClient) -> None:
+    user = "live-user-text"
+    events = [_event("u" * 5000, event_type="view"),
+              _event(user, event_type="view", category="cof\x00fee"),
+              _event(user, event_type="view", brand="b" * 257),
+              _event(user, event_type="view", item_id="i\x1b[31m"),
+              _event("u" * 128, event_type="view", category="coffee")]
+    response = api.post("/v1/events", json={"events": events})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [result["status"] for result in results] == ["rejected"] * 4 + ["applied"]
+    expected = [("user_id", "at most 128 characters"), ("category", "without control"),
+                ("brand", "at most 256 characters"), ("item_id", "without control")]
+    for result, (column, words) in zip(results, expected, strict=False):
+        assert f"column '{column}'" in result["problems"][0] and words in result["problems"][0]
+    # the longest accepted user id is one the decision path takes
+    assert api.get(f"/v1/users/{'u' * 128}/decision").status_code == 200
+
+
+def test_a_request_of_nothing_but_non_objects_is_a_422(api: TestClient) -> None:
+    response = api.post("/v1/events", json={"events": [1, "two"]})
+    assert response.status_code == 422 and "an object" in response.json()["detail"]
 
 
 def test_malformed_json_is_a_4xx(api: TestClient) -> None:
@@ -101,6 +148,26 @@ def test_health_readiness_and_metrics(api: TestClient, served_world: ServedWorld
     assert 'route="/v1/users/{user_id}/decision"' in metrics
     for stage in ("read", "decide", "log", "redis_wait"):
         assert f'nbo_decision_stage_seconds_count{{stage="{stage}"}}' in metrics
+
+
+def test_an_outage_answers_503_without_redis_details(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    try:
+        settings = Settings(redis_url=server.url, models_dir=tmp_path / "models",
+                            data_dir=tmp_path / "data")
+        with TestClient(create_app(settings)) as client:
+            server.stop()
+            events = [_event("u1", event_type="view"), _event("u1", event_type="teleport"),
+                      _event("u2", event_type="view")]
+            response = client.post("/v1/events", json={"events": events})
+    finally:
+        server.stop()
+    assert response.status_code == 503
+    assert response.json()["detail"] == (
+        "Redis is unreachable: the first 0 of the 2 valid events were stored, the rest were "
+        "not; send the request again (event ids make that safe)")
+    assert str(server.socket_path) not in response.text
 
 
 def test_too_many_events_are_refused(served_world: ServedWorld) -> None:

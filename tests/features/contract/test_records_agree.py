@@ -38,8 +38,8 @@ def checked_as_frame(items: Sequence[Mapping[str, object]], spec: TableSpec,
         unknown = sorted(set(item) - set(names))
         if unknown:
             expected = f"a column of the {spec.name} contract (docs/data.md)"
-            problems[position] = [Problem(path, expected, position, name, None)
-                                  for name in unknown]
+            problems[position] = [Problem(path, expected, position, name,
+                                          raw_text(item[name])) for name in unknown]
     rows = [{name: raw_text(item.get(name)) for name in names} | {ROW: position}
             for position, item in enumerate(items)]
     raw = pl.DataFrame(rows, schema={**dict.fromkeys(sorted(names), pl.String), ROW: pl.Int64})
@@ -335,7 +335,8 @@ def assert_values_agree(column: Column, values: Sequence[object]) -> None:
     pytest.param(spec, name, examples, id=f"{spec.name}.{name}") for spec, name, examples in [
         (EVENTS, "ts", 200), (EVENTS, "price", 60), (EVENTS, "quantity", 60),
         (EVENTS, "propensity", 60), (EVENTS, "event_type", 30), (EVENTS, "user_id", 30),
-        (USERS, "consent_email", 60), (USERS, "country", 30), (USERS, "timezone", 30)]
+        (EVENTS, "category", 30), (USERS, "consent_email", 60), (USERS, "country", 30),
+        (USERS, "timezone", 30)]
 ])
 def test_values_agree(spec: TableSpec, name: str, examples: int) -> None:
     """Many values of one column a run, each compared on its own."""
@@ -388,6 +389,17 @@ _BY_NAME = {column.name: column for column in (*EVENTS.columns, *USERS.columns)}
     ("consent_sms", "\u212a", False),  # the Kelvin sign, which Python's re.I takes for k
     ("country", "FR\n", True),
     ("timezone", " Europe/Paris ", True),
+    ("user_id", "u" * 128, True),  # the API's limit on a user id in a path
+    ("user_id", "u" * 129, False),
+    ("user_id", f" {'u' * 128}\t", True),  # trimmed first
+    ("user_id", "u1\x00", False),  # control characters: a broken export
+    ("category", "cof\x01fee", False),
+    ("category", "coffee\x1c", False),  # no whitespace to polars: kept, then refused
+    ("category", "\u3000coffee\xa0", True),
+    ("brand", "ka\x85lo", False),  # a C1 control inside (at either end, whitespace)
+    ("brand", "k" * 256, True),
+    ("brand", "k" * 257, False),
+    ("journey", "cart\u200babandoned", True),  # a format character, not a control one
 ])
 def test_odd_values_agree(name: str, raw: str, accepted: bool) -> None:
     assert_values_agree(_BY_NAME[name], [raw])

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from features.contract.offers import Offer, read_offers
 from features.contract.validate import validate_dataset
 from tests.features.contract.conftest import EVENTS_CSV, OFFERS_YAML, write_dataset
 
@@ -99,6 +100,20 @@ def test_a_ragged_csv_line_is_reported_and_the_rest_still_checked(tmp_path: Path
         (OFFERS_YAML.replace("offer_id: coffee-guide", "offer_id: voucher-5"),
          "row 2, column 'offer_id'"),
         (OFFERS_YAML.replace("    value: 0\n", ""), "row 2, column 'value': got <missing>"),
+        (OFFERS_YAML.replace("max_per_user: 2", "max_per_usr: 2"),
+         "row 1, column 'max_per_usr': got '2', expected a known field (did you mean "
+         "'max_per_user'?); the fields accepted here are offer_id, kind, value, cost"),
+        (OFFERS_YAML.replace("cost: 5", "cost: .inf"),
+         "row 1, column 'cost': got 'inf', expected input should be a finite number"),
+        (OFFERS_YAML.replace("value: 0", "value: .nan"), "row 2, column 'value': got 'nan'"),
+        (OFFERS_YAML.replace("min_order_value: 15", "min_order_value: -.inf"),
+         "row 1, column 'min_order_value': got '-inf', expected input should be a finite"),
+        (OFFERS_YAML + "    eligibility: {segments: [buyer, 'contry:FR']}\n",
+         "row 2, column 'eligibility.segments.1': got 'contry:FR', expected a segment nbo "
+         "gives users: buyer, prospect, app or country:XX"),
+        (OFFERS_YAML + "    eligibility: {segmets: [buyer]}\n",
+         "row 2, column 'eligibility.segmets': got \"['buyer']\", expected a known field (did "
+         "you mean 'segments'?); the fields accepted here are lifecycle_stages, segments"),
     ],
 )
 def test_a_malformed_offer_file_is_reported(tmp_path: Path, offers: str, expected: str) -> None:
@@ -107,6 +122,40 @@ def test_a_malformed_offer_file_is_reported(tmp_path: Path, offers: str, expecte
     text = "\n".join(report.lines())
     assert str(tmp_path / "offers.yaml") in text
     assert expected in text
+
+
+def test_an_offer_with_a_typo_is_left_out_and_the_others_are_read(tmp_path: Path) -> None:
+    """A typo'd field would publish a laxer offer than meant (no cap, no budget): the offer
+    is reported and left out, as any invalid offer, and the valid ones are published."""
+    text = OFFERS_YAML.replace("max_per_user: 2", "max_per_user: 2\n    budjet: 100")
+    offers, check = read_offers(write_dataset(tmp_path, offers=text) / "offers.yaml")
+    assert [offer.offer_id for offer in offers] == ["coffee-guide"]
+    assert type(offers[0]) is Offer  # as the catalog reads it back, so the two compare equal
+    assert (check.rows, check.invalid_rows, check.problem_count) == (2, 1, 1)
+
+
+def test_segments_of_every_form_the_engine_gives_are_accepted(tmp_path: Path) -> None:
+    segments = "[buyer, prospect, app, 'country:FR', 'country:JP']"
+    text = OFFERS_YAML + f"    eligibility: {{segments: {segments}}}\n"
+    offers, check = read_offers(write_dataset(tmp_path, offers=text) / "offers.yaml")
+    assert check.ok, [str(problem) for problem in check.shown]
+    assert offers[1].eligibility.segments == ["buyer", "prospect", "app", "country:FR",
+                                              "country:JP"]
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("user_id", "u" * 129, "a non-empty string of at most 128 characters, without control "
+     "characters"),
+    ("category", "x" * 257, "a non-empty string of at most 256 characters"),
+    ("brand", "ka\x00lo", "without control characters"),
+])
+def test_absurd_and_broken_text_is_a_bad_cell(tmp_path: Path, column: str, value: str,
+                                              expected: str) -> None:
+    events = _replace_cell(EVENTS_CSV, line=4, column=column, value=value)
+    report = validate_dataset(write_dataset(tmp_path, events=events))
+    lines = report.lines()
+    assert len(lines) == 1, lines
+    assert f"row 3 (line 4), column '{column}'" in lines[0] and expected in lines[0]
 
 
 def test_a_missing_events_table_is_a_data_set_problem(tmp_path: Path) -> None:
