@@ -6,6 +6,7 @@ worker process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
@@ -38,7 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # on the cores the other workers, Redis and the clients need
         with (startup_objects_frozen() if settings.freeze_startup_objects else nullcontext(),
               threadpool_limits(limits=1)):
-            yield
+            # every worker serves the promoted model version, whichever answered a reload
+            following = (asyncio.create_task(services.follow_promoted_forever(
+                settings.model_poll_s)) if settings.model_poll_s else None)
+            try:
+                yield
+            finally:
+                if following is not None:
+                    following.cancel()
         services.connection.close()
         services.batch_connection.close()
 

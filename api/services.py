@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
@@ -20,6 +21,7 @@ from api.garbage import freeze_new_long_lived
 from api.metrics import Metrics
 from decisions.catalog import OfferCatalog
 from decisions.engine import DecisionEngine
+from decisions.feedback import FeedbackLog
 from decisions.outcome import Decision, DecisionRequest
 from decisions.policy import Policy
 from features.store.redis_store import RedisFeatureStore
@@ -65,11 +67,14 @@ class Services:
     catalog: OfferCatalog
     registry: ModelRegistry
     engine: DecisionEngine
+    feedback: FeedbackLog
     metrics: Metrics
     connection: PipelinedConnection  # the event loop's, for per-user plans
     batch_connection: PipelinedConnection  # the event loop's, for batches' plans
     request_path: anyio.CapacityLimiter | None = field(init=False)  # None: the event loop
     coalescer: DecisionCoalescer | None = field(init=False)
+    _reloading: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _failed_version: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         threads = self.settings.request_threads
@@ -119,12 +124,14 @@ class Services:
         store = RedisFeatureStore(client, live_ttl_s=int(settings.live_ttl_days * 86_400),
                                   stream_maxlen=settings.event_log_max)
         catalog = OfferCatalog(client)
-        engine = DecisionEngine(client, store, catalog, Policy.from_settings(settings),
+        policy = Policy.from_settings(settings)
+        engine = DecisionEngine(client, store, catalog, policy,
                                 retry_after_s=settings.redis_retry_after_s,
                                 observer=_EngineMetrics(metrics))
         url, timeout_s = redis_url(settings), settings.redis_timeout_s
         services = cls(settings, client, store, catalog,
-                       ModelRegistry(settings.models_dir, client), engine, metrics,
+                       ModelRegistry(settings.models_dir, client), engine,
+                       FeedbackLog(catalog, policy), metrics,
                        PipelinedConnection(url, timeout_s), PipelinedConnection(url, timeout_s))
         try:
             services.reload_models()
@@ -134,23 +141,70 @@ class Services:
 
     def reload_models(self) -> str:
         """Load the promoted version and swap it in; on any failure the version being
-        served stays."""
-        version = self.registry.promoted()
-        if version is None:
-            raise NoPromotedModel("no model version is promoted: run `nbo models promote "
-                                  "VERSION --models DIR` (or `nbo train`, then promote)")
-        current = self.engine.models
-        if current is None or current.version != version:
-            settings = self.settings
-            compiled = (settings.data_dir / "compiled" if settings.tree_scorer == "compiled"
-                        else None)
-            self.engine.models = ServingModels.load(self.registry.get(version), compiled)
-            freeze_new_long_lived()
-            logger.info("serving model version %s", version)
-        return version
+        served stays (ModelVersionError, ModelLoadError: 409)."""
+        with self._reloading:
+            version = self.registry.promoted()
+            if version is None:
+                raise NoPromotedModel("no model version is promoted: run `nbo models promote "
+                                      "VERSION --models DIR` (or `nbo train`, then promote)")
+            current = self.engine.models
+            if current is None or current.version != version:
+                self.engine.models = self._load(version, current)
+                freeze_new_long_lived()
+                logger.info("serving model version %s", version)
+            return version
+
+    def _load(self, version: str, current: ServingModels | None) -> ServingModels:
+        settings = self.settings
+        compiled = settings.data_dir / "compiled" if settings.tree_scorer == "compiled" else None
+        model = self.registry.get(version)  # verified: ModelVersionError when it is not
+        try:
+            return ServingModels.load(model, compiled)
+        except Exception as error:  # whatever the artifacts hold, the served version stays
+            logger.exception("model version %s could not be loaded", version)
+            raise ModelLoadError(
+                f"model version {version} passed its checks but could not be loaded "
+                f"({type(error).__name__}: {error}); still serving "
+                f"{current.version if current else 'no model'}: retrain it, or promote "
+                "another version") from error
+
+    def follow_promoted(self) -> None:
+        """Serve the promoted version if it is not the one served: what each worker does
+        every NBO_MODEL_POLL_S, so a promotion (or a reload answered by one worker) reaches
+        every worker. A version that fails to load is logged once, not retried until
+        another is promoted."""
+        try:
+            promoted = self.registry.promoted()
+        except redis.RedisError:
+            return  # decisions degrade meanwhile; the next poll asks again
+        serving = self.engine.models
+        if (promoted is None or promoted == self._failed_version
+                or (serving is not None and serving.version == promoted)):
+            return
+        try:
+            self.reload_models()
+        except (NboError, redis.RedisError) as error:
+            self._failed_version = promoted
+            logger.warning("not serving the promoted model version %s: %s", promoted, error)
+
+    async def follow_promoted_forever(self, every_s: float) -> None:
+        """`follow_promoted` every `every_s` seconds, on a thread (a load takes seconds of
+        CPU the event loop must not wait for), until cancelled."""
+        while True:
+            await anyio.sleep(every_s)
+            try:
+                await anyio.to_thread.run_sync(self.follow_promoted)
+            except Exception:  # never let a surprise stop the following
+                logger.exception("following the promoted model version failed")
 
 
 class NoPromotedModel(NboError):
+    http_status = 409
+
+
+class ModelLoadError(NboError):
+    """A verified version whose artifacts would not load."""
+
     http_status = 409
 
 

@@ -238,22 +238,25 @@ class OfferCatalog:
     @staticmethod
     def spend_plan(offer_id: str, cost: float) -> Plan[float]:
         """`record_spend` as a plan (nbo.redis_plan), for the API's event loop."""
+        return float((yield Step([OfferCatalog.spend_command(offer_id, cost)]))[0])
+
+    @staticmethod
+    def spend_command(offer_id: str, cost: float) -> Command:
+        """The command adding `cost` to what the offer has spent, for a caller's pipeline."""
         if not math.isfinite(cost):
             raise ValueError(f"cost must be a finite number, got {cost!r}")
-        return float((yield Step.one("HINCRBYFLOAT", keys.SPENT, offer_id, cost))[0])
+        return ("HINCRBYFLOAT", keys.SPENT, offer_id, cost)
 
     def record_given(self, user_id: str, offer_ids: Sequence[str], ttl_s: int) -> None:
-        """Count offers given to a user (the count expires ttl_s after the latest) and chosen."""
-        # not a transaction: the user's key and CHOSEN sit on different Cluster slots
+        """Count offers shown to a user (the count expires ttl_s after the latest)."""
         commands = self.given_commands([(user_id, offer_ids)], ttl_s)
         if commands:
             execute(self._client, Step(commands))
 
     @staticmethod
     def given_commands(given: Iterable[tuple[str, Sequence[str]]], ttl_s: int) -> list[Command]:
-        """`record_given`'s commands for (user id, offer ids) pairs, for a caller's pipeline
-        (the decision log's): each user's counts, and one increment of the chosen counts per
-        distinct offer, however many users a batch gave it to."""
+        """`record_given`'s commands for (user id, offer ids) pairs, for a caller's pipeline:
+        each user's counts, which `max_per_user` caps."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         per_user: dict[str, Counter[str]] = {}
@@ -261,16 +264,20 @@ class OfferCatalog:
             if offer_ids:
                 per_user.setdefault(user_id, Counter()).update(offer_ids)
         commands: list[Command] = []
-        chosen: Counter[str] = Counter()
         for user_id, counts in per_user.items():
             user_key = keys.given(user_id)
             commands += [("HINCRBY", user_key, offer_id, count)
                          for offer_id, count in counts.items()]
             commands.append(("EXPIRE", user_key, ttl_s))
-            chosen.update(counts)
-        commands += [("HINCRBY", keys.CHOSEN, offer_id, count)
-                     for offer_id, count in chosen.items()]
         return commands
+
+    @staticmethod
+    def chosen_commands(offer_ids: Iterable[str]) -> list[Command]:
+        """Commands counting offers chosen by decisions (the `chosen` of `budgets`), for a
+        caller's pipeline: one increment per distinct offer, however many users a batch
+        chose it for."""
+        return [("HINCRBY", keys.CHOSEN, offer_id, count)
+                for offer_id, count in Counter(offer_ids).items()]
 
     @staticmethod
     def parse_given(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]

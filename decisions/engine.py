@@ -531,7 +531,8 @@ class DecisionEngine:
 
     @staticmethod
     def _segments(state: UserState) -> frozenset[str]:
-        """The segments offers can target: `country:XX`, `buyer` or `prospect`, `app`."""
+        """The segments offers can target: `country:XX`, `buyer` or `prospect`, `app` (the
+        forms an offer written is checked against: features/contract/offers.py)."""
         found = {"buyer" if state.purchases.lines else "prospect"}
         if state.profile.country:
             found.add(f"country:{state.profile.country}")
@@ -554,17 +555,18 @@ class DecisionEngine:
 
     def _log(self, decided: Sequence[tuple[Decision, _Offers]], now: datetime) -> Plan[None]:
         """The decision log (for feedback joins and off-policy evaluation: the candidates
-        exploration arranged, how, and the propensities of its picks) and the per-user
-        counts of offers given, in one pipelined write."""
+        exploration arranged, how, and the propensities of its picks) and the counts of
+        offers chosen, in one pipelined write. What counts against `max_per_user` is what
+        the user was shown: impressions (api/routes/feedback.py) and campaign blocks."""
         policy = self._policy
         exploration = policy.exploration
         arranged = {"method": exploration.method, "epsilon": exploration.epsilon,
                     "top_k": exploration.top_k}
         commands: list[Command] = []
-        given: list[tuple[str, list[str]]] = []
+        chosen_by_all: list[str] = []
         for decision, offers in decided:
             chosen = [offer.offer_id for offer in decision.offers]
-            given.append((decision.user_id, chosen))
+            chosen_by_all += chosen
             entry = {"decision_id": decision.decision_id, "user_id": decision.user_id,
                      "ts": now.isoformat(), "journey": decision.journey,
                      "campaign_id": decision.campaign_id, "source": decision.source,
@@ -582,7 +584,7 @@ class DecisionEngine:
                 ("HSET", summary, "user_id", decision.user_id, "offers", orjson.dumps(chosen),
                  "ts", now.isoformat()),
                 ("EXPIRE", summary, policy.decision_ttl_s)]
-        commands += OfferCatalog.given_commands(given, policy.given_ttl_s)
+        commands += OfferCatalog.chosen_commands(chosen_by_all)
         try:
             yield Step(commands)
         except redis.RedisError:

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     offer_memory_days: float = Field(default=90.0, gt=0,
                                      description="How long offers given to a user count "
                                      "toward max_per_user, and decisions can take feedback.")
+    model_poll_s: float = Field(
+        default=5.0, ge=0, description="How often each API worker checks which model "
+        "version is promoted and loads it if it is not the one served (0: never; only "
+        "POST /v1/models/reload switches, and only the worker answering it).")
     block_ttl_s: int = Field(default=7 * 86_400, ge=1,
                              description="How long a (user, campaign) block is remembered.")
     decision_log_max: int = Field(default=1_000_000, ge=1000)

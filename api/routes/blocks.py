@@ -58,6 +58,10 @@ def _block(user_id: str, block: Block, options: BlockOptions, services: Services
         if campaign and not decision.degraded:
             try:
                 stored = yield from cache.keep(user_id, campaign, block, content)
+                if stored.content == content and block == "offer" and decision.offers:
+                    # this fetch's block is the campaign's: what the user is sent
+                    yield from services.feedback.shown_plan(user_id,
+                                                            [decision.offers[0].offer_id])
             except redis.RedisError:
                 services.metrics.redis_errors.inc()
     headers = {"ETag": stored.etag, "Cache-Control": (

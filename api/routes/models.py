@@ -22,4 +22,7 @@ def list_models(services: ServicesDep, _: Decide) -> dict[str, Any]:
 
 @router.post("/reload", summary="Serve the promoted version (the old one stays on failure)")
 def reload_models(services: ServicesDep, _: Admin) -> dict[str, Any]:
-    return {"serving": services.reload_models()}
+    """Loads the promoted version in the worker answering; every other worker follows
+    within `others_within_s` (NBO_MODEL_POLL_S; null: they do not follow by themselves)."""
+    return {"serving": services.reload_models(),
+            "others_within_s": services.settings.model_poll_s or None}

@@ -202,8 +202,7 @@ def test_budgets_and_exhaustion_in_one_round_trip(redis_client: redis.Redis,
     assert catalog.record_spend("capped", 4.0) == 4.0
     assert catalog.record_spend("capped", 2.5) == 6.5
     catalog.record_spend("open", 100.0)
-    catalog.record_given("u1", ["capped", "open"], ttl_s=60)
-    catalog.record_given("u2", ["capped"], ttl_s=60)
+    execute(redis_client, Step(OfferCatalog.chosen_commands(["capped", "open", "capped"])))
     catalog.snapshot()
 
     before = sent.count
@@ -240,19 +239,20 @@ def test_record_given_counts_per_user_with_a_ttl(redis_client: redis.Redis) -> N
     assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u3"))) == {}
     assert 3600 < redis_client.ttl(keys.given("u1")) <= 7200  # the latest give sets the TTL
     assert 0 < redis_client.ttl(keys.given("u2")) <= 3600
-    assert OfferCatalog.parse_given(redis_client.hgetall(keys.CHOSEN)) == {"a": 4, "b": 1}
+    assert not redis_client.exists(keys.CHOSEN)  # shown is not chosen: decisions count that
     with pytest.raises(ValueError, match="ttl_s"):
         catalog.record_given("u1", ["a"], ttl_s=0)
 
 
-def test_a_batch_increments_the_chosen_counts_once_per_offer(
+def test_a_batch_counts_each_user_and_each_offer_chosen_once(
         redis_client: redis.Redis) -> None:
     given = [("u1", ["a", "b"]), ("u2", ["a"]), ("u1", ["a"]), ("u3", [])]
     commands = OfferCatalog.given_commands(given, ttl_s=60)
+    chosen = OfferCatalog.chosen_commands(offer for _, offers in given for offer in offers)
 
-    chosen = [command for command in commands if command[1] == keys.CHOSEN]
     assert sorted(chosen) == [("HINCRBY", keys.CHOSEN, "a", 3), ("HINCRBY", keys.CHOSEN, "b", 1)]
-    execute(redis_client, Step(commands))
+    assert all(command[1] != keys.CHOSEN for command in commands)
+    execute(redis_client, Step([*commands, *chosen]))
     assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u1"))) == {"a": 2, "b": 1}
     assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u2"))) == {"a": 1}
     assert not redis_client.exists(keys.given("u3"))

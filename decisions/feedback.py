@@ -1,0 +1,103 @@
+"""What happened after a decision (impressions, opens, clicks, conversions, redemptions),
+joined to the decision's summary in Redis and appended to the feedback stream.
+
+Each (decision, type, offer) is recorded once: a retried or repeated report is answered as
+a duplicate and counts nothing again, so a client may resend after a timeout. What the user
+was shown counts against the offers' `max_per_user`: an impression counts the offer it
+names, else every offer of the decision, and a campaign's block counts its offer when it is
+first rendered (`shown_plan`). A redemption spends its offer's cost from the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import orjson
+import redis
+
+from decisions import keys
+from decisions.catalog import OfferCatalog
+from decisions.policy import Policy
+from nbo.errors import DataContractError, NboError
+from nbo.redis_plan import Command, Plan, Step
+
+FeedbackType = Literal["impression", "open", "click", "conversion", "redemption"]
+
+
+class UnknownDecision(NboError):
+    http_status = 404
+
+
+@dataclass(frozen=True)
+class Feedback:
+    decision_id: str
+    type: FeedbackType
+    offer_id: str | None  # the offer it is about; None: the decision as a whole
+    ts: datetime  # when it happened (aware)
+    value: float | None  # an order's value, if any
+
+
+@dataclass(frozen=True)
+class Recorded:
+    user_id: str
+    duplicate: bool  # reported before: nothing was recorded or counted again
+
+
+class FeedbackLog:
+    def __init__(self, catalog: OfferCatalog, policy: Policy) -> None:
+        self._catalog = catalog
+        self._policy = policy
+
+    def record_plan(self, feedback: Feedback) -> Plan[Recorded]:
+        """Record `feedback` once (a plan: nbo.redis_plan); raises UnknownDecision for a
+        decision that is not (or no longer) remembered, DataContractError for an offer the
+        decision did not give."""
+        key = keys.decision(feedback.decision_id)
+        summary: dict[bytes, bytes] = (yield Step.one("HGETALL", key))[0]
+        if not summary:
+            raise UnknownDecision(f"decision {feedback.decision_id!r} is unknown or older than "
+                                  "NBO_OFFER_MEMORY_DAYS: send the decision_id a decision "
+                                  "returned")
+        user_id = summary[b"user_id"].decode()
+        offers: list[str] = orjson.loads(summary[b"offers"])
+        if feedback.offer_id is not None and feedback.offer_id not in offers:
+            raise DataContractError(f"offer {feedback.offer_id!r} was not part of decision "
+                                    f"{feedback.decision_id!r} (it offered {offers})")
+        commands = self._commands(feedback, user_id, offers)
+        if feedback.type == "redemption" and feedback.offer_id is not None:
+            offer = (yield from self._catalog.snapshot_plan()).get(feedback.offer_id)
+            if offer is not None:
+                commands.append(OfferCatalog.spend_command(offer.offer_id, offer.cost))
+        marker = f"seen:{feedback.type}:{feedback.offer_id or '*'}"
+        if not (yield Step.one("HSETNX", key, marker, feedback.ts.isoformat()))[0]:
+            return Recorded(user_id, duplicate=True)
+        try:
+            yield Step(commands)
+        except redis.RedisError:
+            try:  # so that the client's retry is recorded, not taken for a duplicate
+                yield Step.one("HDEL", key, marker)
+            except redis.RedisError:
+                pass
+            raise
+        return Recorded(user_id, duplicate=False)
+
+    def shown_plan(self, user_id: str, offer_ids: Sequence[str]) -> Plan[None]:
+        """Count offers shown to a user against their `max_per_user`."""
+        commands = OfferCatalog.given_commands([(user_id, offer_ids)], self._policy.given_ttl_s)
+        if commands:
+            yield Step(commands)
+
+    def _commands(self, feedback: Feedback, user_id: str, offers: list[str]) -> list[Command]:
+        """The feedback stream's entry, and for an impression the offers shown."""
+        entry = {"decision_id": feedback.decision_id, "type": feedback.type,
+                 "offer_id": feedback.offer_id, "ts": feedback.ts.isoformat(),
+                 "value": feedback.value, "user_id": user_id}
+        commands: list[Command] = [("XADD", keys.FEEDBACK, "MAXLEN", "~",
+                                    self._policy.decision_log_max, "*", "f", orjson.dumps(entry))]
+        if feedback.type == "impression":
+            shown = offers if feedback.offer_id is None else [feedback.offer_id]
+            commands += OfferCatalog.given_commands([(user_id, shown)], self._policy.given_ttl_s)
+        return commands

@@ -1,0 +1,68 @@
+"""Every worker serves the promoted model version: a promotion, or a reload answered by one
+worker, reaches the others within NBO_MODEL_POLL_S, each app here standing for a worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.api.conftest import ServedWorld, promoted_version_copied
+
+POLL_S = 0.1
+
+
+def _eventually(check: Callable[[], bool], within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _serving(worker: TestClient) -> str:
+    return str(worker.get("/v1/models").json()["serving"])
+
+
+def test_a_reload_answered_by_one_worker_reaches_the_others(served_world: ServedWorld) -> None:
+    settings = served_world.settings(model_poll_s=POLL_S)
+    with (promoted_version_copied(served_world, "followed") as version,
+          TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as other):
+        version.registry.promote(version.copy)
+        answer = first.post("/v1/models/reload").json()
+        assert answer == {"serving": version.copy, "others_within_s": POLL_S}
+        assert _eventually(lambda: _serving(other) == version.copy)
+        decision = other.get(f"/v1/users/{served_world.users[0]}/decision").json()
+        assert decision["model_version"] == version.copy
+
+
+def test_a_version_that_fails_to_load_is_logged_once_and_the_old_one_serves(
+        served_world: ServedWorld, caplog: pytest.LogCaptureFixture) -> None:
+    settings = served_world.settings(model_poll_s=POLL_S)
+    with (promoted_version_copied(served_world, "unloadable") as version,
+          TestClient(create_app(settings)) as worker):
+        copy = served_world.models / version.copy
+        (copy / "send_time.json").write_text("{}")  # its checksum made to match: it verifies
+        checksums = json.loads((copy / "checksums.json").read_text())
+        checksums["send_time.json"] = hashlib.sha256(b"{}").hexdigest()
+        (copy / "checksums.json").write_text(json.dumps(checksums))
+        version.registry.promote(version.copy)
+        with caplog.at_level(logging.WARNING, logger="api.services"):
+            assert _eventually(lambda: any("not serving the promoted model version" in r.message
+                                           for r in caplog.records))
+            time.sleep(10 * POLL_S)
+        warned = [r for r in caplog.records if "not serving the promoted" in r.message]
+        assert len(warned) == 1
+        assert _serving(worker) == version.original
+        refused = worker.post("/v1/models/reload")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == "model_load_error"
+        assert f"still serving {version.original}" in refused.json()["detail"]
+        assert worker.get(f"/v1/users/{served_world.users[0]}/decision").status_code == 200
