@@ -19,6 +19,7 @@ from redis.retry import Retry
 from api.coalescing import DecisionCoalescer
 from api.garbage import freeze_new_long_lived
 from api.metrics import Metrics
+from decisions.campaigns import CampaignDecisions
 from decisions.catalog import OfferCatalog
 from decisions.engine import DecisionEngine
 from decisions.feedback import FeedbackLog
@@ -68,6 +69,7 @@ class Services:
     registry: ModelRegistry
     engine: DecisionEngine
     feedback: FeedbackLog
+    campaigns: CampaignDecisions
     metrics: Metrics
     connection: PipelinedConnection  # the event loop's, for per-user plans
     batch_connection: PipelinedConnection  # the event loop's, for batches' plans
@@ -129,9 +131,10 @@ class Services:
                                 retry_after_s=settings.redis_retry_after_s,
                                 observer=_EngineMetrics(metrics))
         url, timeout_s = redis_url(settings), settings.redis_timeout_s
+        feedback = FeedbackLog(catalog, policy)
         services = cls(settings, client, store, catalog,
-                       ModelRegistry(settings.models_dir, client), engine,
-                       FeedbackLog(catalog, policy), metrics,
+                       ModelRegistry(settings.models_dir, client), engine, feedback,
+                       CampaignDecisions(engine, feedback, settings.block_ttl_s), metrics,
                        PipelinedConnection(url, timeout_s), PipelinedConnection(url, timeout_s))
         try:
             services.reload_models()

@@ -96,12 +96,24 @@ class _Read:
     given: list[dict[str, int]]
     spent: dict[str, float]
     degraded: bool
-    recalled: dict[bytes, bytes] | None = None  # the hash asked for with the read, if stored
+    recalled: list[dict[bytes, bytes]]  # per user: the hash asked for with the read, empty
+    # when not stored (or not asked for)
+
+    @classmethod
+    def unreachable(cls, users: int) -> _Read:
+        """What is known of `users` users while Redis cannot be reached: nothing."""
+        return cls(None, [None] * users, [{} for _ in range(users)], {}, True,
+                   [{} for _ in range(users)])
+
+    def of(self, users: Sequence[int]) -> _Read:
+        """The read of these users only (by position)."""
+        return replace(self, states=[self.states[u] for u in users],
+                       given=[self.given[u] for u in users], recalled=[])
 
 
 @dataclass(frozen=True)
 class Recalled:
-    """An answer remembered in Redis (a campaign's block), found by the decision's read."""
+    """An answer remembered in Redis (a campaign's decision), found by the decision's read."""
 
     fields: dict[bytes, bytes]
 
@@ -213,25 +225,27 @@ class DecisionEngine:
         version, table = self._table
         return (None if version < 0 else version), table
 
-    def _read(self, user_ids: Sequence[str], recall: str | None = None) -> Plan[_Read]:
-        """Users' features, the offers they were given, the budgets spent and the hash at
-        `recall`, in one round trip; when that hash is found, it is the answer and the
-        features are not unpacked."""
-        nobody = [None] * len(user_ids)
+    def _read(self, user_ids: Sequence[str],
+              recall: Sequence[str | None] | None = None) -> Plan[_Read]:
+        """Users' features, the offers they were given, the budgets spent and, per user, the
+        hash at their `recall` key (None: none), in one round trip; when one user's hash is
+        found, it is the answer and their features are not unpacked."""
         if self.redis_down:
-            return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
-        wanted = [*(keys.given(user_id) for user_id in user_ids), keys.SPENT]
-        extra = Extra(wanted if recall is None else [*wanted, recall], answer=recall is not None)
+            return _Read.unreachable(len(user_ids))
+        recalled = [key for key in recall or () if key is not None]
+        wanted = [*(keys.given(user_id) for user_id in user_ids), keys.SPENT, *recalled]
+        extra = Extra(wanted, answer=len(user_ids) == 1 and len(recalled) == 1)
         try:
             meta, states = yield from self._store.read_plan(user_ids, extra)
         except redis.RedisError:
             self._redis_failed()
-            return _Read(None, list(nobody), [{} for _ in user_ids], {}, True)
+            return _Read.unreachable(len(user_ids))
         replies = extra.replies
         given = [OfferCatalog.parse_given(reply) for reply in replies[:len(user_ids)]]
         spent = {name.decode(): float(value) for name, value in replies[len(user_ids)].items()}
-        recalled = replies[-1] if recall is not None and replies[-1] else None
-        return _Read(meta, states, given, spent, False, recalled)
+        found = iter(replies[len(user_ids) + 1:])
+        hashes = [{} if key is None else next(found) for key in recall or [None] * len(states)]
+        return _Read(meta, states, given, spent, False, hashes)
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -248,14 +262,20 @@ class DecisionEngine:
         read = yield from self._timed("read", self._read([r.user_id for r in requests]))
         return (yield from self._decide_all(requests, read, now or datetime.now(UTC)))
 
-    def recall_or_decide_plan(self, request: DecisionRequest, key: str,
-                              now: datetime | None = None) -> Plan[Decision | Recalled]:
-        """The hash stored at `key` (an answer remembered for this request), else a new
-        decision: both from the same Redis round trip."""
-        read = yield from self._timed("read", self._read([request.user_id], recall=key))
-        if read.recalled is not None:
-            return Recalled(read.recalled)
-        return (yield from self._decide_all([request], read, now or datetime.now(UTC)))[0]
+    def recall_or_decide_plan(self, requests: Sequence[DecisionRequest],
+                              recall: Sequence[str | None],
+                              now: datetime | None = None) -> Plan[list[Decision | Recalled]]:
+        """For each request, the hash stored at its `recall` key (an answer remembered for
+        it), else a new decision: all from the same Redis round trip."""
+        read = yield from self._timed("read", self._read([r.user_id for r in requests], recall))
+        fresh = [user for user, found in enumerate(read.recalled) if not found]
+        answers: list[Decision | Recalled] = [Recalled(found) for found in read.recalled]
+        if fresh:
+            decided = yield from self._decide_all([requests[user] for user in fresh],
+                                                  read.of(fresh), now or datetime.now(UTC))
+            for user, decision in zip(fresh, decided, strict=True):
+                answers[user] = decision
+        return answers
 
     def _decide_all(self, requests: Sequence[DecisionRequest], read: _Read,
                     now: datetime) -> Plan[list[Decision]]:

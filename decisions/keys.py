@@ -43,9 +43,10 @@ def given(user_id: str) -> str:
     return f"{user_tag(user_id)}:given:{user_id}"
 
 
-def block(user_id: str, campaign_id: str, block: str) -> str:
-    """Hash caching the block rendered for this user and campaign (same send, same block)."""
-    return f"{user_tag(user_id)}:block:{campaign_id}:{block}:{user_id}"
+def campaign_decision(user_id: str, campaign_id: str) -> str:
+    """Hash remembering the decision a campaign got for this user (decisions/campaigns.py):
+    every call for the campaign answers it, and its blocks render it."""
+    return f"{user_tag(user_id)}:campaign:{campaign_id}:{user_id}"
 
 
 def decision(decision_id: str) -> str:

@@ -113,7 +113,8 @@ class Settings(BaseSettings):
         "version is promoted and loads it if it is not the one served (0: never; only "
         "POST /v1/models/reload switches, and only the worker answering it).")
     block_ttl_s: int = Field(default=7 * 86_400, ge=1,
-                             description="How long a (user, campaign) block is remembered.")
+                             description="How long a campaign's decision for a user (which its "
+                             "blocks render) is remembered.")
     decision_log_max: int = Field(default=1_000_000, ge=1000)
 
     @field_validator("api_keys", mode="before")

@@ -12,6 +12,7 @@ from api.auth import Decide
 from api.limits import ensure_within
 from api.schemas import USER_ID_MAX, BatchDecisionRequest, DecisionOptions
 from api.services import Services, ServicesDep
+from decisions.blocks import etag
 from decisions.outcome import Decision, DecisionRequest
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -38,10 +39,32 @@ def json_response(content: object) -> Response:
     return Response(orjson.dumps(content), media_type="application/json")
 
 
+def cache_headers(tag: str, ttl_s: int) -> dict[str, str]:
+    """A remembered answer may be cached for as long as it is remembered; others not."""
+    return {"ETag": tag, "Cache-Control": f"private, max-age={ttl_s}" if ttl_s else "no-store"}
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """Whether an If-None-Match header names `tag` (weak comparison, lists and `*`, as
+    RFC 9110 has it for GET)."""
+    if if_none_match is None:
+        return False
+    given = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
+    return "*" in given or tag in given
+
+
 async def one_decision(services: Services, user_id: str, options: DecisionOptions) -> Response:
     """The answer of `GET /v1/users/{user_id}/decision` to a valid, authorized request
-    (the route below, and api/fast_path.py for most requests)."""
-    decision = await services.decide(decision_request(user_id, options))
+    (the route below, and api/fast_path.py for most requests): with a campaign, the
+    campaign's decision for the user (decisions/campaigns.py), else a new one."""
+    request = decision_request(user_id, options)
+    if options.campaign_id:
+        answer = (await services.run(services.campaigns.plan([request])))[0]
+        if answer.decided is not None:
+            count_decisions(services, [answer.decided])
+        return Response(answer.body, media_type="application/json",
+                        headers=cache_headers(etag(answer.body), answer.ttl_s))
+    decision = await services.decide(request)
     count_decisions(services, [decision])
     return json_response(decision)
 
@@ -60,7 +83,12 @@ def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) ->
     (its Redis steps still go through the event loop: `Services.run_from_thread`)."""
     ensure_within(len(body.user_ids), services.settings.max_batch_users, "users",
                   "NBO_MAX_BATCH_USERS")
-    decisions = services.run_from_thread(services.engine.decide_plan(
-        [decision_request(u, body) for u in body.user_ids]))
+    requests = [decision_request(u, body) for u in body.user_ids]
+    if body.campaign_id:  # each user's decision for the campaign: a retry decides nothing again
+        answers = services.run_from_thread(services.campaigns.plan(requests))
+        count_decisions(services, [a.decided for a in answers if a.decided is not None])
+        return Response(b'{"decisions":[%s]}' % b",".join(a.body for a in answers),
+                        media_type="application/json")
+    decisions = services.run_from_thread(services.engine.decide_plan(requests))
     count_decisions(services, decisions)
     return json_response({"decisions": decisions})

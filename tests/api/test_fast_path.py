@@ -29,7 +29,7 @@ KEYS = {"k-decide-0123456789": "decide", "k-ingest-0123456789": "ingest"}
 
 
 class _Seen:
-    """The requests an app's engine was asked to decide (or to recall a block for)."""
+    """The requests an app's engine was asked to decide (or to recall a campaign's for)."""
 
     def __init__(self, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
         self.requests: list[DecisionRequest] = []
@@ -43,9 +43,9 @@ class _Seen:
 
         recall_or_decide_plan = engine.recall_or_decide_plan
 
-        def recorded_recall(request: DecisionRequest, *rest: Any) -> Plan[Any]:
-            self.requests.append(request)
-            return (yield from recall_or_decide_plan(request, *rest))
+        def recorded_recall(requests: list[DecisionRequest], *rest: Any) -> Plan[Any]:
+            self.requests += requests
+            return (yield from recall_or_decide_plan(requests, *rest))
 
         monkeypatch.setattr(engine, "decide_plan", recorded)
         monkeypatch.setattr(engine, "recall_or_decide_plan", recorded_recall)

@@ -14,13 +14,13 @@ def test_keys_are_pinned() -> None:
     assert keys.FEEDBACK == "nbo:v1:feedback"
     assert keys.user_tag("u0000042") == "nbo:v1:{u418}"
     assert keys.given("u0000042") == "nbo:v1:{u418}:given:u0000042"
-    assert keys.block("u0000042", "spring", "hero") == (
-        "nbo:v1:{u418}:block:spring:hero:u0000042")
+    assert keys.campaign_decision("u0000042", "spring") == (
+        "nbo:v1:{u418}:campaign:spring:u0000042")
     assert keys.decision("d-1") == "nbo:v1:decision:d-1"
 
 
 def test_a_users_decision_keys_share_one_cluster_hash_tag() -> None:
     user = "anna@example.com"
     tags = {key[key.index("{"):key.index("}") + 1]
-            for key in (keys.given(user), keys.block(user, "c1", "hero"))}
+            for key in (keys.given(user), keys.campaign_decision(user, "c1"))}
     assert tags == {f"{{u{zlib.crc32(user.encode()) % 1024}}}"}

@@ -1,0 +1,80 @@
+"""One decision per (user, campaign): the decision, a batch and both blocks of a campaign
+answer the same, a retried batch decides nothing again, and it is forgotten in time."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from decisions import keys
+from tests.api.conftest import ServedWorld
+
+
+def test_every_call_for_a_campaign_answers_its_one_decision(
+        api: TestClient, served_world: ServedWorld) -> None:
+    users = served_world.users[10:14]
+    params = {"campaign_id": "summer", "n_offers": 2}
+    single = api.get(f"/v1/users/{users[0]}/decision", params=params)
+    assert single.status_code == 200
+    assert single.headers["Cache-Control"].startswith("private, max-age=")
+    client = redis.Redis.from_url(served_world.redis_url)
+    try:
+        batch = api.post("/v1/decisions", json={"user_ids": users, **params})
+        assert batch.status_code == 200, batch.text
+        logged = client.xlen(keys.DECISIONS)
+        retried = api.post("/v1/decisions", json={"user_ids": users, **params})
+        assert client.xlen(keys.DECISIONS) == logged  # nothing decided again
+    finally:
+        client.close()
+    decisions = batch.json()["decisions"]
+    assert retried.json()["decisions"] == decisions
+    assert decisions[0] == single.json()
+    assert [d["user_id"] for d in decisions] == users
+    assert {d["campaign_id"] for d in decisions} == {"summer"}
+    with TestClient(create_app(served_world.settings())) as other_process:
+        again = other_process.get(f"/v1/users/{users[1]}/decision", params=params).json()
+        offer = other_process.get(f"/v1/users/{users[1]}/blocks/offer",
+                                  params={**params, "format": "json"}).json()
+        shown = other_process.get(f"/v1/users/{users[1]}/blocks/recommendations",
+                                  params={**params, "format": "json"}).json()
+    assert again == decisions[1]
+    assert offer["decision_id"] == shown["decision_id"] == decisions[1]["decision_id"]
+    assert offer["offer"] == (decisions[1]["offers"][0] if decisions[1]["offers"] else None)
+    assert shown["items"] == decisions[1]["items"]
+
+
+def test_without_a_campaign_every_call_decides(api: TestClient,
+                                               served_world: ServedWorld) -> None:
+    users = served_world.users[14:16]
+    first = api.post("/v1/decisions", json={"user_ids": users}).json()["decisions"]
+    second = api.post("/v1/decisions", json={"user_ids": users}).json()["decisions"]
+    assert {d["decision_id"] for d in first}.isdisjoint(d["decision_id"] for d in second)
+    single = api.get(f"/v1/users/{users[0]}/decision")
+    assert single.headers.get("Cache-Control") is None
+
+
+def test_a_campaign_decision_is_forgotten_after_its_time(served_world: ServedWorld) -> None:
+    url = f"/v1/users/{served_world.users[16]}/decision"
+    with TestClient(create_app(served_world.settings(block_ttl_s=1))) as api:
+        first = api.get(url, params={"campaign_id": "flash"}).json()
+        assert api.get(url, params={"campaign_id": "flash"}).json() == first
+        time.sleep(2.1)
+        later = api.get(url, params={"campaign_id": "flash"}).json()
+        assert later["decision_id"] != first["decision_id"]
+        assert api.get(url, params={"campaign_id": "flash"}).json() == later
+
+
+@pytest.mark.parametrize("header", ['W/{tag}', '"other", {tag}', "*"])
+def test_if_none_match_is_compared_as_http_says(api: TestClient, served_world: ServedWorld,
+                                                header: str) -> None:
+    url = f"/v1/users/{served_world.users[17]}/blocks/offer"
+    first = api.get(url, params={"campaign_id": "etags"})
+    again = api.get(url, params={"campaign_id": "etags"},
+                    headers={"If-None-Match": header.format(tag=first.headers["ETag"])})
+    assert again.status_code == 304
+    other = api.get(url, params={"campaign_id": "etags"}, headers={"If-None-Match": '"x"'})
+    assert other.status_code == 200
