@@ -67,7 +67,7 @@ CHANNELS = tuple(channel.value for channel in Channel)
 SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
-LOGGED_CANDIDATES = 50  # the most worthwhile candidates a decision's log entry keeps
+LOGGED_CANDIDATES = 50  # the most candidates a decision's log entry keeps (Thompson's)
 # users whose candidate offers one call of the offer model scores: rows of a few dozen
 # users stay in the CPU's caches (about 9 us a user cheaper than a call per user)
 OFFER_USERS_PER_CALL = 32
@@ -479,10 +479,12 @@ class DecisionEngine:
         cost = table.cost[eligible]
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)
         worth = np.flatnonzero(worth_offering(value))
-        best = worth[np.argsort(-value[worth], kind="stable")[:LOGGED_CANDIDATES]]
+        exploration = self._policy.exploration
+        shown = min(exploration.reach(request.n_offers) or LOGGED_CANDIDATES, LOGGED_CANDIDATES)
+        best = worth[np.argsort(-value[worth], kind="stable")[:shown]]
         logged = list(zip(table.offer_ids[eligible[best]].tolist(),
                           np.round(value[best], 6).tolist(), strict=True))
-        order, propensity = self._policy.exploration.arrange(
+        order, propensity = exploration.arrange(
             value[worth], np.abs(value[worth]) * 0.5, request.n_offers, self._rng)
         chosen = [ChosenOffer(offer_id=table.offers[eligible[worth[i]]].offer_id,
                               kind=table.offers[eligible[worth[i]]].kind.value,

@@ -34,6 +34,13 @@ class Exploration:
         if self.top_k < 1 or self.draws < 1:
             raise ValueError(f"top_k {self.top_k}, draws {self.draws}: both must be >= 1")
 
+    def reach(self, n: int) -> int | None:
+        """How many of the best candidates n picks can show: n greedily, n + top_k - 1 with
+        epsilon-greedy; None with Thompson sampling, which can show any."""
+        if self.method == "thompson":
+            return None
+        return n + self.top_k - 1 if self.method == "epsilon_greedy" and self.epsilon else n
+
     def arrange(self, values: np.ndarray, spread: np.ndarray | None, n: int,
                 rng: np.random.Generator) -> Arrangement:
         """The indices of the n candidates to show, in order, and for each the propensity: the
