@@ -84,7 +84,7 @@ async def _nbo_error(request: Request, exc: NboError) -> Response:
 
 def nbo_error_response(method: str, path: str, exc: NboError) -> Response:
     """nbo's own errors carry their status; an optional `headers` mapping is sent along,
-    and a RedisUnavailableError says when to retry (`Retry-After`)."""
+    and a 503 says when to retry (`Retry-After`)."""
     status = exc.http_status
     if status >= 500:
         logger.warning("%s %s answered %d: %s", method, path, status, exc)
@@ -94,8 +94,9 @@ def nbo_error_response(method: str, path: str, exc: NboError) -> Response:
 def _nbo_error_body(exc: NboError) -> Response:
     given = getattr(exc, "headers", None)
     headers = dict(given) if isinstance(given, Mapping) else {}
-    if isinstance(exc, RedisUnavailableError):
-        headers.setdefault("Retry-After", str(max(1, math.ceil(exc.retry_after_s))))
+    if exc.http_status == 503:  # unavailable for now: say when to try again
+        retry_after_s = exc.retry_after_s if isinstance(exc, RedisUnavailableError) else 1.0
+        headers.setdefault("Retry-After", str(max(1, math.ceil(retry_after_s))))
     return error_response(
         exc.http_status, snake_case(type(exc).__name__), str(exc), headers=headers or None,
     )

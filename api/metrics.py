@@ -94,8 +94,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            # The router stores the matched route in the scope; its path is the template.
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            # The router stores the matched route in the scope; its path format is the
+            # template without convertors ({user_id}, not {user_id:path})
+            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
             method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.requests.labels(route, method, str(status)).observe(
                 time.perf_counter() - started)

@@ -67,7 +67,7 @@ CHANNELS = tuple(channel.value for channel in Channel)
 SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
-LOGGED_CANDIDATES = 50  # the most candidates a decision's log entry keeps (Thompson's)
+LOGGED_CANDIDATES = 50  # the most candidates a decision's log entry keeps
 # users whose candidate offers one call of the offer model scores: rows of a few dozen
 # users stay in the CPU's caches (about 9 us a user cheaper than a call per user)
 OFFER_USERS_PER_CALL = 32
@@ -480,7 +480,7 @@ class DecisionEngine:
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)
         worth = np.flatnonzero(worth_offering(value))
         exploration = self._policy.exploration
-        shown = min(exploration.reach(request.n_offers) or LOGGED_CANDIDATES, LOGGED_CANDIDATES)
+        shown = min(exploration.reach(request.n_offers), LOGGED_CANDIDATES)
         best = worth[np.argsort(-value[worth], kind="stable")[:shown]]
         logged = list(zip(table.offer_ids[eligible[best]].tolist(),
                           np.round(value[best], 6).tolist(), strict=True))

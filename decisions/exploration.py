@@ -23,7 +23,7 @@ Arrangement = tuple[NDArray[np.intp], NDArray[np.float64]]
 class Exploration:
     method: Method = "epsilon_greedy"
     epsilon: float = 0.05
-    top_k: int = 5  # epsilon-greedy explores among this many of the best remaining
+    top_k: int = 5  # exploration picks among this many of the best remaining
     draws: int = 256  # Monte Carlo draws for Thompson propensities
 
     def __post_init__(self) -> None:
@@ -34,12 +34,12 @@ class Exploration:
         if self.top_k < 1 or self.draws < 1:
             raise ValueError(f"top_k {self.top_k}, draws {self.draws}: both must be >= 1")
 
-    def reach(self, n: int) -> int | None:
-        """How many of the best candidates n picks can show: n greedily, n + top_k - 1 with
-        epsilon-greedy; None with Thompson sampling, which can show any."""
-        if self.method == "thompson":
-            return None
-        return n + self.top_k - 1 if self.method == "epsilon_greedy" and self.epsilon else n
+    def reach(self, n: int) -> int:
+        """How many of the best candidates n picks can show: n greedily, n + top_k - 1 when
+        exploring (epsilon-greedy, or Thompson sampling over that many of the best)."""
+        explores = self.method == "thompson" or (self.method == "epsilon_greedy"
+                                                 and self.epsilon > 0)
+        return n + self.top_k - 1 if explores else n
 
     def arrange(self, values: np.ndarray, spread: np.ndarray | None, n: int,
                 rng: np.random.Generator) -> Arrangement:
@@ -58,8 +58,10 @@ class Exploration:
             if spread.shape != values.shape or (spread < 0).any():
                 raise ValueError(f"spread: expected {values.size} values >= 0, one per "
                                  f"candidate, got shape {spread.shape}")
-            if spread.any():
-                return self._thompson(values, spread, count, rng)
+            if count and spread.any():  # over the best candidates, as epsilon-greedy explores
+                top = np.argsort(-values, kind="stable")[:self.reach(count)]
+                picks, propensities = self._thompson(values[top], spread[top], count, rng)
+                return top[picks], propensities
         return _greedy(values, count)
 
     def _epsilon_greedy(self, values: NDArray[np.float64], count: int,

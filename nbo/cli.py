@@ -26,6 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from api.auth import ApiKeys
 from api.metrics import MULTIPROCESS_DIR
 from decisions.catalog import load_offers_file
 from features.contract.files import FORMATS
@@ -276,6 +277,7 @@ def serve(
         os.environ["NBO_MODELS_DIR"] = str(models)  # read by every worker's create_app
         get_settings.cache_clear()
     with _errors_as_exit_codes():
+        ApiKeys(get_settings().api_keys)  # a bad NBO_API_KEYS stops here, not in each worker
         redis_url()  # start the embedded server once, before the workers share it
     if workers == 1:
         uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning",

@@ -20,7 +20,7 @@ from nbo.redis_plan import Plan
 router = APIRouter(prefix="/v1", tags=["blocks"])
 
 
-@router.get("/users/{user_id}/blocks/{block}", summary="A rendered personalized block")
+@router.get("/users/{user_id:path}/blocks/{block}", summary="A rendered personalized block")
 async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
                     block: Block, options: Annotated[BlockOptions, Query()],
                     services: ServicesDep, _: Decide,

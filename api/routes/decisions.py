@@ -69,7 +69,7 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
     return json_response(decision)
 
 
-@router.get("/users/{user_id}/decision", summary="The next best decision for one user")
+@router.get("/users/{user_id:path}/decision", summary="The next best decision for one user")
 async def decide(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
                  options: Annotated[DecisionOptions, Query()], services: ServicesDep,
                  _: Decide) -> Response:

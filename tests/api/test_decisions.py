@@ -238,3 +238,15 @@ def test_the_log_keeps_what_off_policy_evaluation_needs(api: TestClient,
     finally:
         client.close()
     assert checked >= 10
+
+
+def test_a_user_id_with_slashes_is_decided(api: TestClient) -> None:
+    user = "tenant-7/user/42"
+    event = {"user_id": user, "ts": datetime.now(UTC).isoformat(), "event_type": "view",
+             "category": "coffee"}
+    assert api.post("/v1/events", json={"events": [event]}).json()["applied"] == 1
+    decision = api.get(f"/v1/users/{user}/decision")
+    assert decision.status_code == 200 and decision.json()["user_id"] == user
+    assert decision.json()["source"] == "model"
+    block = api.get(f"/v1/users/{user}/blocks/offer", params={"format": "json"})
+    assert block.status_code == 200 and block.json()["user_id"] == user

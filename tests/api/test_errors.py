@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from api.errors import MAX_GOT_CHARS, MAX_PROBLEMS, install_error_handlers, snake_case
-from nbo.errors import NboError, RedisUnavailableError
+from nbo.errors import NboError, RedisUnavailableError, StoreContentionError
 
 SECRET = "password=hunter2 in a local variable"
 SOCKET = "/var/run/secret-host/redis.sock"
@@ -54,6 +54,10 @@ def make_app() -> FastAPI:
     @app.get("/redis/slow")
     async def redis_slow() -> None:
         raise RedisUnavailableError("Redis is starting", retry_after_s=2.5)
+
+    @app.get("/contention")
+    async def contention() -> None:
+        raise StoreContentionError("too many writers on user u1")
 
     @app.get("/redis/lost")
     async def redis_lost() -> None:
@@ -114,6 +118,11 @@ def test_nbo_server_side_error_keeps_its_status(client: TestClient) -> None:
 def test_redis_unavailable_error_says_when_to_retry(client: TestClient) -> None:
     assert client.get("/redis").headers["retry-after"] == "1"
     assert client.get("/redis/slow").headers["retry-after"] == "3"  # whole seconds, up
+
+
+def test_every_503_says_when_to_retry(client: TestClient) -> None:
+    response = client.get("/contention")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
 
 
 @pytest.mark.parametrize("path", ["/redis/lost", "/redis/timeout"])

@@ -3,12 +3,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from features.contract.schema import EventType
 from features.event import Event
 from features.store.redis_store import open_store
 from nbo.cli import app
+from nbo.settings import get_settings
 
 runner = CliRunner()
 
@@ -142,3 +144,15 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["publish", str(world), "--models", str(models),
                                   "--model-version", "nope"])
     assert unknown.exit_code == 2 and "not found" in unknown.output
+
+
+def test_serve_refuses_a_bad_role_before_starting_anything(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBO_API_KEYS", '{"k-secret-0123456789": "superuser"}')
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["serve", "--port", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "superuser" in result.output and "k-secret-0123456789" not in result.output
