@@ -47,7 +47,7 @@ class Metrics:
             ["stage"], buckets=STAGE_BUCKETS, registry=self.registry)
         self.decisions = Counter(
             "nbo_decisions_total",
-            "Decisions made, by what answered: model, segment, global or degraded.",
+            "Decisions made, by what answered: model, country, global or degraded.",
             ["source"], registry=self.registry)
         self.offers_chosen = Counter(
             "nbo_offers_chosen_total", "Offers returned in first place, by offer.",

@@ -36,6 +36,11 @@ class DecisionOptions(BaseModel):
     n_categories: int = Field(default=5, ge=0, le=50)
     n_items: int = Field(default=5, ge=0, le=50, description="recommended items to return")
     explain: bool = Field(default=False, description="add the reasons to the answer")
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Z]{2}$", description="the user's country (ISO 3166-1 "
+        "alpha-2, e.g. FR) where nbo knows none, as for a visitor never seen: a user with no "
+        "history of their own is answered from their country's prior, and offers for "
+        "`country:XX` apply")
 
     @field_validator("channels", mode="before")
     @classmethod

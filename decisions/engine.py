@@ -314,6 +314,8 @@ class DecisionEngine:
                  given: dict[str, int], call: _Call) -> _Subject:
         read, now = call.read, call.now
         state = known or UserState(request.user_id, read.meta.anchor if read.meta else now)
+        if request.country and not state.profile.country:  # the caller knows it, nbo not
+            state = replace(state, profile=replace(state.profile, country=request.country))
         allowed = [c for c in CHANNELS if request.channels is None or c in request.channels]
         if read.degraded:  # contact counts unknown: nothing that would message the user
             allowed = [c for c in allowed if c in UNSCHEDULED]
@@ -321,7 +323,7 @@ class DecisionEngine:
         budget = (None if read.degraded
                   else self._contact_policy(call.models).budget(state, now, sorted(reach)))
         return _Subject(
-            request, state, "degraded" if read.degraded else ("model" if known else "global"),
+            request, state, "degraded" if read.degraded else _source(state, known, call),
             state.stage(now).value, self._policy.holdout.group(request.user_id, request.journey),
             allowed, reach, budget, given)
 
@@ -516,9 +518,15 @@ class DecisionEngine:
         if ranker is None:
             return [[key for key, value in subject.state.values("category_affinity", now)
                      if value > 0][:n] for subject, n in zip(subjects, wanted, strict=True)]
-        ranked = ranker.rank_of([subject.state for subject in subjects], now,
-                                meta.cycles if meta else {}, max(wanted, default=0))
-        return [[key for key, _ in found[:n]] for found, n in zip(ranked, wanted, strict=True)]
+        by_prior = {user: ranker.by_prior(subject.state.profile.country or "", n) or []
+                    for user, (subject, n) in enumerate(zip(subjects, wanted, strict=True))
+                    if subject.source == "country"}
+        by_model = [subject.state for user, subject in enumerate(subjects)
+                    if user not in by_prior]
+        ranked = iter(ranker.rank_of(by_model, now, meta.cycles if meta else {},
+                                     max(wanted, default=0)) if by_model else [])
+        return [[key for key, _ in (by_prior[user] if user in by_prior else next(ranked))[:n]]
+                for user, n in enumerate(wanted)]
 
     @staticmethod
     def _category_hours(subjects: Sequence[_Subject], categories: Sequence[Sequence[str]],
@@ -611,3 +619,16 @@ class DecisionEngine:
             yield Step(commands)
         except redis.RedisError:
             self._redis_failed()
+
+
+def _source(state: UserState, known: UserState | None, call: _Call) -> Source:
+    """Who answers for a user: their own history (buying, or interest shown), else their
+    country's prior (training/affinity/priors.py), else the prior over all users."""
+    if known is not None and (state.purchases.lines or any(
+            value > 0 for value in state.counts_at("category_affinity", call.now).values())):
+        return "model"
+    ranker = call.models.categories if call.models else None
+    country = state.profile.country
+    if ranker is not None and country is not None and country in ranker.country_priors:
+        return "country"
+    return "global"

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-# model: the user's own features; global: an unknown user, answered from priors;
-# degraded: Redis was unreachable, answered from in-process defaults
-Source = Literal["model", "global", "degraded"]
+# model: the user's own history; country: a user with none, answered from the prior of
+# their country; global: from the prior over all users; degraded: Redis was unreachable,
+# answered from in-process defaults
+Source = Literal["model", "country", "global", "degraded"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class DecisionRequest:
     n_categories: int = 5
     n_items: int = 5
     explain: bool = False
+    country: str | None = None  # where the user's profile has none
 
 
 @dataclass(frozen=True)

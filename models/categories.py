@@ -28,6 +28,7 @@ from models.tree_scoring import TreeScorer, tree_scorer
 
 SIGNALS = ("affinity", "affinity_share", "occasions", "days_since_purchase", "due",
            "recent_rank", "popularity", "als", "user_occasions")
+CATEGORY_PRIORS = "category_priors.json"
 ALS_REGULARIZATION = 0.05
 DAY_SECONDS = 86_400.0
 
@@ -98,10 +99,12 @@ class CategoryRanker:
     popularity: np.ndarray  # (categories,) share of purchase lines
     item_factors: np.ndarray  # (categories, factors), rows in `categories` order
     gram: np.ndarray  # regularized_gram(item_factors)
+    country_priors: Mapping[str, np.ndarray]  # country -> (categories,) shares of its buying
 
     @classmethod
     def of(cls, score: TreeScorer, als_keys: list[str], item_factors: np.ndarray,
-           popularity: dict[str, float]) -> CategoryRanker:
+           popularity: dict[str, float],
+           country_priors: Mapping[str, Mapping[str, float]] | None = None) -> CategoryRanker:
         categories = tuple(sorted(set(popularity) | set(als_keys)))
         index = {key: i for i, key in enumerate(als_keys)}
         items = np.asarray(item_factors, dtype=np.float64)
@@ -109,13 +112,24 @@ class CategoryRanker:
                             for c in categories]).reshape(len(categories), items.shape[1])
         return cls(score, categories,
                    np.array([popularity.get(c, 0.0) for c in categories]), aligned,
-                   regularized_gram(aligned))
+                   regularized_gram(aligned),
+                   {country: np.array([shares.get(c, 0.0) for c in categories])
+                    for country, shares in (country_priors or {}).items()})
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> CategoryRanker:
         score, keys, factors, popularity = ranker_artifacts(model, "category", len(SIGNALS),
                                                             compiled)
-        return cls.of(score, keys, factors, cast(dict[str, float], popularity))
+        priors = (json.loads(model.artifact(CATEGORY_PRIORS))
+                  if (model.path / CATEGORY_PRIORS).is_file() else {})
+        return cls.of(score, keys, factors, cast(dict[str, float], popularity),
+                      priors.get("country"))
+
+    def by_prior(self, country: str, n: int) -> list[tuple[str, float]] | None:
+        """The n categories most bought in `country` (training/affinity/priors.py), for a
+        user with no history of their own; None where the model has no prior for it."""
+        prior = self.country_priors.get(country)
+        return None if prior is None else top(self.categories, prior, n)
 
     @cached_property
     def _rows(self) -> dict[str, int]:

@@ -30,7 +30,7 @@ from features.contract.schema import ITEMS
 from features.contract.tables import load_table
 from features.pipeline import load_inputs
 from models.brands import SIGNALS as BRAND_SIGNALS
-from models.categories import SIGNALS
+from models.categories import CATEGORY_PRIORS, SIGNALS
 from models.category_timing import ARTIFACT as CATEGORY_TIMING
 from models.channels import ChannelModel
 from models.offer_response import FEATURES
@@ -45,6 +45,7 @@ from training.affinity.categories import (
 )
 from training.affinity.item_evaluation import evaluate_items
 from training.affinity.items import ITEM_COLUMNS, ITEM_PARAMETERS, ItemModel
+from training.affinity.priors import country_priors
 from training.affinity.signals import category_popularity, interest
 from training.boosting import RANKER_PARAMETERS
 from training.category_timing import evaluate_category_timing, fit_category_timing
@@ -180,6 +181,8 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         artifacts["category_als.npz"] = buffer.getvalue()
         artifacts["category_popularity.json"] = json.dumps(category_popularity(now),
                                                            sort_keys=True).encode()
+        artifacts[CATEGORY_PRIORS] = json.dumps({"country": country_priors(now)},
+                                                sort_keys=True).encode()
     with timings.stage("fit brands", report):
         brands = fit_brand_ranker(features, latest, seed, factorization)
         artifacts["brand_ranker.txt"] = brands.booster_.model_to_string().encode()

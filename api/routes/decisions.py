@@ -23,7 +23,8 @@ def decision_request(user_id: str, options: DecisionOptions) -> DecisionRequest:
         user_id=user_id, journey=options.journey.value if options.journey else None,
         channels=(tuple(c.value for c in options.channels) if options.channels else None),
         campaign_id=options.campaign_id, n_offers=options.n_offers,
-        n_categories=options.n_categories, n_items=options.n_items, explain=options.explain)
+        n_categories=options.n_categories, n_items=options.n_items, explain=options.explain,
+        country=options.country)
 
 
 def count_decisions(services: Services, decisions: Sequence[Decision]) -> None:

@@ -250,3 +250,21 @@ def test_a_user_id_with_slashes_is_decided(api: TestClient) -> None:
     assert decision.json()["source"] == "model"
     block = api.get(f"/v1/users/{user}/blocks/offer", params={"format": "json"})
     assert block.status_code == 200 and block.json()["user_id"] == user
+
+
+def test_a_user_without_history_is_answered_from_their_countrys_prior(
+        api: TestClient, served_world: ServedWorld) -> None:
+    registry_dir = served_world.models / api.get("/v1/models").json()["serving"]
+    priors = orjson.loads((registry_dir / "category_priors.json").read_bytes())["country"]
+    country = sorted(priors)[0]
+    expected = sorted(priors[country], key=lambda c: (-priors[country][c], c))[:4]
+    visitor = api.get("/v1/users/visitor-1/decision",
+                      params={"country": country, "n_categories": 4}).json()
+    assert visitor["source"] == "country" and visitor["categories"] == expected
+    anywhere = api.get("/v1/users/visitor-1/decision", params={"n_categories": 4}).json()
+    assert anywhere["source"] == "global"
+    assert api.get("/v1/users/visitor-1/decision",
+                   params={"country": "france"}).status_code == 422
+    known = api.get(f"/v1/users/{served_world.users[0]}/decision",
+                    params={"country": country}).json()
+    assert known["source"] == "model"  # their own history answers, whatever the country
