@@ -54,6 +54,7 @@ from features.store.meta import VersionMeta
 from features.store.redis_store import Extra, RedisFeatureStore
 from models.items import USER_BRANDS, USER_CATEGORIES
 from models.offer_response import (
+    drivers,
     expected_value,
     offer_rows_of,
     shared_columns,
@@ -454,9 +455,11 @@ class DecisionEngine:
             offered = len(matrix) - len(users)  # each user's no-offer row follows them all
             for at, (user, end, count) in enumerate(zip(users, accumulate(counts), counts,
                                                         strict=True)):
+                rows = ((matrix[end - count:end], matrix[offered + at])
+                        if subjects[user].request.explain else None)
                 answers[user] = self._chosen(subjects[user], reaches[user], pools[user],
                                              probabilities[end - count:end],
-                                             float(probabilities[offered + at]), call)
+                                             float(probabilities[offered + at]), call, rows)
         return answers
 
     @staticmethod
@@ -470,9 +473,11 @@ class DecisionEngine:
                               population)
 
     def _chosen(self, subject: _Subject, reach: _Reach, pool: _Pool, with_offer: np.ndarray,
-                without: float, call: _Call) -> _Offers:
+                without: float, call: _Call,
+                rows: tuple[np.ndarray, np.ndarray] | None = None) -> _Offers:
         """From the model's P(convert) with each eligible offer and without any: the offers
-        worth more than they cost, in the order exploration shows them."""
+        worth more than they cost, in the order exploration shows them; explained with the
+        model's `rows` (the eligible offers', the no-offer one)."""
         request, state, table, eligible = subject.request, subject.state, call.table, pool.eligible
         uplift = with_offer - without
         purchases = state.purchases
@@ -497,15 +502,19 @@ class DecisionEngine:
                   for i, p in zip(order, propensity, strict=True)]
         if not request.explain:
             return _Offers(chosen, {}, len(eligible), logged)
-        context = reach.context
-        assert context is not None
-        return _Offers(chosen, {
+        context, scorer = reach.context, call.models.offer_response if call.models else None
+        assert context is not None and scorer is not None and rows is not None
+        terms: dict[str, object] = {
             "p_convert_without_offer": float(without), "order_value": order_value,
             "order_margin": self._policy.order_margin, "channel": context.channel,
             "local_hour": reach.local.hour,
             "not_worth_their_cost": [table.offers[eligible[i]].offer_id
-                                     for i in np.flatnonzero(~worth_offering(value))]},
-            len(eligible), logged)
+                                     for i in np.flatnonzero(~worth_offering(value))]}
+        if chosen:  # what made the model's case for the first offer
+            row = rows[0][worth[order[0]]]
+            terms["drivers"] = {"offer_id": chosen[0].offer_id, **drivers(
+                row, scorer.contributions(np.stack([row, rows[1]])))}
+        return _Offers(chosen, terms, len(eligible), logged)
 
     # -- small read-time facts --------------------------------------------------------
 

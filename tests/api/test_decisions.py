@@ -268,3 +268,20 @@ def test_a_user_without_history_is_answered_from_their_countrys_prior(
     known = api.get(f"/v1/users/{served_world.users[0]}/decision",
                     params={"country": country}).json()
     assert known["source"] == "model"  # their own history answers, whatever the country
+
+
+def test_explain_names_what_made_the_first_offers_case(api: TestClient,
+                                                      served_world: ServedWorld) -> None:
+    explained = 0
+    for user in served_world.users[:20]:
+        body = api.get(f"/v1/users/{user}/decision", params={"explain": "true"}).json()
+        if not body["offers"]:
+            continue
+        found = body["explanation"]["arbitration"]["drivers"]
+        assert found["offer_id"] == body["offers"][0]["offer_id"]
+        assert found["p_convert"] and found["uplift"]  # the offer's own columns differ
+        assert {"feature", "value", "contribution"} == set(found["uplift"][0])
+        sizes = [abs(d["contribution"]) for d in found["p_convert"]]
+        assert sizes == sorted(sizes, reverse=True)
+        explained += 1
+    assert explained >= 5

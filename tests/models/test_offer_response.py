@@ -15,11 +15,13 @@ from features.contract.schema import OfferKind
 from features.pipeline import BatchFeatures
 from features.state import UserState
 from models.offer_response import (
+    DRIVERS,
     FEATURES,
     FEATURES_KEY,
     SHARED_COLUMNS,
     OfferMatrix,
     OfferResponseScorer,
+    drivers,
     expected_value,
     offer_rows,
     offer_rows_of,
@@ -177,6 +179,28 @@ def test_the_scorers_give_the_native_probabilities(split_world: SplitWorld,
     assert np.abs(compiled.probabilities(rows, counts) - native).max() <= 1e-9
     for call in calls:  # one user's call alone
         assert np.abs(compiled.probabilities(call) - model.booster.predict(call)).max() <= 1e-9
+
+
+def test_contributions_add_up_to_the_served_probability(split_world: SplitWorld,
+                                                        tmp_path: Path) -> None:
+    model = _fitted()
+    text = model.booster.model_to_string().encode()
+    scorer = OfferResponseScorer(grouped_compiled_scorer(text, len(FEATURES), SHARED_COLUMNS,
+                                                         tmp_path), text)
+    calls, _ = _calls(split_world.full, [np.arange(len(OFFERS)), np.array([1]),
+                                         np.array([0, 2])])
+    for rows in calls:
+        contributions = scorer.contributions(rows)
+        assert contributions.shape == (len(rows), len(FEATURES) + 1)
+        served = scorer.probabilities(rows)
+        assert np.abs(1 / (1 + np.exp(-contributions.sum(axis=1))) - served).max() <= 1e-6
+        found = drivers(rows[0], contributions[[0, -1]])
+        uplift = contributions[0, :-1] - contributions[-1, :-1]
+        assert [d["feature"] for d in found["uplift"]][:1] == [
+            FEATURES[int(np.argmax(np.abs(uplift)))]]
+        assert all(d["value"] == round(float(rows[0][FEATURES.index(str(d["feature"]))]), 4)
+                   for d in found["p_convert"])
+        assert len(found["p_convert"]) <= DRIVERS
 
 
 def test_a_model_trained_on_other_columns_is_refused(
