@@ -103,9 +103,15 @@ def _nbo_error_body(exc: NboError) -> Response:
 
 
 async def _redis_error(request: Request, exc: redis.RedisError) -> Response:
+    return redis_error_response(request.method, request.url.path, exc,
+                                getattr(request.app.state, "services", None))
+
+
+def redis_error_response(method: str, path: str, exc: redis.RedisError,
+                         services: object) -> Response:
     """A Redis failure no route caught, answered as a RedisUnavailableError: 503, counted in
-    nbo_redis_errors_total. Its text (hosts, socket paths) goes to the log, never the client."""
-    services = getattr(request.app.state, "services", None)
+    nbo_redis_errors_total (the app's `services`). Its text (hosts, socket paths) goes to the
+    log, never the client."""
     metrics, settings = getattr(services, "metrics", None), getattr(services, "settings", None)
     if isinstance(metrics, Metrics):
         metrics.redis_errors.inc()
@@ -113,9 +119,8 @@ async def _redis_error(request: Request, exc: redis.RedisError) -> Response:
     wait = max(1, math.ceil(retry_after_s))
     unreachable = isinstance(exc, redis.ConnectionError | redis.TimeoutError)
     # a reply error (not a lost connection) may be a bug: keep its traceback
-    logger.warning("%s %s answered 503: Redis failed: %s: %s", request.method,
-                   request.url.path, type(exc).__name__, exc,
-                   exc_info=None if unreachable else exc)
+    logger.warning("%s %s answered 503: Redis failed: %s: %s", method, path,
+                   type(exc).__name__, exc, exc_info=None if unreachable else exc)
     if unreachable:
         detail = f"Redis is unreachable or did not answer in time; retry after {wait} s"
     else:

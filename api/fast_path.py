@@ -24,6 +24,7 @@ from functools import cache
 from typing import TypeVar, cast, get_args, get_origin
 from urllib.parse import parse_qsl
 
+import redis
 from fastapi.routing import APIRoute, APIRouter
 from pydantic import ValidationError
 from starlette.datastructures import Headers
@@ -31,7 +32,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import ApiKeys, Role, presented_key
-from api.errors import nbo_error_response
+from api.errors import nbo_error_response, redis_error_response
 from api.routes import blocks, decisions
 from api.schemas import USER_ID_MAX, BlockOptions, DecisionOptions
 from api.services import Services
@@ -59,8 +60,11 @@ class DecisionFastPath:
         scope["route"], answer = understood  # the metrics label, as FastAPI's router sets it
         try:
             response = await answer()
-        except NboError as error:  # what FastAPI's handler for nbo's errors would answer
+        except NboError as error:  # what FastAPI's handlers for these would answer
             response = nbo_error_response(scope["method"], scope["path"], error)
+        except redis.RedisError as error:
+            response = redis_error_response(scope["method"], scope["path"], error,
+                                            self.services)
         await response(scope, receive, send)
 
     def _understood(self, scope: Scope) -> tuple[APIRoute, Answer] | None:

@@ -155,6 +155,7 @@ class Services:
                 self.engine.models = self._load(version, current)
                 freeze_new_long_lived()
                 logger.info("serving model version %s", version)
+            self._failed_version = None
             return version
 
     def _load(self, version: str, current: ServingModels | None) -> ServingModels:
@@ -186,7 +187,9 @@ class Services:
             return
         try:
             self.reload_models()
-        except (NboError, redis.RedisError) as error:
+        except redis.RedisError:
+            return  # asked again at the next poll
+        except NboError as error:  # the version itself: not asked again until it changes
             self._failed_version = promoted
             logger.warning("not serving the promoted model version %s: %s", promoted, error)
 

@@ -2,10 +2,11 @@
 for one campaign (the decision, a batch, either block) answers with the same decision, and a
 retried batch decides and counts nothing twice.
 
-The first call decides and stores the decision's JSON with HSETNX, one field holding its
-expiry and the JSON, so concurrent first calls still agree on one decision (the losers'
-are dropped); the hash expires after `ttl_s`. A later call finds it with the decision's own
-read (DecisionEngine.recall_or_decide_plan). Calls without a campaign decide afresh.
+The first call decides and stores the decision's JSON, one field holding its expiry and the
+JSON, by a script that keeps a live decision stored first (concurrent first calls agree on
+one) and replaces one past its time; the hash expires when its decision does. A later call
+finds it with the decision's own read (DecisionEngine.recall_or_decide_plan). Calls without
+a campaign decide afresh. When Redis fails, the decision is answered, not remembered.
 """
 
 from __future__ import annotations
@@ -16,14 +17,38 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import orjson
+import redis
 
 from decisions import keys
 from decisions.engine import DecisionEngine, Recalled
 from decisions.feedback import FeedbackLog
 from decisions.outcome import Decision, DecisionRequest
-from nbo.redis_plan import Command, Plan, Step
+from nbo.redis_plan import LuaScript, Plan
 
 DECISION, SHOWN = b"decision", b"shown"  # the stored hash's fields
+
+# KEYS[1] the campaign's hash; ARGV: now, expiry, "<expiry>:<decision JSON>".
+# The stored hash: this call's, or a live one stored first.
+_KEEP = LuaScript("""
+local stored = redis.call('HGET', KEYS[1], 'decision')
+if stored then
+    local expires = tonumber(string.match(stored, '^(%d+):'))
+    if expires and expires > tonumber(ARGV[1]) then
+        return redis.call('HGETALL', KEYS[1])
+    end
+    redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], 'decision', ARGV[3])
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+""")
+
+# KEYS[1] the campaign's hash: mark its offer block shown, if the hash still exists (one
+# just expired is not made again without an expiry); 1 when this call marked it.
+_MARK_SHOWN = LuaScript("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'shown', 1)
+""")
 
 
 @dataclass(frozen=True)
@@ -45,46 +70,40 @@ class CampaignDecisions:
     def plan(self, requests: Sequence[DecisionRequest],
              now: datetime | None = None) -> Plan[list[Answer]]:
         """Each request's decision: the one remembered for its user and campaign, else a new
-        one (remembered when the request names a campaign and Redis answered)."""
+        one (remembered when the request names a campaign and Redis answers)."""
         recall = [keys.campaign_decision(r.user_id, r.campaign_id) if r.campaign_id else None
                   for r in requests]
-        outcomes = yield from self._engine.recall_or_decide_plan(requests, recall, now)
         at = int(time.time())
-        answers: list[Answer | None] = [
-            _remembered(outcome.fields, at) if isinstance(outcome, Recalled) else None
-            for outcome in outcomes]
-        kept: dict[int, int] = {}  # user -> the position of their stored hash's reply
-        commands: list[Command] = []
-        for user, (outcome, key) in enumerate(zip(outcomes, recall, strict=True)):
-            if answers[user] is not None:
-                continue
-            decision = (outcome if isinstance(outcome, Decision)  # else a hash past its time
-                        else (yield from self._engine.decide_plan([requests[user]], now))[0])
-            body = orjson.dumps(decision)
-            answers[user] = Answer(body, decision, 0, False)
-            if key is None or decision.degraded:
-                continue
-            if isinstance(outcome, Recalled):
-                commands.append(("DEL", key))  # past its time: this decision replaces it
-            commands += [("HSETNX", key, DECISION, b"%d:%s" % (at + self._ttl_s, body)),
-                         ("EXPIRE", key, self._ttl_s), ("HGETALL", key)]
-            kept[user] = len(commands) - 1
-        if commands:
-            replies = yield Step(commands)
-            for user, position in kept.items():
-                answer = answers[user]
-                assert answer is not None
-                winner = _remembered(replies[position], at)  # this call's, or a concurrent one's
-                if winner is not None:
-                    ours = winner.body == answer.body
-                    answers[user] = replace(winner, decided=answer.decided if ours else None)
-        return [answer for answer in answers if answer is not None]
+        outcomes = yield from self._engine.recall_or_decide_plan(
+            requests, recall, now, remembered=lambda fields: _remembered(fields, at) is not None)
+        answers = [_remembered(outcome.fields, at) if isinstance(outcome, Recalled)
+                   else Answer(orjson.dumps(outcome), outcome, 0, False)
+                   for outcome in outcomes]
+        kept = [user for user, (outcome, key) in enumerate(zip(outcomes, recall, strict=True))
+                if key is not None and isinstance(outcome, Decision) and not outcome.degraded]
+        if not kept or self._engine.redis_down:
+            return [_known(answer) for answer in answers]
+        expires = at + self._ttl_s
+        bodies = [_known(answers[user]).body for user in kept]
+        try:
+            stored = yield from _KEEP.call_many([
+                ([recall[user] or ""], [at, expires, b"%d:%s" % (expires, body)])
+                for user, body in zip(kept, bodies, strict=True)])
+        except redis.RedisError:  # answered all the same, only not remembered
+            self._engine.redis_failed()
+            return [_known(answer) for answer in answers]
+        for user, fields in zip(kept, stored, strict=True):
+            ours, winner = _known(answers[user]), _remembered(_pairs(fields), at)
+            if winner is not None:  # this call's, or a concurrent first call's
+                answers[user] = replace(winner, decided=ours.decided
+                                        if winner.body == ours.body else None)
+        return [_known(answer) for answer in answers]
 
     def shown_plan(self, user_id: str, campaign_id: str, offer_id: str) -> Plan[None]:
         """The campaign's offer block rendered for the first time: its offer counts as shown
         to the user (max_per_user), once however often the block is fetched."""
         key = keys.campaign_decision(user_id, campaign_id)
-        if (yield Step.one("HSETNX", key, SHOWN, 1))[0]:
+        if (yield from _MARK_SHOWN.call([key], [])):
             yield from self._feedback.shown_plan(user_id, [offer_id])
 
 
@@ -96,3 +115,13 @@ def _remembered(fields: Mapping[bytes, bytes], now: int) -> Answer | None:
     if not body or not expires.isdigit() or int(expires) <= now:
         return None
     return Answer(body, None, int(expires) - now, SHOWN in fields)
+
+
+def _pairs(reply: Sequence[bytes]) -> dict[bytes, bytes]:
+    """An HGETALL reply returned by a script: a flat list of fields and values."""
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
+def _known(answer: Answer | None) -> Answer:
+    assert answer is not None  # a recalled hash is only answered when it holds a decision
+    return answer

@@ -20,6 +20,9 @@ from features.local_time import user_zone
 from features.state import UserState
 
 WEEK = 7
+# messages sent at a chosen hour, which quiet hours hold back; in-app and web are seen at
+# the user's next visit
+INTERRUPTING = frozenset({"email", "push", "sms", "whatsapp"})
 _MAX_STEPS = 100  # any local hour occurs within 48 h, even when a DST change skips one
 _CLOCK_SLACK = 2  # hours: the largest clock change (Antarctica/Troll), so a jump stays short
 
@@ -153,19 +156,20 @@ class ContactPolicy:
             return start <= local_hour < end
         return local_hour >= start or local_hour < end
 
-    def send_hour(self, local_hour: int) -> int:
-        """The local hour a message meant for `local_hour` goes out: that hour, or the
-        first hour after the quiet hours when it is quiet."""
-        if not 0 <= local_hour <= 23:
-            raise ValueError(f"local hour {local_hour}: must be 0..23")
-        return self.quiet_hours[1] if self.is_quiet(local_hour) else local_hour
+    def send_hour(self, channel: str, local_hour: int) -> int:
+        """The local hour a message on `channel` meant for `local_hour` goes out: that
+        hour, or on a channel that interrupts (INTERRUPTING) the first hour after the quiet
+        hours when it is quiet."""
+        interrupts = channel in INTERRUPTING and self.is_quiet(_hour(local_hour))
+        return self.quiet_hours[1] if interrupts else local_hour
 
     def next_send_at(self, state: UserState, channel: str, local_hour: int,
                      now: datetime) -> datetime:
-        """The next UTC instant >= `now` at the start of `send_hour(local_hour)` in the
-        user's zone (or `now` itself inside that hour) when `channel` has room under every
-        cap."""
-        return self.send_times(state, {channel: self.send_hour(local_hour)}, now)[channel]
+        """The next UTC instant >= `now` at the start of `send_hour(channel, local_hour)`
+        in the user's zone (or `now` itself inside that hour) when `channel` has room under
+        every cap."""
+        return self.send_times(state, {channel: self.send_hour(channel, local_hour)},
+                               now)[channel]
 
     def send_times(self, state: UserState, local_hours: Mapping[str, int],
                    now: datetime) -> dict[str, datetime]:
@@ -176,10 +180,8 @@ class ContactPolicy:
         counts, now, zone = _daily_counts(state), _utc(now), user_zone(state.profile.timezone)
         found = {}
         for channel, local_hour in local_hours.items():
-            if not 0 <= local_hour <= 23:
-                raise ValueError(f"local hour {local_hour}: must be 0..23")
             found[channel] = self._next_open(counts, self._caps_of(channel), now, zone,
-                                             local_hour)
+                                             _hour(local_hour))
         return found
 
     @cached_property
@@ -291,6 +293,12 @@ def _daily_counts(state: UserState) -> dict[str, _Daily]:
 def _midnight(day: int) -> datetime:
     """The start of the UTC day numbered `day`."""
     return datetime.combine(date.fromordinal(day), time(), tzinfo=UTC)
+
+
+def _hour(local_hour: int) -> int:
+    if not 0 <= local_hour <= 23:
+        raise ValueError(f"local hour {local_hour}: must be 0..23")
+    return local_hour
 
 
 def _utc(now: datetime) -> datetime:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -35,7 +35,7 @@ import redis
 from decisions import keys
 from decisions.candidates import CandidateTable, UserFacts, of_user, removed_by
 from decisions.catalog import CatalogSnapshot, OfferCatalog
-from decisions.contact_policy import ContactBudget, ContactPolicy
+from decisions.contact_policy import INTERRUPTING, ContactBudget, ContactPolicy
 from decisions.outcome import (
     ChannelScore,
     ChosenOffer,
@@ -65,7 +65,7 @@ from nbo.redis_plan import Command, Plan, Step, run, timed
 
 T = TypeVar("T")
 CHANNELS = tuple(channel.value for channel in Channel)
-SCHEDULED = frozenset({"email", "push", "sms", "whatsapp"})  # sent at a chosen hour
+SCHEDULED = INTERRUPTING  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
 LOGGED_CANDIDATES = 50  # the most candidates a decision's log entry keeps
@@ -109,7 +109,8 @@ class _Read:
     def of(self, users: Sequence[int]) -> _Read:
         """The read of these users only (by position)."""
         return replace(self, states=[self.states[u] for u in users],
-                       given=[self.given[u] for u in users], recalled=[])
+                       given=[self.given[u] for u in users],
+                       recalled=[self.recalled[u] for u in users])
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ class DecisionEngine:
 
         return timed(plan, observe)
 
-    def _redis_failed(self) -> None:
+    def redis_failed(self) -> None:
+        """Redis failed a request: count it, and leave Redis alone for `retry_after_s`."""
         self._observer.redis_error()
         self._down_until = time.monotonic() + self._retry_after_s
 
@@ -219,7 +221,7 @@ class DecisionEngine:
             try:
                 snapshot: CatalogSnapshot = yield from self._catalog.snapshot_plan()
             except redis.RedisError:
-                self._redis_failed()
+                self.redis_failed()
             else:
                 if snapshot.version != self._table[0]:
                     self._table = (snapshot.version, CandidateTable.of(snapshot.offers))
@@ -239,7 +241,7 @@ class DecisionEngine:
         try:
             meta, states = yield from self._store.read_plan(user_ids, extra)
         except redis.RedisError:
-            self._redis_failed()
+            self.redis_failed()
             return _Read.unreachable(len(user_ids))
         replies = extra.replies
         given = [OfferCatalog.parse_given(reply) for reply in replies[:len(user_ids)]]
@@ -263,13 +265,15 @@ class DecisionEngine:
         read = yield from self._timed("read", self._read([r.user_id for r in requests]))
         return (yield from self._decide_all(requests, read, now or datetime.now(UTC)))
 
-    def recall_or_decide_plan(self, requests: Sequence[DecisionRequest],
-                              recall: Sequence[str | None],
-                              now: datetime | None = None) -> Plan[list[Decision | Recalled]]:
-        """For each request, the hash stored at its `recall` key (an answer remembered for
-        it), else a new decision: all from the same Redis round trip."""
+    def recall_or_decide_plan(
+            self, requests: Sequence[DecisionRequest], recall: Sequence[str | None],
+            now: datetime | None = None,
+            remembered: Callable[[dict[bytes, bytes]], bool] = bool,
+    ) -> Plan[list[Decision | Recalled]]:
+        """For each request, the hash stored at its `recall` key when it is `remembered`
+        (an answer kept for it), else a new decision: all from the same Redis round trip."""
         read = yield from self._timed("read", self._read([r.user_id for r in requests], recall))
-        fresh = [user for user, found in enumerate(read.recalled) if not found]
+        fresh = [user for user, found in enumerate(read.recalled) if not remembered(found)]
         answers: list[Decision | Recalled] = [Recalled(found) for found in read.recalled]
         if fresh:
             decided = yield from self._decide_all([requests[user] for user in fresh],
@@ -420,8 +424,7 @@ class DecisionEngine:
         models, costs, now = call.models, self._policy.channel_costs, call.now
         policy = self._contact_policy(models)
         rates = models.channels.rates_for(state, now) if models else {}
-        hours = {channel: learned.get(channel, DEFAULT_SEND_HOUR) for channel in allowed}
-        hours = {c: policy.send_hour(hour) if c in SCHEDULED else hour for c, hour in hours.items()}
+        hours = {c: policy.send_hour(c, learned.get(c, DEFAULT_SEND_HOUR)) for c in allowed}
         send_at = policy.send_times(state, {c: hours[c] for c in allowed if c in reach}, now)
         scored = []
         for channel in allowed:
@@ -437,7 +440,7 @@ class DecisionEngine:
         `OFFER_USERS_PER_CALL` users), those worth more than they cost, explored."""
         scorer = call.models.offer_response if call.models else None
         answers = [_Offers([], {"reason": "no eligible offer" if scorer else
-                                "no offer model loaded"}) for _ in subjects]
+                                "no offer model loaded"}, len(pool.eligible)) for pool in pools]
         if scorer is None:
             return answers
         scored = [user for user, (reach, pool) in enumerate(zip(reaches, pools, strict=True))
@@ -486,19 +489,21 @@ class DecisionEngine:
         cost = table.cost[eligible]
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)
         worth = np.flatnonzero(worth_offering(value))
+        # every offer the exploration could show, best first (ties: the catalog's order);
+        # it arranges these alone exactly as it would all the worthwhile ones
         exploration = self._policy.exploration
-        shown = min(exploration.reach(request.n_offers), LOGGED_CANDIDATES)
+        shown = min(exploration.top_shown(request.n_offers), LOGGED_CANDIDATES)
         best = worth[np.argsort(-value[worth], kind="stable")[:shown]]
         logged = list(zip(table.offer_ids[eligible[best]].tolist(),
                           np.round(value[best], 6).tolist(), strict=True))
         order, propensity = exploration.arrange(
-            value[worth], np.abs(value[worth]) * 0.5, request.n_offers, self._rng)
-        chosen = [ChosenOffer(offer_id=table.offers[eligible[worth[i]]].offer_id,
-                              kind=table.offers[eligible[worth[i]]].kind.value,
-                              value=table.offers[eligible[worth[i]]].value,
-                              p_convert=float(with_offer[worth[i]]),
-                              uplift=float(uplift[worth[i]]),
-                              expected_value=float(value[worth[i]]), propensity=float(p))
+            value[best], np.abs(value[best]) * 0.5, request.n_offers, self._rng)
+        chosen = [ChosenOffer(offer_id=table.offers[eligible[best[i]]].offer_id,
+                              kind=table.offers[eligible[best[i]]].kind.value,
+                              value=table.offers[eligible[best[i]]].value,
+                              p_convert=float(with_offer[best[i]]),
+                              uplift=float(uplift[best[i]]),
+                              expected_value=float(value[best[i]]), propensity=float(p))
                   for i, p in zip(order, propensity, strict=True)]
         if not request.explain:
             return _Offers(chosen, {}, len(eligible), logged)
@@ -511,7 +516,7 @@ class DecisionEngine:
             "not_worth_their_cost": [table.offers[eligible[i]].offer_id
                                      for i in np.flatnonzero(~worth_offering(value))]}
         if chosen:  # what made the model's case for the first offer
-            row = rows[0][worth[order[0]]]
+            row = rows[0][best[order[0]]]
             terms["drivers"] = {"offer_id": chosen[0].offer_id, **drivers(
                 row, scorer.contributions(np.stack([row, rows[1]])))}
         return _Offers(chosen, terms, len(eligible), logged)
@@ -627,7 +632,7 @@ class DecisionEngine:
         try:
             yield Step(commands)
         except redis.RedisError:
-            self._redis_failed()
+            self.redis_failed()
 
 
 def _source(state: UserState, known: UserState | None, call: _Call) -> Source:

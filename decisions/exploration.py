@@ -34,12 +34,12 @@ class Exploration:
         if self.top_k < 1 or self.draws < 1:
             raise ValueError(f"top_k {self.top_k}, draws {self.draws}: both must be >= 1")
 
-    def reach(self, n: int) -> int:
+    def top_shown(self, n: int) -> int:
         """How many of the best candidates n picks can show: n greedily, n + top_k - 1 when
         exploring (epsilon-greedy, or Thompson sampling over that many of the best)."""
         explores = self.method == "thompson" or (self.method == "epsilon_greedy"
                                                  and self.epsilon > 0)
-        return n + self.top_k - 1 if explores else n
+        return n + self.top_k - 1 if explores and n > 0 else max(n, 0)
 
     def arrange(self, values: np.ndarray, spread: np.ndarray | None, n: int,
                 rng: np.random.Generator) -> Arrangement:
@@ -59,7 +59,7 @@ class Exploration:
                 raise ValueError(f"spread: expected {values.size} values >= 0, one per "
                                  f"candidate, got shape {spread.shape}")
             if count and spread.any():  # over the best candidates, as epsilon-greedy explores
-                top = np.argsort(-values, kind="stable")[:self.reach(count)]
+                top = np.argsort(-values, kind="stable")[:self.top_shown(count)]
                 picks, propensities = self._thompson(values[top], spread[top], count, rng)
                 return top[picks], propensities
         return _greedy(values, count)

@@ -22,13 +22,25 @@ from decisions import keys
 from decisions.catalog import OfferCatalog
 from decisions.policy import Policy
 from nbo.errors import DataContractError, NboError
-from nbo.redis_plan import Command, Plan, Step
+from nbo.redis_plan import Command, LuaScript, Plan, Step
 
 FeedbackType = Literal["impression", "open", "click", "conversion", "redemption"]
+WHOLE = "*"  # a marker's offer for feedback about the decision as a whole
 
 
 class UnknownDecision(NboError):
     http_status = 404
+
+
+# KEYS[1] a decision's summary; ARGV: a time, then marker fields. -1 when the summary is gone
+# (a marker alone would make a summary without a user or an expiry), else per marker 1 when
+# this call set it, 0 when it was set before.
+_MARK = LuaScript("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local marked = {}
+for i = 2, #ARGV do marked[i - 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) end
+return marked
+""")
 
 
 @dataclass(frozen=True)
@@ -57,28 +69,35 @@ class FeedbackLog:
         decision did not give."""
         key = keys.decision(feedback.decision_id)
         summary: dict[bytes, bytes] = (yield Step.one("HGETALL", key))[0]
-        if not summary:
-            raise UnknownDecision(f"decision {feedback.decision_id!r} is unknown or older than "
-                                  "NBO_OFFER_MEMORY_DAYS: send the decision_id a decision "
-                                  "returned")
+        if b"user_id" not in summary:
+            raise _unknown(feedback.decision_id)
         user_id = summary[b"user_id"].decode()
         offers: list[str] = orjson.loads(summary[b"offers"])
         if feedback.offer_id is not None and feedback.offer_id not in offers:
             raise DataContractError(f"offer {feedback.offer_id!r} was not part of decision "
                                     f"{feedback.decision_id!r} (it offered {offers})")
-        commands = self._commands(feedback, user_id, offers)
+        spend: list[Command] = []
         if feedback.type == "redemption" and feedback.offer_id is not None:
             offer = (yield from self._catalog.snapshot_plan()).get(feedback.offer_id)
             if offer is not None:
-                commands.append(OfferCatalog.spend_command(offer.offer_id, offer.cost))
-        marker = f"seen:{feedback.type}:{feedback.offer_id or '*'}"
-        if not (yield Step.one("HSETNX", key, marker, feedback.ts.isoformat()))[0]:
+                spend.append(OfferCatalog.spend_command(offer.offer_id, offer.cost))
+        # an impression is marked per offer shown, so one naming an offer after one for the
+        # whole decision (or the other way round) counts no offer twice
+        about = ([feedback.offer_id] if feedback.offer_id is not None
+                 else offers if feedback.type == "impression" and offers else [WHOLE])
+        markers = [f"seen:{feedback.type}:{offer}" for offer in about]
+        marked = yield from _MARK.call([key], [feedback.ts.isoformat(), *markers])
+        if marked == -1:  # expired since it was read
+            raise _unknown(feedback.decision_id)
+        new = [offer for offer, first in zip(about, marked, strict=True) if first]
+        if not new:
             return Recorded(user_id, duplicate=True)
+        commands = [*self._commands(feedback, user_id, new), *spend]
         try:
             yield Step(commands)
         except redis.RedisError:
             try:  # so that the client's retry is recorded, not taken for a duplicate
-                yield Step.one("HDEL", key, marker)
+                yield Step.one("HDEL", key, *(f"seen:{feedback.type}:{o}" for o in new))
             except redis.RedisError:
                 pass
             raise
@@ -90,14 +109,20 @@ class FeedbackLog:
         if commands:
             yield Step(commands)
 
-    def _commands(self, feedback: Feedback, user_id: str, offers: list[str]) -> list[Command]:
-        """The feedback stream's entry, and for an impression the offers shown."""
+    def _commands(self, feedback: Feedback, user_id: str, new: list[str]) -> list[Command]:
+        """The feedback stream's entry, and for an impression the offers it newly shows."""
         entry = {"decision_id": feedback.decision_id, "type": feedback.type,
                  "offer_id": feedback.offer_id, "ts": feedback.ts.isoformat(),
                  "value": feedback.value, "user_id": user_id}
         commands: list[Command] = [("XADD", keys.FEEDBACK, "MAXLEN", "~",
                                     self._policy.decision_log_max, "*", "f", orjson.dumps(entry))]
         if feedback.type == "impression":
-            shown = offers if feedback.offer_id is None else [feedback.offer_id]
-            commands += OfferCatalog.given_commands([(user_id, shown)], self._policy.given_ttl_s)
+            shown = [offer for offer in new if offer != WHOLE]
+            commands += OfferCatalog.given_commands([(user_id, shown)],
+                                                    self._policy.given_ttl_s)
         return commands
+
+
+def _unknown(decision_id: str) -> UnknownDecision:
+    return UnknownDecision(f"decision {decision_id!r} is unknown or older than "
+                           "NBO_OFFER_MEMORY_DAYS: send the decision_id a decision returned")

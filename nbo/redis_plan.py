@@ -60,10 +60,18 @@ class LuaScript:
         return hashlib.sha1(self.source.encode()).hexdigest()
 
     def call(self, keys: Sequence[str], args: Sequence[Argument]) -> Plan[Any]:
+        return (yield from self.call_many([(keys, args)]))[0]
+
+    def call_many(self, calls: Sequence[tuple[Sequence[str], Sequence[Argument]]]
+                  ) -> Plan[list[Any]]:
+        """The script run once per (keys, args), all in one round trip (each call on its
+        own keys, so each may go to its own Cluster slot)."""
         try:
-            return (yield Step.one("EVALSHA", self.sha, len(keys), *keys, *args))[0]
+            return (yield Step([("EVALSHA", self.sha, len(keys), *keys, *args)
+                                for keys, args in calls]))
         except NoScriptError:
-            return (yield Step.one("EVAL", self.source, len(keys), *keys, *args))[0]
+            return (yield Step([("EVAL", self.source, len(keys), *keys, *args)
+                                for keys, args in calls]))
 
 
 def execute(client: redis.Redis, step: Step) -> list[Any]:

@@ -228,6 +228,7 @@ def test_the_log_keeps_what_off_policy_evaluation_needs(api: TestClient,
             values = [value for _, value in entry["candidates"]]
             assert values == sorted(values, reverse=True) and min(values) >= 0
             assert entry["eligible"] >= len(candidates) >= len(body["offers"])
+            assert len(candidates) <= 2 + entry["exploration"]["top_k"] - 1  # all it could show
             for offer in body["offers"]:
                 assert candidates[offer["offer_id"]] == pytest.approx(offer["expected_value"],
                                                                       abs=1e-6)

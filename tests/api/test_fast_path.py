@@ -43,9 +43,10 @@ class _Seen:
 
         recall_or_decide_plan = engine.recall_or_decide_plan
 
-        def recorded_recall(requests: list[DecisionRequest], *rest: Any) -> Plan[Any]:
+        def recorded_recall(requests: list[DecisionRequest], *rest: Any,
+                            **options: Any) -> Plan[Any]:
             self.requests += requests
-            return (yield from recall_or_decide_plan(requests, *rest))
+            return (yield from recall_or_decide_plan(requests, *rest, **options))
 
         monkeypatch.setattr(engine, "decide_plan", recorded)
         monkeypatch.setattr(engine, "recall_or_decide_plan", recorded_recall)

@@ -266,7 +266,7 @@ def test_next_send_properties(policy: ContactPolicy, sends: Mapping[tuple[str, i
     wanted = policy.quiet_hours[1] if policy.is_quiet(hour) else hour
     at_local = moment.astimezone(ZoneInfo(zone or "UTC"))
     assert moment >= now
-    assert at_local.hour == wanted and not policy.is_quiet(at_local.hour)
+    assert at_local.hour == wanted and not policy.is_quiet(at_local.hour)  # they interrupt
     assert has_room(policy, state, channel, moment)
     if moment > now and zone != "Australia/Lord_Howe":  # its DST moves clocks by 30 minutes
         assert at_local.minute == 0 or moment.time() == datetime.min.time()
@@ -275,3 +275,10 @@ def test_next_send_properties(policy: ContactPolicy, sends: Mapping[tuple[str, i
         assert (earlier.astimezone(ZoneInfo(zone or "UTC")).hour != wanted
                 or not has_room(policy, state, channel, earlier))
         earlier -= timedelta(hours=1)
+
+
+def test_quiet_hours_hold_back_only_messages_that_interrupt() -> None:
+    policy = ContactPolicy({}, quiet_hours=(21, 8))
+    assert [policy.send_hour(c, 23) for c in ("email", "push", "sms", "whatsapp")] == [8] * 4
+    assert policy.send_hour("in_app", 23) == policy.send_hour("web", 23) == 23
+    assert policy.send_hour("email", 12) == 12

@@ -149,7 +149,7 @@ def test_epsilon_zero_is_greedy(values: np.ndarray, n: int, seed: int) -> None:
     (Exploration("epsilon_greedy", 0.0, top_k=5), 3), (Exploration("thompson", top_k=5), 7)])
 def test_the_reach_is_every_candidate_a_policy_can_show(exploration: Exploration,
                                                         reach: int) -> None:
-    assert exploration.reach(3) == reach
+    assert exploration.top_shown(3) == reach and exploration.top_shown(0) == 0
     values = np.linspace(1.0, 0.1, 12)
     spread = np.full(12, 2.0)  # wide enough for Thompson to show any it may
     shown: set[int] = set()

@@ -186,7 +186,7 @@ def test_contributions_add_up_to_the_served_probability(split_world: SplitWorld,
     model = _fitted()
     text = model.booster.model_to_string().encode()
     scorer = OfferResponseScorer(grouped_compiled_scorer(text, len(FEATURES), SHARED_COLUMNS,
-                                                         tmp_path), text)
+                                                         tmp_path), model.booster)
     calls, _ = _calls(split_world.full, [np.arange(len(OFFERS)), np.array([1]),
                                          np.array([0, 2])])
     for rows in calls:
