@@ -85,8 +85,8 @@ class FeedbackLog:
         # whole decision (or the other way round) counts no offer twice
         about = ([feedback.offer_id] if feedback.offer_id is not None
                  else offers if feedback.type == "impression" and offers else [WHOLE])
-        markers = [f"seen:{feedback.type}:{offer}" for offer in about]
-        marked = yield from _MARK.call([key], [feedback.ts.isoformat(), *markers])
+        markers = {offer: f"seen:{feedback.type}:{offer}" for offer in about}
+        marked = yield from _MARK.call([key], [feedback.ts.isoformat(), *markers.values()])
         if marked == -1:  # expired since it was read
             raise _unknown(feedback.decision_id)
         new = [offer for offer, first in zip(about, marked, strict=True) if first]
@@ -97,7 +97,7 @@ class FeedbackLog:
             yield Step(commands)
         except redis.RedisError:
             try:  # so that the client's retry is recorded, not taken for a duplicate
-                yield Step.one("HDEL", key, *(f"seen:{feedback.type}:{o}" for o in new))
+                yield Step.one("HDEL", key, *(markers[offer] for offer in new))
             except redis.RedisError:
                 pass
             raise
