@@ -88,11 +88,12 @@ class DecisionFastPath:
 
 
 def _decision(services: Services, path: Mapping[str, str], query: bytes,
-              _: Headers) -> Answer | None:
+              headers: Headers) -> Answer | None:
     options = _options(query, DecisionOptions)
     if options is None:
         return None
-    return lambda: decisions.one_decision(services, path["user_id"], options)
+    return lambda: decisions.one_decision(services, path["user_id"], options,
+                                          headers.get("if-none-match"))
 
 
 def _block(services: Services, path: Mapping[str, str], query: bytes,

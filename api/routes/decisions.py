@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from api.auth import Decide
 from api.limits import ensure_within
@@ -54,17 +54,21 @@ def matches(if_none_match: str | None, tag: str) -> bool:
     return "*" in given or tag in given
 
 
-async def one_decision(services: Services, user_id: str, options: DecisionOptions) -> Response:
+async def one_decision(services: Services, user_id: str, options: DecisionOptions,
+                       if_none_match: str | None = None) -> Response:
     """The answer of `GET /v1/users/{user_id}/decision` to a valid, authorized request
     (the route below, and api/fast_path.py for most requests): with a campaign, the
-    campaign's decision for the user (decisions/campaigns.py), else a new one."""
+    campaign's decision for the user (decisions/campaigns.py), cacheable, else a new one."""
     request = decision_request(user_id, options)
     if options.campaign_id:
         answer = (await services.run(services.campaigns.plan([request])))[0]
         if answer.decided is not None:
             count_decisions(services, [answer.decided])
-        return Response(answer.body, media_type="application/json",
-                        headers=cache_headers(etag(answer.body), answer.ttl_s))
+        tag = etag(answer.body)
+        headers = cache_headers(tag, answer.ttl_s)
+        if matches(if_none_match, tag):
+            return Response(status_code=304, headers=headers)
+        return Response(answer.body, media_type="application/json", headers=headers)
     decision = await services.decide(request)
     count_decisions(services, [decision])
     return json_response(decision)
@@ -73,8 +77,8 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
 @router.get("/users/{user_id:path}/decision", summary="The next best decision for one user")
 async def decide(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
                  options: Annotated[DecisionOptions, Query()], services: ServicesDep,
-                 _: Decide) -> Response:
-    return await one_decision(services, user_id, options)
+                 _: Decide, if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    return await one_decision(services, user_id, options, if_none_match)
 
 
 @router.post("/decisions", summary="Decisions for many users in one call")

@@ -93,9 +93,10 @@ def test_a_failure_to_remember_still_answers(served_world: ServedWorld,
 
 
 @pytest.mark.parametrize("header", ['W/{tag}', '"other", {tag}', "*"])
+@pytest.mark.parametrize("what", ["blocks/offer", "decision"])
 def test_if_none_match_is_compared_as_http_says(api: TestClient, served_world: ServedWorld,
-                                                header: str) -> None:
-    url = f"/v1/users/{served_world.users[17]}/blocks/offer"
+                                                header: str, what: str) -> None:
+    url = f"/v1/users/{served_world.users[17]}/{what}"
     first = api.get(url, params={"campaign_id": "etags"})
     again = api.get(url, params={"campaign_id": "etags"},
                     headers={"If-None-Match": header.format(tag=first.headers["ETag"])})
