@@ -15,13 +15,15 @@ the API with its event loop's connection (`decide_plan`).
 When Redis cannot be reached, answers come from the in-process catalog and models as
 for an unknown user, flagged `degraded`, on in-app and web only (the contact counts are
 in Redis); Redis is not asked again for `retry_after_s`, so an outage does not add a
-timeout to every request, and answers recover by themselves once it is back.
+timeout to every request, and answers recover by themselves once it is back. Their log
+entries wait in process and go with the first log written after.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -69,6 +71,7 @@ SCHEDULED = INTERRUPTING  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
 LOGGED_CANDIDATES = 50  # the most candidates a decision's log entry keeps
+UNLOGGED_CALLS = 10_000  # calls decided during an outage kept to log after (older dropped)
 # users whose candidate offers one call of the offer model scores: rows of a few dozen
 # users stay in the CPU's caches (about 9 us a user cheaper than a call per user)
 OFFER_USERS_PER_CALL = 32
@@ -192,6 +195,8 @@ class DecisionEngine:
         self._rng = np.random.default_rng()  # thread-safe: its bit generator has a lock
         self._contacts = policy.contacts
         self._table: tuple[int, CandidateTable] = (-1, CandidateTable.of(()))
+        # the log's commands of calls decided while Redis was down, oldest first
+        self._unlogged: deque[list[Command]] = deque(maxlen=UNLOGGED_CALLS)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -286,8 +291,11 @@ class DecisionEngine:
                     now: datetime) -> Plan[list[Decision]]:
         decided = yield from self._timed("decide", self._decisions(requests, read, now))
         decisions = [decision for decision, _ in decided]
-        if not read.degraded:
-            yield from self._timed("log", self._log(decided, now))
+        commands = self._log_commands(decided, now)
+        if read.degraded:  # logged with the first decision after Redis is back
+            self._unlogged.append(commands)
+        else:
+            yield from self._timed("log", self._log(commands))
         return decisions
 
     def _decisions(self, requests: Sequence[DecisionRequest], read: _Read,
@@ -597,11 +605,12 @@ class DecisionEngine:
 
     # -- logging ----------------------------------------------------------------------
 
-    def _log(self, decided: Sequence[tuple[Decision, _Offers]], now: datetime) -> Plan[None]:
+    def _log_commands(self, decided: Sequence[tuple[Decision, _Offers]],
+                      now: datetime) -> list[Command]:
         """The decision log (for feedback joins and off-policy evaluation: the candidates
         exploration arranged, how, and the propensities of its picks) and the counts of
-        offers chosen, in one pipelined write. What counts against `max_per_user` is what
-        the user was shown: impressions (api/routes/feedback.py) and campaign blocks."""
+        offers chosen. What counts against `max_per_user` is what the user was shown:
+        impressions (decisions/feedback.py) and campaign blocks."""
         policy = self._policy
         exploration = policy.exploration
         arranged = {"method": exploration.method, "epsilon": exploration.epsilon,
@@ -629,10 +638,23 @@ class DecisionEngine:
                  "ts", now.isoformat()),
                 ("EXPIRE", summary, policy.decision_ttl_s)]
         commands += OfferCatalog.chosen_commands(chosen_by_all)
+        return commands
+
+    def _log(self, commands: list[Command]) -> Plan[None]:
+        """`commands` in one pipelined write, after those of decisions made while Redis was
+        down (kept for then: their feedback joins and their place in the log); when the
+        write fails, all of them are kept for the next."""
+        waiting = []
+        while self._unlogged:
+            try:
+                waiting.append(self._unlogged.popleft())
+            except IndexError:  # another thread took the last
+                break
         try:
-            yield Step(commands)
+            yield Step([command for earlier in waiting for command in earlier] + commands)
         except redis.RedisError:
             self.redis_failed()
+            self._unlogged.extend([*waiting, commands])
 
 
 def _source(state: UserState, known: UserState | None, call: _Call) -> Source:

@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from decisions import keys
 from models.registry import PROMOTED
 from nbo.redis_server import EmbeddedRedis
 from nbo.settings import Settings
@@ -138,3 +141,27 @@ def test_a_reload_under_traffic_fails_no_request(served_world: ServedWorld) -> N
             assert refused.status_code == 409 and "corrupt" in refused.json()["detail"]
             assert api.get("/v1/models").json()["serving"] == copy
             assert api.get(f"/v1/users/{served_world.users[3]}/decision").status_code == 200
+
+
+def test_decisions_made_during_an_outage_are_logged_once_it_is_over(
+        own_redis: OwnRedis) -> None:
+    server = own_redis.server
+    with TestClient(create_app(own_redis.settings)) as client:
+        server.stop()
+        during = client.get("/v1/users/u1/decision").json()
+        assert during["degraded"] is True
+        lost = client.post("/v1/feedback", json={"decision_id": during["decision_id"],
+                                                 "type": "impression"})
+        assert lost.status_code == 503
+        server.start()
+        time.sleep(0.3)
+        after = client.get("/v1/users/u2/decision").json()  # its log takes the earlier one
+        assert after["degraded"] is False
+        for decision in (during, after):
+            feedback = client.post("/v1/feedback", json={
+                "decision_id": decision["decision_id"], "type": "impression"})
+            assert feedback.status_code == 200, feedback.text
+        logged: list[tuple[bytes, dict[bytes, bytes]]] = redis.Redis.from_url(  # type: ignore[assignment]
+            server.url).xrange(keys.DECISIONS)
+        assert [orjson.loads(fields[b"d"])["decision_id"] for _, fields in logged] == [
+            during["decision_id"], after["decision_id"]]
