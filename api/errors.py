@@ -95,8 +95,7 @@ def _nbo_error_body(exc: NboError) -> Response:
     given = getattr(exc, "headers", None)
     headers = dict(given) if isinstance(given, Mapping) else {}
     if exc.http_status == 503:  # unavailable for now: say when to try again
-        retry_after_s = exc.retry_after_s if isinstance(exc, RedisUnavailableError) else 1.0
-        headers.setdefault("Retry-After", str(max(1, math.ceil(retry_after_s))))
+        headers.setdefault("Retry-After", str(_whole_seconds(exc.retry_after_s)))
     return error_response(
         exc.http_status, snake_case(type(exc).__name__), str(exc), headers=headers or None,
     )
@@ -116,7 +115,7 @@ def redis_error_response(method: str, path: str, exc: redis.RedisError,
     if isinstance(metrics, Metrics):
         metrics.redis_errors.inc()
     retry_after_s = settings.redis_retry_after_s if isinstance(settings, Settings) else 1.0
-    wait = max(1, math.ceil(retry_after_s))
+    wait = _whole_seconds(retry_after_s)
     unreachable = isinstance(exc, redis.ConnectionError | redis.TimeoutError)
     # a reply error (not a lost connection) may be a bug: keep its traceback
     logger.warning("%s %s answered 503: Redis failed: %s: %s", method, path,
@@ -126,6 +125,11 @@ def redis_error_response(method: str, path: str, exc: redis.RedisError,
     else:
         detail = f"Redis failed this request (the error is logged); retry after {wait} s"
     return _nbo_error_body(RedisUnavailableError(detail, retry_after_s=wait))
+
+
+def _whole_seconds(seconds: float) -> int:
+    """A Retry-After: whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(seconds))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

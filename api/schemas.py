@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from features.contract.schema import ID_MAX_CHARS, Channel, Journey
+from features.contract.schema import COUNTRY_PATTERN, ID_MAX_CHARS, Channel, Journey
 
 USER_ID_MAX = ID_MAX_CHARS  # the events contract's limit, so every event's user can be decided
 UserId = Annotated[str, Field(min_length=1, max_length=USER_ID_MAX)]
@@ -37,7 +37,7 @@ class DecisionOptions(BaseModel):
     n_items: int = Field(default=5, ge=0, le=50, description="recommended items to return")
     explain: bool = Field(default=False, description="add the reasons to the answer")
     country: str | None = Field(
-        default=None, pattern=r"^[A-Z]{2}$", description="the user's country (ISO 3166-1 "
+        default=None, pattern=COUNTRY_PATTERN, description="the user's country (ISO 3166-1 "
         "alpha-2, e.g. FR) where nbo knows none, as for a visitor never seen: a user with no "
         "history of their own is answered from their country's prior, and offers for "
         "`country:XX` apply")

@@ -233,12 +233,7 @@ class OfferCatalog:
 
     def record_spend(self, offer_id: str, cost: float) -> float:
         """Add cost to what the offer has spent; returns the new total."""
-        return run(self._client, self.spend_plan(offer_id, cost))
-
-    @staticmethod
-    def spend_plan(offer_id: str, cost: float) -> Plan[float]:
-        """`record_spend` as a plan (nbo.redis_plan), for the API's event loop."""
-        return float((yield Step([OfferCatalog.spend_command(offer_id, cost)]))[0])
+        return float(execute(self._client, Step([self.spend_command(offer_id, cost)]))[0])
 
     @staticmethod
     def spend_command(offer_id: str, cost: float) -> Command:

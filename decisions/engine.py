@@ -167,7 +167,7 @@ class _Offers:
 
     chosen: list[ChosenOffer]
     terms: dict[str, object]
-    eligible: int = 0  # offers every rule allowed
+    eligible: int  # offers every rule allowed
     candidates: list[tuple[str, float]] = field(default_factory=list)  # worthwhile, best first
 
 

@@ -6,6 +6,7 @@ class NboError(Exception):
 
     http_status = 500
     exit_code = 1
+    retry_after_s = 1.0  # when a 503 of it may be retried (`Retry-After`)
 
 
 class DataContractError(NboError):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from api.auth import Decide
 from api.rendering import render_html
-from api.routes.decisions import cache_headers, count_decisions, decision_request, matches
+from api.routes.decisions import cache_headers, count_answers, decision_request, matches
 from api.schemas import USER_ID_MAX, BlockOptions
 from api.services import Services, ServicesDep
 from decisions.blocks import Block, block_content, etag
@@ -38,8 +38,7 @@ async def one_block(services: Services, user_id: str, block: Block, options: Blo
 def _block(user_id: str, block: Block, options: BlockOptions, services: Services,
            if_none_match: str | None) -> Plan[Response]:
     answer = (yield from services.campaigns.plan([decision_request(user_id, options)]))[0]
-    if answer.decided is not None:
-        count_decisions(services, [answer.decided])
+    count_answers(services, [answer])
     decision = orjson.loads(answer.body)
     campaign, offers = options.campaign_id, decision["offers"]
     if campaign and answer.ttl_s and block == "offer" and offers and not answer.shown:

@@ -13,6 +13,7 @@ from api.limits import ensure_within
 from api.schemas import USER_ID_MAX, BatchDecisionRequest, DecisionOptions
 from api.services import Services, ServicesDep
 from decisions.blocks import etag
+from decisions.campaigns import Answer
 from decisions.outcome import Decision, DecisionRequest
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -33,6 +34,13 @@ def count_decisions(services: Services, decisions: Sequence[Decision]) -> None:
         metrics.decisions.labels(decision.source).inc()
         if decision.offers:
             metrics.offers_chosen.labels(decision.offers[0].offer_id).inc()
+
+
+def count_answers(services: Services, answers: Sequence[Answer]) -> None:
+    """`count_decisions` of the answers this call decided (one remembered from an earlier
+    call was counted then)."""
+    count_decisions(services, [answer.decided for answer in answers
+                               if answer.decided is not None])
 
 
 def json_response(content: object) -> Response:
@@ -62,8 +70,7 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
     request = decision_request(user_id, options)
     if options.campaign_id:
         answer = (await services.run(services.campaigns.plan([request])))[0]
-        if answer.decided is not None:
-            count_decisions(services, [answer.decided])
+        count_answers(services, [answer])
         tag = etag(answer.body)
         headers = cache_headers(tag, answer.ttl_s)
         if matches(if_none_match, tag):
@@ -91,7 +98,7 @@ def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) ->
     requests = [decision_request(u, body) for u in body.user_ids]
     if body.campaign_id:  # each user's decision for the campaign: a retry decides nothing again
         answers = services.run_from_thread(services.campaigns.plan(requests))
-        count_decisions(services, [a.decided for a in answers if a.decided is not None])
+        count_answers(services, answers)
         return Response(b'{"decisions":[%s]}' % b",".join(a.body for a in answers),
                         media_type="application/json")
     decisions = services.run_from_thread(services.engine.decide_plan(requests))

@@ -30,8 +30,8 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from features.contract.problems import FileCheck, Problem
 from features.contract.schema import (
+    COUNTRY_PATTERN,
     ID_MAX_CHARS,
-    USERS,
     Channel,
     Journey,
     LifecycleStage,
@@ -52,13 +52,7 @@ UNKNOWN_FIELD = "unknown_field"
 M = TypeVar("M", bound=BaseModel)
 
 
-def _country_code() -> re.Pattern[str]:
-    column = USERS.column("country")
-    assert column is not None and column.pattern is not None
-    return re.compile(column.pattern)
-
-
-_COUNTRY = _country_code()  # `country:XX` matches users whose country is XX
+_COUNTRY = re.compile(COUNTRY_PATTERN)  # `country:XX` matches users whose country is XX
 
 
 def _known_segment(segment: str) -> str:

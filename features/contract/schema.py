@@ -75,6 +75,9 @@ ID_MAX_CHARS = 128
 NAME_MAX_CHARS = 256
 """Longest category, brand or journey name: longer ones are garbage, not names."""
 
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+"""A country as the users table gives it (ISO 3166-1 alpha-2, upper case)."""
+
 CONTROL_CHARACTERS = r"[\x00-\x1F\x7F-\x9F]"
 """Unicode's control characters (Cc), refused in free text: a NUL or a stray escape is a
 broken export, and would travel into Redis keys and responses (Python's and Rust's regex)."""
@@ -186,7 +189,7 @@ USERS = TableSpec(
     columns=(
         _id("user_id", required=True),
         Column("signup_ts", Kind.TIMESTAMP),
-        Column("country", Kind.STRING, pattern=r"^[A-Z]{2}$",
+        Column("country", Kind.STRING, pattern=COUNTRY_PATTERN,
                described="a two-letter ISO 3166 country code such as FR"),
         Column("timezone", Kind.STRING, allowed=frozenset(available_timezones()),
                described="an IANA time zone name such as Europe/Paris"),
