@@ -13,7 +13,8 @@ Rules (docs/api.md, "Eligibility"):
   reached on among those the caller allows;
 - categories: an offer restricted to categories needs some interest of the user in one;
 - in the cart journeys, the cart must reach the offer's minimum order value (elsewhere the
-  minimum is a condition of redemption, which the response model weighs);
+  minimum is a condition of redemption, which the response model weighs), and an offer
+  restricted to categories must name one in the cart (when the cart's are known);
 - the user has had it fewer than `max_per_user` times, and its budget still covers one
   more redemption;
 - holdout users get no incentive (only content).
@@ -79,6 +80,7 @@ class UserFacts:
     cart_value: float
     given: Mapping[str, int]  # offer id -> times the user already got it
     holdout: bool
+    cart_categories: Sequence[str] = ()  # the categories in the cart (none: not known)
 
 
 def _flags(index: Mapping[str, int], wanted: Sequence[Iterable[str]]) -> np.ndarray:
@@ -179,10 +181,20 @@ class CandidateTable:
             "channel": _flags(_CHANNEL_INDEX, [u.reachable for u in users]) @ self.channels.T,
             "category_interest": self.any_category | (interest > 0),
             "min_order_value": (self.min_order <= cart_value) | outside_cart,
+            "cart_categories": self._for_cart(users),
             "max_per_user": given < self.max_per_user,
             "budget": (self._per_offer(spent) + self.cost <= self.budget)[None],  # one more
             "holdout": self.content | ~holdout,
         }
+
+    def _for_cart(self, users: Sequence[UserFacts]) -> np.ndarray:
+        """The cart rule's verdicts: in a cart journey, when the cart's categories are
+        known, only offers for any category or naming one of them pass."""
+        carts = [u.cart_categories if u.journey in CART_JOURNEYS else () for u in users]
+        if not any(carts):
+            return np.ones((1, len(self)), dtype=bool)
+        unknown = np.array([not cart for cart in carts], dtype=bool)[:, None]
+        return np.asarray(self.any_category | self.matrix.naming_of(carts) | unknown)
 
     @cached_property
     def _segment_index(self) -> dict[str, int]:

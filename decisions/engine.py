@@ -35,7 +35,7 @@ import orjson
 import redis
 
 from decisions import keys
-from decisions.candidates import CandidateTable, UserFacts, of_user, removed_by
+from decisions.candidates import CART_JOURNEYS, CandidateTable, UserFacts, of_user, removed_by
 from decisions.catalog import CatalogSnapshot, OfferCatalog
 from decisions.contact_policy import INTERRUPTING, ContactBudget, ContactPolicy
 from decisions.outcome import (
@@ -369,12 +369,14 @@ class DecisionEngine:
         table, states = call.table, [subject.state for subject in subjects]
         fit = table.matrix.fit_of(states, call.now)
         relevance = fit[:, :, 0] + table.matrix.naming_of(
-            [state.session.recent_categories for state in states])
+            [(*state.session.recent_categories, *state.session.cart_categories)
+             for state in states])
         facts = [UserFacts(journey=subject.request.journey, stage=subject.stage,
                            segments=self._segments(subject.state), reachable=subject.reach,
                            interest=interest,
                            cart_value=max(subject.state.session.cart_value, 0.0),
-                           given=subject.given, holdout=subject.group is not None)
+                           given=subject.given, holdout=subject.group is not None,
+                           cart_categories=subject.state.session.cart_categories)
                  for subject, interest in zip(subjects, relevance, strict=True)]
         eligible, verdicts = table.eligible(facts, call.now, call.read.spent)
         return [_Pool(offers, fit[user, offers],
@@ -532,10 +534,21 @@ class DecisionEngine:
     # -- small read-time facts --------------------------------------------------------
 
     def _categories(self, subjects: Sequence[_Subject], call: _Call) -> list[list[str]]:
-        """Each user's categories by the learned ranking (own history, ALS, popularity),
-        all scored in one call; without a model, by the user's decayed interest."""
-        now, meta = call.now, call.read.meta
+        """Each user's categories: in the cart journeys the cart's first, then the learned
+        ranking's (own history, ALS, popularity), all scored in one call; without a model,
+        by the user's decayed interest."""
         wanted = [max(subject.request.n_categories, USER_CATEGORIES) for subject in subjects]
+        ranked = self._ranked_categories(subjects, wanted, call)
+        for subject, found, n in zip(subjects, ranked, wanted, strict=True):
+            cart = subject.state.session.cart_categories
+            if cart and subject.request.journey in CART_JOURNEYS:
+                found[:] = [*cart, *(c for c in found if c not in cart)][:n]
+        return ranked
+
+    @staticmethod
+    def _ranked_categories(subjects: Sequence[_Subject], wanted: Sequence[int],
+                           call: _Call) -> list[list[str]]:
+        now, meta = call.now, call.read.meta
         ranker = call.models.categories if call.models else None
         if ranker is None:
             return [[key for key, value in subject.state.values("category_affinity", now)
@@ -600,6 +613,7 @@ class DecisionEngine:
                 "days_since_purchase": None if last is None
                 else round((now - last).total_seconds() / 86_400, 2),
                 "cart_value": state.session.cart_value,
+                "cart_categories": list(state.session.cart_categories),
                 "recent_categories": list(state.session.recent_categories),
                 "sent_last_7_days": state.sent_within(now, 7)}
 

@@ -25,6 +25,7 @@ import polars as pl
 
 from benchmarks.serving.servers import BenchRedis, Http, nbo_environment, start_nbo
 from features.contract.schema import OfferKind
+from features.store.layout import layout
 from models.offer_response import FEATURES_MARK
 
 CACHE = Path(".nbo/bench/serving")
@@ -32,6 +33,9 @@ MAX_AGE = timedelta(days=7)
 """A cached world older than this is built again: its users' recency drifts with time."""
 MODEL_COLUMNS = hashlib.sha256(FEATURES_MARK.encode()).hexdigest()[:16]
 """A cached world whose offer model has other columns is built again: it would be refused."""
+RECORD_LAYOUT = hashlib.sha256(orjson.dumps(layout())).hexdigest()[:16]
+"""A cached world published with another record layout is built again: its records would
+be read through the older layout's slower path."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,7 @@ def prepare(spec: WorldSpec, fresh: bool = False, log: list[str] | None = None) 
         created = datetime.fromisoformat(meta["created"])
         cached = (datetime.now(UTC) - created < MAX_AGE
                   and meta.get("model_columns") == MODEL_COLUMNS
+                  and meta.get("record_layout") == RECORD_LAYOUT
                   and (root / "redis-snapshot.aof").exists())
     if not cached:
         redis = BenchRedis(root / "data")
@@ -193,6 +198,7 @@ def prepare(spec: WorldSpec, fresh: bool = False, log: list[str] | None = None) 
         redis.snapshot(root / "redis-snapshot.aof")
         meta = {"spec": asdict(spec), "created": datetime.now(UTC).isoformat(),
                 "model_version": version, "model_columns": MODEL_COLUMNS,
+                "record_layout": RECORD_LAYOUT,
                 "catalog_offers": catalog_offers,
                 "setup_s": round(time.perf_counter() - began, 1)}
         marker.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))

@@ -7,9 +7,10 @@ long-tailed features keep their top: the TOP_* strongest categories and brands, 
 ACTIVE_HOURS local hours with most shopping activity, the
 BOUGHT categories bought last, the HOURLY channels with most opens (24 local hours,
 quantized to 0..255 of the channel's peak) and the CONTACT_SLOTS latest (day, channel)
-send counts within CONTACT_DAYS of the cut-off. The blocks most often empty come last
-(a third of users has no opens, most have one channel with opens), so trailing zero
-bytes, cut before storing, cost nothing (`to_blobs`, `unpack`).
+send counts within CONTACT_DAYS of the cut-off, each (day, channel) in one byte (`_slot`).
+The blocks most often empty come last (a third of users has no opens, most have one
+channel with opens), so trailing zero bytes, cut before storing, cost nothing
+(`to_blobs`, `unpack`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from features.contract.schema import Channel
 from features.pipeline import PURCHASE_PREFIX, BatchFeatures
 from features.profile import UserProfile
 from features.purchases import PurchaseTally
-from features.session import RECENT_CATEGORIES, SessionContext
+from features.session import CART_CATEGORIES, RECENT_CATEGORIES, SessionContext
 from features.state import UserState
 from features.store.meta import VersionMeta
 from nbo.errors import DataContractError
@@ -40,6 +41,9 @@ PRICE_BANDS = 3
 TOP_CATEGORIES, TOP_BRANDS, BOUGHT, HOURLY, CONTACT_SLOTS = 6, 4, 3, 2, 14
 ACTIVE_HOURS = 3
 CONTACT_DAYS = 31
+CHANNEL_BITS = 3  # a send's slot: (days before the cut-off + 1) << CHANNEL_BITS | channel id
+CHANNEL_MASK = (1 << CHANNEL_BITS) - 1
+assert len(CHANNELS) <= CHANNEL_MASK and CONTACT_DAYS < 1 << (8 - CHANNEL_BITS)
 F16_MAX = float(np.finfo(np.float16).max)
 MAX_VOCABULARY = 2**16 - 1  # ids are uint16, 0 meaning none
 
@@ -52,7 +56,8 @@ RECORD = np.dtype([
     ("app", "u1"),  # 0 unknown, 1 installed, 2 uninstalled
     ("purchases", _TALLY),
     ("last_contact", "<u4"),
-    ("recent", "<u2", (RECENT_CATEGORIES,)), ("cart_value", "<f4"), ("cart_updated", "<u4"),
+    ("recent", "<u2", (RECENT_CATEGORIES,)), ("cart", "<u2", (CART_CATEGORIES,)),
+    ("cart_value", "<f4"), ("cart_updated", "<u4"),
     ("checkout_started", "<u4"),
     *((name, "<f2", (len(CHANNELS),)) for name in CHANNEL_COUNTS),
     ("price_affinity", "<f2", (PRICE_BANDS,)),
@@ -60,7 +65,7 @@ RECORD = np.dtype([
     ("brand_affinity", _TOP, (TOP_BRANDS,)),
     ("active_hours", [("hour", "u1"), ("total", "<f2")], (ACTIVE_HOURS,)),  # hour + 1
     ("bought", [("id", "<u2"), *_TALLY], (BOUGHT,)),
-    ("contacts", [("day", "u1"), ("channel", "u1"), ("count", "u1")], (CONTACT_SLOTS,)),
+    ("sends", [("slot", "u1"), ("count", "u1")], (CONTACT_SLOTS,)),
     ("hourly_opens", [("channel", "u1"), ("scale", "<f2"), ("hours", "u1", (24,))], (HOURLY,)),
 ])
 
@@ -215,12 +220,13 @@ def _fill_users(records: np.ndarray, users: pl.DataFrame, zones: Sequence[str],
         records[name] = values.astype("S2") if name == "country" else values
     _fill_tally(records["purchases"], users.rename(
         {PURCHASE_PREFIX + name: name for name in PurchaseTally.__dataclass_fields__}))
-    recent = (users.select("user_id", "recent_categories")
-              .with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
-              .explode("recent_categories").drop_nulls("recent_categories")
-              .with_columns(rank=pl.int_range(pl.len()).over("user_id")))
-    records["recent"][recent["row"], recent["rank"]] = recent.select(
-        _ids(pl.col("recent_categories"), categories)).to_series()
+    for field, column in (("recent", "recent_categories"), ("cart", "cart_categories")):
+        listed = (users.select("user_id", column)
+                  .with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
+                  .explode(column).drop_nulls(column)
+                  .with_columns(rank=pl.int_range(pl.len()).over("user_id")))
+        records[field][listed["row"], listed["rank"]] = listed.select(
+            _ids(pl.col(column), categories)).to_series()
 
 
 def _fill_tally(block: np.ndarray, tallies: pl.DataFrame,
@@ -266,11 +272,16 @@ def _fill_contacts(records: np.ndarray, contacts: pl.DataFrame, anchor: datetime
         offset=(pl.lit(anchor.date()) - pl.col("day")).dt.total_days())
     latest = _ranked(recent.with_columns(__recency=-pl.col("offset")), "__recency",
                      CONTACT_SLOTS)
-    block = records["contacts"]
-    block["day"][latest["row"], latest["rank"]] = latest["offset"] + 1
-    block["channel"][latest["row"], latest["rank"]] = latest.select(
-        _ids(pl.col("channel"), CHANNELS)).to_series()
+    block = records["sends"]
+    block["slot"][latest["row"], latest["rank"]] = _slot(
+        latest["offset"].to_numpy() + 1, latest.select(_ids(pl.col("channel"), CHANNELS))
+        .to_series().to_numpy())
     block["count"][latest["row"], latest["rank"]] = latest["sent"].clip(0, 255)
+
+
+def _slot(day: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    """A send's (day, channel) in one byte: day 1 is the cut-off's, channel an id (1..)."""
+    return np.asarray(day << CHANNEL_BITS | channel, dtype=np.uint8)
 
 
 def to_blobs(records: np.ndarray) -> list[bytes]:
@@ -290,12 +301,23 @@ def _tally(lines: int, occasions: int, returns: int, amount: float, first: int,
                          price_lean)
 
 
+def _upgraded(records: np.ndarray) -> np.ndarray:
+    """Records of an older layout as RECORD: the fields it lacks read as zeros, and sends
+    kept as (day, channel, count) before each (day, channel) took one byte are packed."""
+    upgraded = recursive_fill_fields(records, np.zeros(len(records), RECORD))
+    if "contacts" in (records.dtype.names or ()):
+        before = records["contacts"]
+        upgraded["sends"]["slot"] = _slot(before["day"], before["channel"])
+        upgraded["sends"]["count"] = before["count"]
+    return upgraded
+
+
 def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
     """A user's state from a stored record (see the module's docstring for what is kept)."""
     packed_with = _packed_with(meta)
     records = np.frombuffer(blob.ljust(packed_with.itemsize, b"\0"), packed_with)
-    if packed_with is not RECORD:  # the fields a newer RECORD added read as zeros
-        records = recursive_fill_fields(records, np.zeros(1, RECORD))
+    if packed_with is not RECORD:
+        records = _upgraded(records)
     record = records[0]
     r: dict[str, Any] = {name: value.tolist() if isinstance(value, np.ndarray) else value
                          for name, value in zip(FIELDS, record.item(), strict=True)}
@@ -312,10 +334,10 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
                               for hour, q in enumerate(np.asarray(hours).tolist()) if q}
     contacts: dict[tuple[str, date], int] = {}
     last_day = meta.anchor.date()
-    for offset, channel, sent in r["contacts"]:
-        if offset:
-            day = last_day - timedelta(days=offset - 1)
-            contacts[(CHANNELS[channel - 1], day)] = sent
+    for slot, sent in r["sends"]:
+        if slot:
+            day = last_day - timedelta(days=(slot >> CHANNEL_BITS) - 1)
+            contacts[(CHANNELS[(slot & CHANNEL_MASK) - 1], day)] = sent
             contacts[(ALL_CHANNELS, day)] = contacts.get((ALL_CHANNELS, day), 0) + sent
     consent = r["consent"]
     return UserState(
@@ -337,6 +359,7 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
         session=SessionContext(
             recent_categories=tuple(categories[i - 1] for i in r["recent"] if i),
             cart_value=r["cart_value"],
+            cart_categories=tuple(categories[i - 1] for i in r["cart"] if i),
             cart_updated=_time(r["cart_updated"]),
             checkout_started=_time(r["checkout_started"]),
             app_installed={1: True, 2: False}.get(r["app"])),

@@ -49,13 +49,15 @@ def _parse_tally(text: str) -> PurchaseTally:
 def _session(session: SessionContext) -> str:
     return orjson.dumps([list(session.recent_categories), session.cart_value,
                          _time(session.cart_updated), _time(session.checkout_started),
-                         session.app_installed]).decode()
+                         session.app_installed, list(session.cart_categories)]).decode()
 
 
 def _parse_session(text: str) -> SessionContext:
-    recent, cart_value, cart_updated, checkout_started, app = orjson.loads(text)
-    return SessionContext(tuple(recent), cart_value, _parse_time(cart_updated),
-                          _parse_time(checkout_started), app)
+    recent, cart_value, cart_updated, checkout_started, app, *cart = orjson.loads(text)
+    return SessionContext(recent_categories=tuple(recent), cart_value=cart_value,
+                          cart_categories=tuple(cart[0]) if cart else (),  # none: older
+                          cart_updated=_parse_time(cart_updated),
+                          checkout_started=_parse_time(checkout_started), app_installed=app)
 
 
 def _activity(activity: ActivitySpan) -> str:

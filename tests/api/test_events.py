@@ -45,6 +45,32 @@ def test_good_events_are_applied_next_to_bad_ones(api: TestClient) -> None:
     assert "coffee-guide" not in explanation["removed"]  # coffee is now of interest
 
 
+def test_a_cart_journey_offers_for_the_categories_left_in_the_cart(api: TestClient) -> None:
+    user = "live-cart-1"
+    events = [_event(user, event_type="add_to_cart", category="pet_food", price=30.0,
+                     quantity=1, event_id="c1"),
+              _event(user, event_type="add_to_cart", category="coffee", price=12.0,
+                     quantity=1, event_id="c2"),
+              _event(user, event_type="remove_from_cart", category="coffee", price=12.0,
+                     quantity=1, event_id="c3"),
+              *(_event(user, event_type="view", category=category, event_id=f"v{n}")
+                for n, category in enumerate(("coffee", "skincare")))]
+    assert api.post("/v1/events", json={"events": events}).json()["applied"] == 5
+    cart = api.get(f"/v1/users/{user}/decision?journey=cart_abandoned&explain=true"
+                   "&n_categories=3").json()
+    features = cart["explanation"]["features"]
+    assert features["cart_categories"] == ["pet_food"] and features["cart_value"] == 30.0
+    assert features["recent_categories"] == ["skincare", "coffee", "pet_food"]
+    assert cart["categories"][0] == "pet_food"
+    removed = cart["explanation"]["removed"]
+    for elsewhere in ("voucher-15-beauty", "coffee-guide"):  # browsed, not in the cart
+        assert "cart_categories" in removed[elsewhere]
+    assert "cart_categories" not in removed.get("cashback-pets", [])
+    assert "cart_categories" not in removed.get("cart-save-8", [])  # for any category
+    browsing = api.get(f"/v1/users/{user}/decision?explain=true").json()
+    assert "cart_categories" not in browsing["explanation"]["removed"].get("coffee-guide", [])
+
+
 def test_a_request_with_only_bad_events_is_a_422(api: TestClient) -> None:
     response = api.post("/v1/events", json={"events": [{"user_id": "x", "ts": "soon",
                                                          "event_type": "view"}]})

@@ -56,6 +56,9 @@ def plainly_eligible(offer: Offer, facts: UserFacts, interest: float,
             and bool((set(offer.channels) or set(Channel)) & facts.reachable)
             and (not offer.categories or interest > 0)
             and (facts.journey not in CART_JOURNEYS or offer.min_order_value <= facts.cart_value)
+            and (facts.journey not in CART_JOURNEYS or not facts.cart_categories
+                 or not offer.categories or bool(set(offer.categories)
+                                                 & set(facts.cart_categories)))
             and (offer.max_per_user is None
                  or facts.given.get(offer.offer_id, 0) < offer.max_per_user)
             and (offer.budget is None
@@ -75,7 +78,9 @@ def _facts(data: st.DataObject, catalog: list[Offer]) -> UserFacts:
                                              max_size=count))),
         cart_value=data.draw(st.sampled_from([0.0, 30.0, 100.0])),
         given={o.offer_id: data.draw(st.integers(0, 3)) for o in catalog},
-        holdout=data.draw(st.booleans()))
+        holdout=data.draw(st.booleans()),
+        cart_categories=tuple(data.draw(st.lists(st.sampled_from(CATEGORIES), max_size=2,
+                                                 unique=True))))
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 import polars as pl
 import pytest
@@ -7,6 +8,7 @@ from features.contract.schema import Channel, EventType, LifecycleStage
 from features.engagement import DEFAULT_ENGAGEMENT
 from features.event import Event
 from features.pipeline import BatchFeatures, compute_features
+from features.session import SessionContext
 from features.state import UserState
 from tests.conftest import SplitWorld
 
@@ -70,6 +72,31 @@ def test_an_unbought_cart_is_abandoned_after_an_hour_and_a_purchase_clears_it() 
     bought = state_of(batch_of(*cart, at(0.3, EventType.PURCHASE, category="shoes",
                                          price=80.0, quantity=2))).session
     assert bought.open_cart_value == 0 and bought.checkout_abandoned_at(T) is None
+
+
+def _live_and_batch(*events: Event) -> tuple[SessionContext, SessionContext]:
+    return reduce(SessionContext.apply, events, SessionContext()), state_of(
+        batch_of(*events)).session
+
+
+def test_the_carts_categories_follow_what_is_added_and_removed() -> None:
+    def cart(days: float, kind: EventType, category: str, price: float = 10.0) -> Event:
+        return at(days, kind, category=category, price=price, quantity=1)
+    added = [cart(0.9, EventType.ADD_TO_CART, c) for c in ("shoes", "books", "toys", "bags")]
+    live, batch = _live_and_batch(*added)
+    assert live == batch and live.cart_categories == ("bags", "toys", "books")
+    live, batch = _live_and_batch(*added, cart(0.8, EventType.ADD_TO_CART, "books"),
+                                  cart(0.7, EventType.REMOVE_FROM_CART, "bags"))
+    assert live == batch and live.cart_categories == ("books", "toys")  # shoes dropped at 4
+    assert live.recent_categories == ("books", "bags", "toys")  # browsing keeps removed ones
+    emptied = [*added, *(cart(0.6, EventType.REMOVE_FROM_CART, c)
+                         for c in ("books", "toys", "bags", "shoes"))]
+    live, batch = _live_and_batch(*emptied)
+    assert live == batch and live.cart_categories == () and live.open_cart_value == 0
+    live, batch = _live_and_batch(*emptied, cart(0.5, EventType.ADD_TO_CART, "toys"),
+                                  at(0.4, EventType.PURCHASE, category="toys", price=10.0),
+                                  cart(0.3, EventType.ADD_TO_CART, "pets"))
+    assert live == batch and live.cart_categories == ("pets",)
 
 
 def test_a_regular_buyer_becomes_due_near_their_cycle() -> None:

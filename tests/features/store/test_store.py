@@ -66,6 +66,7 @@ def test_a_read_returns_what_was_published(store: FeatureStore, split_world: Spl
         assert _same_time(got.activity.last_seen, expected.activity.last_seen)
         assert got.purchases.occasions == expected.purchases.occasions
         assert got.session.recent_categories == expected.session.recent_categories
+        assert got.session.cart_categories == expected.session.cart_categories
         top = expected.values("category_affinity", batch.anchor)[:3]
         assert [k for k, _ in got.values("category_affinity", batch.anchor)[:3]] == [
             k for k, _ in top]
@@ -84,12 +85,15 @@ def test_live_events_on_a_published_batch_match_the_batch_over_all_events(
     for event in late:
         assert store.apply(event) is Applied.APPLIED
     now = split_world.full.anchor
+    carts = 0
     for user_id, got in zip(users, store.read_many(users), strict=True):
         expected = split_world.full.state(user_id)
         assert expected is not None and got is not None
         _check_scalars(got, expected, now)
         _check_counts(got, expected, at_cut[user_id], now)
         _check_category_purchases(got, expected, at_cut[user_id])
+        carts += bool(got.session.cart_categories)
+    assert carts > 10  # carts were compared, not only empty ones
 
 
 def _check_scalars(got: UserState, expected: UserState, now: datetime) -> None:
@@ -102,6 +106,7 @@ def _check_scalars(got: UserState, expected: UserState, now: datetime) -> None:
     assert mine.amount == pytest.approx(theirs.amount, rel=1e-5, abs=1e-3)
     assert _same_time(mine.last, theirs.last) and _same_time(mine.first, theirs.first)
     assert got.session.recent_categories == expected.session.recent_categories
+    assert got.session.cart_categories == expected.session.cart_categories
     assert got.session.cart_value == pytest.approx(expected.session.cart_value, abs=1e-3)
     assert got.session.app_installed == expected.session.app_installed
     assert _same_time(got.session.cart_updated, expected.session.cart_updated)
