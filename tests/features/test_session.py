@@ -1,0 +1,55 @@
+"""The session's live half (`apply`, event by event) and batch half (`batch`, over a log)
+agree on any sequence of browsing, cart and purchase events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features.contract.schema import EventType
+from features.event import Event
+from features.session import SessionContext
+
+T = datetime(2026, 6, 1, tzinfo=UTC)
+KINDS = (EventType.VIEW, EventType.ADD_TO_CART, EventType.REMOVE_FROM_CART,
+         EventType.CHECKOUT, EventType.PURCHASE)
+COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "user_id": pl.String, "ts": pl.Datetime("us", "UTC"), "event_type": pl.String,
+    "category": pl.String, "price": pl.Float64, "quantity": pl.Int64}
+
+
+@st.composite
+def logs(draw: st.DrawFn) -> list[Event]:
+    steps = draw(st.lists(st.tuples(
+        st.sampled_from(("u1", "u2")), st.sampled_from(KINDS),
+        st.sampled_from((None, "shoes", "books", "toys", "bags", "pets")),
+        st.sampled_from((None, 0.0, 5.5, 10.0, 19.99)), st.sampled_from((None, 1, 2, -1))),
+        max_size=40))
+    return [Event(user, T + timedelta(minutes=n), kind, category=category, price=price,
+                  quantity=quantity)
+            for n, (user, kind, category, price, quantity) in enumerate(steps)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=logs())
+def test_live_and_batch_agree_on_any_log(events: list[Event]) -> None:
+    frame = pl.DataFrame([{name: getattr(e, name) if name != "event_type" else e.event_type.value
+                           for name in COLUMNS} for e in events], schema=COLUMNS)
+    batch = {row["user_id"]: row for row in SessionContext.batch(frame).iter_rows(named=True)}
+    for user in ("u1", "u2"):
+        live = reduce(SessionContext.apply, [e for e in events if e.user_id == user],
+                      SessionContext())
+        row = batch.get(user)
+        if row is None:
+            assert (live.cart_categories, live.recent_categories) == ((), ())
+            continue
+        assert live.cart_categories == tuple(row["cart_categories"] or ())
+        assert live.recent_categories == tuple(row["recent_categories"] or ())
+        assert live.cart_value == pytest.approx(row["cart_value"], abs=1e-6)
+        assert live.cart_updated == row["cart_updated"]
+        assert live.checkout_started == row["checkout_started"]
