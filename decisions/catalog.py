@@ -242,16 +242,11 @@ class OfferCatalog:
             raise ValueError(f"cost must be a finite number, got {cost!r}")
         return ("HINCRBYFLOAT", keys.SPENT, offer_id, cost)
 
-    def record_given(self, user_id: str, offer_ids: Sequence[str], ttl_s: int) -> None:
-        """Count offers shown to a user (the count expires ttl_s after the latest)."""
-        commands = self.given_commands([(user_id, offer_ids)], ttl_s)
-        if commands:
-            execute(self._client, Step(commands))
-
     @staticmethod
     def given_commands(given: Iterable[tuple[str, Sequence[str]]], ttl_s: int) -> list[Command]:
-        """`record_given`'s commands for (user id, offer ids) pairs, for a caller's pipeline:
-        each user's counts, which `max_per_user` caps."""
+        """The commands counting offers shown to users, (user id, offer ids) pairs, for a
+        caller's pipeline: each user's counts, which `max_per_user` caps, expire `ttl_s`
+        after the latest."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         per_user: dict[str, Counter[str]] = {}

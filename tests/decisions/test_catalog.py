@@ -227,12 +227,16 @@ def test_budgets_and_exhaustion_in_one_round_trip(redis_client: redis.Redis,
         catalog.record_spend("capped", float("nan"))
 
 
-def test_record_given_counts_per_user_with_a_ttl(redis_client: redis.Redis) -> None:
-    catalog = OfferCatalog(redis_client)
-    catalog.record_given("u1", ["a", "b"], ttl_s=3600)
-    catalog.record_given("u1", ["a"], ttl_s=7200)
-    catalog.record_given("u2", ["a", "a"], ttl_s=3600)
-    catalog.record_given("u3", [], ttl_s=3600)
+def test_offers_given_count_per_user_with_a_ttl(redis_client: redis.Redis) -> None:
+    def record_given(user_id: str, offer_ids: list[str], ttl_s: int) -> None:
+        commands = OfferCatalog.given_commands([(user_id, offer_ids)], ttl_s)
+        if commands:
+            execute(redis_client, Step(commands))
+
+    record_given("u1", ["a", "b"], ttl_s=3600)
+    record_given("u1", ["a"], ttl_s=7200)
+    record_given("u2", ["a", "a"], ttl_s=3600)
+    record_given("u3", [], ttl_s=3600)
 
     assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u1"))) == {"a": 2, "b": 1}
     assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u2"))) == {"a": 2}
@@ -241,7 +245,7 @@ def test_record_given_counts_per_user_with_a_ttl(redis_client: redis.Redis) -> N
     assert 0 < redis_client.ttl(keys.given("u2")) <= 3600
     assert not redis_client.exists(keys.CHOSEN)  # shown is not chosen: decisions count that
     with pytest.raises(ValueError, match="ttl_s"):
-        catalog.record_given("u1", ["a"], ttl_s=0)
+        record_given("u1", ["a"], ttl_s=0)
 
 
 def test_a_batch_counts_each_user_and_each_offer_chosen_once(
