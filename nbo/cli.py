@@ -31,9 +31,11 @@ from api.metrics import MULTIPROCESS_DIR
 from decisions.catalog import load_offers_file
 from features.contract.files import FORMATS
 from features.contract.offers import offers_file
-from features.contract.tables import DEFAULT_PROBLEM_LIMIT
+from features.contract.schema import EVENTS
+from features.contract.tables import DEFAULT_PROBLEM_LIMIT, load_table
 from features.contract.validate import validate_dataset
 from features.pipeline import load_features
+from features.session import SessionContext
 from features.store.export import export_events
 from features.store.redis_store import open_store
 from models.registry import ModelRegistry
@@ -288,12 +290,23 @@ def serve(
         serve_workers(APP, host, port, workers)  # nbo/workers.py: one socket per worker
 
 
+def _with_open_cart(world: Path) -> str | None:
+    """The first user whose cart is still open, with its categories known, at the world's
+    end: the cart journey's example."""
+    events = load_table(world, EVENTS, columns=(
+        "user_id", "ts", "event_type", "category", "price", "quantity")).frame
+    carts = SessionContext.batch(events).filter(
+        (pl.col("cart_value") > 0) & (pl.col("cart_categories").list.len() > 0))
+    return str(carts["user_id"].min()) if carts.height else None
+
+
 def _examples(world: Path, port: int) -> list[str]:
     users = pl.read_parquet(world / "users.parquet", columns=["user_id"])["user_id"]
     first, batch = users[0], users.head(3).to_list()
+    carted = _with_open_cart(world) or first
     base = f"http://127.0.0.1:{port}"
     body = orjson.dumps({"user_ids": batch, "campaign_id": "spring"}).decode()
-    return [f"curl '{base}/v1/users/{first}/decision?journey=cart_abandoned&explain=true'",
+    return [f"curl '{base}/v1/users/{carted}/decision?journey=cart_abandoned&explain=true'",
             f"curl -X POST {base}/v1/decisions -H 'Content-Type: application/json' "
             f"-d '{body}'",
             f"curl '{base}/v1/users/{first}/blocks/offer?campaign_id=spring'",

@@ -94,3 +94,6 @@ def test_the_demo_examples_work_when_pasted(api: TestClient, served_world: Serve
         else:
             response = api.get(url)
         assert response.status_code == 200, (line, response.text)
+    cart = api.get(examples[0].split("http://127.0.0.1:8000", 1)[1].rstrip("'")).json()
+    in_cart = cart["explanation"]["features"]["cart_categories"]  # a user with a cart
+    assert in_cart and cart["categories"][:len(in_cart)] == in_cart[:len(cart["categories"])]
