@@ -29,11 +29,11 @@ from functools import cached_property, reduce
 
 import numpy as np
 
+from decisions.journeys import CART_JOURNEYS
 from features.contract.offers import Offer
 from features.contract.schema import Journey, LifecycleStage, OfferKind
 from models.offer_response import CHANNELS, OfferMatrix
 
-CART_JOURNEYS = frozenset({Journey.CART_ABANDONED.value, Journey.CHECKOUT_ABANDONED.value})
 STAGES = tuple(stage.value for stage in LifecycleStage)
 JOURNEYS = tuple(journey.value for journey in Journey)
 NEVER = np.iinfo(np.int64).max

@@ -35,9 +35,10 @@ import orjson
 import redis
 
 from decisions import keys
-from decisions.candidates import CART_JOURNEYS, CandidateTable, UserFacts, of_user, removed_by
+from decisions.candidates import CandidateTable, UserFacts, of_user, removed_by
 from decisions.catalog import CatalogSnapshot, OfferCatalog
 from decisions.contact_policy import INTERRUPTING, ContactBudget, ContactPolicy
+from decisions.journeys import journey_categories
 from decisions.outcome import (
     ChannelScore,
     ChosenOffer,
@@ -534,15 +535,15 @@ class DecisionEngine:
     # -- small read-time facts --------------------------------------------------------
 
     def _categories(self, subjects: Sequence[_Subject], call: _Call) -> list[list[str]]:
-        """Each user's categories: in the cart journeys the cart's first, then the learned
-        ranking's (own history, ALS, popularity), all scored in one call; without a model,
-        by the user's decayed interest."""
+        """Each user's categories: those their journey is about first (decisions/journeys.py),
+        then the learned ranking's (own history, ALS, popularity), all scored in one call;
+        without a model, by the user's decayed interest."""
         wanted = [max(subject.request.n_categories, USER_CATEGORIES) for subject in subjects]
         ranked = self._ranked_categories(subjects, wanted, call)
         for subject, found, n in zip(subjects, ranked, wanted, strict=True):
-            cart = subject.state.session.cart_categories
-            if cart and subject.request.journey in CART_JOURNEYS:
-                found[:] = [*cart, *(c for c in found if c not in cart)][:n]
+            lead = journey_categories(subject.request.journey, subject.state.session)
+            if lead:
+                found[:] = [*lead, *(c for c in found if c not in lead)][:n]
         return ranked
 
     @staticmethod

@@ -45,7 +45,7 @@ def test_good_events_are_applied_next_to_bad_ones(api: TestClient) -> None:
     assert "coffee-guide" not in explanation["removed"]  # coffee is now of interest
 
 
-def test_a_cart_journey_offers_for_the_categories_left_in_the_cart(api: TestClient) -> None:
+def test_journeys_are_about_the_cart_or_the_last_browsed_categories(api: TestClient) -> None:
     user = "live-cart-1"
     events = [_event(user, event_type="add_to_cart", category="pet_food", price=30.0,
                      quantity=1, event_id="c1"),
@@ -67,7 +67,9 @@ def test_a_cart_journey_offers_for_the_categories_left_in_the_cart(api: TestClie
         assert "cart_categories" in removed[elsewhere]
     assert "cart_categories" not in removed.get("cashback-pets", [])
     assert "cart_categories" not in removed.get("cart-save-8", [])  # for any category
-    browsing = api.get(f"/v1/users/{user}/decision?explain=true").json()
+    browsing = api.get(f"/v1/users/{user}/decision?journey=product_view&explain=true"
+                       "&n_categories=3").json()
+    assert browsing["categories"] == ["skincare", "coffee", "pet_food"]  # the last browsed
     assert "cart_categories" not in browsing["explanation"]["removed"].get("coffee-guide", [])
 
 

@@ -8,13 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decisions.candidates import (
-    CART_JOURNEYS,
-    CandidateTable,
-    UserFacts,
-    of_user,
-    removed_by,
-)
+from decisions.candidates import CandidateTable, UserFacts, of_user, removed_by
+from decisions.journeys import CART_JOURNEYS
 from features.contract.offers import Eligibility, Offer
 from features.contract.schema import Channel, Journey, LifecycleStage, OfferKind
 
