@@ -38,7 +38,7 @@ from decisions import keys
 from decisions.candidates import CandidateTable, UserFacts, of_user, removed_by
 from decisions.catalog import CatalogSnapshot, OfferCatalog
 from decisions.contact_policy import INTERRUPTING, ContactBudget, ContactPolicy
-from decisions.journeys import journey_categories
+from decisions.journeys import as_the_journey_tells, journey_categories
 from decisions.outcome import (
     ChannelScore,
     ChosenOffer,
@@ -330,6 +330,7 @@ class DecisionEngine:
         state = known or UserState(request.user_id, read.meta.anchor if read.meta else now)
         if request.country and not state.profile.country:  # the caller knows it, nbo not
             state = replace(state, profile=replace(state.profile, country=request.country))
+        state = as_the_journey_tells(state, request.journey)
         allowed = [c for c in CHANNELS if request.channels is None or c in request.channels]
         if read.degraded:  # contact counts unknown: nothing that would message the user
             allowed = [c for c in allowed if c in UNSCHEDULED]

@@ -111,6 +111,18 @@ def test_channels_restrict_the_answer(api: TestClient, served_world: ServedWorld
     assert {c["channel"] for c in body["channels"]} == {"email", "push"}
 
 
+def test_the_uninstall_journey_reaches_no_one_through_the_app(
+        api: TestClient, served_world: ServedWorld) -> None:
+    def reached(user: str, **params: str) -> set[str]:
+        body = api.get(f"/v1/users/{user}/decision", params=params).json()
+        return {c["channel"] for c in body["channels"] if c["send_at"] is not None}
+    app_users = [user for user in served_world.users[:40] if "push" in reached(user)]
+    assert app_users  # users the app reaches, to lose it
+    for user in app_users[:5]:
+        before = reached(user)
+        assert reached(user, journey="uninstall") == before - {"push", "in_app"}
+
+
 def test_a_batch_answers_every_user(api: TestClient, served_world: ServedWorld) -> None:
     users = [*served_world.users[:5], "never-seen"]
     response = api.post("/v1/decisions", json={"user_ids": users, "campaign_id": "spring"})
