@@ -69,7 +69,8 @@ class BatchFeatures:
             session=SessionContext(
                 recent_categories=tuple(row["recent_categories"] or ()),
                 cart_value=row["cart_value"],
-                cart_categories=tuple(row["cart_categories"] or ()),
+                cart_lines=tuple((line["category"], line["items"])
+                                 for line in row["cart_lines"] or ()),
                 cart_updated=row["cart_updated"],
                 checkout_started=row["checkout_started"],
                 app_installed=row["app_installed"],

@@ -4,12 +4,13 @@ The categories last browsed (views, wishlist, cart), the open cart's value, its 
 and when it last changed, a checkout started and not completed, and whether the app is
 installed. A purchase empties the cart and ends the checkout.
 
-The cart's categories are those of the items added since the last purchase, the latest
-addition first, CART_CATEGORIES at most. Removing an item takes its category off (the
-state keeps no quantities per category, so also when another item of it stays), and a
-removal that leaves the cart worth nothing empties it. One step (`_cart_step`) serves
-both halves: `apply` expects events in time order; `batch` reads the same from a log,
-folding each user's cart events since their last purchase with that step.
+The cart's lines are its categories with how many items of each it holds, counted since
+the last purchase, the category added to last first, CART_CATEGORIES at most (adding to a
+fourth pushes out the oldest). Removing items takes them off their category's count, the
+category with its last item, and a removal that leaves the cart worth nothing empties it.
+One step (`_cart_step`) serves both halves: `apply` expects events in time order; `batch`
+reads the same from a log, folding each user's cart events since their last purchase with
+that step.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from features.event import RETURNED, Event
 
 RECENT_CATEGORIES = 3
 CART_CATEGORIES = 3
+MAX_CART_ITEMS = 255  # a category's count stops there (the packed record keeps a byte)
 ABANDONED_AFTER = timedelta(hours=1)
 CENTS = 2  # cart values are rounded to cents: batch and live add prices in other orders
 BROWSING = (EventType.VIEW, EventType.WISHLIST, EventType.ADD_TO_CART)
@@ -35,7 +37,7 @@ APP = {EventType.APP_INSTALL: True, EventType.APP_UNINSTALL: False}
 class SessionContext:
     recent_categories: tuple[str, ...] = ()  # most recent first
     cart_value: float = 0.0  # added minus removed since the last purchase
-    cart_categories: tuple[str, ...] = ()  # in the cart, the latest added first
+    cart_lines: tuple[tuple[str, int], ...] = ()  # (category, items), the latest added first
     cart_updated: datetime | None = None
     checkout_started: datetime | None = None  # since the last purchase
     app_installed: bool | None = None  # None: no install or uninstall seen
@@ -49,20 +51,24 @@ class SessionContext:
             state = replace(state, recent_categories=(
                 event.category, *others)[:RECENT_CATEGORIES])
         if kind in CART:
-            value, categories = _cart_step(
-                self.cart_value, self.cart_categories, event.category,
-                (event.price or 0.0) * (event.quantity or 1),
-                removed=kind is EventType.REMOVE_FROM_CART)
-            state = replace(state, cart_value=value, cart_categories=categories,
-                            cart_updated=event.ts)
+            quantity = event.quantity or 1
+            value, lines = _cart_step(
+                self.cart_value, self.cart_lines, event.category, (event.price or 0.0) * quantity,
+                max(quantity, 1), removed=kind is EventType.REMOVE_FROM_CART)
+            state = replace(state, cart_value=value, cart_lines=lines, cart_updated=event.ts)
         elif kind is EventType.CHECKOUT:
             state = replace(state, checkout_started=event.ts)
         elif kind is EventType.PURCHASE and not event.is_return:
-            state = replace(state, cart_value=0.0, cart_categories=(), cart_updated=None,
+            state = replace(state, cart_value=0.0, cart_lines=(), cart_updated=None,
                             checkout_started=None)
         elif kind in APP:
             state = replace(state, app_installed=APP[kind])
         return state
+
+    @property
+    def cart_categories(self) -> tuple[str, ...]:
+        """The categories in the cart, the latest added first."""
+        return tuple(category for category, _ in self.cart_lines)
 
     @property
     def open_cart_value(self) -> float:
@@ -93,9 +99,9 @@ class SessionContext:
         cart = since.filter(direction.is_not_null()).group_by("user_id").agg(
             cart_value=(amount * direction).sum().round(CENTS),
             cart_updated=pl.col("ts").sort_by("__order").last(),
-            cart_categories=pl.struct("category", amount=amount, removed=direction < 0)
-            .sort_by("__order")).with_columns(pl.col("cart_categories").map_elements(
-                _cart_categories, return_dtype=pl.List(pl.String)))
+            **{column: value.sort_by("__order") for column, value in zip(CART_EVENTS, (
+                pl.col("category"), amount, pl.max_horizontal(pl.col("quantity").fill_null(1), 1),
+                direction < 0), strict=True)})
         checkout = since.filter(kind == EventType.CHECKOUT.value).group_by("user_id").agg(
             checkout_started=pl.col("ts").sort_by("__order").last())
         browsing = [k.value for k in BROWSING]
@@ -109,26 +115,50 @@ class SessionContext:
         joined = users
         for part in (recent, cart, checkout, app):
             joined = joined.join(part, on="user_id", how="left")
-        return joined.with_columns(pl.col("cart_value").fill_null(0.0)).collect()
+        return _with_cart_lines(joined.with_columns(pl.col("cart_value").fill_null(0.0)).collect())
 
 
-def _cart_step(value: float, categories: tuple[str, ...], category: str | None,
-               amount: float, removed: bool) -> tuple[float, tuple[str, ...]]:
-    """The cart's value and categories after adding or removing an item worth `amount`."""
+CartLines = tuple[tuple[str, int], ...]
+CART_LINE = pl.Struct({"category": pl.String, "items": pl.Int64})
+CART_EVENTS = ("__cart_category", "__cart_amount", "__cart_items", "__cart_removed")
+
+
+def _cart_step(value: float, lines: CartLines, category: str | None, amount: float,
+               items: int, removed: bool) -> tuple[float, CartLines]:
+    """The cart's value and lines after adding or removing `items` of `category` worth
+    `amount` in all."""
     value = round(value - amount if removed else value + amount, CENTS)
     if removed:
-        return value, () if value <= 0 else tuple(c for c in categories if c != category)
+        if value <= 0:
+            return value, ()
+        left = ((c, held - items if c == category else held) for c, held in lines)
+        return value, tuple((c, held) for c, held in left if held > 0)
     if category is None:
-        return value, categories
-    others = (c for c in categories if c != category)
-    return value, (category, *others)[:CART_CATEGORIES]
+        return value, lines
+    held = next((n for c, n in lines if c == category), 0)
+    others = ((c, n) for c, n in lines if c != category)
+    return value, ((category, min(held + items, MAX_CART_ITEMS)), *others)[:CART_CATEGORIES]
 
 
-def _cart_categories(events: pl.Series) -> list[str]:
-    """The cart's categories after a user's cart events since their last purchase (in
-    order; each a struct of category, amount and removed), folded with `_cart_step`."""
-    value, categories = 0.0, tuple[str, ...]()
-    for event in events:
-        value, categories = _cart_step(value, categories, event["category"], event["amount"],
-                                       event["removed"])
-    return list(categories)
+def _with_cart_lines(users: pl.DataFrame) -> pl.DataFrame:
+    """`users` with each one's cart lines (`cart_lines`), from their cart events since their
+    last purchase (the CART_EVENTS lists, in order) folded with `_cart_step`."""
+    carted = users.filter(pl.col(CART_EVENTS[0]).is_not_null())
+    owners: list[str] = []
+    categories: list[str] = []
+    counts: list[int] = []
+    for user_id, *steps in zip(carted["user_id"].to_list(),
+                               *(carted[column].to_list() for column in CART_EVENTS),
+                               strict=True):
+        value, lines = 0.0, CartLines()
+        for step in zip(*steps, strict=True):
+            value, lines = _cart_step(value, lines, *step)
+        for category, held in lines:
+            owners.append(user_id)
+            categories.append(category)
+            counts.append(held)
+    found = pl.DataFrame({"user_id": owners, "category": categories, "items": counts},
+                         schema={"user_id": pl.String, **CART_LINE.to_schema()})
+    return users.drop(CART_EVENTS).join(
+        found.group_by("user_id", maintain_order=True).agg(
+            cart_lines=pl.struct("category", "items")), on="user_id", how="left")

@@ -296,7 +296,7 @@ def _with_open_cart(world: Path) -> str | None:
     events = load_table(world, EVENTS, columns=(
         "user_id", "ts", "event_type", "category", "price", "quantity")).frame
     carts = SessionContext.batch(events).filter(
-        (pl.col("cart_value") > 0) & (pl.col("cart_categories").list.len() > 0))
+        (pl.col("cart_value") > 0) & (pl.col("cart_lines").list.len() > 0))
     return str(carts["user_id"].min()) if carts.height else None
 
 

@@ -56,7 +56,8 @@ RECORD = np.dtype([
     ("app", "u1"),  # 0 unknown, 1 installed, 2 uninstalled
     ("purchases", _TALLY),
     ("last_contact", "<u4"),
-    ("recent", "<u2", (RECENT_CATEGORIES,)), ("cart", "<u2", (CART_CATEGORIES,)),
+    ("recent", "<u2", (RECENT_CATEGORIES,)),
+    ("cart", [("id", "<u2"), ("items", "u1")], (CART_CATEGORIES,)),
     ("cart_value", "<f4"), ("cart_updated", "<u4"),
     ("checkout_started", "<u4"),
     *((name, "<f2", (len(CHANNELS),)) for name in CHANNEL_COUNTS),
@@ -220,13 +221,21 @@ def _fill_users(records: np.ndarray, users: pl.DataFrame, zones: Sequence[str],
         records[name] = values.astype("S2") if name == "country" else values
     _fill_tally(records["purchases"], users.rename(
         {PURCHASE_PREFIX + name: name for name in PurchaseTally.__dataclass_fields__}))
-    for field, column in (("recent", "recent_categories"), ("cart", "cart_categories")):
-        listed = (users.select("user_id", column)
-                  .with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
-                  .explode(column).drop_nulls(column)
-                  .with_columns(rank=pl.int_range(pl.len()).over("user_id")))
-        records[field][listed["row"], listed["rank"]] = listed.select(
-            _ids(pl.col(column), categories)).to_series()
+    recent = _listed(users, "recent_categories")
+    records["recent"][recent["row"], recent["rank"]] = recent.select(
+        _ids(pl.col("recent_categories"), categories)).to_series()
+    lines = _listed(users, "cart_lines").unnest("cart_lines")
+    records["cart"]["id"][lines["row"], lines["rank"]] = lines.select(
+        _ids(pl.col("category"), categories)).to_series()
+    records["cart"]["items"][lines["row"], lines["rank"]] = lines["items"].clip(0, 255)
+
+
+def _listed(users: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Each user's (row) list in `column`, one element a row, ranked from 0."""
+    return (users.select("user_id", column)
+            .with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
+            .explode(column).drop_nulls(column)
+            .with_columns(rank=pl.int_range(pl.len()).over("user_id")))
 
 
 def _fill_tally(block: np.ndarray, tallies: pl.DataFrame,
@@ -359,7 +368,7 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
         session=SessionContext(
             recent_categories=tuple(categories[i - 1] for i in r["recent"] if i),
             cart_value=r["cart_value"],
-            cart_categories=tuple(categories[i - 1] for i in r["cart"] if i),
+            cart_lines=tuple((categories[i - 1], items) for i, items in r["cart"] if i),
             cart_updated=_time(r["cart_updated"]),
             checkout_started=_time(r["checkout_started"]),
             app_installed={1: True, 2: False}.get(r["app"])),

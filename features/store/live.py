@@ -49,13 +49,14 @@ def _parse_tally(text: str) -> PurchaseTally:
 def _session(session: SessionContext) -> str:
     return orjson.dumps([list(session.recent_categories), session.cart_value,
                          _time(session.cart_updated), _time(session.checkout_started),
-                         session.app_installed, list(session.cart_categories)]).decode()
+                         session.app_installed, session.cart_lines]).decode()
 
 
 def _parse_session(text: str) -> SessionContext:
     recent, cart_value, cart_updated, checkout_started, app, *cart = orjson.loads(text)
+    lines = cart[0] if cart else []  # none: written before the cart's lines were kept
     return SessionContext(recent_categories=tuple(recent), cart_value=cart_value,
-                          cart_categories=tuple(cart[0]) if cart else (),  # none: older
+                          cart_lines=tuple((category, items) for category, items in lines),
                           cart_updated=_parse_time(cart_updated),
                           checkout_started=_parse_time(checkout_started), app_installed=app)
 

@@ -13,7 +13,7 @@ from features.session import SessionContext
 from features.state import UserState
 
 SESSION = SessionContext(recent_categories=("toys", "shoes", "books"), cart_value=30.0,
-                         cart_categories=("shoes",))
+                         cart_lines=(("shoes", 2),))
 
 
 @pytest.mark.parametrize("journey", list(Journey))

@@ -46,9 +46,10 @@ def test_live_and_batch_agree_on_any_log(events: list[Event]) -> None:
                       SessionContext())
         row = batch.get(user)
         if row is None:
-            assert (live.cart_categories, live.recent_categories) == ((), ())
+            assert (live.cart_lines, live.recent_categories) == ((), ())
             continue
-        assert live.cart_categories == tuple(row["cart_categories"] or ())
+        assert live.cart_lines == tuple((line["category"], line["items"])
+                                        for line in row["cart_lines"] or ())
         assert live.recent_categories == tuple(row["recent_categories"] or ())
         assert live.cart_value == pytest.approx(row["cart_value"], abs=1e-6)
         assert live.cart_updated == row["cart_updated"]

@@ -79,24 +79,28 @@ def _live_and_batch(*events: Event) -> tuple[SessionContext, SessionContext]:
         batch_of(*events)).session
 
 
-def test_the_carts_categories_follow_what_is_added_and_removed() -> None:
-    def cart(days: float, kind: EventType, category: str, price: float = 10.0) -> Event:
-        return at(days, kind, category=category, price=price, quantity=1)
+def test_the_carts_lines_follow_what_is_added_and_removed() -> None:
+    def cart(days: float, kind: EventType, category: str, quantity: int = 1) -> Event:
+        return at(days, kind, category=category, price=10.0, quantity=quantity)
     added = [cart(0.9, EventType.ADD_TO_CART, c) for c in ("shoes", "books", "toys", "bags")]
     live, batch = _live_and_batch(*added)
-    assert live == batch and live.cart_categories == ("bags", "toys", "books")
-    live, batch = _live_and_batch(*added, cart(0.8, EventType.ADD_TO_CART, "books"),
-                                  cart(0.7, EventType.REMOVE_FROM_CART, "bags"))
-    assert live == batch and live.cart_categories == ("books", "toys")  # shoes dropped at 4
+    assert live == batch and live.cart_lines == (("bags", 1), ("toys", 1), ("books", 1))
+    changed = [*added, cart(0.8, EventType.ADD_TO_CART, "books", quantity=2),
+               cart(0.7, EventType.REMOVE_FROM_CART, "bags")]
+    live, batch = _live_and_batch(*changed)
+    assert live == batch and live.cart_lines == (("books", 3), ("toys", 1))  # shoes pushed out
+    assert live.cart_categories == ("books", "toys")
     assert live.recent_categories == ("books", "bags", "toys")  # browsing keeps removed ones
+    live, batch = _live_and_batch(*changed, cart(0.6, EventType.REMOVE_FROM_CART, "books", 2))
+    assert live == batch and live.cart_lines == (("books", 1), ("toys", 1))  # one book left
     emptied = [*added, *(cart(0.6, EventType.REMOVE_FROM_CART, c)
                          for c in ("books", "toys", "bags", "shoes"))]
     live, batch = _live_and_batch(*emptied)
-    assert live == batch and live.cart_categories == () and live.open_cart_value == 0
+    assert live == batch and live.cart_lines == () and live.open_cart_value == 0
     live, batch = _live_and_batch(*emptied, cart(0.5, EventType.ADD_TO_CART, "toys"),
                                   at(0.4, EventType.PURCHASE, category="toys", price=10.0),
                                   cart(0.3, EventType.ADD_TO_CART, "pets"))
-    assert live == batch and live.cart_categories == ("pets",)
+    assert live == batch and live.cart_lines == (("pets", 1),)
 
 
 def test_a_regular_buyer_becomes_due_near_their_cycle() -> None:

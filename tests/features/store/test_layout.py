@@ -75,7 +75,7 @@ def test_records_packed_before_the_cart_categories_keep_their_sends(
                                             strict=True))[:300]:
         state = unpack(blob, user_id, meta)
         assert unpack(old_blob, user_id, old_meta) == replace(
-            state, session=replace(state.session, cart_categories=()))
+            state, session=replace(state.session, cart_lines=()))
         carts += bool(state.session.cart_categories)
         sends += bool(state.contacts)
     assert carts and sends  # there was something to lose
@@ -88,4 +88,4 @@ def test_a_live_session_written_before_the_cart_categories_reads_with_none(
     older = orjson.dumps([["coffee"], 12.5, "", "", True]).decode()
     session = overlay(state, {SESSION: older}).session
     assert session.recent_categories == ("coffee",) and session.cart_value == 12.5
-    assert session.cart_categories == () and session.app_installed is True
+    assert session.cart_lines == () and session.app_installed is True

@@ -66,7 +66,7 @@ def test_a_read_returns_what_was_published(store: FeatureStore, split_world: Spl
         assert _same_time(got.activity.last_seen, expected.activity.last_seen)
         assert got.purchases.occasions == expected.purchases.occasions
         assert got.session.recent_categories == expected.session.recent_categories
-        assert got.session.cart_categories == expected.session.cart_categories
+        assert got.session.cart_lines == expected.session.cart_lines
         top = expected.values("category_affinity", batch.anchor)[:3]
         assert [k for k, _ in got.values("category_affinity", batch.anchor)[:3]] == [
             k for k, _ in top]
@@ -106,7 +106,7 @@ def _check_scalars(got: UserState, expected: UserState, now: datetime) -> None:
     assert mine.amount == pytest.approx(theirs.amount, rel=1e-5, abs=1e-3)
     assert _same_time(mine.last, theirs.last) and _same_time(mine.first, theirs.first)
     assert got.session.recent_categories == expected.session.recent_categories
-    assert got.session.cart_categories == expected.session.cart_categories
+    assert got.session.cart_lines == expected.session.cart_lines
     assert got.session.cart_value == pytest.approx(expected.session.cart_value, abs=1e-3)
     assert got.session.app_installed == expected.session.app_installed
     assert _same_time(got.session.cart_updated, expected.session.cart_updated)
