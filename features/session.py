@@ -1,6 +1,6 @@
 """Session context: what the user's latest events leave behind.
 
-The categories last browsed (views, wishlist, cart), the open cart's value, its categories
+The categories last browsed (views, wishlist, cart), the open cart's value, its lines
 and when it last changed, a checkout started and not completed, and whether the app is
 installed. A purchase empties the cart and ends the checkout.
 
@@ -31,13 +31,16 @@ CENTS = 2  # cart values are rounded to cents: batch and live add prices in othe
 BROWSING = (EventType.VIEW, EventType.WISHLIST, EventType.ADD_TO_CART)
 CART = {EventType.ADD_TO_CART: 1, EventType.REMOVE_FROM_CART: -1}
 APP = {EventType.APP_INSTALL: True, EventType.APP_UNINSTALL: False}
+CartLines = tuple[tuple[str, int], ...]  # (category, items), the latest added first
+CART_LINE = pl.Struct({"category": pl.String, "items": pl.Int64})
+CART_EVENTS = ("__cart_category", "__cart_amount", "__cart_items", "__cart_removed")
 
 
 @dataclass(frozen=True)
 class SessionContext:
     recent_categories: tuple[str, ...] = ()  # most recent first
     cart_value: float = 0.0  # added minus removed since the last purchase
-    cart_lines: tuple[tuple[str, int], ...] = ()  # (category, items), the latest added first
+    cart_lines: CartLines = ()
     cart_updated: datetime | None = None
     checkout_started: datetime | None = None  # since the last purchase
     app_installed: bool | None = None  # None: no install or uninstall seen
@@ -116,11 +119,6 @@ class SessionContext:
         for part in (recent, cart, checkout, app):
             joined = joined.join(part, on="user_id", how="left")
         return _with_cart_lines(joined.with_columns(pl.col("cart_value").fill_null(0.0)).collect())
-
-
-CartLines = tuple[tuple[str, int], ...]
-CART_LINE = pl.Struct({"category": pl.String, "items": pl.Int64})
-CART_EVENTS = ("__cart_category", "__cart_amount", "__cart_items", "__cart_removed")
 
 
 def _cart_step(value: float, lines: CartLines, category: str | None, amount: float,
