@@ -378,7 +378,7 @@ class DecisionEngine:
                            interest=interest,
                            cart_value=max(subject.state.session.cart_value, 0.0),
                            given=subject.given, holdout=subject.group is not None,
-                           cart_categories=subject.state.session.cart_categories)
+                           cart_categories=subject.state.session.cart_categories_known)
                  for subject, interest in zip(subjects, relevance, strict=True)]
         eligible, verdicts = table.eligible(facts, call.now, call.read.spent)
         return [_Pool(offers, fit[user, offers],
@@ -616,6 +616,7 @@ class DecisionEngine:
                 else round((now - last).total_seconds() / 86_400, 2),
                 "cart_value": state.session.cart_value,
                 "cart_categories": list(state.session.cart_categories),
+                "cart_partial": state.session.cart_partial,
                 "recent_categories": list(state.session.recent_categories),
                 "sent_last_7_days": state.sent_within(now, 7)}
 

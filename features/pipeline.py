@@ -71,6 +71,7 @@ class BatchFeatures:
                 cart_value=row["cart_value"],
                 cart_lines=tuple((line["category"], line["items"])
                                  for line in row["cart_lines"] or ()),
+                cart_partial=row["cart_partial"],
                 cart_updated=row["cart_updated"],
                 checkout_started=row["checkout_started"],
                 app_installed=row["app_installed"],
@@ -139,4 +140,4 @@ def _users(log: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
                 for name in ("lines", "occasions", "returns", "price_lean")]
     return joined.with_columns(pl.col("events", *counters).fill_null(0),
                                pl.col("cart_value", PURCHASE_PREFIX + "amount").fill_null(0.0),
-                               ).sort("user_id")
+                               pl.col("cart_partial").fill_null(False)).sort("user_id")

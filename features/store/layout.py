@@ -57,7 +57,7 @@ RECORD = np.dtype([
     ("purchases", _TALLY),
     ("last_contact", "<u4"),
     ("recent", "<u2", (RECENT_CATEGORIES,)),
-    ("cart", [("id", "<u2"), ("items", "u1")], (CART_CATEGORIES,)),
+    ("cart", [("id", "<u2"), ("items", "u1")], (CART_CATEGORIES,)), ("cart_partial", "u1"),
     ("cart_value", "<f4"), ("cart_updated", "<u4"),
     ("checkout_started", "<u4"),
     *((name, "<f2", (len(CHANNELS),)) for name in CHANNEL_COUNTS),
@@ -214,7 +214,8 @@ def _fill_users(records: np.ndarray, users: pl.DataFrame, zones: Sequence[str],
         events=pl.col("events"), signup=_seconds("signup_ts"),
         timezone=_ids(pl.col("timezone"), zones), country=pl.col("country").fill_null(""),
         consent=consent, app=app, last_contact=_seconds("last_contact"),
-        cart_value=pl.col("cart_value"), cart_updated=_seconds("cart_updated"),
+        cart_value=pl.col("cart_value"), cart_partial=pl.col("cart_partial"),
+        cart_updated=_seconds("cart_updated"),
         checkout_started=_seconds("checkout_started"))
     for name in scalars.columns:
         values = scalars[name].to_numpy()
@@ -311,9 +312,12 @@ def _tally(lines: int, occasions: int, returns: int, amount: float, first: int,
 
 
 def _upgraded(records: np.ndarray) -> np.ndarray:
-    """Records of an older layout as RECORD: the fields it lacks read as zeros, and sends
-    kept as (day, channel, count) before each (day, channel) took one byte are packed."""
+    """Records of an older layout as RECORD: the fields it lacks read as zeros, a cart kept
+    before its lines were is partial, and sends kept as (day, channel, count) before each
+    (day, channel) took one byte are packed."""
     upgraded = recursive_fill_fields(records, np.zeros(len(records), RECORD))
+    if "cart" not in (records.dtype.names or ()):  # a cart with value, its lines unknown
+        upgraded["cart_partial"] = records["cart_value"] > 0
     if "contacts" in (records.dtype.names or ()):
         before = records["contacts"]
         upgraded["sends"]["slot"] = _slot(before["day"], before["channel"])
@@ -369,6 +373,7 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
             recent_categories=tuple(categories[i - 1] for i in r["recent"] if i),
             cart_value=r["cart_value"],
             cart_lines=tuple((categories[i - 1], items) for i, items in r["cart"] if i),
+            cart_partial=bool(r["cart_partial"]),
             cart_updated=_time(r["cart_updated"]),
             checkout_started=_time(r["checkout_started"]),
             app_installed={1: True, 2: False}.get(r["app"])),

@@ -49,14 +49,17 @@ def _parse_tally(text: str) -> PurchaseTally:
 def _session(session: SessionContext) -> str:
     return orjson.dumps([list(session.recent_categories), session.cart_value,
                          _time(session.cart_updated), _time(session.checkout_started),
-                         session.app_installed, session.cart_lines]).decode()
+                         session.app_installed, session.cart_lines,
+                         session.cart_partial]).decode()
 
 
 def _parse_session(text: str) -> SessionContext:
     recent, cart_value, cart_updated, checkout_started, app, *cart = orjson.loads(text)
-    lines = cart[0] if cart else []  # none: written before the cart's lines were kept
+    # written before the cart's lines were kept: none, and a cart with value partial
+    lines, partial = cart if cart else ([], cart_value > 0)
     return SessionContext(recent_categories=tuple(recent), cart_value=cart_value,
                           cart_lines=tuple((category, items) for category, items in lines),
+                          cart_partial=partial,
                           cart_updated=_parse_time(cart_updated),
                           checkout_started=_parse_time(checkout_started), app_installed=app)
 

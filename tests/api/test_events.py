@@ -60,6 +60,7 @@ def test_journeys_are_about_the_cart_or_the_last_browsed_categories(api: TestCli
                    "&n_categories=3").json()
     features = cart["explanation"]["features"]
     assert features["cart_categories"] == ["pet_food"] and features["cart_value"] == 30.0
+    assert features["cart_partial"] is False
     assert features["recent_categories"] == ["skincare", "coffee", "pet_food"]
     assert cart["categories"][0] == "pet_food"
     removed = cart["explanation"]["removed"]

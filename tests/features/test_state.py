@@ -89,7 +89,8 @@ def test_the_carts_lines_follow_what_is_added_and_removed() -> None:
                cart(0.7, EventType.REMOVE_FROM_CART, "bags")]
     live, batch = _live_and_batch(*changed)
     assert live == batch and live.cart_lines == (("books", 3), ("toys", 1))  # shoes pushed out
-    assert live.cart_categories == ("books", "toys")
+    assert live.cart_categories == ("books", "toys") and live.cart_partial
+    assert live.cart_categories_known == ()  # shoes is still in the cart
     assert live.recent_categories == ("books", "bags", "toys")  # browsing keeps removed ones
     live, batch = _live_and_batch(*changed, cart(0.6, EventType.REMOVE_FROM_CART, "books", 2))
     assert live == batch and live.cart_lines == (("books", 1), ("toys", 1))  # one book left
@@ -97,10 +98,16 @@ def test_the_carts_lines_follow_what_is_added_and_removed() -> None:
                          for c in ("books", "toys", "bags", "shoes"))]
     live, batch = _live_and_batch(*emptied)
     assert live == batch and live.cart_lines == () and live.open_cart_value == 0
+    assert not live.cart_partial  # the last removal left it worth nothing: emptied
     live, batch = _live_and_batch(*emptied, cart(0.5, EventType.ADD_TO_CART, "toys"),
                                   at(0.4, EventType.PURCHASE, category="toys", price=10.0),
                                   cart(0.3, EventType.ADD_TO_CART, "pets"))
     assert live == batch and live.cart_lines == (("pets", 1),)
+    assert live.cart_categories_known == ("pets",)
+    unpriced = [at(0.2, EventType.ADD_TO_CART, category="tea", quantity=2),
+                at(0.1, EventType.REMOVE_FROM_CART, category="tea")]
+    live, batch = _live_and_batch(*unpriced)
+    assert live == batch and live.cart_lines == (("tea", 1),)  # no price: still one left
 
 
 def test_a_regular_buyer_becomes_due_near_their_cycle() -> None:
