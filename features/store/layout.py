@@ -57,7 +57,7 @@ RECORD = np.dtype([
     ("purchases", _TALLY),
     ("last_contact", "<u4"),
     ("recent", "<u2", (RECENT_CATEGORIES,)),
-    ("cart", [("id", "<u2"), ("items", "u1")], (CART_CATEGORIES,)), ("cart_partial", "u1"),
+    ("cart", [("id", "<u2"), ("items", "u1")], (CART_CATEGORIES,)),
     ("cart_value", "<f4"), ("cart_updated", "<u4"),
     ("checkout_started", "<u4"),
     *((name, "<f2", (len(CHANNELS),)) for name in CHANNEL_COUNTS),
@@ -68,6 +68,7 @@ RECORD = np.dtype([
     ("bought", [("id", "<u2"), *_TALLY], (BOUGHT,)),
     ("sends", [("slot", "u1"), ("count", "u1")], (CONTACT_SLOTS,)),
     ("hourly_opens", [("channel", "u1"), ("scale", "<f2"), ("hours", "u1", (24,))], (HOURLY,)),
+    ("cart_partial", "u1"),  # last: rarely set, so rarely stored
 ])
 
 FIELDS: tuple[str, ...] = RECORD.names or ()
