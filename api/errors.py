@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import orjson
 import redis
@@ -23,9 +24,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.metrics import Metrics
 from nbo.errors import NboError, RedisUnavailableError
-from nbo.settings import Settings
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +109,14 @@ async def _redis_error(request: Request, exc: redis.RedisError) -> Response:
 
 
 def redis_error_response(method: str, path: str, exc: redis.RedisError,
-                         services: object) -> Response:
+                         services: Services | None) -> Response:
     """A Redis failure no route caught, answered as a RedisUnavailableError: 503, counted in
     nbo_redis_errors_total (the app's `services`). Its text (hosts, socket paths) goes to the
     log, never the client."""
-    metrics, settings = getattr(services, "metrics", None), getattr(services, "settings", None)
-    if isinstance(metrics, Metrics):
-        metrics.redis_errors.inc()
-    retry_after_s = settings.redis_retry_after_s if isinstance(settings, Settings) else 1.0
+    retry_after_s = 1.0
+    if services is not None:
+        services.metrics.redis_errors.inc()
+        retry_after_s = services.settings.redis_retry_after_s
     wait = _whole_seconds(retry_after_s)
     unreachable = isinstance(exc, redis.ConnectionError | redis.TimeoutError)
     # a reply error (not a lost connection) may be a bug: keep its traceback

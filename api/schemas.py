@@ -31,7 +31,7 @@ class DecisionOptions(BaseModel):
     channels: list[Channel] | None = Field(
         default=None, description="channels allowed for this decision (default: all); "
         "repeat the parameter or separate with commas")
-    campaign_id: str | None = Field(default=None, min_length=1, max_length=128)
+    campaign_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX_CHARS)
     n_offers: int = Field(default=3, ge=0, le=50)
     n_categories: int = Field(default=5, ge=0, le=50)
     n_items: int = Field(default=5, ge=0, le=50, description="recommended items to return")
@@ -87,7 +87,7 @@ class FeedbackRequest(BaseModel):
 
     decision_id: str = Field(min_length=1, max_length=64)
     type: Literal["impression", "open", "click", "conversion", "redemption"]
-    offer_id: str | None = Field(default=None, min_length=1, max_length=128)
+    offer_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX_CHARS)
     ts: datetime | None = Field(default=None, description="when it happened, with its "
                                 "time-zone offset (default: now)")
     value: float | None = Field(default=None, ge=0, allow_inf_nan=False,

@@ -145,18 +145,23 @@ class Services:
     def reload_models(self) -> str:
         """Load the promoted version and swap it in; on any failure the version being
         served stays (ModelVersionError, ModelLoadError: 409)."""
+        version = self.registry.promoted()
+        if version is None:
+            raise NoPromotedModel("no model version is promoted: run `nbo models promote "
+                                  "VERSION --models DIR` (or `nbo train`, then promote)")
+        self._serve(version)
+        return version
+
+    def _serve(self, version: str) -> None:
+        """Swap `version` in unless it is served already; on any failure the version being
+        served stays."""
         with self._reloading:
-            version = self.registry.promoted()
-            if version is None:
-                raise NoPromotedModel("no model version is promoted: run `nbo models promote "
-                                      "VERSION --models DIR` (or `nbo train`, then promote)")
             current = self.engine.models
             if current is None or current.version != version:
                 self.engine.models = self._load(version, current)
                 freeze_new_long_lived()
                 logger.info("serving model version %s", version)
             self._failed_version = None
-            return version
 
     def _load(self, version: str, current: ServingModels | None) -> ServingModels:
         settings = self.settings
@@ -186,7 +191,7 @@ class Services:
                 or (serving is not None and serving.version == promoted)):
             return
         try:
-            self.reload_models()
+            self._serve(promoted)
         except redis.RedisError:
             return  # asked again at the next poll
         except NboError as error:  # the version itself: not asked again until it changes

@@ -20,7 +20,7 @@ import orjson
 import redis
 
 from decisions import keys
-from decisions.engine import DecisionEngine, Recalled
+from decisions.engine import DecisionEngine
 from decisions.feedback import FeedbackLog
 from decisions.outcome import Decision, DecisionRequest
 from nbo.redis_plan import LuaScript, Plan
@@ -75,29 +75,28 @@ class CampaignDecisions:
                   for r in requests]
         at = int(time.time())
         outcomes = yield from self._engine.recall_or_decide_plan(
-            requests, recall, now, remembered=lambda fields: _remembered(fields, at) is not None)
-        answers = [_remembered(outcome.fields, at) if isinstance(outcome, Recalled)
-                   else Answer(orjson.dumps(outcome), outcome, 0, False)
-                   for outcome in outcomes]
+            requests, recall, now, remembered=lambda fields: _remembered(fields, at))
+        answers = [Answer(orjson.dumps(outcome), outcome, 0, False)
+                   if isinstance(outcome, Decision) else outcome for outcome in outcomes]
         kept = [user for user, (outcome, key) in enumerate(zip(outcomes, recall, strict=True))
                 if key is not None and isinstance(outcome, Decision) and not outcome.degraded]
         if not kept or self._engine.redis_down:
-            return [_known(answer) for answer in answers]
+            return answers
         expires = at + self._ttl_s
-        bodies = [_known(answers[user]).body for user in kept]
+        bodies = [answers[user].body for user in kept]
         try:
             stored = yield from _KEEP.call_many([
                 ([recall[user] or ""], [at, expires, b"%d:%s" % (expires, body)])
                 for user, body in zip(kept, bodies, strict=True)])
         except redis.RedisError:  # answered all the same, only not remembered
             self._engine.redis_failed()
-            return [_known(answer) for answer in answers]
+            return answers
         for user, fields in zip(kept, stored, strict=True):
-            ours, winner = _known(answers[user]), _remembered(_pairs(fields), at)
+            ours, winner = answers[user], _remembered(_pairs(fields), at)
             if winner is not None:  # this call's, or a concurrent first call's
                 answers[user] = replace(winner, decided=ours.decided
                                         if winner.body == ours.body else None)
-        return [_known(answer) for answer in answers]
+        return answers
 
     def shown_plan(self, user_id: str, campaign_id: str, offer_id: str) -> Plan[None]:
         """The campaign's offer block rendered for the first time: its offer counts as shown
@@ -120,8 +119,3 @@ def _remembered(fields: Mapping[bytes, bytes], now: int) -> Answer | None:
 def _pairs(reply: Sequence[bytes]) -> dict[bytes, bytes]:
     """An HGETALL reply returned by a script: a flat list of fields and values."""
     return dict(zip(reply[::2], reply[1::2], strict=True))
-
-
-def _known(answer: Answer | None) -> Answer:
-    assert answer is not None  # a recalled hash is only answered when it holds a decision
-    return answer

@@ -68,7 +68,6 @@ from nbo.redis_plan import Command, Plan, Step, run, timed
 
 T = TypeVar("T")
 CHANNELS = tuple(channel.value for channel in Channel)
-SCHEDULED = INTERRUPTING  # sent at a chosen hour
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
 LOGGED_CANDIDATES = 50  # the most candidates a decision's log entry keeps
@@ -115,13 +114,6 @@ class _Read:
         return replace(self, states=[self.states[u] for u in users],
                        given=[self.given[u] for u in users],
                        recalled=[self.recalled[u] for u in users])
-
-
-@dataclass(frozen=True)
-class Recalled:
-    """An answer remembered in Redis (a campaign's decision), found by the decision's read."""
-
-    fields: dict[bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -273,20 +265,21 @@ class DecisionEngine:
 
     def recall_or_decide_plan(
             self, requests: Sequence[DecisionRequest], recall: Sequence[str | None],
-            now: datetime | None = None,
-            remembered: Callable[[dict[bytes, bytes]], bool] = bool,
-    ) -> Plan[list[Decision | Recalled]]:
-        """For each request, the hash stored at its `recall` key when it is `remembered`
-        (an answer kept for it), else a new decision: all from the same Redis round trip."""
+            now: datetime | None = None, *,
+            remembered: Callable[[dict[bytes, bytes]], T | None],
+    ) -> Plan[list[Decision | T]]:
+        """For each request, the answer `remembered` finds in the hash stored at its
+        `recall` key (None: none kept for it), else a new decision: all from the same Redis
+        round trip."""
         read = yield from self._timed("read", self._read([r.user_id for r in requests], recall))
-        fresh = [user for user, found in enumerate(read.recalled) if not remembered(found)]
-        answers: list[Decision | Recalled] = [Recalled(found) for found in read.recalled]
+        answers: list[Decision | T | None] = [remembered(found) for found in read.recalled]
+        fresh = [user for user, answer in enumerate(answers) if answer is None]
         if fresh:
             decided = yield from self._decide_all([requests[user] for user in fresh],
                                                   read.of(fresh), now or datetime.now(UTC))
             for user, decision in zip(fresh, decided, strict=True):
                 answers[user] = decision
-        return answers
+        return [answer for answer in answers if answer is not None]  # every one, decided
 
     def _decide_all(self, requests: Sequence[DecisionRequest], read: _Read,
                     now: datetime) -> Plan[list[Decision]]:
@@ -360,7 +353,7 @@ class DecisionEngine:
         best = next((c for c in channels if c.allowed), None)
         context = best or next(iter(channels), None)
         when = now
-        if context is not None and context.channel in SCHEDULED and context.send_at is not None:
+        if context is not None and context.channel in INTERRUPTING and context.send_at is not None:
             when = context.send_at
         return _Reach(channels, best, context,
                       when.astimezone(user_zone(state.profile.timezone)))

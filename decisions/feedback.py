@@ -105,9 +105,12 @@ class FeedbackLog:
 
     def shown_plan(self, user_id: str, offer_ids: Sequence[str]) -> Plan[None]:
         """Count offers shown to a user against their `max_per_user`."""
-        commands = OfferCatalog.given_commands([(user_id, offer_ids)], self._policy.given_ttl_s)
+        commands = self._shown_commands(user_id, offer_ids)
         if commands:
             yield Step(commands)
+
+    def _shown_commands(self, user_id: str, offer_ids: Sequence[str]) -> list[Command]:
+        return OfferCatalog.given_commands([(user_id, offer_ids)], self._policy.given_ttl_s)
 
     def _commands(self, feedback: Feedback, user_id: str, new: list[str]) -> list[Command]:
         """The feedback stream's entry, and for an impression the offers it newly shows."""
@@ -117,9 +120,7 @@ class FeedbackLog:
         commands: list[Command] = [("XADD", keys.FEEDBACK, "MAXLEN", "~",
                                     self._policy.decision_log_max, "*", "f", orjson.dumps(entry))]
         if feedback.type == "impression":
-            shown = [offer for offer in new if offer != WHOLE]
-            commands += OfferCatalog.given_commands([(user_id, shown)],
-                                                    self._policy.given_ttl_s)
+            commands += self._shown_commands(user_id, [offer for offer in new if offer != WHOLE])
         return commands
 
 

@@ -32,7 +32,7 @@ MAX_CART_ITEMS = 255  # a category's count stops there (the packed record keeps 
 ABANDONED_AFTER = timedelta(hours=1)
 CENTS = 2  # cart values are rounded to cents after each event
 BROWSING = (EventType.VIEW, EventType.WISHLIST, EventType.ADD_TO_CART)
-CART = {EventType.ADD_TO_CART: 1, EventType.REMOVE_FROM_CART: -1}
+CART = (EventType.ADD_TO_CART, EventType.REMOVE_FROM_CART)
 APP = {EventType.APP_INSTALL: True, EventType.APP_UNINSTALL: False}
 CartLines = tuple[tuple[str, int], ...]  # (category, items), the latest added first
 CART_LINE = pl.Struct({"category": pl.String, "items": pl.Int64})
@@ -131,12 +131,11 @@ class SessionContext:
                          .group_by("user_id").agg(__bought=pl.col("__order").max()))
         since = log.join(last_purchase, on="user_id", how="left").filter(
             pl.col("__bought").is_null() | (pl.col("__order") > pl.col("__bought")))
-        direction = kind.replace_strict({k.value: v for k, v in CART.items()}, default=None,
-                                        return_dtype=pl.Float64)
-        cart = since.filter(direction.is_not_null()).group_by("user_id").agg(
+        removed = kind == EventType.REMOVE_FROM_CART.value
+        cart = since.filter(kind.is_in([k.value for k in CART])).group_by("user_id").agg(
             cart_updated=pl.col("ts").sort_by("__order").last(),
             **{column: value.sort_by("__order") for column, value in zip(CART_EVENTS, (
-                pl.col("category"), pl.col("price"), pl.col("quantity"), direction < 0),
+                pl.col("category"), pl.col("price"), pl.col("quantity"), removed),
                 strict=True)})
         checkout = since.filter(kind == EventType.CHECKOUT.value).group_by("user_id").agg(
             checkout_started=pl.col("ts").sort_by("__order").last())

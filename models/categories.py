@@ -99,7 +99,8 @@ class CategoryRanker:
     popularity: np.ndarray  # (categories,) share of purchase lines
     item_factors: np.ndarray  # (categories, factors), rows in `categories` order
     gram: np.ndarray  # regularized_gram(item_factors)
-    country_priors: Mapping[str, np.ndarray]  # country -> (categories,) shares of its buying
+    country_priors: Mapping[str, list[tuple[str, float]]]  # country -> its categories by
+    # their share of its buying, the largest first (ranked once, at load)
 
     @classmethod
     def of(cls, score: TreeScorer, als_keys: list[str], item_factors: np.ndarray,
@@ -113,7 +114,8 @@ class CategoryRanker:
         return cls(score, categories,
                    np.array([popularity.get(c, 0.0) for c in categories]), aligned,
                    regularized_gram(aligned),
-                   {country: np.array([shares.get(c, 0.0) for c in categories])
+                   {country: top(categories, np.array([shares.get(c, 0.0) for c in categories]),
+                                 len(categories))
                     for country, shares in (country_priors or {}).items()})
 
     @classmethod
@@ -128,8 +130,8 @@ class CategoryRanker:
     def by_prior(self, country: str, n: int) -> list[tuple[str, float]] | None:
         """The n categories most bought in `country` (training/affinity/priors.py), for a
         user with no history of their own; None where the model has no prior for it."""
-        prior = self.country_priors.get(country)
-        return None if prior is None else top(self.categories, prior, n)
+        ranked = self.country_priors.get(country)
+        return None if ranked is None else ranked[:n]
 
     @cached_property
     def _rows(self) -> dict[str, int]:

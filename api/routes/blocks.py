@@ -11,10 +11,10 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from api.auth import Decide
 from api.rendering import render_html
-from api.routes.decisions import cache_headers, count_answers, decision_request, matches
+from api.routes.decisions import cache_validators, count_answers, decision_request
 from api.schemas import USER_ID_MAX, BlockOptions
 from api.services import Services, ServicesDep
-from decisions.blocks import Block, block_content, etag
+from decisions.blocks import Block, block_content
 from nbo.redis_plan import Plan
 
 router = APIRouter(prefix="/v1", tags=["blocks"])
@@ -47,9 +47,8 @@ def _block(user_id: str, block: Block, options: BlockOptions, services: Services
         except redis.RedisError:
             services.metrics.redis_errors.inc()
     content = block_content(decision, block)
-    tag = etag(content)
-    headers = cache_headers(tag, answer.ttl_s)
-    if matches(if_none_match, tag):
+    headers, unchanged = cache_validators(content, answer.ttl_s, if_none_match)
+    if unchanged:
         return Response(status_code=304, headers=headers)
     if options.format == "json":
         return Response(content, media_type="application/json", headers=headers)

@@ -48,18 +48,18 @@ def json_response(content: object) -> Response:
     return Response(orjson.dumps(content), media_type="application/json")
 
 
-def cache_headers(tag: str, ttl_s: int) -> dict[str, str]:
-    """A remembered answer may be cached for as long as it is remembered; others not."""
-    return {"ETag": tag, "Cache-Control": f"private, max-age={ttl_s}" if ttl_s else "no-store"}
-
-
-def matches(if_none_match: str | None, tag: str) -> bool:
-    """Whether an If-None-Match header names `tag` (weak comparison, lists and `*`, as
-    RFC 9110 has it for GET)."""
+def cache_validators(content: bytes, ttl_s: int,
+                     if_none_match: str | None) -> tuple[dict[str, str], bool]:
+    """`content`'s ETag and Cache-Control (a remembered answer may be cached for as long as
+    it is remembered; others not), and whether If-None-Match names its tag (weak
+    comparison, lists and `*`, as RFC 9110 has it for GET): then the answer is a 304."""
+    tag = etag(content)
+    headers = {"ETag": tag,
+               "Cache-Control": f"private, max-age={ttl_s}" if ttl_s else "no-store"}
     if if_none_match is None:
-        return False
+        return headers, False
     given = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
-    return "*" in given or tag in given
+    return headers, "*" in given or tag in given
 
 
 async def one_decision(services: Services, user_id: str, options: DecisionOptions,
@@ -71,9 +71,8 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
     if options.campaign_id:
         answer = (await services.run(services.campaigns.plan([request])))[0]
         count_answers(services, [answer])
-        tag = etag(answer.body)
-        headers = cache_headers(tag, answer.ttl_s)
-        if matches(if_none_match, tag):
+        headers, unchanged = cache_validators(answer.body, answer.ttl_s, if_none_match)
+        if unchanged:
             return Response(status_code=304, headers=headers)
         return Response(answer.body, media_type="application/json", headers=headers)
     decision = await services.decide(request)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from api.auth import Decide
 from api.routes.decisions import json_response
 from api.services import ServicesDep
+from features.contract.schema import ID_MAX_CHARS
 from nbo.errors import NboError
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
@@ -24,7 +25,7 @@ class NoItemModel(NboError):
 
 
 @router.get("/{item_id}/similar", summary="The items most like one")
-def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=128)],
+def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS)],
                   services: ServicesDep, _: Decide,
                   n: Annotated[int, Query(ge=1, le=50)] = 10) -> Response:
     models = services.engine.models

@@ -11,10 +11,11 @@ from api.auth import Admin, Decide
 from api.services import ServicesDep
 from decisions.catalog import BudgetStatus
 from features.contract.offers import Offer, OfferInput
+from features.contract.schema import ID_MAX_CHARS
 from nbo.errors import DataContractError, NboError
 
 router = APIRouter(prefix="/v1/offers", tags=["offers"])
-OfferId = Annotated[str, Path(min_length=1, max_length=128)]
+OfferId = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS)]
 
 
 class UnknownOffer(NboError):
