@@ -226,16 +226,21 @@ class DecisionEngine:
         version, table = self._table
         return (None if version < 0 else version), table
 
-    def _read(self, user_ids: Sequence[str],
-              recall: Sequence[str | None] | None = None) -> Plan[_Read]:
+    def _read(self, user_ids: Sequence[str], recall: Sequence[str | None] | None = None,
+              remembered: Callable[[dict[bytes, bytes]], object | None] | None = None,
+              ) -> Plan[_Read]:
         """Users' features, the offers they were given, the budgets spent and, per user, the
-        hash at their `recall` key (None: none), in one round trip; when one user's hash is
-        found, it is the answer and their features are not unpacked."""
+        hash at their `recall` key (None: none), in one round trip; a user whose hash holds
+        an answer (`remembered` finds one) needs no features, and theirs are not unpacked."""
         if self.redis_down:
             return _Read.unreachable(len(user_ids))
         recalled = [key for key in recall or () if key is not None]
         wanted = [*(keys.given(user_id) for user_id in user_ids), keys.SPENT, *recalled]
-        extra = Extra(wanted, answer=len(user_ids) == 1 and len(recalled) == 1)
+        extra = Extra(wanted)
+        if recall is not None and remembered is not None:
+            positions = iter(range(len(user_ids) + 1, len(wanted)))
+            extra = Extra(wanted, [None if key is None else next(positions) for key in recall],
+                          lambda fields: remembered(fields) is not None)
         try:
             meta, states = yield from self._store.read_plan(user_ids, extra)
         except redis.RedisError:
@@ -271,7 +276,8 @@ class DecisionEngine:
         """For each request, the answer `remembered` finds in the hash stored at its
         `recall` key (None: none kept for it), else a new decision: all from the same Redis
         round trip."""
-        read = yield from self._timed("read", self._read([r.user_id for r in requests], recall))
+        read = yield from self._timed("read", self._read([r.user_id for r in requests], recall,
+                                                         remembered))
         answers: list[Decision | T | None] = [remembered(found) for found in read.recalled]
         fresh = [user for user, answer in enumerate(answers) if answer is None]
         if fresh:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,12 +74,20 @@ def _text(reply: Any) -> str:
 @dataclass
 class Extra:
     """Hashes to read along with users' features: their keys, then their HGETALL replies.
-    When the last hash is `answer` and it is found, the caller needs no features: they are
-    not unpacked (the states come back None)."""
+
+    A user may have a hash that can hold their answer: `answer_at[user]` is its position in
+    `keys` (None: none). When `is_answer` finds it holds one, the caller needs none of that
+    user's features: they are not unpacked (the user's state comes back None)."""
 
     keys: Sequence[str]
+    answer_at: Sequence[int | None] = ()
+    is_answer: Callable[[dict[bytes, bytes]], bool] = bool
     replies: list[dict[bytes, bytes]] = field(default_factory=list)
-    answer: bool = False
+
+    def answered(self, user: int) -> bool:
+        """Whether the user's answer was found (after the replies are read)."""
+        at = self.answer_at[user] if self.answer_at else None
+        return at is not None and self.is_answer(self.replies[at])
 
 
 def new_version_id() -> str:
@@ -151,10 +159,11 @@ class RedisFeatureStore:
             return pointer, []
         if extra:
             extra.replies = replies[1 + 2 * len(user_ids):]
-            if extra.answer and extra.replies[-1]:
-                return pointer, [(None, 0)] * len(user_ids)
         states: list[tuple[UserState | None, int]] = []
         for position, user_id in enumerate(user_ids):
+            if extra and extra.answered(position):
+                states.append((None, 0))
+                continue
             blob, fields = replies[1 + 2 * position], replies[2 + 2 * position]
             live = {name.decode(): value.decode() for name, value in fields.items()}
             sequence = int(live.pop(SEQUENCE, 0))

@@ -9,6 +9,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from decisions import campaigns, keys
+from features.state import UserState
+from features.store import redis_store
+from features.store.layout import unpack
+from features.store.meta import VersionMeta
 from nbo.redis_plan import LuaScript
 from tests.api.conftest import ServedWorld
 
@@ -46,6 +50,25 @@ def test_every_call_for_a_campaign_answers_its_one_decision(
     assert shown["items"] == decisions[1]["items"]
 
 
+def test_a_retried_batch_unpacks_no_features(api: TestClient, served_world: ServedWorld,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    users = served_world.users[20:24]
+    body = {"user_ids": users, "campaign_id": "retried"}
+    first = api.post("/v1/decisions", json=body)
+    unpacked: list[str] = []
+
+    def counting(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
+        unpacked.append(user_id)
+        return unpack(blob, user_id, meta)
+
+    monkeypatch.setattr(redis_store, "unpack", counting)
+    retried = api.post("/v1/decisions", json=body)
+    assert retried.json() == first.json()
+    assert unpacked == []  # every answer was remembered: no user's features were needed
+    api.post("/v1/decisions", json={**body, "user_ids": [*users, served_world.users[24]]})
+    assert unpacked == [served_world.users[24]]
+
+
 def test_without_a_campaign_every_call_decides(api: TestClient,
                                                served_world: ServedWorld) -> None:
     users = served_world.users[14:16]
@@ -70,6 +93,7 @@ def test_a_campaign_decision_is_forgotten_after_its_time(api: TestClient,
         client.hset(key, "decision", b"1:" + stored.partition(b":")[2])
         later = api.get(url, params={"campaign_id": "flash"}).json()
         assert later["decision_id"] != first["decision_id"]
+        assert later["source"] == first["source"] == "model"  # decided from their features
         assert api.get(url, params={"campaign_id": "flash"}).json() == later
         assert 0 < client.ttl(key) <= served_world.settings().block_ttl_s
     finally:

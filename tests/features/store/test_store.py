@@ -175,18 +175,28 @@ def test_a_read_is_one_round_trip(store: FeatureStore, split_world: SplitWorld,
     assert len(sent) == 2
 
 
-def test_a_found_answer_read_with_the_features_leaves_them_unpacked(
+def test_a_found_answer_read_with_the_features_leaves_only_its_user_unpacked(
         redis_client: redis.Redis, split_world: SplitWorld) -> None:
     store = RedisFeatureStore(redis_client)
     store.publish(split_world.early)
-    user = split_world.early.users["user_id"][0]
-    asked = Extra(["test:answer"], answer=True)
-    assert run(redis_client, store.read_plan([user], asked))[1] != [None] and asked.replies == [{}]
-    redis_client.hset("test:answer", "content", "remembered")
-    found = Extra(["test:answer"], answer=True)
-    assert run(redis_client, store.read_plan([user], found))[1] == [None]
-    assert found.replies == [{b"content": b"remembered"}]
-    redis_client.delete("test:answer")
+    users = split_world.early.users["user_id"][:3].to_list()
+    redis_client.hset("test:answer:0", "content", "remembered")
+    redis_client.hset("test:answer:2", "content", "past its time")
+
+    def holds_answer(fields: dict[bytes, bytes]) -> bool:
+        return fields.get(b"content") == b"remembered"
+
+    asked = Extra(["test:spent", "test:answer:0", "test:answer:2"], [1, None, 2], holds_answer)
+    try:
+        states = run(redis_client, store.read_plan(users, asked))[1]
+    finally:
+        redis_client.delete("test:answer:0", "test:answer:2")
+    assert states[0] is None  # answered: not unpacked
+    assert states[1] is not None  # no hash of its own
+    assert states[2] is not None  # a hash, but no answer in it
+    assert asked.replies == [{}, {b"content": b"remembered"}, {b"content": b"past its time"}]
+    without = Extra(["test:answer:0"])
+    assert all(state is not None for state in run(redis_client, store.read_plan(users, without))[1])
 
 
 def test_an_event_is_visible_to_the_next_read_and_applied_once(
