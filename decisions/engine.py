@@ -236,11 +236,9 @@ class DecisionEngine:
             return _Read.unreachable(len(user_ids))
         recalled = [key for key in recall or () if key is not None]
         wanted = [*(keys.given(user_id) for user_id in user_ids), keys.SPENT, *recalled]
-        extra = Extra(wanted)
-        if recall is not None and remembered is not None:
-            positions = iter(range(len(user_ids) + 1, len(wanted)))
-            extra = Extra(wanted, [None if key is None else next(positions) for key in recall],
-                          lambda fields: remembered(fields) is not None)
+        positions = iter(range(len(user_ids) + 1, len(wanted)))
+        extra = Extra(wanted, [None if key is None else next(positions) for key in recall or ()],
+                      lambda fields: remembered is not None and remembered(fields) is not None)
         try:
             meta, states = yield from self._store.read_plan(user_ids, extra)
         except redis.RedisError:
