@@ -9,8 +9,9 @@ Rules (docs/api.md, "Eligibility"):
 - valid now (`valid_from` <= now < `valid_to`);
 - journey: an offer listing journeys is only for those journeys;
 - lifecycle stage and segments, when the offer lists them;
-- a channel: the offer's channels (any when empty) must include one the user can be
-  reached on among those the caller allows;
+- a channel: the offer's channels (any when empty) must include the one it would go out
+  on (the engine passes the decision's channel, when it reaches the user and the caller
+  allows it);
 - categories: an offer restricted to categories needs some interest of the user in one;
 - in the cart journeys, the cart must reach the offer's minimum order value (elsewhere the
   minimum is a condition of redemption, which the response model weighs), and an offer
@@ -75,7 +76,7 @@ class UserFacts:
     journey: str | None
     stage: str
     segments: frozenset[str]
-    reachable: frozenset[str]  # channels the user can be reached on and the caller allows
+    reachable: frozenset[str]  # channels its offers may go out on (none: no offer)
     interest: np.ndarray  # (offers,) the user's interest share in each offer's categories
     cart_value: float
     given: Mapping[str, int]  # offer id -> times the user already got it

@@ -311,7 +311,7 @@ class DecisionEngine:
         hours = self._send_hours(subjects, call)
         reaches = [self._reach(subject, learned, call)
                    for subject, learned in zip(subjects, hours, strict=True)]
-        pools = self._pools(subjects, call)
+        pools = self._pools(subjects, reaches, call)
         offers = self._offers(subjects, reaches, pools, call)
         categories = self._categories(subjects, call)
         brands = self._brands(subjects, call)
@@ -362,21 +362,23 @@ class DecisionEngine:
         return _Reach(channels, best, context,
                       when.astimezone(user_zone(state.profile.timezone)))
 
-    def _pools(self, subjects: Sequence[_Subject], call: _Call) -> list[_Pool]:
+    def _pools(self, subjects: Sequence[_Subject], reaches: Sequence[_Reach],
+               call: _Call) -> list[_Pool]:
         """The offers every rule allows each user, with how well each fits them: the rules
-        checked for all users at once."""
+        checked for all users at once. An offer must be allowed on the channel the decision
+        is for (the one its offers are scored for), when that channel reaches the user."""
         table, states = call.table, [subject.state for subject in subjects]
         fit = table.matrix.fit_of(states, call.now)
         relevance = fit[:, :, 0] + table.matrix.naming_of(
             [(*state.session.recent_categories, *state.session.cart_categories)
              for state in states])
         facts = [UserFacts(journey=subject.request.journey, stage=subject.stage,
-                           segments=self._segments(subject.state), reachable=subject.reach,
-                           interest=interest,
+                           segments=self._segments(subject.state),
+                           reachable=_decided_on(subject, reach), interest=interest,
                            cart_value=max(subject.state.session.cart_value, 0.0),
                            given=subject.given, holdout=subject.group is not None,
                            cart_categories=subject.state.session.cart_categories_known)
-                 for subject, interest in zip(subjects, relevance, strict=True)]
+                 for subject, reach, interest in zip(subjects, reaches, relevance, strict=True)]
         eligible, verdicts = table.eligible(facts, call.now, call.read.spent)
         return [_Pool(offers, fit[user, offers],
                       of_user(verdicts, user) if subject.request.explain else {})
@@ -669,6 +671,13 @@ class DecisionEngine:
         except redis.RedisError:
             self.redis_failed()
             self._unlogged.extend([*waiting, commands])
+
+
+def _decided_on(subject: _Subject, reach: _Reach) -> frozenset[str]:
+    """The channel a user's offers may go out on: the decision's (the best with room under
+    the caps, else the best reaching the user), when it reaches them; else none."""
+    context = reach.context
+    return subject.reach & {context.channel} if context is not None else frozenset()
 
 
 def _source(state: UserState, known: UserState | None, call: _Call) -> Source:

@@ -20,6 +20,7 @@ from decisions import keys
 from decisions.catalog import OfferCatalog
 from features.contract.offers import offers_file, read_offers
 from features.contract.schema import Journey
+from models.offer_response import CHANNELS
 from tests.api.conftest import ServedWorld
 
 PROPERTY = settings(max_examples=25, deadline=None,
@@ -111,6 +112,44 @@ def test_no_offer_is_chosen_beyond_its_budget(api: TestClient,
     finally:
         client.delete(keys.SPENT)
         client.close()
+
+
+def test_an_offer_goes_out_only_on_a_channel_it_allows(api: TestClient,
+                                                      served_world: ServedWorld) -> None:
+    """Copies of a content offer, each allowed on one channel: a decision passes only the
+    one for its own channel (the one its offers are scored for)."""
+    original = api.get("/v1/offers/coffee-guide").json()
+    template = {key: value for key, value in original.items() if key != "budget_status"}
+    only = {f"only-{channel}": channel for channel in CHANNELS}
+    for offer_id, channel in only.items():
+        put = api.put(f"/v1/offers/{offer_id}", json={
+            **template, "offer_id": offer_id, "categories": [], "channels": [channel],
+            "max_per_user": None})
+        assert put.status_code == 200, put.text
+    decided_on: Counter[str] = Counter()
+
+    @PROPERTY
+    @given(user=st.sampled_from(served_world.users),
+           allowed=st.lists(st.sampled_from(CHANNELS), min_size=1, unique=True))
+    def check(user: str, allowed: list[str]) -> None:
+        body = api.get(f"/v1/users/{user}/decision", params={
+            "channels": ",".join(allowed), "n_offers": 50, "explain": "true"}).json()
+        reaching = {c["channel"] for c in body["channels"] if c["send_at"] is not None}
+        channel = body["channel"] or (body["channels"][0]["channel"] if body["channels"]
+                                      else None)
+        removed = body["explanation"]["removed"]
+        for offer_id, only_on in only.items():
+            blocked = "channel" in removed.get(offer_id, [])
+            assert blocked == (only_on != channel or channel not in reaching), (offer_id, body)
+        assert {o["offer_id"] for o in body["offers"]} & set(only) <= {f"only-{channel}"}
+        decided_on[str(channel)] += 1
+
+    try:
+        check()
+    finally:
+        for offer_id in only:
+            api.delete(f"/v1/offers/{offer_id}")
+    assert len(decided_on) >= 3, decided_on  # decisions on several channels were checked
 
 
 def test_holdout_groups_are_stable_and_get_no_incentive(served_world: ServedWorld) -> None:
