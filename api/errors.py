@@ -8,6 +8,7 @@ method) and anything unexpected (a 500 whose traceback goes to the log, never th
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -62,10 +63,12 @@ def error_response(
 ) -> Response:
     """The JSON body every error response has; middleware that answers on its own uses it too."""
     payload: dict[str, JsonValue] = {"error": error, "detail": detail, **extra}
-    return Response(
-        orjson.dumps(payload), status_code=status, media_type="application/json",
-        headers=dict(headers) if headers else None,
-    )
+    try:
+        body = orjson.dumps(payload)
+    except TypeError:  # a lone surrogate echoed from the input: JSON escapes it, UTF-8 can't
+        body = json.dumps(payload, ensure_ascii=True).encode()
+    return Response(body, status_code=status, media_type="application/json",
+                    headers=dict(headers) if headers else None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

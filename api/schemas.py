@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,10 +17,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from features.contract.schema import COUNTRY_PATTERN, ID_MAX_CHARS, Channel, Journey
+from features.contract.schema import (
+    COUNTRY_PATTERN,
+    ID_MAX_CHARS,
+    Channel,
+    Journey,
+    clean_text,
+)
 
 USER_ID_MAX = ID_MAX_CHARS  # the events contract's limit, so every event's user can be decided
-UserId = Annotated[str, Field(min_length=1, max_length=USER_ID_MAX)]
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
+"""A user, campaign or offer id, as the events contract takes them."""
 
 
 class DecisionOptions(BaseModel):
@@ -29,9 +37,9 @@ class DecisionOptions(BaseModel):
 
     journey: Journey | None = Field(default=None, description="the journey asking")
     channels: list[Channel] | None = Field(
-        default=None, description="channels allowed for this decision (default: all); "
-        "repeat the parameter or separate with commas")
-    campaign_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX_CHARS)
+        default=None, min_length=1, description="channels allowed for this decision "
+        "(default: all); repeat the parameter or separate with commas")
+    campaign_id: Id | None = None
     n_offers: int = Field(default=3, ge=0, le=50)
     n_categories: int = Field(default=5, ge=0, le=50)
     n_items: int = Field(default=5, ge=0, le=50, description="recommended items to return")
@@ -56,7 +64,7 @@ class BlockOptions(DecisionOptions):
 
 
 class BatchDecisionRequest(DecisionOptions):
-    user_ids: list[UserId] = Field(min_length=1, description="at most NBO_MAX_BATCH_USERS")
+    user_ids: list[Id] = Field(min_length=1, description="at most NBO_MAX_BATCH_USERS")
 
 
 class EventsRequest(BaseModel):
@@ -85,9 +93,9 @@ class EventsResponse(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    decision_id: str = Field(min_length=1, max_length=64)
+    decision_id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(clean_text)]
     type: Literal["impression", "open", "click", "conversion", "redemption"]
-    offer_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX_CHARS)
+    offer_id: Id | None = None
     ts: datetime | None = Field(default=None, description="when it happened, with its "
                                 "time-zone offset (default: now)")
     value: float | None = Field(default=None, ge=0, allow_inf_nan=False,

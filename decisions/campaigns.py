@@ -70,9 +70,25 @@ class CampaignDecisions:
     def plan(self, requests: Sequence[DecisionRequest],
              now: datetime | None = None) -> Plan[list[Answer]]:
         """Each request's decision: the one remembered for its user and campaign, else a new
-        one (remembered when the request names a campaign and Redis answers)."""
+        one (remembered when the request names a campaign and Redis answers). A user asked
+        twice for one campaign is decided (and logged) once; the copy answers the same."""
         recall = [keys.campaign_decision(r.user_id, r.campaign_id) if r.campaign_id else None
                   for r in requests]
+        first: dict[str, int] = {}  # key -> the first request asking for it
+        source = [user if key is None else first.setdefault(key, user)
+                  for user, key in enumerate(recall)]
+        distinct = [user for user, asked in enumerate(source) if asked == user]
+        if len(distinct) == len(requests):
+            return (yield from self._plan(requests, recall, now))
+        answered = yield from self._plan([requests[user] for user in distinct],
+                                         [recall[user] for user in distinct], now)
+        by_user = dict(zip(distinct, answered, strict=True))
+        return [by_user[user] if asked == user
+                else replace(by_user[asked], decided=None)  # decided, and counted, once
+                for user, asked in enumerate(source)]
+
+    def _plan(self, requests: Sequence[DecisionRequest], recall: Sequence[str | None],
+              now: datetime | None) -> Plan[list[Answer]]:
         at = int(time.time())
         outcomes = yield from self._engine.recall_or_decide_plan(
             requests, recall, now, remembered=lambda fields: _remembered(fields, at))

@@ -17,7 +17,8 @@ Rules (docs/api.md, "Eligibility"):
   minimum is a condition of redemption, which the response model weighs), and an offer
   restricted to categories must name one in the cart (when the cart's are known);
 - the user has had it fewer than `max_per_user` times, and its budget still covers one
-  more redemption;
+  more redemption (when Redis cannot say what was given and spent, an offer with either
+  limit is not given);
 - holdout users get no incentive (only content).
 """
 
@@ -156,11 +157,13 @@ class CandidateTable:
     def __len__(self) -> int:
         return len(self.offers)
 
-    def rules(self, users: Sequence[UserFacts], now: datetime,
-              spent: Mapping[str, float]) -> dict[str, np.ndarray]:
+    def rules(self, users: Sequence[UserFacts], now: datetime, spent: Mapping[str, float],
+              limits_known: bool = True) -> dict[str, np.ndarray]:
         """Rule name -> (users, offers) bool: True where the offer passes that rule for the
         user, at `now` with `spent` (offer id -> cost spent from its budget); (1, offers)
-        for the rules that are the same for every user (`of_user` takes a user's rows)."""
+        for the rules that are the same for every user (`of_user` takes a user's rows).
+        Without `limits_known` (Redis unreachable: what was spent and given is unknown), no
+        offer with a budget or a `max_per_user` passes: neither limit can be kept."""
         at = int(now.timestamp())
         interest = np.array([u.interest for u in users], dtype=np.float64).reshape(
             len(users), len(self))
@@ -183,8 +186,10 @@ class CandidateTable:
             "category_interest": self.any_category | (interest > 0),
             "min_order_value": (self.min_order <= cart_value) | outside_cart,
             "cart_categories": self._for_cart(users),
-            "max_per_user": given < self.max_per_user,
-            "budget": (self._per_offer(spent) + self.cost <= self.budget)[None],  # one more
+            "max_per_user": (given < self.max_per_user)
+            & (limits_known | (self.max_per_user == NEVER)),
+            "budget": ((self._per_offer(spent) + self.cost <= self.budget)  # one more
+                       & (limits_known | np.isinf(self.budget)))[None],
             "holdout": self.content | ~holdout,
         }
 
@@ -210,11 +215,11 @@ class CandidateTable:
                 array[row] = value
         return array
 
-    def eligible(self, users: Sequence[UserFacts], now: datetime, spent: Mapping[str, float]
-                 ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    def eligible(self, users: Sequence[UserFacts], now: datetime, spent: Mapping[str, float],
+                 limits_known: bool = True) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
         """Each user's indices of the offers passing every rule, and the rules' verdicts
         (`rules`)."""
-        verdicts = self.rules(users, now, spent)
+        verdicts = self.rules(users, now, spent, limits_known)
         passing = reduce(np.logical_and, verdicts.values())
         return [np.flatnonzero(row) for row in passing], verdicts
 

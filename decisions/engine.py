@@ -14,7 +14,8 @@ the API with its event loop's connection (`decide_plan`).
 
 When Redis cannot be reached, answers come from the in-process catalog and models as
 for an unknown user, flagged `degraded`, on in-app and web only (the contact counts are
-in Redis); Redis is not asked again for `retry_after_s`, so an outage does not add a
+in Redis), and without offers that have a budget or a `max_per_user` (what was spent and
+given is in Redis too); Redis is not asked again for `retry_after_s`, so an outage does not add a
 timeout to every request, and answers recover by themselves once it is back. Their log
 entries wait in process and go with the first log written after.
 """
@@ -379,7 +380,8 @@ class DecisionEngine:
                            given=subject.given, holdout=subject.group is not None,
                            cart_categories=subject.state.session.cart_categories_known)
                  for subject, reach, interest in zip(subjects, reaches, relevance, strict=True)]
-        eligible, verdicts = table.eligible(facts, call.now, call.read.spent)
+        eligible, verdicts = table.eligible(facts, call.now, call.read.spent,
+                                            limits_known=not call.read.degraded)
         return [_Pool(offers, fit[user, offers],
                       of_user(verdicts, user) if subject.request.explain else {})
                 for user, (subject, offers) in enumerate(zip(subjects, eligible, strict=True))]

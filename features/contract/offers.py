@@ -32,15 +32,23 @@ from features.contract.problems import FileCheck, Problem
 from features.contract.schema import (
     COUNTRY_PATTERN,
     ID_MAX_CHARS,
+    NAME_MAX_CHARS,
     Channel,
     Journey,
     LifecycleStage,
     OfferKind,
+    clean_text,
 )
 from nbo.errors import DataContractError
 
 OFFER_FILE_NAMES = ("offers.yaml", "offers.yml", "offers.json")
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(clean_text)]
+OfferId = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS, pattern="^[^/]*$"),
+                    AfterValidator(clean_text)]
+"""An offer id as written: it is a path segment of /v1/offers/{offer_id}, so no slash."""
+MAX_PER_USER = 1_000_000
+"""The largest `max_per_user`: no user is shown an offer more often."""
 # NaN and infinity are no amounts (and JSON would store them as null, losing the offer)
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -146,7 +154,9 @@ class OfferInput(Offer):
     """An offer as a person writes it: unknown fields and segments refused, ids no longer
     than the API's paths take."""
 
-    offer_id: Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)]
+    offer_id: OfferId
+    categories: list[Name] = Field(default_factory=list, description="empty: any")
+    max_per_user: Annotated[int, Field(gt=0, le=MAX_PER_USER)] | None = None
     eligibility: EligibilityInput = Field(default_factory=EligibilityInput)
 
     @model_validator(mode="wrap")

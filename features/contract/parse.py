@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from features.contract.schema import CONTROL_CHARACTERS, Column, Kind
+from features.contract.schema import CONTROL_CHARACTERS, Column, Kind, is_clean_text
 
 UTC_MICROS = pl.Datetime("us", "UTC")
 _EARLIEST = pl.datetime(1990, 1, 1, time_zone="UTC")
@@ -41,7 +41,6 @@ _UTC = ZoneInfo("UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _EARLIEST_VALUE = datetime(1990, 1, 1, tzinfo=_UTC)
 _LATEST_VALUE = datetime(2100, 1, 1, tzinfo=_UTC)
-_CONTROL = re.compile(CONTROL_CHARACTERS)
 _TRUE_WORDS = frozenset(_TRUE)
 _FALSE_WORDS = frozenset(_FALSE)
 # What polars trims: Rust's `char::is_whitespace`, which, unlike `str.isspace`, leaves
@@ -286,7 +285,7 @@ def acceptable_value(column: Column, value: object) -> bool:
     if column.kind is Kind.STRING:
         return (isinstance(value, str)
                 and (column.max_chars is None or len(value) <= column.max_chars)
-                and _CONTROL.search(value) is None)
+                and is_clean_text(value))
     return True
 
 

@@ -25,7 +25,7 @@ class Problem:
             line = f" (line {self.row + 1})" if self.file.suffix == ".csv" else ""
             where.append(f"row {self.row}{line}")
         if self.column is not None:
-            where.append(f"column '{self.column}'")
+            where.append(f"column {self.column!r}")  # repr: escapes what no text holds
         got = ""
         if self.row is not None:
             shown = "<missing>" if self.value is None else repr(self._preview(self.value))

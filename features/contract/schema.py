@@ -5,6 +5,7 @@ One declaration serves validation (`nbo validate`), loading, and the generator's
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import available_timezones
@@ -81,6 +82,31 @@ COUNTRY_PATTERN = r"^[A-Z]{2}$"
 CONTROL_CHARACTERS = r"[\x00-\x1F\x7F-\x9F]"
 """Unicode's control characters (Cc), refused in free text: a NUL or a stray escape is a
 broken export, and would travel into Redis keys and responses (Python's and Rust's regex)."""
+
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def is_clean_text(value: str) -> bool:
+    """No control character (CONTROL_CHARACTERS) and no lone UTF-16 surrogate: JSON can
+    carry one (a "\\ud800" escape), but no UTF-8 text, Redis key or response can hold it.
+    (Polars' strings are UTF-8, so only values met in Python need the second check.)"""
+    return _NOT_TEXT.search(value) is None
+
+
+def clean_text(value: str) -> str:
+    """`value` when `is_clean_text`, else a ValueError saying so (a pydantic validator)."""
+    if not is_clean_text(value):
+        raise ValueError("must not contain control characters or lone surrogates")
+    return value
+
+
+PRICE_MAX = 1e9
+"""Highest price an event or item may carry: beyond it a number is garbage, and sums of
+such would overflow what the features keep."""
+_PRICE = f"a number from 0 to {PRICE_MAX:,.0f}"
+
+QUANTITY_MAX = 1_000_000
+"""Most items one event may add, buy or return (either sign)."""
 
 
 class Kind(StrEnum):
@@ -171,9 +197,10 @@ EVENTS = TableSpec(
         _id("item_id"),
         _name("category"),
         _name("brand"),
-        Column("price", Kind.FLOAT, min_value=0),
-        Column("quantity", Kind.INTEGER, nonzero=True,
-               described="a whole number other than 0 (negative: a return)"),
+        Column("price", Kind.FLOAT, min_value=0, max_value=PRICE_MAX, described=_PRICE),
+        Column("quantity", Kind.INTEGER, nonzero=True, min_value=-QUANTITY_MAX,
+               max_value=QUANTITY_MAX, described=f"a whole number other than 0 between "
+               f"-{QUANTITY_MAX:,} and {QUANTITY_MAX:,} (negative: a return)"),
         Column("channel", Kind.STRING, allowed=_choices(Channel)),
         _id("campaign_id"),
         _id("offer_id"),
@@ -205,7 +232,7 @@ ITEMS = TableSpec(
         _id("item_id", required=True),
         _name("category"),
         _name("brand"),
-        Column("price", Kind.FLOAT, min_value=0),
+        Column("price", Kind.FLOAT, min_value=0, max_value=PRICE_MAX, described=_PRICE),
         Column("margin", Kind.FLOAT, min_value=-1, max_value=1),
     ),
 )

@@ -69,6 +69,22 @@ def test_a_retried_batch_unpacks_no_features(api: TestClient, served_world: Serv
     assert unpacked == [served_world.users[24]]
 
 
+def test_a_user_asked_twice_in_a_campaign_batch_is_decided_once(
+        api: TestClient, served_world: ServedWorld) -> None:
+    user, other = served_world.users[25:27]
+    client = redis.Redis.from_url(served_world.redis_url)
+    try:
+        logged = client.xlen(keys.DECISIONS)
+        response = api.post("/v1/decisions", json={"user_ids": [user, other, user, user],
+                                                   "campaign_id": "twice"})
+        assert client.xlen(keys.DECISIONS) == logged + 2  # one entry a user
+    finally:
+        client.close()
+    decisions = response.json()["decisions"]
+    assert [d["user_id"] for d in decisions] == [user, other, user, user]
+    assert decisions[0] == decisions[2] == decisions[3] != decisions[1]
+
+
 def test_without_a_campaign_every_call_decides(api: TestClient,
                                                served_world: ServedWorld) -> None:
     users = served_world.users[14:16]

@@ -40,8 +40,9 @@ def offers(draw: st.DrawFn, index: int) -> Offer:
 
 
 def plainly_eligible(offer: Offer, facts: UserFacts, interest: float,
-                     spent: dict[str, float]) -> bool:
-    return ((offer.valid_from is None or offer.valid_from <= NOW)
+                     spent: dict[str, float], limits_known: bool = True) -> bool:
+    return ((limits_known or (offer.budget is None and offer.max_per_user is None))
+            and (offer.valid_from is None or offer.valid_from <= NOW)
             and (offer.valid_to is None or NOW < offer.valid_to)
             and (not offer.journeys or facts.journey in offer.journeys)
             and (not offer.eligibility.lifecycle_stages
@@ -86,11 +87,12 @@ def test_the_table_agrees_with_each_offer_for_each_user(data: st.DataObject, cou
     table = CandidateTable.of(catalog)
     spent = {o.offer_id: data.draw(st.sampled_from([0.0, 10.0, 200.0])) for o in catalog}
     everyone = [_facts(data, catalog) for _ in range(users)]
-    eligible, verdicts = table.eligible(everyone, NOW, spent)
+    limits_known = data.draw(st.booleans())  # not known: Redis is unreachable
+    eligible, verdicts = table.eligible(everyone, NOW, spent, limits_known)
     assert len(eligible) == users
     for user, facts in enumerate(everyone):
-        expected = [i for i, offer in enumerate(catalog)
-                    if plainly_eligible(offer, facts, float(facts.interest[i]), spent)]
+        expected = [i for i, offer in enumerate(catalog) if plainly_eligible(
+            offer, facts, float(facts.interest[i]), spent, limits_known)]
         assert eligible[user].tolist() == expected
         removed = removed_by(table, of_user(verdicts, user))
         assert set(removed) == {catalog[i].offer_id for i in range(count) if i not in expected}

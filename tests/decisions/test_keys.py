@@ -15,7 +15,7 @@ def test_keys_are_pinned() -> None:
     assert keys.user_tag("u0000042") == "nbo:v1:{u418}"
     assert keys.given("u0000042") == "nbo:v1:{u418}:given:u0000042"
     assert keys.campaign_decision("u0000042", "spring") == (
-        "nbo:v1:{u418}:campaign:spring:u0000042")
+        "nbo:v1:{u418}:campaign:6:spring:u0000042")
     assert keys.decision("d-1") == "nbo:v1:decision:d-1"
 
 
@@ -24,3 +24,15 @@ def test_a_users_decision_keys_share_one_cluster_hash_tag() -> None:
     tags = {key[key.index("{"):key.index("}") + 1]
             for key in (keys.given(user), keys.campaign_decision(user, "c1"))}
     assert tags == {f"{{u{zlib.crc32(user.encode()) % 1024}}}"}
+
+
+def same_tag_prefix(user: str) -> str:
+    """A prefix p for which user "p:<user>" shares `user`'s hash tag (1 in 1024 do)."""
+    return next(f"p{n}" for n in range(100_000)
+                if keys.user_tag(f"p{n}:{user}") == keys.user_tag(user))
+
+
+def test_ids_with_colons_never_spell_another_pairs_campaign_key() -> None:
+    prefix = same_tag_prefix("u5")
+    assert keys.campaign_decision("u5", f"camp:{prefix}") != keys.campaign_decision(
+        f"{prefix}:u5", "camp")
