@@ -14,14 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import redis
 
 from decisions import keys
 from decisions.engine import DecisionEngine
-from decisions.feedback import FeedbackLog
+from decisions.feedback import Feedback, FeedbackLog, UnknownDecision
 from decisions.outcome import Decision, DecisionRequest
 from nbo.redis_plan import LuaScript, Plan
 
@@ -114,12 +114,19 @@ class CampaignDecisions:
                                         if winner.body == ours.body else None)
         return answers
 
-    def shown_plan(self, user_id: str, campaign_id: str, offer_id: str) -> Plan[None]:
-        """The campaign's offer block rendered for the first time: its offer counts as shown
-        to the user (max_per_user), once however often the block is fetched."""
+    def shown_plan(self, user_id: str, campaign_id: str, decision_id: str,
+                   offer_id: str) -> Plan[None]:
+        """The campaign's offer block rendered for the first time: recorded as the
+        impression of its offer (decisions/feedback.py), which counts it as shown to the
+        user (max_per_user) once, however often the block is fetched and whether or not the
+        sender also reports the impression."""
         key = keys.campaign_decision(user_id, campaign_id)
         if (yield from _MARK_SHOWN.call([key], [])):
-            yield from self._feedback.shown_plan(user_id, [offer_id])
+            try:
+                yield from self._feedback.record_plan(Feedback(
+                    decision_id, "impression", offer_id, datetime.now(UTC), None))
+            except UnknownDecision:  # its summary is gone: no count is kept for it either
+                pass
 
 
 def _remembered(fields: Mapping[bytes, bytes], now: int) -> Answer | None:

@@ -4,8 +4,9 @@ joined to the decision's summary in Redis and appended to the feedback stream.
 Each (decision, type, offer) is recorded once: a retried or repeated report is answered as
 a duplicate and counts nothing again, so a client may resend after a timeout. What the user
 was shown counts against the offers' `max_per_user`: an impression counts the offer it
-names, else every offer of the decision, and a campaign's block counts its offer when it is
-first rendered (`shown_plan`). A redemption spends its offer's cost from the budget.
+names, else every offer of the decision. The first render of a campaign's offer block is
+recorded as its offer's impression (decisions/campaigns.py), so a sender's own report of it
+is a duplicate. A redemption spends its offer's cost from the budget.
 """
 
 from __future__ import annotations
@@ -102,12 +103,6 @@ class FeedbackLog:
                 pass
             raise
         return Recorded(user_id, duplicate=False)
-
-    def shown_plan(self, user_id: str, offer_ids: Sequence[str]) -> Plan[None]:
-        """Count offers shown to a user against their `max_per_user`."""
-        commands = self._shown_commands(user_id, offer_ids)
-        if commands:
-            yield Step(commands)
 
     def _shown_commands(self, user_id: str, offer_ids: Sequence[str]) -> list[Command]:
         return OfferCatalog.given_commands([(user_id, offer_ids)], self._policy.given_ttl_s)

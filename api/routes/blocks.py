@@ -43,7 +43,8 @@ def _block(user_id: str, block: Block, options: BlockOptions, services: Services
     campaign, offers = options.campaign_id, decision["offers"]
     if campaign and answer.ttl_s and block == "offer" and offers and not answer.shown:
         try:  # what the user is sent: the first render of the campaign's offer block
-            yield from services.campaigns.shown_plan(user_id, campaign, offers[0]["offer_id"])
+            yield from services.campaigns.shown_plan(user_id, campaign, decision["decision_id"],
+                                                     offers[0]["offer_id"])
         except redis.RedisError:
             services.metrics.redis_errors.inc()
     content = block_content(decision, block)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -89,7 +90,7 @@ def test_a_redemption_spends_the_budget_once(api: TestClient,
     assert api.post("/v1/feedback", json=click).json()["duplicate"] is False
 
 
-def test_a_campaign_block_counts_its_offer_once(api: TestClient,
+def test_a_campaign_block_counts_its_offer_once(api: TestClient, served_world: ServedWorld,
                                                 once_per_user: tuple[str, str]) -> None:
     user, offer_id = once_per_user
     for attempt in range(20):  # the campaign's block is the one showing the offer
@@ -103,6 +104,18 @@ def test_a_campaign_block_counts_its_offer_once(api: TestClient,
     again = api.get(f"/v1/users/{user}/blocks/offer",
                     params={"campaign_id": campaign, "format": "json"}).json()
     assert again == block  # remembered: fetched again, not sent again
+    reported = api.post("/v1/feedback", json={  # the sender reports the same showing
+        "decision_id": block["decision_id"], "type": "impression", "offer_id": offer_id})
+    assert reported.status_code == 200 and reported.json()["duplicate"] is True
     after = api.get(f"/v1/users/{user}/decision",
                     params={"n_offers": 50, "explain": "true"}).json()
     assert "max_per_user" in after["explanation"]["removed"][offer_id]
+    client = redis.Redis.from_url(served_world.redis_url)
+    try:
+        assert client.hget(keys.given(user), offer_id) == b"1"  # shown once, counted once
+        impressions = [orjson.loads(fields[b"f"]) for _, fields in client.xrange(keys.FEEDBACK)]
+    finally:
+        client.close()
+    assert [(f["decision_id"], f["type"], f["offer_id"]) for f in impressions
+            if f["decision_id"] == block["decision_id"]] == [
+        (block["decision_id"], "impression", offer_id)]
