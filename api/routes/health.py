@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 import redis
 from fastapi import APIRouter, Response
@@ -9,6 +11,7 @@ from fastapi import APIRouter, Response
 from api.services import ServicesDep
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger(__name__)
 
 
 @router.get("/healthz", summary="The process is up")
@@ -21,8 +24,9 @@ def readyz(services: ServicesDep) -> Response:
     problems = []
     try:
         services.client.ping()
-    except redis.RedisError as error:
-        problems.append(f"Redis unreachable: {error}")
+    except redis.RedisError as error:  # its text names hosts and socket paths: logged only
+        logger.warning("/readyz: Redis did not answer: %s", error)
+        problems.append(f"Redis unreachable ({type(error).__name__}); see the server's log")
     if services.engine.models is None:
         problems.append("no model loaded: promote a version, then POST /v1/models/reload")
     body = {"ready": not problems, "problems": problems}

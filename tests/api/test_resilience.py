@@ -69,7 +69,10 @@ def test_an_outage_degrades_then_recovers(own_redis: OwnRedis) -> None:
         assert during.json()["degraded"] is True and during.json()["source"] == "degraded"
         assert client.post("/v1/decisions", json={"user_ids": ["u1", "u2"]}).json()[
             "decisions"][1]["degraded"] is True
-        assert client.get("/readyz").status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["problems"][0].startswith("Redis unreachable")
+        assert str(server.socket_path) not in ready.text  # the path goes to the log only
         events = client.post("/v1/events", json={"events": [
             {"user_id": "u1", "ts": "2026-01-01T00:00:00Z", "event_type": "view"}]})
         assert events.status_code == 503  # not stored: the caller must retry
