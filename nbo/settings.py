@@ -1,12 +1,18 @@
 """Configuration from `NBO_`-prefixed environment variables, built once per process."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.contacts import ALL_CHANNELS
+from features.contract.schema import Channel, Journey
+
+_CHANNELS = tuple(channel.value for channel in Channel)
+_JOURNEYS = tuple(journey.value for journey in Journey)
 
 
 class Settings(BaseSettings):
@@ -117,6 +123,33 @@ class Settings(BaseSettings):
                              "blocks render) is remembered.")
     decision_log_max: int = Field(default=1_000_000, ge=1000)
 
+    @field_validator("holdout_journey_shares")
+    @classmethod
+    def _known_journeys(cls, shares: dict[str, float]) -> dict[str, float]:
+        _known("NBO_HOLDOUT_JOURNEY_SHARES", shares, _JOURNEYS)
+        wrong = sorted(journey for journey, share in shares.items() if not 0 <= share <= 1)
+        if wrong:
+            raise ValueError(f"NBO_HOLDOUT_JOURNEY_SHARES: the share of {', '.join(wrong)} "
+                             "must be between 0 and 1")
+        return shares
+
+    @field_validator("contact_caps")
+    @classmethod
+    def _known_cap_channels(cls, caps: dict[str, list[tuple[int, int]]]
+                            ) -> dict[str, list[tuple[int, int]]]:
+        _known("NBO_CONTACT_CAPS", caps, (ALL_CHANNELS, *_CHANNELS))
+        return caps
+
+    @field_validator("channel_costs")
+    @classmethod
+    def _known_cost_channels(cls, costs: dict[str, float]) -> dict[str, float]:
+        _known("NBO_CHANNEL_COSTS", costs, _CHANNELS)
+        wrong = sorted(channel for channel, cost in costs.items() if not cost >= 0)
+        if wrong:
+            raise ValueError(f"NBO_CHANNEL_COSTS: the cost of {', '.join(wrong)} must be a "
+                             "number >= 0")
+        return costs
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _api_keys_shape(cls, value: object) -> object:
@@ -129,6 +162,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"NBO_API_KEYS: key #{number} or its role is not a string; "
                                  "a role is one of decide, ingest, admin")
         return value
+
+
+def _known(setting: str, given: Mapping[str, object], names: Sequence[str]) -> None:
+    """A name `setting` does not know is a typo that would silently never apply: refused."""
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"{setting}: unknown {', '.join(map(repr, unknown))}; the names it "
+                         f"takes are {', '.join(names)}")
 
 
 @lru_cache(maxsize=1)

@@ -48,3 +48,32 @@ def test_a_malformed_api_keys_never_shows_a_key(
         get_settings()
     assert SECRET_KEY not in str(info.value)
     assert "api_keys" in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "value", "wanted"), [
+    ("NBO_HOLDOUT_JOURNEY_SHARES", '{"cart-abandoned": 1}', "'cart-abandoned'"),
+    ("NBO_HOLDOUT_JOURNEY_SHARES", '{"win_back": 1.5}', "between 0 and 1"),
+    ("NBO_CONTACT_CAPS", '{"e-mail": [[7, 2]]}', "'e-mail'"),
+    ("NBO_CHANNEL_COSTS", '{"SMS": 0.05}', "'SMS'"),
+    ("NBO_CHANNEL_COSTS", '{"sms": -1}', ">= 0"),
+])
+def test_a_name_a_setting_does_not_know_is_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, wanted: str,
+) -> None:
+    """A typo would otherwise never apply, silently: no holdout, no cap, no cost."""
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError) as info:
+        get_settings()
+    assert name in str(info.value) and wanted in str(info.value)
+
+
+def test_known_names_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBO_HOLDOUT_JOURNEY_SHARES", '{"cart_abandoned": 0.5}')
+    monkeypatch.setenv("NBO_CONTACT_CAPS", '{"*": [[7, 5]], "email": [[1, 1]]}')
+    monkeypatch.setenv("NBO_CHANNEL_COSTS", '{"sms": 0.1}')
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert settings.holdout_journey_shares == {"cart_abandoned": 0.5}
+    assert settings.contact_caps == {"*": [(7, 5)], "email": [(1, 1)]}
+    assert settings.channel_costs == {"sms": 0.1}
