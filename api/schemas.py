@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -26,6 +26,9 @@ from features.contract.schema import (
 )
 
 USER_ID_MAX = ID_MAX_CHARS  # the events contract's limit, so every event's user can be decided
+FUTURE_SLACK = timedelta(minutes=10)
+"""How far ahead of this server's clock an event's or a feedback's time may be (a sender's
+clock may run a little fast); later ones are refused."""
 Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
 """A user, campaign or offer id, as the events contract takes them."""
 
@@ -109,6 +112,10 @@ class FeedbackRequest(BaseModel):
             raise PydanticCustomError(
                 "timezone_aware", "a time with its time-zone offset, such as "
                 "2026-01-05T10:00:00+01:00 or 2026-01-05T09:00:00Z: add the offset")
+        if ts is not None and ts > datetime.now(UTC) + FUTURE_SLACK:
+            raise PydanticCustomError(
+                "time_in_future", "a time no later than now (give or take a few minutes): "
+                "feedback cannot come from the future")
         return ts
 
     @model_validator(mode="after")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import redis
 from fastapi import APIRouter
 
 from api.auth import Ingest
 from api.limits import ensure_within
-from api.schemas import EventOutcome, EventsRequest, EventsResponse
+from api.schemas import FUTURE_SLACK, EventOutcome, EventsRequest, EventsResponse
 from api.services import Services, ServicesDep
 from features.contract.records import check_events
 from features.store.base import Applied
@@ -32,7 +33,8 @@ async def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> 
 def _apply_events(body: EventsRequest, services: Services) -> Plan[EventsResponse]:
     ensure_within(len(body.events), services.settings.max_events_per_request, "events",
                   "NBO_MAX_EVENTS_PER_REQUEST")
-    checked = check_events(body.events, source="events")
+    checked = check_events(body.events, source="events").until(
+        datetime.now(UTC) + FUTURE_SLACK, source="events")
     results = {index: EventOutcome(index=index, status="rejected",
                                    problems=[str(problem) for problem in problems])
                for index, problems in checked.problems.items()}

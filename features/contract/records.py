@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -21,6 +22,19 @@ from features.event import Event
 class CheckedEvents:
     events: list[tuple[int, Event]]  # (position in the request, event), valid ones only
     problems: dict[int, list[Problem]]  # position -> what is wrong with that item
+
+    def until(self, latest: datetime, source: str = "request") -> CheckedEvents:
+        """The events at `latest` or before; a later one (a client's clock far ahead, a
+        made-up date) becomes a problem of its own, since it would date the user's history
+        in the future."""
+        later = {position: [Problem(Path(source), f"a time no later than {latest.isoformat()} "
+                                    "(now, give or take a few minutes): an event cannot come "
+                                    "from the future", position, "ts", event.ts.isoformat())]
+                 for position, event in self.events if event.ts > latest}
+        if not later:
+            return self
+        return CheckedEvents([(position, event) for position, event in self.events
+                              if position not in later], self.problems | later)
 
 
 @dataclass(frozen=True)

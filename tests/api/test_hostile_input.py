@@ -104,3 +104,29 @@ def test_an_empty_channel_list_is_refused(api: TestClient, channels: str) -> Non
     assert "channels" in response.text
     batch = api.post("/v1/decisions", json={"user_ids": ["u0000001"], "channels": []})
     assert batch.status_code == 422, batch.text
+
+
+def test_an_event_from_the_future_is_rejected_on_its_own(
+        api: TestClient, served_world: ServedWorld) -> None:
+    user = served_world.users[35]
+    later = {**_event(user, event_type="purchase", price=5.0, category="tea"),
+             "ts": "2099-01-01T00:00:00Z"}
+    ahead = {**_event(user, event_type="view", category="tea"),  # a clock a minute fast
+             "ts": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    response = api.post("/v1/events", json={"events": [later, ahead]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["applied"], body["rejected"]) == (1, 1)
+    assert "column 'ts'" in body["results"][0]["problems"][0]
+    assert "future" in body["results"][0]["problems"][0]
+    features = api.get(f"/v1/users/{user}/decision", params={"explain": "true"}).json()[
+        "explanation"]["features"]
+    assert all(value is None or not isinstance(value, int | float) or value >= 0
+               for name, value in features.items() if name.startswith("days_since"))
+
+
+def test_feedback_from_the_future_is_refused(api: TestClient) -> None:
+    response = api.post("/v1/feedback", json={
+        "decision_id": "d1", "type": "open", "ts": "9999-12-31T23:59:59Z"})
+    assert response.status_code == 422
+    assert "future" in response.text
