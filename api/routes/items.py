@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Decide
 from api.routes.decisions import json_response
@@ -14,6 +15,14 @@ from features.contract.schema import ID_MAX_CHARS
 from nbo.errors import NboError
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
+
+
+class SimilarOptions(BaseModel):
+    """The query: an unknown parameter is refused, as on the decision routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(default=10, ge=1, le=50, description="how many similar items")
 
 
 class UnknownItem(NboError):
@@ -26,8 +35,8 @@ class NoItemModel(NboError):
 
 @router.get("/{item_id}/similar", summary="The items most like one")
 def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS)],
-                  services: ServicesDep, _: Decide,
-                  n: Annotated[int, Query(ge=1, le=50)] = 10) -> Response:
+                  options: Annotated[SimilarOptions, Query()], services: ServicesDep,
+                  _: Decide) -> Response:
     models = services.engine.models
     recommender = models.items if models else None
     if models is None or recommender is None:
@@ -36,5 +45,6 @@ def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=ID_MAX_C
     if item_id not in recommender.row:
         raise UnknownItem(f"item {item_id!r} is not known to model version {models.version} "
                           "(no interactions with it in the training data)")
+    similar = recommender.similar(item_id, options.n)
     return json_response({"item_id": item_id, "model_version": models.version, "similar": [
-        {"item_id": other, "score": score} for other, score in recommender.similar(item_id, n)]})
+        {"item_id": other, "score": score} for other, score in similar]})

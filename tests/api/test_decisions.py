@@ -219,6 +219,8 @@ def test_similar_items(api: TestClient, served_world: ServedWorld) -> None:
     assert scores == sorted(scores, reverse=True)
     assert api.get("/v1/items/no-such-item/similar").status_code == 404
     assert api.get(f"/v1/items/{item}/similar", params={"n": 0}).status_code == 422
+    unknown = api.get(f"/v1/items/{item}/similar", params={"count": 3})
+    assert unknown.status_code == 422 and "count" in unknown.text
 
 
 def test_the_log_keeps_what_off_policy_evaluation_needs(api: TestClient,
