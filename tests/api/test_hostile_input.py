@@ -130,3 +130,15 @@ def test_feedback_from_the_future_is_refused(api: TestClient) -> None:
         "decision_id": "d1", "type": "open", "ts": "9999-12-31T23:59:59Z"})
     assert response.status_code == 422
     assert "future" in response.text
+
+
+@pytest.mark.parametrize("depth", [300, 900])
+def test_an_event_nested_deep_is_rejected_on_its_own(
+        api: TestClient, served_world: ServedWorld, depth: int) -> None:
+    fine = _event(served_world.users[36], event_type="view", category="tea")
+    nested = "[" * depth + "]" * depth
+    body = '{"events": [{"user_id": "u1", "ts": "2026-01-01T00:00:00Z", "event_type": "view", '
+    body += f'"category": {nested}}}, {orjson.dumps(fine).decode()}]}}'
+    response = api.post("/v1/events", content=body.encode(), headers=JSON)
+    assert response.status_code == 200, response.text
+    assert (response.json()["applied"], response.json()["rejected"]) == (1, 1)
