@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from time import monotonic
+from time import monotonic, time
 
 import redis
 from pydantic import ValidationError
@@ -243,23 +243,22 @@ class OfferCatalog:
         return ("HINCRBYFLOAT", keys.SPENT, offer_id, cost)
 
     @staticmethod
-    def given_commands(given: Iterable[tuple[str, Sequence[str]]], ttl_s: int) -> list[Command]:
+    def given_commands(given: Iterable[tuple[str, Sequence[str]]], ttl_s: int,
+                       now: float | None = None) -> list[Command]:
         """The commands counting offers shown to users, (user id, offer ids) pairs, for a
-        caller's pipeline: each user's counts, which `max_per_user` caps, expire `ttl_s`
-        after the latest."""
+        caller's pipeline (one script call a user, sent whole so that a pipeline never
+        meets NOSCRIPT). Each offer's count, which `max_per_user` caps, is forgotten `ttl_s`
+        after that offer was last shown, whatever other offers are shown since."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+        at = int(time() if now is None else now)
         per_user: dict[str, Counter[str]] = {}
         for user_id, offer_ids in given:
             if offer_ids:
                 per_user.setdefault(user_id, Counter()).update(offer_ids)
-        commands: list[Command] = []
-        for user_id, counts in per_user.items():
-            user_key = keys.given(user_id)
-            commands += [("HINCRBY", user_key, offer_id, count)
-                         for offer_id, count in counts.items()]
-            commands.append(("EXPIRE", user_key, ttl_s))
-        return commands
+        return [("EVAL", _GIVE, 1, keys.given(user_id), at, ttl_s,
+                 *(part for offer_id, count in counts.items() for part in (offer_id, count)))
+                for user_id, counts in per_user.items()]
 
     @staticmethod
     def chosen_commands(offer_ids: Iterable[str]) -> list[Command]:
@@ -270,13 +269,37 @@ class OfferCatalog:
                 for offer_id, count in Counter(offer_ids).items()]
 
     @staticmethod
-    def parse_given(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
-                    ) -> dict[str, int]:
-        """An HGETALL reply of keys.given(user) as offer_id -> times given.
+    def parse_given(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
+                    ttl_s: int, now: float | None = None) -> dict[str, int]:
+        """An HGETALL reply of keys.given(user) as offer_id -> times given, leaving out the
+        offers last shown `ttl_s` or longer ago (`given_commands`). A count kept before
+        counts carried their time has none and counts until its hash expires.
 
         Typed like redis-py's HGETALL, so a reply (bytes, or str when decoding) passes as is.
         """
-        return {_text(offer_id): _int(count) for offer_id, count in raw.items()}
+        oldest = (time() if now is None else now) - ttl_s
+        given: dict[str, int] = {}
+        for offer_id, stored in raw.items():
+            times, _, shown = _text(stored).partition(":")
+            if not shown or int(shown) > oldest:
+                given[_text(offer_id)] = _int(times)
+        return given
+
+
+# KEYS[1] a user's given hash; ARGV: now (epoch s), how long a count is kept (s), then
+# (offer id, times shown) pairs. Each field holds "<times>:<epoch s last shown>"; a count
+# older than the second argument starts again from 0. The hash outlives its latest count.
+_GIVE = """
+local now, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+    local times, shown = string.match(redis.call('HGET', KEYS[1], ARGV[i]) or '', '^(%d*):?(%d*)$')
+    times = tonumber(times) or 0
+    if tonumber(shown) and tonumber(shown) + keep <= now then times = 0 end
+    redis.call('HSET', KEYS[1], ARGV[i], (times + tonumber(ARGV[i + 1])) .. ':' .. now)
+end
+redis.call('EXPIRE', KEYS[1], keep)
+return 1
+"""
 
 
 def load_offers_file(client: redis.Redis, path: Path) -> tuple[int, FileCheck]:

@@ -246,7 +246,8 @@ class DecisionEngine:
             self.redis_failed()
             return _Read.unreachable(len(user_ids))
         replies = extra.replies
-        given = [OfferCatalog.parse_given(reply) for reply in replies[:len(user_ids)]]
+        given = [OfferCatalog.parse_given(reply, self._policy.given_ttl_s)
+                 for reply in replies[:len(user_ids)]]
         spent = {name.decode(): float(value) for name, value in replies[len(user_ids)].items()}
         found = iter(replies[len(user_ids) + 1:])
         hashes = [{} if key is None else next(found) for key in recall or [None] * len(states)]

@@ -39,7 +39,8 @@ def user_tag(user_id: str) -> str:
 
 
 def given(user_id: str) -> str:
-    """Hash offer_id -> times the offer was given to this user (frequency caps)."""
+    """Hash offer_id -> "<times shown to this user>:<epoch s last shown>" (max_per_user;
+    decisions/catalog.py, `given_commands`)."""
     return f"{user_tag(user_id)}:given:{user_id}"
 
 

@@ -12,6 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from decisions import keys
+from decisions.catalog import OfferCatalog
 from tests.api.conftest import ServedWorld
 
 ONCE = "audit-once"
@@ -112,7 +113,8 @@ def test_a_campaign_block_counts_its_offer_once(api: TestClient, served_world: S
     assert "max_per_user" in after["explanation"]["removed"][offer_id]
     client = redis.Redis.from_url(served_world.redis_url)
     try:
-        assert client.hget(keys.given(user), offer_id) == b"1"  # shown once, counted once
+        given = OfferCatalog.parse_given(client.hgetall(keys.given(user)), 3600)
+        assert given[offer_id] == 1  # shown once, counted once
         impressions = [orjson.loads(fields[b"f"]) for _, fields in client.xrange(keys.FEEDBACK)]
     finally:
         client.close()

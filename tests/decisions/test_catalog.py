@@ -233,19 +233,45 @@ def test_offers_given_count_per_user_with_a_ttl(redis_client: redis.Redis) -> No
         if commands:
             execute(redis_client, Step(commands))
 
+    def given(user_id: str) -> dict[str, int]:
+        return OfferCatalog.parse_given(redis_client.hgetall(keys.given(user_id)), 3600)
+
     record_given("u1", ["a", "b"], ttl_s=3600)
     record_given("u1", ["a"], ttl_s=7200)
     record_given("u2", ["a", "a"], ttl_s=3600)
     record_given("u3", [], ttl_s=3600)
 
-    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u1"))) == {"a": 2, "b": 1}
-    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u2"))) == {"a": 2}
-    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u3"))) == {}
+    assert given("u1") == {"a": 2, "b": 1}
+    assert given("u2") == {"a": 2}
+    assert given("u3") == {}
     assert 3600 < redis_client.ttl(keys.given("u1")) <= 7200  # the latest give sets the TTL
     assert 0 < redis_client.ttl(keys.given("u2")) <= 3600
     assert not redis_client.exists(keys.CHOSEN)  # shown is not chosen: decisions count that
     with pytest.raises(ValueError, match="ttl_s"):
         record_given("u1", ["a"], ttl_s=0)
+
+
+def test_each_offer_is_forgotten_its_own_time_after_it_was_last_shown(
+        redis_client: redis.Redis) -> None:
+    """Shows of other offers keep the user's hash alive, not an old offer's count."""
+    day, start = 86_400, 1_800_000_000.0
+
+    def show(offer_ids: list[str], at: float) -> None:
+        execute(redis_client, Step(OfferCatalog.given_commands(
+            [("u9", offer_ids)], ttl_s=90 * day, now=at)))
+
+    def given(at: float) -> dict[str, int]:
+        return OfferCatalog.parse_given(redis_client.hgetall(keys.given("u9")), 90 * day, at)
+
+    show(["old", "old"], start)
+    show(["new"], start + 80 * day)
+    assert given(start + 89 * day) == {"old": 2, "new": 1}
+    assert given(start + 91 * day) == {"new": 1}  # "old" was last shown 91 days before
+    show(["old"], start + 100 * day)  # shown again: counting starts over
+    assert given(start + 100 * day) == {"old": 1, "new": 1}
+    redis_client.hset(keys.given("u9"), "kept-before", "3")  # a count of the older format
+    assert given(start + 100 * day)["kept-before"] == 3
+    redis_client.delete(keys.given("u9"))
 
 
 def test_a_batch_counts_each_user_and_each_offer_chosen_once(
@@ -257,11 +283,12 @@ def test_a_batch_counts_each_user_and_each_offer_chosen_once(
     assert sorted(chosen) == [("HINCRBY", keys.CHOSEN, "a", 3), ("HINCRBY", keys.CHOSEN, "b", 1)]
     assert all(command[1] != keys.CHOSEN for command in commands)
     execute(redis_client, Step([*commands, *chosen]))
-    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u1"))) == {"a": 2, "b": 1}
-    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u2"))) == {"a": 1}
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u1")), 60) == {
+        "a": 2, "b": 1}
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given("u2")), 60) == {"a": 1}
     assert not redis_client.exists(keys.given("u3"))
     assert all(0 < redis_client.ttl(keys.given(user)) <= 60 for user in ("u1", "u2"))
-    assert OfferCatalog.parse_given(redis_client.hgetall(keys.CHOSEN)) == {"a": 3, "b": 1}
+    assert redis_client.hgetall(keys.CHOSEN) == {b"a": b"3", b"b": b"1"}
 
 
 OFFERS_YAML = """\
