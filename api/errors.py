@@ -193,6 +193,9 @@ def _problem(error: Mapping[str, object], body: object) -> dict[str, JsonValue]:
         got = None  # the "input" of a missing field is its whole parent: not useful
     else:
         got = _short(error.get("input"))
+    if parts == ["body"] and isinstance(error.get("input"), bytes):  # not read as JSON
+        message += ("; the body was not read as JSON: send it with the header "
+                    "Content-Type: application/json")
     return {"location": ".".join(parts) or "request", "message": message, "got": got}
 
 

@@ -115,7 +115,9 @@ def test_a_campaign_block_counts_its_offer_once(api: TestClient, served_world: S
     try:
         given = OfferCatalog.parse_given(client.hgetall(keys.given(user)), 3600)
         assert given[offer_id] == 1  # shown once, counted once
-        impressions = [orjson.loads(fields[b"f"]) for _, fields in client.xrange(keys.FEEDBACK)]
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(  # type: ignore[assignment]
+            keys.FEEDBACK)
+        impressions = [orjson.loads(fields[b"f"]) for _, fields in entries]
     finally:
         client.close()
     assert [(f["decision_id"], f["type"], f["offer_id"]) for f in impressions

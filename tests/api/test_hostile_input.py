@@ -142,3 +142,12 @@ def test_an_event_nested_deep_is_rejected_on_its_own(
     response = api.post("/v1/events", content=body.encode(), headers=JSON)
     assert response.status_code == 200, response.text
     assert (response.json()["applied"], response.json()["rejected"]) == (1, 1)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_sent_as_another_type_is_told_the_header_to_send(
+        api: TestClient, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = api.post("/v1/decisions", content=b'{"user_ids": ["u1"]}', headers=headers)
+    assert response.status_code == 422
+    assert "Content-Type: application/json" in response.json()["detail"]
