@@ -66,8 +66,9 @@ def _listed(offer: Offer, listed: str) -> Sequence[object]:
     return offer.eligibility.segments
 
 
-def _epoch(moment: datetime | None, default: int) -> int:
-    return default if moment is None else int(moment.timestamp())
+def _epoch(moment: datetime | None, default: float) -> float:
+    """Epoch seconds, fractions kept (an offer ending at 12:00:00.5 runs until then)."""
+    return default if moment is None else moment.timestamp()
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ _CHANNEL_INDEX = {channel: i for i, channel in enumerate(CHANNELS)}
 class CandidateTable:
     offers: tuple[Offer, ...]
     matrix: OfferMatrix  # the response model's offer columns
-    valid_from: np.ndarray  # epoch seconds
+    valid_from: np.ndarray  # epoch seconds (float: fractions kept; +-inf when open)
     valid_to: np.ndarray
     journeys: np.ndarray  # (offers, journeys + 1) bool: _mask's, as the next three
     stages: np.ndarray  # (offers, stages + 1)
@@ -138,8 +139,8 @@ class CandidateTable:
         channels[:, -1] = False  # a user reachable on no channel can get no offer
         return cls(
             offers=offers, matrix=OfferMatrix.of(offers),
-            valid_from=np.array([_epoch(o.valid_from, -NEVER) for o in offers], dtype=np.int64),
-            valid_to=np.array([_epoch(o.valid_to, NEVER) for o in offers], dtype=np.int64),
+            valid_from=np.array([_epoch(o.valid_from, -np.inf) for o in offers]),
+            valid_to=np.array([_epoch(o.valid_to, np.inf) for o in offers]),
             journeys=_mask(offers, JOURNEYS, "journeys"),
             stages=_mask(offers, STAGES, "stages"),
             segment_names=names, segments=_mask(offers, names, "segments"),
@@ -164,7 +165,7 @@ class CandidateTable:
         for the rules that are the same for every user (`of_user` takes a user's rows).
         Without `limits_known` (Redis unreachable: what was spent and given is unknown), no
         offer with a budget or a `max_per_user` passes: neither limit can be kept."""
-        at = int(now.timestamp())
+        at = now.timestamp()
         interest = np.array([u.interest for u in users], dtype=np.float64).reshape(
             len(users), len(self))
         cart_value = np.array([u.cart_value for u in users], dtype=np.float64)[:, None]

@@ -96,3 +96,18 @@ def test_the_table_agrees_with_each_offer_for_each_user(data: st.DataObject, cou
         assert eligible[user].tolist() == expected
         removed = removed_by(table, of_user(verdicts, user))
         assert set(removed) == {catalog[i].offer_id for i in range(count) if i not in expected}
+
+
+def test_an_offers_window_holds_to_the_fraction_of_a_second() -> None:
+    half = timedelta(milliseconds=500)
+    catalog = [Offer(offer_id="ends", kind=OfferKind.CONTENT, value=0, cost=0,
+                     valid_to=NOW + half),
+               Offer(offer_id="starts", kind=OfferKind.CONTENT, value=0, cost=0,
+                     valid_from=NOW + half)]
+    table = CandidateTable.of(catalog)
+
+    def valid(at: datetime) -> list[bool]:
+        return table.rules([], at, {})["valid_now"][0].tolist()
+
+    assert valid(NOW) == [True, False]  # whole seconds ended one early, started one early
+    assert valid(NOW + half) == [False, True]
