@@ -107,7 +107,7 @@ def test_an_offers_window_holds_to_the_fraction_of_a_second() -> None:
     table = CandidateTable.of(catalog)
 
     def valid(at: datetime) -> list[bool]:
-        return table.rules([], at, {})["valid_now"][0].tolist()
+        return [bool(flag) for flag in table.rules([], at, {})["valid_now"][0]]
 
     assert valid(NOW) == [True, False]  # whole seconds ended one early, started one early
     assert valid(NOW + half) == [False, True]
