@@ -161,7 +161,11 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         code = snake_case(HTTPStatus(exc.status_code).phrase)
     except ValueError:
         code = f"http_{exc.status_code}"
-    return error_response(exc.status_code, code, _jsonable(exc.detail), headers=headers)
+    detail = _jsonable(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":  # no route matched the path
+        detail = (f"no endpoint answers {request.method} {request.url.path!r} (a path segment "
+                  "holds no '/' nor control characters); the endpoints are listed at /docs")
+    return error_response(exc.status_code, code, detail, headers=headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
