@@ -247,14 +247,36 @@ class ContactPolicy:
             # leaves other minutes on the clock, which the next step rounds off
             target = wanted if wanted is not None else self.quiet_hours[1]
             skipped = max((target - local.hour) % 24 - 1 - _CLOCK_SLACK, 0)
-            moment += timedelta(hours=skipped, minutes=60 - local.minute,
-                                seconds=-local.second, microseconds=-local.microsecond)
+            step = moment + timedelta(hours=skipped, minutes=60 - local.minute,
+                                      seconds=-local.second, microseconds=-local.microsecond)
+            if step.astimezone(zone).utcoffset() != local.utcoffset():
+                # the clock changes on the way: an hour it jumps into mid-way (02:45 ->
+                # 03:45) starts at the change, which the next hh:00 would miss
+                change = _clock_change(moment, step, zone)
+                if self._fits(change.astimezone(zone).hour, wanted):
+                    return change
+            moment = step
         raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
 
     def _fits(self, local_hour: int, wanted: int | None) -> bool:
         """Whether a message may go out at this local hour: the one wanted, or any
         outside quiet hours when None."""
         return local_hour == wanted if wanted is not None else not self.is_quiet(local_hour)
+
+
+def _clock_change(before: datetime, after: datetime, zone: tzinfo) -> datetime:
+    """The first whole second in (before, after] with `after`'s UTC offset in `zone` (the
+    two ends' offsets differ; zones change at most once within hours)."""
+    offset = after.astimezone(zone).utcoffset()
+    low, high = before, after  # low has the old offset, high the new one
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == offset:
+            high = middle
+        else:
+            low = middle
+    whole = high.replace(microsecond=0)
+    return whole if whole > low and whole.astimezone(zone).utcoffset() == offset else high
 
 
 def _room_day(counts: Counts, caps: Sequence[_Cap], first: int) -> int:

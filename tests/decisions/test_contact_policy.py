@@ -163,6 +163,15 @@ def test_next_send_in_a_half_hour_zone_and_on_an_hour_that_dst_skips() -> None:
                                                                      tzinfo=UTC)
 
 
+def test_next_send_on_an_hour_a_clock_change_enters_mid_way() -> None:
+    """Chatham's clocks jump from 02:45 to 03:45: hour 3 that night starts at the jump."""
+    policy = ContactPolicy({}, quiet_hours=(0, 0))
+    now = datetime(2026, 9, 26, 13, 41, 46, tzinfo=UTC)  # 02:26 on the 27th, before the jump
+    chatham = user({}, "Pacific/Chatham", now)
+    assert policy.next_send_at(chatham, "email", 3, now) == datetime(2026, 9, 26, 14,
+                                                                      tzinfo=UTC)
+
+
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ContactPolicy({"sms": [(7, 0)]})
@@ -268,8 +277,10 @@ def test_next_send_properties(policy: ContactPolicy, sends: Mapping[tuple[str, i
     assert moment >= now
     assert at_local.hour == wanted and not policy.is_quiet(at_local.hour)  # they interrupt
     assert has_room(policy, state, channel, moment)
+    just_before = (moment - timedelta(seconds=1)).astimezone(ZoneInfo(zone or "UTC"))
+    clock_changed = just_before.utcoffset() != at_local.utcoffset()  # an hour entered mid-way
     if moment > now and zone != "Australia/Lord_Howe":  # its DST moves clocks by 30 minutes
-        assert at_local.minute == 0 or moment.time() == datetime.min.time()
+        assert at_local.minute == 0 or moment.time() == datetime.min.time() or clock_changed
     earlier = moment - timedelta(hours=1)  # and none of the hours before it would have done
     while earlier >= now and earlier > moment - timedelta(hours=49):
         assert (earlier.astimezone(ZoneInfo(zone or "UTC")).hour != wanted
