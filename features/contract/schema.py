@@ -100,6 +100,10 @@ def clean_text(value: str) -> str:
     return value
 
 
+TIME_ZONES = frozenset(available_timezones()) - {"Factory", "localtime"}
+"""The IANA zones a user may have: the system's, less the two that name no place (polars,
+which computes local hours in batch, refuses them)."""
+
 PRICE_MAX = 1e9
 """Highest price an event or item may carry: beyond it a number is garbage, and sums of
 such would overflow what the features keep."""
@@ -218,7 +222,7 @@ USERS = TableSpec(
         Column("signup_ts", Kind.TIMESTAMP),
         Column("country", Kind.STRING, pattern=COUNTRY_PATTERN,
                described="a two-letter ISO 3166 country code such as FR"),
-        Column("timezone", Kind.STRING, allowed=frozenset(available_timezones()),
+        Column("timezone", Kind.STRING, allowed=TIME_ZONES,
                described="an IANA time zone name such as Europe/Paris"),
         *(Column(f"consent_{channel.value}", Kind.BOOLEAN) for channel in Channel),
     ),

@@ -4,7 +4,7 @@ import pytest
 
 from features.contract.offers import Offer, read_offers
 from features.contract.validate import validate_dataset
-from tests.features.contract.conftest import EVENTS_CSV, OFFERS_YAML, write_dataset
+from tests.features.contract.conftest import EVENTS_CSV, OFFERS_YAML, USERS_CSV, write_dataset
 
 
 def test_a_good_data_set_is_valid(dataset: Path) -> None:
@@ -172,3 +172,12 @@ def test_a_table_given_twice_is_a_data_set_problem(dataset: Path) -> None:
     report = validate_dataset(dataset)
     assert not report.ok
     assert "given more than once" in report.lines()[0]
+
+
+@pytest.mark.parametrize("zone", ["Factory", "localtime"])
+def test_a_zone_that_names_no_place_is_refused(tmp_path: Path, zone: str) -> None:
+    """The system lists them, but the batch pass cannot compute local hours in them."""
+    users = _replace_cell(USERS_CSV, line=2, column="timezone", value=zone)
+    report = validate_dataset(write_dataset(tmp_path, users=users))
+    assert not report.ok
+    assert any("column 'timezone'" in line and repr(zone) in line for line in report.lines())
