@@ -123,10 +123,12 @@ def _ranked(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
 
 
 def _top(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
-    """The `limit` rows with the largest `by` per user; ties go to the smaller values of
+    """The `limit` rows with the largest `by` per user (a row without one last: a category
+    only returned to, never bought, has no last purchase); ties go to the smaller values of
     the other columns, so the same batch always keeps the same rows."""
     rest = [name for name in frame.columns if name not in ("user_id", by)]
-    ordered = frame.sort(["user_id", by, *rest], descending=[False, True, *[False] * len(rest)])
+    ordered = frame.sort(["user_id", by, *rest], descending=[False, True, *[False] * len(rest)],
+                         nulls_last=True)
     return ordered.group_by("user_id", maintain_order=True).head(limit).select(frame.columns)
 
 

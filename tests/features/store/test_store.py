@@ -26,6 +26,7 @@ from features.store.layout import CHANNEL_COUNTS, kept
 from features.store.redis_store import Extra, RedisFeatureStore
 from nbo.redis_plan import run
 from tests.conftest import SplitWorld
+from tests.features.test_state import at, batch_of
 
 BACKENDS: dict[str, Callable[[redis.Redis], FeatureStore]] = {
     "redis": lambda client: RedisFeatureStore(client),
@@ -338,3 +339,21 @@ def test_a_read_returns_what_kept_keeps(store: FeatureStore, split_world: SplitW
         assert got.contacts == expected.contacts
         truncated += len(full.category_purchases) > len(expected.category_purchases)
     assert truncated  # some users bought more categories than the record keeps
+
+
+def test_a_category_only_returned_to_never_pushes_out_one_bought(
+        redis_client: redis.Redis) -> None:
+    """It has no last purchase: the record's 3 kept categories are the 3 bought last."""
+    bought = [at(days, EventType.PURCHASE, category=category, price=10.0)
+              for days, category in ((3, "a"), (4, "b"), (5, "c"))]
+    returned = at(20, EventType.PURCHASE, category="z", price=10.0, quantity=-1)
+    users = pl.DataFrame({"user_id": ["u1"], "timezone": ["Europe/Paris"],
+                          "signup_ts": [None], "country": ["FR"],
+                          **{f"consent_{channel.value}": [True] for channel in Channel}},
+                         schema_overrides={"signup_ts": pl.Datetime("us", "UTC")})
+    batch = batch_of(*bought, returned, users=users)
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state = store.read("u1")
+    assert state is not None
+    assert sorted(state.category_purchases) == ["a", "b", "c"]
