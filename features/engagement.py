@@ -3,9 +3,10 @@
 A user with 2 sends and 1 open has not shown a 50% open rate. Each rate is shrunk toward
 the population's rate on that channel, weighing it as `prior_sends` sends:
 
-    rate = (events + prior_sends * population_rate) / (sends + prior_sends)
+    rate = min(1, (events + prior_sends * population_rate) / (sends + prior_sends))
 
-over the decayed counts (so recent behaviour weighs more). The population rates come from
+over the decayed counts (so recent behaviour weighs more; opens whose sends nbo never saw,
+or saw decay away, cannot make a rate above 1). The population rates come from
 the batch pass and are published with the features.
 """
 
@@ -33,7 +34,7 @@ class EngagementRates:
         for response, name in RESPONSES.items():
             joined = sends.join(counts[name].group_by("key").agg(n=pl.col("total").sum()),
                                 on="key", how="left").sort("key")
-            rates[response] = {channel: (n or 0.0) / total
+            rates[response] = {channel: min(1.0, (n or 0.0) / total)
                                for channel, total, n in joined.iter_rows() if total > 0}
         return rates
 
@@ -52,9 +53,10 @@ class EngagementRates:
         if not any(channel in rates for rates in population.values()):
             return {}
         sends = values.get(SENDS, {}).get(channel, 0.0)
-        return {response: (values.get(name, {}).get(channel, 0.0)
-                           + self.prior_sends * population[response].get(channel, 0.0))
-                / (sends + self.prior_sends) for response, name in RESPONSES.items()}
+        return {response: min(1.0, (values.get(name, {}).get(channel, 0.0)
+                                    + self.prior_sends * population[response].get(channel, 0.0))
+                               / (sends + self.prior_sends))
+                for response, name in RESPONSES.items()}
 
 
     def batch(self, counts: Mapping[str, pl.DataFrame],
@@ -68,7 +70,8 @@ class EngagementRates:
             observed = counts[name].select("user_id", channel="key", n=pl.col("total"))
             rates = rates.join(observed, on=["user_id", "channel"], how="left").with_columns(
                 ((pl.col("n").fill_null(0.0) + self.prior_sends * prior)
-                 / (pl.col("sends") + self.prior_sends)).alias(response)).drop("n")
+                 / (pl.col("sends") + self.prior_sends)).clip(upper_bound=1.0)
+                .alias(response)).drop("n")
         return rates.drop("sends")
 
 

@@ -73,20 +73,21 @@ class ChannelModel:
                 .join(_sends_opens(batch), on=["user_id", "channel"], how="left")
                 .with_columns(pl.col("prior").fill_null(fallback),
                               pl.col("sends", "opens").fill_null(0.0))
-                .select("user_id", "channel", open_rate=(
+                .select("user_id", "channel", open_rate=((
                     pl.col("opens") + self.user_strength * pl.col("prior"))
-                    / (pl.col("sends") + self.user_strength)))
+                    / (pl.col("sends") + self.user_strength)).clip(upper_bound=1.0)))
 
     def rates_for(self, state: UserState, now: datetime) -> dict[str, float]:
-        """Channel -> one user's open rate at `now`, for every channel with a global rate."""
+        """Channel -> one user's open rate at `now`, for every channel with a global rate
+        (at most 1: opens whose sends were not seen, or decayed away, cannot make more)."""
         sends = state.counts_at("channel_sends", now)
         opens = state.counts_at("channel_opens", now)
         # An unknown country matches no country row in `rates` (a null joins nothing).
         country = state.profile.country
         priors = self.country_rates.get(country, {}) if country is not None else {}
-        return {channel: (opens.get(channel, 0.0)
-                          + self.user_strength * priors.get(channel, self.global_rates[channel]))
-                / (sends.get(channel, 0.0) + self.user_strength)
+        return {channel: min(1.0, (opens.get(channel, 0.0) + self.user_strength
+                                   * priors.get(channel, self.global_rates[channel]))
+                             / (sends.get(channel, 0.0) + self.user_strength))
                 for channel in sorted(self.global_rates)}
 
     def best_channels(self, batch: BatchFeatures) -> pl.DataFrame:

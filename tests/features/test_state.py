@@ -10,6 +10,7 @@ from features.event import Event
 from features.pipeline import BatchFeatures, compute_features
 from features.session import SessionContext
 from features.state import UserState
+from models.channels import ChannelModel
 from tests.conftest import SplitWorld
 
 T = datetime(2026, 6, 1, tzinfo=UTC)
@@ -177,6 +178,17 @@ def test_engagement_rates_lean_on_the_population_until_a_user_has_history() -> N
     opens = [at(1 + d, EventType.MESSAGE_OPEN, channel="email") for d in range(0, 40, 2)]
     rates = state_of(batch_of(*sends, *opens)).engagement(population, T)["email"]
     assert 0.4 < rates["open"] < 0.5 and rates["click"] < 0.05
+
+
+def test_opens_without_their_sends_make_no_rate_above_one() -> None:
+    """Sent by another system, or sent long enough ago to have decayed away."""
+    population = {"open": {"push": 0.9}, "click": {"push": 0.1}, "conversion": {"push": 0.0}}
+    opens = [at(1 + d / 24, EventType.MESSAGE_OPEN, channel="push") for d in range(10)]
+    batch = batch_of(*opens)
+    assert state_of(batch).engagement(population, T)["push"]["open"] == 1.0
+    channels = ChannelModel({"push": 0.9}, {})
+    assert channels.rates_for(state_of(batch), T) == {"push": 1.0}
+    assert channels.rates(batch)["open_rate"].to_list() == [1.0]
 
 
 def test_engagement_rates_agree_in_batch_and_per_user(split_world: SplitWorld) -> None:
