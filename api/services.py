@@ -197,6 +197,9 @@ class Services:
         except NboError as error:  # the version itself: not asked again until it changes
             self._failed_version = promoted
             logger.warning("not serving the promoted model version %s: %s", promoted, error)
+        except Exception:  # a failure no check foresaw: logged whole, once, all the same
+            self._failed_version = promoted
+            logger.exception("not serving the promoted model version %s", promoted)
 
     async def follow_promoted_forever(self, every_s: float) -> None:
         """`follow_promoted` every `every_s` seconds, on a thread (a load takes seconds of

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -56,6 +57,39 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A version's directory name (`register` names them by UTC time)."""
+
+
+def _checksums(version: str, path: Path) -> dict[str, str]:
+    """The version's checksums file: file name -> sha256."""
+    try:
+        listed = json.loads((path / CHECKSUMS).read_text())
+    except FileNotFoundError as error:
+        raise ModelVersionError(f"model version {version} not found or incomplete (no "
+                                f"{CHECKSUMS} in {path})") from error
+    except (OSError, ValueError) as error:
+        raise ModelVersionError(f"model version {version} is corrupt: {CHECKSUMS} is not "
+                                f"readable JSON ({error})") from error
+    if not (isinstance(listed, dict) and all(
+            isinstance(name, str) and _VERSION_NAME.fullmatch(name) and isinstance(digest, str)
+            for name, digest in listed.items())):
+        raise ModelVersionError(f"model version {version} is corrupt: {CHECKSUMS} is not an "
+                                "object of file names to sha256 digests")
+    return listed
+
+
+def _json_object(version: str, path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelVersionError(f"model version {version}: {path.name} is not readable JSON "
+                                f"({error})") from error
+    if not isinstance(found, dict):
+        raise ModelVersionError(f"model version {version}: {path.name} is not a JSON object")
+    return found
+
+
 class ModelRegistry:
     def __init__(self, root: Path, client: redis.Redis) -> None:
         self.root = root
@@ -65,7 +99,7 @@ class ModelRegistry:
                  metrics: Mapping[str, Any], version: str | None = None) -> ModelVersion:
         """Write a new version; its name defaults to the UTC time."""
         version = version or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.root / version
+        target = self.path(version)
         if target.exists():
             raise ModelVersionError(f"model version {version} already exists in {self.root}")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -88,14 +122,23 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and not p.name.startswith("."))
 
+    def path(self, version: str) -> Path:
+        """The version's directory; a name that is not one (a path, `..`) is refused."""
+        if not _VERSION_NAME.fullmatch(version):
+            raise ModelVersionError(
+                f"{version!r} is not a model version name (letters, digits, '.', '_' and "
+                "'-'; `nbo models list` lists the versions)")
+        return self.root / version
+
     def verify(self, version: str) -> None:
-        """Raise ModelVersionError unless every file matches its recorded checksum."""
-        path = self.root / version
-        listed = path / CHECKSUMS
-        if not listed.is_file():
-            raise ModelVersionError(f"model version {version} not found or incomplete "
-                                    f"(no {CHECKSUMS} in {path})")
-        expected: dict[str, str] = json.loads(listed.read_text())
+        """Raise ModelVersionError unless every file matches its recorded checksum, and the
+        checksums cover the version's metadata and metrics."""
+        path = self.path(version)
+        expected = _checksums(version, path)
+        missing = [name for name in (META, METRICS) if name not in expected]
+        if missing:
+            raise ModelVersionError(f"model version {version} is incomplete: {CHECKSUMS} "
+                                    f"lists no {', '.join(missing)}")
         bad = [name for name, digest in expected.items()
                if not (path / name).is_file() or _sha256(path / name) != digest]
         if bad:
@@ -105,9 +148,9 @@ class ModelRegistry:
     def get(self, version: str) -> ModelVersion:
         """A verified version."""
         self.verify(version)
-        path = self.root / version
-        return ModelVersion(version, path, json.loads((path / META).read_text()),
-                            json.loads((path / METRICS).read_text()))
+        path = self.path(version)
+        return ModelVersion(version, path, _json_object(version, path / META),
+                            _json_object(version, path / METRICS))
 
     def promoted(self) -> str | None:
         value: Any = self._client.get(PROMOTED)
@@ -117,20 +160,22 @@ class ModelRegistry:
         self.verify(version)
         pipe = self._client.pipeline(transaction=True)
         pipe.set(PROMOTED, version)
-        pipe.lpush(HISTORY, version)
+        if version != self.promoted():  # promoted again: one entry in the history
+            pipe.lpush(HISTORY, version)
         pipe.execute()
 
     def rollback(self) -> str:
-        """Promote the version promoted before the current one; returns it."""
+        """Promote the version promoted before the current one; returns it. The history
+        keeps it as its newest entry, so a rollback after the next promotion returns here."""
         history: Any = self._client.lrange(HISTORY, 0, -1)
         versions: list[str] = [v.decode() for v in history]
         current = self.promoted()
-        earlier = [v for v in versions[1:] if v != current]
-        if not earlier:
+        earlier = next((at for at, version in enumerate(versions) if version != current), None)
+        if earlier is None:
             raise ModelVersionError("no earlier promoted version to roll back to")
-        self.verify(earlier[0])
+        self.verify(versions[earlier])
         pipe = self._client.pipeline(transaction=True)
-        pipe.lpop(HISTORY)
-        pipe.set(PROMOTED, earlier[0])
+        pipe.ltrim(HISTORY, earlier, -1)
+        pipe.set(PROMOTED, versions[earlier])
         pipe.execute()
-        return earlier[0]
+        return versions[earlier]

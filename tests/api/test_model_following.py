@@ -66,3 +66,20 @@ def test_a_version_that_fails_to_load_is_logged_once_and_the_old_one_serves(
         assert refused.json()["error"] == "model_load_error"
         assert f"still serving {version.original}" in refused.json()["detail"]
         assert worker.get(f"/v1/users/{served_world.users[0]}/decision").status_code == 200
+
+
+def test_a_promoted_version_whose_checksums_broke_is_refused_with_a_409(
+        served_world: ServedWorld) -> None:
+    """Promoted when whole; its checksums file broken after: the reload says so, the
+    workers keep the version they serve, and a new worker still starts."""
+    with (promoted_version_copied(served_world, "broken") as version,
+          TestClient(create_app(served_world.settings())) as worker):
+        version.registry.promote(version.copy)
+        (served_world.models / version.copy / "checksums.json").write_text('{"meta.json": "ab')
+        refused = worker.post("/v1/models/reload")
+        assert refused.status_code == 409, refused.text
+        assert "checksums.json is not readable JSON" in refused.json()["detail"]
+        assert _serving(worker) == version.original
+        with TestClient(create_app(served_world.settings())) as started:
+            assert started.get("/healthz").status_code == 200
+            assert started.get(f"/v1/users/{served_world.users[0]}/decision").status_code == 200

@@ -39,3 +39,42 @@ def test_a_corrupt_or_missing_version_is_refused(tmp_path: Path,
     with pytest.raises(ModelVersionError, match="already exists"):
         _register(registry, "v1")
     assert registry.promoted() is None
+
+
+def test_a_rollback_returns_to_the_version_promoted_before(
+        tmp_path: Path, redis_client: redis.Redis) -> None:
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    for version in ("v1", "v2", "v3"):
+        _register(registry, version)
+    registry.promote("v1")
+    registry.promote("v2")
+    registry.promote("v2")  # again: still one step back to v1
+    assert registry.rollback() == "v1"
+    registry.promote("v3")
+    assert registry.rollback() == "v1" and registry.promoted() == "v1"
+
+
+@pytest.mark.parametrize("name", ["../models/v1", "v1/", "/tmp", "..", ".hidden", ""])
+def test_a_name_that_is_not_a_version_is_refused(tmp_path: Path, redis_client: redis.Redis,
+                                                 name: str) -> None:
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    _register(registry, "v1")
+    with pytest.raises(ModelVersionError, match="not a model version name"):
+        registry.promote(name)
+    assert registry.promoted() is None
+
+
+@pytest.mark.parametrize(("checksums", "wanted"), [
+    ('{"meta.json": "ab', "not readable JSON"),
+    ("[]", "not an object"),
+    ('{"../v2/model.txt": "00"}', "not an object"),
+    ("{}", "incomplete"),
+])
+def test_a_broken_checksums_file_is_refused(tmp_path: Path, redis_client: redis.Redis,
+                                            checksums: str, wanted: str) -> None:
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    _register(registry, "v1")
+    (tmp_path / "models" / "v1" / "checksums.json").write_text(checksums)
+    for check in (registry.promote, registry.get):
+        with pytest.raises(ModelVersionError, match=wanted):
+            check("v1")
