@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Annotated
 
 import orjson
 import polars as pl
+import redis
 import typer
 import uvicorn
 from rich.console import Console
@@ -39,7 +41,7 @@ from features.session import SessionContext
 from features.store.export import export_events
 from features.store.redis_store import open_store
 from models.registry import ModelRegistry
-from nbo.errors import NboError
+from nbo.errors import DataContractError, NboError, RedisUnavailableError
 from nbo.redis_server import connect, redis_url
 from nbo.settings import get_settings
 from nbo.workers import serve_workers
@@ -54,13 +56,15 @@ events_app = typer.Typer(help="The live events kept in the store.", no_args_is_h
 app.add_typer(events_app, name="events")
 models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-ModelsDir = Annotated[Path, typer.Option("--models", help="The model registry's directory.")]
+ModelsDir = Annotated[Path, typer.Option("--models", file_okay=False,
+                                          help="The model registry's directory.")]
 console = Console(stderr=True)
 
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option(help="Directory to write the world into.")],
+    out: Annotated[Path, typer.Option(file_okay=False,
+                                      help="Directory to write the world into.")],
     users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 10_000,
     days: Annotated[int, typer.Option(min=1, help="Length of the event window in days.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 1,
@@ -170,6 +174,16 @@ def _errors_as_exit_codes() -> Iterator[None]:
     except NboError as error:
         console.print(f"error: {error}")
         raise typer.Exit(code=error.exit_code) from error
+    except redis.RedisError as error:
+        console.print(f"error: Redis did not answer ({type(error).__name__}: {error}); check "
+                      "NBO_REDIS_URL, or leave it unset to use the embedded server")
+        raise typer.Exit(code=RedisUnavailableError.exit_code) from error
+    except OSError as error:  # a path that is a file where a directory is wanted, and such
+        console.print(f"error: {error}")
+        raise typer.Exit(code=DataContractError.exit_code) from error
+
+
+_STREAM_ID = re.compile(r"-|\d+(-\d+)?")  # where `nbo events export --after` starts
 
 
 def _timestamp(text: str, hint: str) -> datetime:
@@ -183,7 +197,8 @@ def _timestamp(text: str, hint: str) -> datetime:
 
 @events_app.command("export")
 def events_export(
-    directory: Annotated[Path, typer.Argument(help="Where to write events/live-*.FORMAT.")],
+    directory: Annotated[Path, typer.Argument(file_okay=False,
+                                              help="Where to write events/live-*.FORMAT.")],
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = (
         "parquet"),
     after: Annotated[str, typer.Option(help="Only events logged after this id.")] = "-",
@@ -191,6 +206,10 @@ def events_export(
     """Write the live events kept in Redis as a data contract events table."""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
+    if not _STREAM_ID.fullmatch(after):
+        raise typer.BadParameter("expected '-' (from the start) or a stream id such as "
+                                 "1767225600000-0, as the last export printed",
+                                 param_hint="--after")
     with _errors_as_exit_codes():
         report = export_events(open_store(), directory, fmt, after)
     console.print(f"wrote {report.events:,} events to {report.path}"
@@ -241,8 +260,9 @@ def _registry(models: Path) -> ModelRegistry:
 @models_app.command("list")
 def models_list(models: ModelsDir) -> None:
     """The registered versions, the promoted one marked."""
-    registry = _registry(models)
-    promoted = registry.promoted()
+    with _errors_as_exit_codes():
+        registry = _registry(models)
+        promoted = registry.promoted()
     for version in registry.versions():
         typer.echo(f"{'*' if version == promoted else ' '} {version}")
 

@@ -156,3 +156,33 @@ def test_serve_refuses_a_bad_role_before_starting_anything(
         get_settings.cache_clear()
     assert result.exit_code == 2
     assert "superuser" in result.output and "k-secret-0123456789" not in result.output
+
+
+def test_a_file_where_a_directory_is_wanted_is_refused_before_any_work(tmp_path: Path) -> None:
+    a_file = tmp_path / "users.parquet"
+    a_file.write_bytes(b"not a directory")
+    for command in (["generate", "--out", str(a_file)],
+                    ["train", str(tmp_path), "--models", str(a_file)],
+                    ["models", "list", "--models", str(a_file)],
+                    ["events", "export", str(a_file)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "is a file" in " ".join(result.output.split()), (command, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_bad_export_start_says_what_to_write(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["events", "export", str(tmp_path), "--after", "garbage"])
+    assert result.exit_code == 2 and "stream id" in result.output
+
+
+def test_redis_out_of_reach_is_a_message_and_exit_3(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBO_REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    for command in (["models", "list", "--models", str(tmp_path)],
+                    ["models", "rollback", "--models", str(tmp_path)],
+                    ["events", "export", str(tmp_path / "out")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 3, (command, result.output)
+        assert "Redis did not answer" in result.output and "NBO_REDIS_URL" in result.output
