@@ -47,12 +47,14 @@ def read_raw(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
     """
     try:
         if path.suffix == ".parquet":
-            frame = pl.read_parquet(path)
-        elif path.suffix == ".csv":
+            return _single_values(pl.read_parquet(path).with_row_index(ROW, offset=1),
+                                  path, check, limit)
+        if path.suffix == ".csv":
             frame = pl.read_csv(path, infer_schema=False)
         else:
             frame = pl.read_ndjson(path, infer_schema_length=None)
-        return frame.with_row_index(ROW, offset=1)
+        if not any(_is_compound(dtype) for dtype in frame.dtypes):  # else: row by row
+            return frame.with_row_index(ROW, offset=1)
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         if path.suffix == ".parquet":
             check.add(Problem(path, f"a readable Parquet file ({_first_line(error)})"), limit)
@@ -61,24 +63,73 @@ def read_raw(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
     return reader(path, check, limit)
 
 
+SINGLE_VALUE = "a single value (text, a number, true or false), not a list or an object"
+UTF8 = "UTF-8 text (these bytes are not)"
+
+
+def _is_compound(dtype: pl.DataType) -> bool:
+    return dtype.is_nested() or dtype == pl.Binary or dtype == pl.Object
+
+
+def _single_values(frame: pl.DataFrame, path: Path, check: FileCheck,
+                   limit: int) -> pl.DataFrame:
+    """A Parquet frame's columns of lists, structs or bytes as text: bytes that are UTF-8
+    kept, the other values reported (file, row, column) and their rows left out."""
+    left_out = pl.Series([False] * frame.height, dtype=pl.Boolean)
+    for name, dtype in frame.schema.items():
+        if not _is_compound(dtype):
+            continue
+        text = pl.Series(name, [_decoded(value) for value in frame[name]]
+                         if dtype == pl.Binary else [None] * frame.height, dtype=pl.String)
+        wrong = frame[name].is_not_null() & text.is_null()
+        expected = UTF8 if dtype == pl.Binary else SINGLE_VALUE
+        room = max(limit - len(check.shown), 0)
+        examples = frame.filter(wrong).head(room).select(ROW, name)
+        for row, value in examples.iter_rows():
+            check.add(Problem(path, expected, row, name, str(value)), limit)
+        check.problem_count += int(wrong.sum()) - examples.height
+        frame = frame.with_columns(text.alias(name))
+        left_out = left_out | wrong
+    count = int(left_out.sum())
+    check.rows += count
+    check.invalid_rows += count
+    return frame.filter(~left_out)
+
+
+def _decoded(value: bytes | None) -> str | None:
+    """Bytes as the UTF-8 text they hold; None when they are none (polars' own cast of
+    such bytes fails the whole column, even when told not to be strict)."""
+    try:
+        return None if value is None else value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _read_csv_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
     """Slow path for a CSV file polars refused: keep well-formed rows, report the rest."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
         rows = csv.reader(handle)
         header = next(rows, None)
-        if not header or len(set(header)) != len(header):
-            check.add(Problem(path, "a header line naming each column once"), limit)
+        if not header or len(set(header)) != len(header) or not all(map(_utf8, header)):
+            check.add(Problem(path, "a UTF-8 header line naming each column once"), limit)
             return None
         good: list[list[str | None]] = []
         numbers: list[int] = []
         for number, row in enumerate(rows, start=1):
-            if len(row) == len(header):
+            if len(row) == len(header) and all(map(_utf8, row)):
                 good.append([value if value != "" else None for value in row])
                 numbers.append(number)
+            elif len(row) == len(header):
+                column = next(name for name, value in zip(header, row, strict=True)
+                              if not _utf8(value))
+                check.add(Problem(path, UTF8, row=number, column=column,
+                                  value=_shown(row[header.index(column)])), limit)
+                check.rows += 1
+                check.invalid_rows += 1
             else:
                 preview = ",".join(row)
                 expected = f"{len(header)} comma-separated fields, found {len(row)}"
@@ -93,7 +144,7 @@ def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame |
     """Slow path for a JSON Lines file polars refused: keep parsable objects, report the rest."""
     records: list[dict[str, str | None]] = []
     numbers: list[int] = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
         lines = (line for line in handle if line.strip())  # rows count records, as polars does
         for number, line in enumerate(lines, start=1):
             try:
@@ -101,7 +152,16 @@ def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame |
                 if not isinstance(record, dict):
                     raise ValueError("not an object")
             except ValueError:
-                check.add(Problem(path, "a JSON object", row=number, value=line.strip()), limit)
+                check.add(Problem(path, "a JSON object", row=number,
+                                  value=_shown(line.strip())), limit)
+                check.rows += 1
+                check.invalid_rows += 1
+                continue
+            wrong = _first_wrong(record)
+            if wrong is not None:
+                key, expected = wrong
+                check.add(Problem(path, expected, row=number, column=_shown(key),
+                                  value=_shown(_as_text(record[key]) or "")), limit)
                 check.rows += 1
                 check.invalid_rows += 1
                 continue
@@ -114,6 +174,28 @@ def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame |
         orient="row",
     )
     return frame.with_columns(pl.Series(ROW, numbers, dtype=pl.UInt32))
+
+
+def _utf8(text: str) -> bool:
+    """Whether text read with errors="surrogateescape" was all UTF-8: no stray byte (read
+    as a surrogate), nor a lone surrogate a JSON escape wrote."""
+    return not any("\ud800" <= character <= "\udfff" for character in text)
+
+
+def _shown(text: str) -> str:
+    """Text as a problem shows it: stray bytes as \\xNN escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _first_wrong(record: dict[str, object]) -> tuple[str, str] | None:
+    """The first key of a JSON Lines record whose value is a list or an object, or whose
+    key or value is not UTF-8, and what was expected of it."""
+    for key, value in record.items():
+        if isinstance(value, list | dict):
+            return key, SINGLE_VALUE
+        if not _utf8(key) or (isinstance(value, str) and not _utf8(value)):
+            return key, UTF8
+    return None
 
 
 def _as_text(value: object) -> str | None:

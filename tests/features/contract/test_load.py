@@ -82,3 +82,61 @@ def test_only_the_asked_columns_and_the_key_are_kept(dataset: Path) -> None:
     loaded = load_table(dataset, EVENTS, columns=("user_id", "ts", "quantity"))
     assert loaded.frame.columns == ["user_id", "ts", "quantity", "event_id"]
     assert loaded.frame.height == 6 and loaded.duplicates_dropped == 1
+
+
+def _users(directory: Path, frame: pl.DataFrame | None = None, raw: bytes | None = None,
+           suffix: str = "parquet") -> Path:
+    """The data set with its users table replaced by `frame` (Parquet) or `raw` bytes."""
+    (directory / "users.csv").unlink()
+    path = directory / f"users.{suffix}"
+    if frame is not None:
+        frame.write_parquet(path)
+    else:
+        path.write_bytes(raw or b"")
+    return path
+
+
+def test_a_list_or_a_stray_byte_in_a_jsonl_row_is_named_and_the_rest_loads(
+        tmp_path: Path) -> None:
+    directory = write_dataset(tmp_path)
+    raw = (b'{"user_id": "u1", "country": "FR"}\n'
+           b'{"user_id": ["u2"], "country": "US"}\n'
+           b'{"user_id": "u3", "country": "J\xc9"}\n'
+           b'{"user_id": "u4", "country": "DE"}\n')
+    path = _users(directory, raw=raw, suffix="jsonl")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u4"]
+    shown = [str(problem) for problem in loaded.checks[0].shown]
+    assert shown[0].startswith(f"{path}: row 2, column 'user_id'")
+    assert "not a list or an object" in shown[0]
+    assert shown[1].startswith(f"{path}: row 3, column 'country'")
+    assert "UTF-8" in shown[1] and "\\xc9" in shown[1]
+
+
+def test_a_stray_byte_in_a_csv_row_is_named_and_the_rest_loads(tmp_path: Path) -> None:
+    directory = write_dataset(tmp_path)
+    raw = b"user_id,country\nu1,FR\nu\xff2,US\nu3,JP\n"
+    path = _users(directory, raw=raw, suffix="csv")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u3"]
+    [problem] = [str(problem) for problem in loaded.checks[0].shown]
+    assert problem.startswith(f"{path}: row 2 (line 3), column 'user_id'")
+    assert "UTF-8" in problem and "\\xff" in problem
+
+
+def test_parquet_lists_and_bytes_are_named_and_the_rest_loads(tmp_path: Path) -> None:
+    directory = write_dataset(tmp_path)
+    frame = pl.DataFrame({
+        "user_id": ["u1", "u2", "u3"],
+        "country": [b"FR", b"\xff\xfe", b"JP"],  # bytes: UTF-8 ones read as text
+        "timezone": pl.Series([None, None, ["Asia/Tokyo"]], dtype=pl.List(pl.String)),
+    })
+    path = _users(directory, frame=frame)
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1"]
+    assert loaded.frame["country"].to_list() == ["FR"]
+    shown = sorted(str(problem) for problem in loaded.checks[0].shown)
+    assert shown[0].startswith(f"{path}: row 2, column 'country'") and "UTF-8" in shown[0]
+    assert shown[1].startswith(f"{path}: row 3, column 'timezone'")
+    assert "not a list" in shown[1]
+    assert loaded.invalid_rows == 2
