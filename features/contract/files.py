@@ -54,7 +54,11 @@ def read_raw(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
         else:
             frame = pl.read_ndjson(path, infer_schema_length=None)
         if not any(_is_compound(dtype) for dtype in frame.dtypes):  # else: row by row
-            return frame.with_row_index(ROW, offset=1)
+            numbered = frame.with_row_index(ROW, offset=1)
+            if path.suffix != ".csv" or not frame.width:
+                return numbered
+            # a blank line reads as a row of nulls: skipped, its number kept for the rest
+            return numbered.filter(~pl.all_horizontal(pl.col(frame.columns).is_null()))
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         if path.suffix == ".parquet":
             check.add(Problem(path, f"a readable Parquet file ({_first_line(error)})"), limit)
@@ -120,6 +124,8 @@ def _read_csv_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | 
         good: list[list[str | None]] = []
         numbers: list[int] = []
         for number, row in enumerate(rows, start=1):
+            if not row:  # a blank line
+                continue
             if len(row) == len(header) and all(map(_utf8, row)):
                 good.append([value if value != "" else None for value in row])
                 numbers.append(number)

@@ -140,3 +140,17 @@ def test_parquet_lists_and_bytes_are_named_and_the_rest_loads(tmp_path: Path) ->
     assert shown[1].startswith(f"{path}: row 3, column 'timezone'")
     assert "not a list" in shown[1]
     assert loaded.invalid_rows == 2
+
+
+def test_blank_lines_in_a_csv_file_are_skipped(tmp_path: Path) -> None:
+    directory = write_dataset(tmp_path)
+    _users(directory, raw=b"user_id,country\nu1,FR\n\nu2,US\n\n\n", suffix="csv")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u2"]
+    assert loaded.checks[0].ok
+    broken = write_dataset(tmp_path / "broken")  # the slow reader, for a broken line
+    _users(broken, raw=b"user_id,country\nu1,FR\n\nu2,US,extra\nu3,JP\n\n", suffix="csv")
+    loaded = load_table(broken, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u3"]
+    [problem] = [str(problem) for problem in loaded.checks[0].shown]
+    assert "row 3 (line 4)" in problem and "2 comma-separated fields, found 3" in problem
