@@ -7,11 +7,11 @@ from pathlib import Path
 
 import polars as pl
 
-from features.contract.files import write_table
+from features.contract.files import table_files, write_table
 from features.contract.parse import PARSED_DTYPES
 from features.contract.schema import EVENTS
 from features.store.base import FeatureStore
-from nbo.errors import NboError
+from nbo.errors import DataContractError, NboError
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,17 @@ def export_events(store: FeatureStore, directory: Path, fmt: str = "parquet",
     """Write the logged events after `after` to DIRECTORY/events/live-<first id>.<fmt>.
 
     The file sits with the part files of an events/ table, so the directory (or a data
-    set it is copied into) loads with `nbo validate`, `nbo train` and `nbo publish`.
+    set it is copied into) loads with `nbo validate`, `nbo train` and `nbo publish`. A data
+    set whose events are one file (events.csv, ...) is refused before anything is written:
+    an events/ folder beside it would give the table twice.
     """
+    single = [path for path in table_files(directory, EVENTS.name)
+              if path.parent == directory] if directory.is_dir() else []
+    if single:
+        raise DataContractError(
+            f"{directory} holds its events as {single[0].name}: an events/ folder beside it "
+            f"would give the table twice; move it to {directory / 'events' / single[0].name} "
+            "(a part file), or export into another directory")
     rows: list[dict[str, object]] = []
     first = last = None
     while page := store.logged_events(after):

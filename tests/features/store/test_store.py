@@ -24,6 +24,7 @@ from features.store.base import Applied, FeatureStore
 from features.store.export import export_events
 from features.store.layout import CHANNEL_COUNTS, kept
 from features.store.redis_store import Extra, RedisFeatureStore
+from nbo.errors import DataContractError
 from nbo.redis_plan import run
 from tests.conftest import SplitWorld
 from tests.features.test_state import at, batch_of
@@ -322,6 +323,12 @@ def test_logged_events_export_as_a_valid_events_table(
     assert [Event.from_row(row) for row in loaded.frame.iter_rows(named=True)] == late
     more = export_events(store, tmp_path / "next", after=report.last_id or "-")
     assert more.events == 0
+    one_file = tmp_path / "one-file"
+    one_file.mkdir()
+    (one_file / "events.csv").write_text("user_id,ts,event_type\n")
+    with pytest.raises(DataContractError, match="would give the table twice"):
+        export_events(store, one_file)
+    assert not (one_file / "events").exists()
 
 
 def test_a_read_returns_what_kept_keeps(store: FeatureStore, split_world: SplitWorld) -> None:
