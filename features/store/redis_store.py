@@ -259,19 +259,35 @@ class RedisFeatureStore:
 
     def _replay(self, meta: VersionMeta, after: str, until: str | None,
                 into: VersionMeta | None) -> tuple[str, int]:
-        """Apply logged events after `after` (up to `until`) that the batch does not cover."""
+        """Apply logged events after `after` (up to `until`) that the batch does not cover;
+        the ids of those it covers are marked seen in `meta`'s version, so one sent again
+        after the publish is still a duplicate."""
         replayed = 0
         while True:
             page = self.logged_events(after)
+            covered: list[Event] = []
             for entry_id, event in page:
                 if until is not None and entry_id > until:
+                    self._mark_seen(meta, covered)
                     return after, replayed
                 after = entry_id
                 if event.ts > meta.anchor:
                     run(self._client, self._apply(event, replay_into=into, log=False))
                     replayed += 1
+                elif event.event_id is not None:
+                    covered.append(event)
+            self._mark_seen(meta, covered)
             if len(page) < STREAM_PAGE:
                 return after, replayed
+
+    def _mark_seen(self, meta: VersionMeta, events: Sequence[Event]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for event in events:
+            key = keys.seen(meta.version, keys.bucket_of(event.user_id, meta.buckets),
+                            event.user_id)
+            pipe.sadd(key, event.event_id or "")
+            pipe.expire(key, self._live_ttl_s)
+        pipe.execute()
 
     # -- publish --------------------------------------------------------------------------
 

@@ -354,13 +354,33 @@ def test_a_category_only_returned_to_never_pushes_out_one_bought(
     bought = [at(days, EventType.PURCHASE, category=category, price=10.0)
               for days, category in ((3, "a"), (4, "b"), (5, "c"))]
     returned = at(20, EventType.PURCHASE, category="z", price=10.0, quantity=-1)
-    users = pl.DataFrame({"user_id": ["u1"], "timezone": ["Europe/Paris"],
-                          "signup_ts": [None], "country": ["FR"],
-                          **{f"consent_{channel.value}": [True] for channel in Channel}},
-                         schema_overrides={"signup_ts": pl.Datetime("us", "UTC")})
-    batch = batch_of(*bought, returned, users=users)
+    batch = batch_of(*bought, returned, users=_one_user())
     store = RedisFeatureStore(redis_client)
     store.publish(batch)
     state = store.read("u1")
     assert state is not None
     assert sorted(state.category_purchases) == ["a", "b", "c"]
+
+
+def _one_user() -> pl.DataFrame:
+    """The users table of `batch_of`'s user u1, with every column publishing needs."""
+    return pl.DataFrame({"user_id": ["u1"], "timezone": ["Europe/Paris"],
+                         "signup_ts": [None], "country": ["FR"],
+                         **{f"consent_{channel.value}": [True] for channel in Channel}},
+                        schema_overrides={"signup_ts": pl.Datetime("us", "UTC")})
+
+
+def test_an_event_the_new_batch_covers_is_a_duplicate_when_sent_again(
+        redis_client: redis.Redis) -> None:
+    """At-least-once delivery: a purchase applied live, exported into the data set, then
+    published as part of the batch, is sent again after the publish."""
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch_of(at(5, EventType.VIEW, category="shoes"), users=_one_user()))
+    purchase = replace(at(1, EventType.PURCHASE, category="shoes", price=80.0),
+                       event_id="p1")
+    assert store.apply(purchase) is Applied.APPLIED
+    store.publish(batch_of(at(5, EventType.VIEW, category="shoes"), purchase,
+                           users=_one_user()))
+    assert store.apply(purchase) is Applied.DUPLICATE
+    state = store.read("u1")
+    assert state is not None and state.purchases.lines == 1
