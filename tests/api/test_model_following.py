@@ -72,7 +72,7 @@ def test_a_promoted_version_whose_checksums_broke_is_refused_with_a_409(
         served_world: ServedWorld) -> None:
     """Promoted when whole; its checksums file broken after: the reload says so, the
     workers keep the version they serve, and a new worker still starts."""
-    with (promoted_version_copied(served_world, "broken") as version,
+    with (promoted_version_copied(served_world, "bad-checksums") as version,
           TestClient(create_app(served_world.settings())) as worker):
         version.registry.promote(version.copy)
         (served_world.models / version.copy / "checksums.json").write_text('{"meta.json": "ab')
