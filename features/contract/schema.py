@@ -168,6 +168,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     required: bool
     key: str | None = None  # column whose exact duplicates are dropped on load
+    key_within: str | None = None  # the key repeats only within one value of this column
 
     @property
     def required_columns(self) -> list[str]:
@@ -193,6 +194,7 @@ EVENTS = TableSpec(
     name="events",
     required=True,
     key="event_id",
+    key_within="user_id",  # as the live path keeps them: one user's ids, per user
     columns=(
         _id("user_id", required=True),
         Column("ts", Kind.TIMESTAMP, required=True),

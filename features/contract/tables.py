@@ -77,7 +77,8 @@ def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LI
     """
     frames: list[pl.DataFrame] = []
     checks: list[FileCheck] = []
-    kept = list(dict.fromkeys([*(columns or ()), *([spec.key] if spec.key else [])]))
+    keyed = [name for name in (spec.key, spec.key_within) if name]
+    kept = list(dict.fromkeys([*(columns or ()), *keyed]))
     for path in table_files(directory, spec.name):
         check = FileCheck(path)
         checks.append(check)
@@ -98,5 +99,5 @@ def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LI
     before = frame.height
     if spec.key is not None:
         key = pl.col(spec.key)
-        frame = frame.filter(key.is_null() | key.is_first_distinct())
+        frame = frame.filter(key.is_null() | pl.struct(keyed).is_first_distinct())
     return LoadedTable(frame, checks, before - frame.height)

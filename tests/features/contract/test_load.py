@@ -154,3 +154,19 @@ def test_blank_lines_in_a_csv_file_are_skipped(tmp_path: Path) -> None:
     assert loaded.frame["user_id"].to_list() == ["u1", "u3"]
     [problem] = [str(problem) for problem in loaded.checks[0].shown]
     assert "row 3 (line 4)" in problem and "2 comma-separated fields, found 3" in problem
+
+
+def test_an_event_id_repeats_only_within_one_user(tmp_path: Path) -> None:
+    """As the live path keeps them: two users' events that share an id are both kept."""
+    header = EVENTS_CSV.splitlines()[0]
+    rows = ["u1,2026-01-05T09:00:00Z,view", "u2,2026-01-05T09:01:00Z,view",
+            "u1,2026-01-05T09:02:00Z,view"]
+    columns = header.split(",")
+    lines = [header] + [",".join({"event_id": "same", "user_id": user, "ts": ts,
+                                  "event_type": kind}.get(name, "")
+                                 for name in columns)
+                        for user, ts, kind in (row.split(",") for row in rows)]
+    directory = write_dataset(tmp_path, events="\n".join(lines) + "\n")
+    loaded = load_table(directory, EVENTS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u2"]
+    assert loaded.duplicates_dropped == 1
