@@ -43,7 +43,9 @@ ACTIVE_HOURS = 3
 CONTACT_DAYS = 31
 CHANNEL_BITS = 3  # a send's slot: (days before the cut-off + 1) << CHANNEL_BITS | channel id
 CHANNEL_MASK = (1 << CHANNEL_BITS) - 1
-assert len(CHANNELS) <= CHANNEL_MASK and CONTACT_DAYS < 1 << (8 - CHANNEL_BITS)
+UNATTRIBUTED = ""  # in `kept`'s sends: messages sent on no channel the event named
+UNATTRIBUTED_ID = CHANNEL_MASK  # their channel id in a slot: they count on "*" only
+assert len(CHANNELS) < UNATTRIBUTED_ID and CONTACT_DAYS < 1 << (8 - CHANNEL_BITS)
 F16_MAX = float(np.finfo(np.float16).max)
 MAX_VOCABULARY = 2**16 - 1  # ids are uint16, 0 meaning none
 
@@ -146,16 +148,30 @@ def kept(batch: BatchFeatures) -> BatchFeatures:
     counts["hourly_opens"] = opens.join(channels.select("user_id", "channel"),
                                         on=["user_id", "channel"]).drop("channel")
     last_day = batch.anchor.date()
-    sends = _top(batch.contacts.filter(
-        (pl.col("channel") != ALL_CHANNELS)
-        & ((pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))),
-        "day", CONTACT_SLOTS)
+    recent = batch.contacts.filter(
+        (pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))
+    sends = _top(pl.concat([recent.filter(pl.col("channel") != ALL_CHANNELS),
+                            _unattributed(recent)]), "day", CONTACT_SLOTS)
     every_channel = sends.group_by("user_id", "day", maintain_order=True).agg(
         pl.col("sent").sum()).select("user_id", channel=pl.lit(ALL_CHANNELS), day="day",
                                      sent="sent")
     return replace(batch, counts=counts,
                    category_purchases=_top(batch.category_purchases, "last", BOUGHT),
-                   contacts=pl.concat([sends, every_channel.cast(sends.schema)]))
+                   contacts=pl.concat([sends.filter(pl.col("channel") != UNATTRIBUTED),
+                                       every_channel.cast(sends.schema)]))
+
+
+def _unattributed(contacts: pl.DataFrame) -> pl.DataFrame:
+    """Each day's messages sent on no named channel: the all-channel count less the named
+    channels' (as rows of channel UNATTRIBUTED)."""
+    named = contacts.filter(pl.col("channel") != ALL_CHANNELS).group_by("user_id", "day").agg(
+        named=pl.col("sent").sum())
+    return (contacts.filter(pl.col("channel") == ALL_CHANNELS)
+            .join(named, on=["user_id", "day"], how="left")
+            .with_columns(channel=pl.lit(UNATTRIBUTED),
+                          sent=pl.col("sent") - pl.col("named").fill_null(0))
+            .filter(pl.col("sent") > 0)
+            .select(contacts.columns).cast(contacts.schema))
 
 
 def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], np.ndarray,
@@ -279,16 +295,18 @@ def _fill_hourly(records: np.ndarray, opens: pl.DataFrame) -> None:
 
 
 def _fill_contacts(records: np.ndarray, contacts: pl.DataFrame, anchor: datetime) -> None:
-    """Per-channel buckets of `kept` contacts only: the all-channel bucket is their sum
-    (see `unpack`)."""
-    recent = contacts.filter(pl.col("channel") != ALL_CHANNELS).with_columns(
+    """Per-channel buckets of `kept` contacts, and those sent on no named channel: the
+    all-channel bucket is their sum (see `unpack`)."""
+    recent = pl.concat([contacts.filter(pl.col("channel") != ALL_CHANNELS),
+                        _unattributed(contacts)]).with_columns(
         offset=(pl.lit(anchor.date()) - pl.col("day")).dt.total_days())
     latest = _ranked(recent.with_columns(__recency=-pl.col("offset")), "__recency",
                      CONTACT_SLOTS)
+    channel = (pl.when(pl.col("channel") == UNATTRIBUTED).then(UNATTRIBUTED_ID)
+               .otherwise(_ids(pl.col("channel"), CHANNELS)))
     block = records["sends"]
     block["slot"][latest["row"], latest["rank"]] = _slot(
-        latest["offset"].to_numpy() + 1, latest.select(_ids(pl.col("channel"), CHANNELS))
-        .to_series().to_numpy())
+        latest["offset"].to_numpy() + 1, latest.select(channel).to_series().to_numpy())
     block["count"][latest["row"], latest["rank"]] = latest["sent"].clip(0, 255)
 
 
@@ -353,7 +371,8 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
     for slot, sent in r["sends"]:
         if slot:
             day = last_day - timedelta(days=(slot >> CHANNEL_BITS) - 1)
-            contacts[(CHANNELS[(slot & CHANNEL_MASK) - 1], day)] = sent
+            if slot & CHANNEL_MASK != UNATTRIBUTED_ID:
+                contacts[(CHANNELS[(slot & CHANNEL_MASK) - 1], day)] = sent
             contacts[(ALL_CHANNELS, day)] = contacts.get((ALL_CHANNELS, day), 0) + sent
     consent = r["consent"]
     return UserState(

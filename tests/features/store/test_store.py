@@ -27,7 +27,7 @@ from features.store.redis_store import Extra, RedisFeatureStore
 from nbo.errors import DataContractError
 from nbo.redis_plan import run
 from tests.conftest import SplitWorld
-from tests.features.test_state import at, batch_of
+from tests.features.test_state import T, at, batch_of
 
 BACKENDS: dict[str, Callable[[redis.Redis], FeatureStore]] = {
     "redis": lambda client: RedisFeatureStore(client),
@@ -384,3 +384,20 @@ def test_an_event_the_new_batch_covers_is_a_duplicate_when_sent_again(
     assert store.apply(purchase) is Applied.DUPLICATE
     state = store.read("u1")
     assert state is not None and state.purchases.lines == 1
+
+
+def test_messages_sent_on_no_named_channel_count_toward_the_global_cap(
+        redis_client: redis.Redis) -> None:
+    sends = [at(0.5, EventType.MESSAGE_SENT) for _ in range(3)]  # no channel named
+    sends += [at(0.5, EventType.MESSAGE_SENT, channel="email"),
+              at(3, EventType.MESSAGE_SENT, channel="push")]
+    batch = batch_of(*sends, users=_one_user())
+    expected = batch.state("u1")
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state = store.read("u1")
+    assert state is not None and expected is not None
+    assert state.sent_within(T, 2) == expected.sent_within(T, 2) == 4  # the day before T's
+    assert state.sent_within(T, 7) == 5
+    assert state.sent_within(T, 2, "email") == 1
+    assert state.contacts == kept(batch).state("u1").contacts  # type: ignore[union-attr]
