@@ -177,6 +177,11 @@ class CandidateTable:
             for offer_id, count in user.given.items():
                 if (column := self.index.get(offer_id)) is not None:
                     given[row, column] = count
+        under_max = given < self.max_per_user
+        within_budget = self._per_offer(spent) + self.cost <= self.budget  # one more
+        if not limits_known:
+            under_max &= self.max_per_user == NEVER
+            within_budget &= np.isinf(self.budget)
         return {
             "valid_now": ((self.valid_from <= at) & (at < self.valid_to))[None],
             "journey": self.journeys[:, _picks(_JOURNEY_INDEX, (u.journey for u in users))].T,
@@ -187,10 +192,8 @@ class CandidateTable:
             "category_interest": self.any_category | (interest > 0),
             "min_order_value": (self.min_order <= cart_value) | outside_cart,
             "cart_categories": self._for_cart(users),
-            "max_per_user": (given < self.max_per_user)
-            & (limits_known | (self.max_per_user == NEVER)),
-            "budget": ((self._per_offer(spent) + self.cost <= self.budget)  # one more
-                       & (limits_known | np.isinf(self.budget)))[None],
+            "max_per_user": under_max,
+            "budget": within_budget[None],
             "holdout": self.content | ~holdout,
         }
 
