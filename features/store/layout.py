@@ -195,10 +195,10 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
     for name in CHANNEL_COUNTS:
         rows = _indexed(served.counts[name], index).with_columns(
             col=_ids(pl.col("key"), CHANNELS).cast(pl.Int64) - 1)
-        records[name][rows["row"], rows["col"]] = rows["total"].clip(0, F16_MAX)
+        records[name][rows["row"], rows["col"]] = rows["total"].clip(-F16_MAX, F16_MAX)
     bands = _indexed(served.counts["price_affinity"], index)
     records["price_affinity"][bands["row"], bands["key"].cast(pl.Int64)] = bands["total"].clip(
-        0, F16_MAX)
+        -F16_MAX, F16_MAX)  # returns outweighing purchases leave a total below 0, as in batch
     for name, vocabulary, limit in (("category_affinity", categories, TOP_CATEGORIES),
                                     ("brand_affinity", brands, TOP_BRANDS)):
         top = _ranked(_indexed(served.counts[name], index), "total", limit)
@@ -210,7 +210,7 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
     records["active_hours"]["hour"][active["row"], active["rank"]] = active["key"].cast(
         pl.Int64) + 1
     records["active_hours"]["total"][active["row"], active["rank"]] = active["total"].clip(
-        0, F16_MAX)
+        -F16_MAX, F16_MAX)
     _fill_bought(records, _indexed(served.category_purchases, index), categories)
     _fill_hourly(records, _indexed(served.counts["hourly_opens"], index))
     _fill_contacts(records, _indexed(served.contacts, index), batch.anchor)

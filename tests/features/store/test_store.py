@@ -401,3 +401,21 @@ def test_messages_sent_on_no_named_channel_count_toward_the_global_cap(
     assert state.sent_within(T, 7) == 5
     assert state.sent_within(T, 2, "email") == 1
     assert state.contacts == kept(batch).state("u1").contacts  # type: ignore[union-attr]
+
+
+def test_returns_outweighing_purchases_read_back_as_the_batch_has_them(
+        redis_client: redis.Redis) -> None:
+    """Decayed, an old purchase weighs less than two recent returns of it: its totals fall
+    below 0 in batch, and the record keeps them there instead of at 0."""
+    shoes = {"category": "shoes", "price": 120.0}
+    batch = batch_of(at(60, EventType.PURCHASE, **shoes),
+                     at(1, EventType.PURCHASE, quantity=-1, **shoes),
+                     at(1, EventType.PURCHASE, quantity=-1, **shoes), users=_one_user())
+    expected = batch.state("u1")
+    assert expected is not None and min(expected.counts["price_affinity"].values()) < 0
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state = store.read("u1")
+    assert state is not None
+    assert state.counts_at("price_affinity", T) == pytest.approx(
+        expected.counts_at("price_affinity", T), rel=1e-3)
