@@ -4,7 +4,9 @@ retried batch decides and counts nothing twice.
 
 The first call decides and stores the decision's JSON, one field holding its expiry and the
 JSON, by a script that keeps a live decision stored first (concurrent first calls agree on
-one) and replaces one past its time; the hash expires when its decision does. A later call
+one) and replaces one past its time; the hash expires when its decision does. The decision
+is stored before it is logged, so of concurrent first calls only the one stored is logged
+(the log is what off-policy evaluation reads: a decision nobody received has no place). A later call
 finds it with the decision's own read (DecisionEngine.recall_or_decide_plan). Calls without
 a campaign decide afresh. When Redis fails, the decision is answered, not remembered.
 """
@@ -90,29 +92,34 @@ class CampaignDecisions:
     def _plan(self, requests: Sequence[DecisionRequest], recall: Sequence[str | None],
               now: datetime | None) -> Plan[list[Answer]]:
         at = int(time.time())
+        stored: dict[int, Answer] = {}  # id of a decision -> what its campaign remembers
+
+        def keep(decisions: list[Decision]) -> Plan[list[bool]]:
+            """Remember each campaign's new decision (a live one stored first by a
+            concurrent call wins); the decisions that stand, which alone are logged."""
+            kept = [d for d in decisions if d.campaign_id is not None and not d.degraded]
+            bodies = [orjson.dumps(decision) for decision in kept]
+            expires = at + self._ttl_s
+            try:
+                replies = (yield from _KEEP.call_many([
+                    ([keys.campaign_decision(decision.user_id, decision.campaign_id or "")],
+                     [at, expires, b"%d:%s" % (expires, body)])
+                    for decision, body in zip(kept, bodies, strict=True)])) if kept else []
+            except redis.RedisError:  # answered all the same, only not remembered
+                self._engine.redis_failed()
+                return [True] * len(decisions)
+            for decision, body, fields in zip(kept, bodies, replies, strict=True):
+                winner = _remembered(_pairs(fields), at)
+                if winner is not None:  # this call's, or a concurrent first call's
+                    stored[id(decision)] = replace(
+                        winner, decided=decision if winner.body == body else None)
+            return [id(d) not in stored or stored[id(d)].decided is d for d in decisions]
+
         outcomes = yield from self._engine.recall_or_decide_plan(
-            requests, recall, now, remembered=lambda fields: _remembered(fields, at))
-        answers = [Answer(orjson.dumps(outcome), outcome, 0, False)
-                   if isinstance(outcome, Decision) else outcome for outcome in outcomes]
-        kept = [user for user, (outcome, key) in enumerate(zip(outcomes, recall, strict=True))
-                if key is not None and isinstance(outcome, Decision) and not outcome.degraded]
-        if not kept or self._engine.redis_down:
-            return answers
-        expires = at + self._ttl_s
-        bodies = [answers[user].body for user in kept]
-        try:
-            stored = yield from _KEEP.call_many([
-                ([recall[user] or ""], [at, expires, b"%d:%s" % (expires, body)])
-                for user, body in zip(kept, bodies, strict=True)])
-        except redis.RedisError:  # answered all the same, only not remembered
-            self._engine.redis_failed()
-            return answers
-        for user, fields in zip(kept, stored, strict=True):
-            ours, winner = answers[user], _remembered(_pairs(fields), at)
-            if winner is not None:  # this call's, or a concurrent first call's
-                answers[user] = replace(winner, decided=ours.decided
-                                        if winner.body == ours.body else None)
-        return answers
+            requests, recall, now, remembered=lambda fields: _remembered(fields, at), keep=keep)
+        return [outcome if not isinstance(outcome, Decision)
+                else stored.get(id(outcome)) or Answer(orjson.dumps(outcome), outcome, 0, False)
+                for outcome in outcomes]
 
     def shown_plan(self, user_id: str, campaign_id: str, decision_id: str,
                    offer_id: str) -> Plan[None]:

@@ -68,6 +68,8 @@ from models.serving import ServingModels
 from nbo.redis_plan import Command, Plan, Step, run, timed
 
 T = TypeVar("T")
+Keep = Callable[[list[Decision]], Plan[list[bool]]]
+"""Stores new decisions before they are logged; says which of them stand."""
 CHANNELS = tuple(channel.value for channel in Channel)
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
@@ -272,29 +274,34 @@ class DecisionEngine:
             self, requests: Sequence[DecisionRequest], recall: Sequence[str | None],
             now: datetime | None = None, *,
             remembered: Callable[[dict[bytes, bytes]], T | None],
+            keep: Keep | None = None,
     ) -> Plan[list[Decision | T]]:
         """For each request, the answer `remembered` finds in the hash stored at its
         `recall` key (None: none kept for it), else a new decision: all from the same Redis
-        round trip."""
+        round trip. `keep` stores the new decisions before they are logged, and says which
+        stand (a concurrent call may have stored its own first): only those are logged."""
         read = yield from self._timed("read", self._read([r.user_id for r in requests], recall,
                                                          remembered))
         answers: list[Decision | T | None] = [remembered(found) for found in read.recalled]
         fresh = [user for user, answer in enumerate(answers) if answer is None]
         if fresh:
             decided = yield from self._decide_all([requests[user] for user in fresh],
-                                                  read.of(fresh), now or datetime.now(UTC))
+                                                  read.of(fresh), now or datetime.now(UTC), keep)
             for user, decision in zip(fresh, decided, strict=True):
                 answers[user] = decision
         return [answer for answer in answers if answer is not None]  # every one, decided
 
     def _decide_all(self, requests: Sequence[DecisionRequest], read: _Read,
-                    now: datetime) -> Plan[list[Decision]]:
+                    now: datetime, keep: Keep | None = None) -> Plan[list[Decision]]:
         decided = yield from self._timed("decide", self._decisions(requests, read, now))
         decisions = [decision for decision, _ in decided]
-        commands = self._log_commands(decided, now)
+        if keep is not None and not read.degraded:
+            standing = yield from keep(decisions)
+            decided = [pair for pair, stands in zip(decided, standing, strict=True) if stands]
+        commands = self._log_commands(decided, now) if decided else []
         if read.degraded:  # logged with the first decision after Redis is back
             self._unlogged.append(commands)
-        else:
+        elif commands:
             yield from self._timed("log", self._log(commands))
         return decisions
 

@@ -8,12 +8,15 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.services import Services
 from decisions import campaigns, keys
+from decisions.campaigns import Answer
+from decisions.outcome import DecisionRequest
 from features.state import UserState
 from features.store import redis_store
 from features.store.layout import unpack
 from features.store.meta import VersionMeta
-from nbo.redis_plan import LuaScript
+from nbo.redis_plan import LuaScript, Outcome, Plan, execute, resume
 from tests.api.conftest import ServedWorld
 
 
@@ -114,6 +117,44 @@ def test_a_campaign_decision_is_forgotten_after_its_time(api: TestClient,
         assert 0 < client.ttl(key) <= served_world.settings().block_ttl_s
     finally:
         client.close()
+
+
+def test_of_two_first_calls_racing_only_the_decision_remembered_is_logged(
+        served_world: ServedWorld) -> None:
+    """The first call reads before the second stores its decision: both answer the second's,
+    and the first's own decision, which nobody receives, stays out of the log."""
+    services = Services.build(served_world.settings())
+    client = redis.Redis.from_url(served_world.redis_url)
+    request = [DecisionRequest(served_world.users[27], campaign_id="race")]
+    first, second = services.campaigns.plan(request), services.campaigns.plan(request)
+
+    def finish(plan: Plan[list[Answer]], outcome: Outcome) -> list[Answer]:
+        while True:
+            try:
+                step = resume(plan, outcome)
+            except StopIteration as done:
+                answers: list[Answer] = done.value
+                return answers
+            try:
+                outcome = execute(client, step)
+            except redis.RedisError as error:  # a script not loaded yet: thrown into the plan
+                outcome = error
+
+    try:
+        read: Outcome = None
+        while True:  # the first call up to its read: nothing remembered yet
+            step = resume(first, read)
+            read = execute(client, step)
+            if any(command[0] == "HGETALL" for command in step.commands):
+                break
+        logged = client.xlen(keys.DECISIONS)
+        won = finish(second, None)
+        lost = finish(first, read)
+        assert client.xlen(keys.DECISIONS) == logged + 1
+    finally:
+        client.close()
+    assert lost[0].body == won[0].body
+    assert won[0].decided is not None and lost[0].decided is None
 
 
 def test_a_failure_to_remember_still_answers(served_world: ServedWorld,
