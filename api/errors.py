@@ -163,8 +163,8 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         code = f"http_{exc.status_code}"
     detail = _jsonable(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":  # no route matched the path
-        detail = (f"no endpoint answers {request.method} {request.url.path!r} (a path segment "
-                  "holds no '/' nor control characters); the endpoints are listed at /docs")
+        detail = (f"no endpoint answers {request.method} {request.url.path!r}; the endpoints "
+                  "are listed at /docs")
     return error_response(exc.status_code, code, detail, headers=headers)
 
 

@@ -80,8 +80,6 @@ class CampaignDecisions:
         source = [user if key is None else first.setdefault(key, user)
                   for user, key in enumerate(recall)]
         distinct = [user for user, asked in enumerate(source) if asked == user]
-        if len(distinct) == len(requests):
-            return (yield from self._plan(requests, recall, now))
         answered = yield from self._plan([requests[user] for user in distinct],
                                          [recall[user] for user in distinct], now)
         by_user = dict(zip(distinct, answered, strict=True))
@@ -132,8 +130,9 @@ class CampaignDecisions:
             try:
                 yield from self._feedback.record_plan(Feedback(
                     decision_id, "impression", offer_id, datetime.now(UTC), None))
-            except UnknownDecision:  # its summary is gone: no count is kept for it either
-                pass
+            except UnknownDecision:  # its summary not written yet (the log follows the
+                # store), or gone: the showing still counts, only unjoined
+                yield from self._feedback.shown_plan(user_id, [offer_id])
 
 
 def _remembered(fields: Mapping[bytes, bytes], now: int) -> Answer | None:

@@ -147,7 +147,8 @@ class CandidateTable:
             channels=channels,
             any_category=np.array([not o.categories for o in offers], dtype=bool),
             min_order=np.array([o.min_order_value for o in offers]),
-            max_per_user=np.array([o.max_per_user or NEVER for o in offers], dtype=np.int64),
+            max_per_user=np.array([min(o.max_per_user or NEVER, NEVER) for o in offers],
+                                  dtype=np.int64),  # (offers stored before writes capped it)
             budget=np.array([np.inf if o.budget is None else o.budget for o in offers]),
             cost=np.array([o.cost for o in offers]),
             content=np.array([o.kind is OfferKind.CONTENT for o in offers], dtype=bool),

@@ -273,7 +273,7 @@ class OfferCatalog:
                     ttl_s: int, now: float | None = None) -> dict[str, int]:
         """An HGETALL reply of keys.given(user) as offer_id -> times given, leaving out the
         offers last shown `ttl_s` or longer ago (`given_commands`). A count kept before
-        counts carried their time has none and counts until its hash expires.
+        counts carried their time counts until the next show dates it (or its hash expires).
 
         Typed like redis-py's HGETALL, so a reply (bytes, or str when decoding) passes as is.
         """
@@ -289,8 +289,15 @@ class OfferCatalog:
 # KEYS[1] a user's given hash; ARGV: now (epoch s), how long a count is kept (s), then
 # (offer id, times shown) pairs. Each field holds "<times>:<epoch s last shown>"; a count
 # older than the second argument starts again from 0. The hash outlives its latest count.
+# A count kept before counts carried their time is dated now, so that it expires too.
 _GIVE = """
 local now, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+    if not string.find(fields[i + 1], ':', 1, true) then
+        redis.call('HSET', KEYS[1], fields[i], fields[i + 1] .. ':' .. now)
+    end
+end
 for i = 3, #ARGV, 2 do
     local times, shown = string.match(redis.call('HGET', KEYS[1], ARGV[i]) or '', '^(%d*):?(%d*)$')
     times = tonumber(times) or 0

@@ -299,7 +299,7 @@ class DecisionEngine:
             standing = yield from keep(decisions)
             decided = [pair for pair, stands in zip(decided, standing, strict=True) if stands]
         commands = self._log_commands(decided, now) if decided else []
-        if read.degraded:  # logged with the first decision after Redis is back
+        if read.degraded or self.redis_down:  # logged with the first decision once it is back
             self._unlogged.append(commands)
         elif commands:
             yield from self._timed("log", self._log(commands))

@@ -104,6 +104,11 @@ class FeedbackLog:
             raise
         return Recorded(user_id, duplicate=False)
 
+    def shown_plan(self, user_id: str, offer_ids: Sequence[str]) -> Plan[None]:
+        """Count offers shown to a user against their `max_per_user`, with no decision to
+        join them to (its summary not written yet, or expired)."""
+        yield Step(self._shown_commands(user_id, offer_ids))
+
     def _shown_commands(self, user_id: str, offer_ids: Sequence[str]) -> list[Command]:
         return OfferCatalog.given_commands([(user_id, offer_ids)], self._policy.given_ttl_s)
 

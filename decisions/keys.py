@@ -46,9 +46,13 @@ def given(user_id: str) -> str:
 
 def campaign_decision(user_id: str, campaign_id: str) -> str:
     """Hash remembering the decision a campaign got for this user (decisions/campaigns.py):
-    every call for the campaign answers it, and its blocks render it. The campaign id's
-    length comes first, so no pair of ids containing `:` spells another pair's key."""
-    return f"{user_tag(user_id)}:campaign:{len(campaign_id)}:{campaign_id}:{user_id}"
+    every call for the campaign answers it, and its blocks render it. A campaign id with a
+    `:` in it goes after its length, behind `campaign#` (which no other key of this kind
+    starts with), so no pair of ids spells another pair's key; other ids keep the key
+    they always had."""
+    if ":" in campaign_id:
+        return f"{user_tag(user_id)}:campaign#{len(campaign_id)}:{campaign_id}:{user_id}"
+    return f"{user_tag(user_id)}:campaign:{campaign_id}:{user_id}"
 
 
 def decision(decision_id: str) -> str:

@@ -57,8 +57,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-"""A version's directory name (`register` names them by UTC time)."""
+_VERSION_NAME = re.compile(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]*")
+"""A version's directory name, or a file's in it: no separator, no control character,
+not starting with a dot (no `..`, no hidden staging directory)."""
 
 
 def _checksums(version: str, path: Path) -> dict[str, str]:
@@ -126,8 +127,8 @@ class ModelRegistry:
         """The version's directory; a name that is not one (a path, `..`) is refused."""
         if not _VERSION_NAME.fullmatch(version):
             raise ModelVersionError(
-                f"{version!r} is not a model version name (letters, digits, '.', '_' and "
-                "'-'; `nbo models list` lists the versions)")
+                f"{version!r} is not a model version name (a directory name in the "
+                "registry: no '/', not starting with '.'; `nbo models list` lists them)")
         return self.root / version
 
     def verify(self, version: str) -> None:

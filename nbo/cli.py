@@ -178,7 +178,8 @@ def _errors_as_exit_codes() -> Iterator[None]:
         console.print(f"error: Redis did not answer ({type(error).__name__}: {error}); check "
                       "NBO_REDIS_URL, or leave it unset to use the embedded server")
         raise typer.Exit(code=RedisUnavailableError.exit_code) from error
-    except OSError as error:  # a path that is a file where a directory is wanted, and such
+    except OSError as error:  # a path that cannot be used (a file, not a directory; no
+        # permission; a full disk): the input's fault or the machine's, told, exit 2
         console.print(f"error: {error}")
         raise typer.Exit(code=DataContractError.exit_code) from error
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import polars as pl
 
 from features.contract.problems import FileCheck, Problem
+from features.contract.schema import SURROGATES
 from nbo.errors import DataContractError
 
 SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
@@ -57,7 +59,8 @@ def read_raw(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
             numbered = frame.with_row_index(ROW, offset=1)
             if path.suffix != ".csv" or not frame.width:
                 return numbered
-            # a blank line reads as a row of nulls: skipped, its number kept for the rest
+            # a blank line (or one of empty fields: polars reads both alike) holds nothing:
+            # skipped, its number kept for the rest
             return numbered.filter(~pl.all_horizontal(pl.col(frame.columns).is_null()))
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         if path.suffix == ".parquet":
@@ -79,6 +82,8 @@ def _single_values(frame: pl.DataFrame, path: Path, check: FileCheck,
                    limit: int) -> pl.DataFrame:
     """A Parquet frame's columns of lists, structs or bytes as text: bytes that are UTF-8
     kept, the other values reported (file, row, column) and their rows left out."""
+    if not any(_is_compound(dtype) for dtype in frame.dtypes):
+        return frame
     left_out = pl.Series([False] * frame.height, dtype=pl.Boolean)
     for name, dtype in frame.schema.items():
         if not _is_compound(dtype):
@@ -124,7 +129,7 @@ def _read_csv_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | 
         good: list[list[str | None]] = []
         numbers: list[int] = []
         for number, row in enumerate(rows, start=1):
-            if not row:  # a blank line
+            if not any(row):  # a blank line, or one of empty fields, as the fast path
                 continue
             if len(row) == len(header) and all(map(_utf8, row)):
                 good.append([value if value != "" else None for value in row])
@@ -182,10 +187,13 @@ def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame |
     return frame.with_columns(pl.Series(ROW, numbers, dtype=pl.UInt32))
 
 
+_SURROGATE = re.compile(f"[{SURROGATES}]")
+
+
 def _utf8(text: str) -> bool:
     """Whether text read with errors="surrogateescape" was all UTF-8: no stray byte (read
     as a surrogate), nor a lone surrogate a JSON escape wrote."""
-    return not any("\ud800" <= character <= "\udfff" for character in text)
+    return _SURROGATE.search(text) is None
 
 
 def _shown(text: str) -> str:

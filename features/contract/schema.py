@@ -79,11 +79,14 @@ NAME_MAX_CHARS = 256
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 """A country as the users table gives it (ISO 3166-1 alpha-2, upper case)."""
 
-CONTROL_CHARACTERS = r"[\x00-\x1F\x7F-\x9F]"
+_CONTROL_RANGES = r"\x00-\x1F\x7F-\x9F"
+CONTROL_CHARACTERS = f"[{_CONTROL_RANGES}]"
 """Unicode's control characters (Cc), refused in free text: a NUL or a stray escape is a
 broken export, and would travel into Redis keys and responses (Python's and Rust's regex)."""
 
-_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+SURROGATES = "\ud800-\udfff"
+"""The UTF-16 halves: no UTF-8 text holds one alone (a regular expression's range)."""
+_NOT_TEXT = re.compile(f"[{_CONTROL_RANGES}{SURROGATES}]")
 
 
 def is_clean_text(value: str) -> bool:

@@ -123,3 +123,26 @@ def test_a_campaign_block_counts_its_offer_once(api: TestClient, served_world: S
     assert [(f["decision_id"], f["type"], f["offer_id"]) for f in impressions
             if f["decision_id"] == block["decision_id"]] == [
         (block["decision_id"], "impression", offer_id)]
+
+
+def test_a_campaign_block_whose_decision_has_no_summary_still_counts_its_offer(
+        api: TestClient, served_world: ServedWorld, once_per_user: tuple[str, str]) -> None:
+    """Rendered before its decision's summary is written (or after it expired): the showing
+    counts all the same, only without a feedback entry to join."""
+    user, offer_id = once_per_user
+    for attempt in range(20):
+        campaign = f"unjoined-{attempt}"
+        decision = api.get(f"/v1/users/{user}/decision", params={"campaign_id": campaign}).json()
+        if decision["offers"] and decision["offers"][0]["offer_id"] == offer_id:
+            break
+    else:
+        raise AssertionError(f"{offer_id} did not lead {user}'s decision in 20 campaigns")
+    client = redis.Redis.from_url(served_world.redis_url)
+    try:
+        client.delete(keys.decision(decision["decision_id"]))
+        block = api.get(f"/v1/users/{user}/blocks/offer", params={"campaign_id": campaign})
+        assert block.status_code == 200
+        given = OfferCatalog.parse_given(client.hgetall(keys.given(user)), 3600)
+    finally:
+        client.close()
+    assert given.get(offer_id) == 1

@@ -271,6 +271,9 @@ def test_each_offer_is_forgotten_its_own_time_after_it_was_last_shown(
     assert given(start + 100 * day) == {"old": 1, "new": 1}
     redis_client.hset(keys.given("u9"), "kept-before", "3")  # a count of the older format
     assert given(start + 100 * day)["kept-before"] == 3
+    show(["new"], start + 101 * day)  # the next show dates it: it expires like the others
+    assert given(start + 190 * day)["kept-before"] == 3
+    assert "kept-before" not in given(start + 192 * day)
     redis_client.delete(keys.given("u9"))
 
 

@@ -15,7 +15,9 @@ def test_keys_are_pinned() -> None:
     assert keys.user_tag("u0000042") == "nbo:v1:{u418}"
     assert keys.given("u0000042") == "nbo:v1:{u418}:given:u0000042"
     assert keys.campaign_decision("u0000042", "spring") == (
-        "nbo:v1:{u418}:campaign:6:spring:u0000042")
+        "nbo:v1:{u418}:campaign:spring:u0000042")
+    assert keys.campaign_decision("u0000042", "spring:sale") == (
+        "nbo:v1:{u418}:campaign#11:spring:sale:u0000042")
     assert keys.decision("d-1") == "nbo:v1:decision:d-1"
 
 
@@ -34,5 +36,6 @@ def same_tag_prefix(user: str) -> str:
 
 def test_ids_with_colons_never_spell_another_pairs_campaign_key() -> None:
     prefix = same_tag_prefix("u5")
-    assert keys.campaign_decision("u5", f"camp:{prefix}") != keys.campaign_decision(
-        f"{prefix}:u5", "camp")
+    pairs = [("u5", f"camp:{prefix}"), (f"{prefix}:u5", "camp"),
+             (f"camp:{prefix}:u5", "9"), (f"{prefix}:u5", "9:camp")]
+    assert len({keys.campaign_decision(user, campaign) for user, campaign in pairs}) == 4

@@ -142,14 +142,14 @@ def test_parquet_lists_and_bytes_are_named_and_the_rest_loads(tmp_path: Path) ->
     assert loaded.invalid_rows == 2
 
 
-def test_blank_lines_in_a_csv_file_are_skipped(tmp_path: Path) -> None:
+def test_blank_lines_and_lines_of_empty_fields_are_skipped(tmp_path: Path) -> None:
     directory = write_dataset(tmp_path)
-    _users(directory, raw=b"user_id,country\nu1,FR\n\nu2,US\n\n\n", suffix="csv")
+    _users(directory, raw=b"user_id,country\nu1,FR\n\nu2,US\n,\n\n", suffix="csv")
     loaded = load_table(directory, USERS)
     assert loaded.frame["user_id"].to_list() == ["u1", "u2"]
     assert loaded.checks[0].ok
     broken = write_dataset(tmp_path / "broken")  # the slow reader, for a broken line
-    _users(broken, raw=b"user_id,country\nu1,FR\n\nu2,US,extra\nu3,JP\n\n", suffix="csv")
+    _users(broken, raw=b"user_id,country\nu1,FR\n\nu2,US,extra\n,\nu3,JP\n\n", suffix="csv")
     loaded = load_table(broken, USERS)
     assert loaded.frame["user_id"].to_list() == ["u1", "u3"]
     [problem] = [str(problem) for problem in loaded.checks[0].shown]
