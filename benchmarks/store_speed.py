@@ -30,7 +30,8 @@ from benchmarks.common import command, machine, percentiles_us, write_result
 from features.event import Event
 from features.pipeline import compute_features, load_inputs
 from features.store import keys
-from features.store.layout import RECORD, pack
+from features.store.layout import RECORD
+from features.store.pack import pack
 from features.store.redis_store import USERS_PER_BUCKET, RedisFeatureStore, new_version_id
 from nbo.redis_server import EmbeddedRedis
 from training.synthetic.world import generate_world

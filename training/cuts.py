@@ -10,7 +10,7 @@ from datetime import datetime
 import polars as pl
 
 from features.pipeline import BatchFeatures, compute_features
-from features.store.layout import kept
+from features.store.kept import kept
 from training.split import up_to
 
 

@@ -32,9 +32,11 @@ from features.pipeline import BatchFeatures
 from features.state import UserState
 from features.store import keys
 from features.store.base import Applied, PublishReport
-from features.store.layout import layout, pack, to_blobs, unpack
+from features.store.layout import layout
 from features.store.live import SEQUENCE, changed_fields, overlay
 from features.store.meta import VersionMeta
+from features.store.pack import pack, to_blobs
+from features.store.unpack import unpack
 from nbo.errors import NboError, StoreContentionError
 from nbo.redis_plan import Command, LuaScript, Plan, Step, run
 from nbo.redis_server import connect

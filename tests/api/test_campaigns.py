@@ -14,8 +14,8 @@ from decisions.campaigns import Answer
 from decisions.outcome import DecisionRequest
 from features.state import UserState
 from features.store import redis_store
-from features.store.layout import unpack
 from features.store.meta import VersionMeta
+from features.store.unpack import unpack
 from nbo.redis_plan import LuaScript, Outcome, Plan, execute, resume
 from tests.api.conftest import ServedWorld
 

@@ -10,17 +10,10 @@ import orjson
 from numpy.lib.recfunctions import recursive_fill_fields
 
 from features.state import UserState
-from features.store.layout import (
-    CHANNEL_BITS,
-    CHANNEL_MASK,
-    CONTACT_SLOTS,
-    dtype_of,
-    layout,
-    pack,
-    to_blobs,
-    unpack,
-)
+from features.store.layout import CHANNEL_BITS, CHANNEL_MASK, CONTACT_SLOTS, dtype_of, layout
 from features.store.live import SESSION, overlay
+from features.store.pack import pack, to_blobs
+from features.store.unpack import unpack
 from tests.conftest import SplitWorld
 
 

@@ -22,7 +22,8 @@ from features.state import UserState
 from features.store import keys
 from features.store.base import Applied, FeatureStore
 from features.store.export import export_events
-from features.store.layout import CHANNEL_COUNTS, kept
+from features.store.kept import kept
+from features.store.layout import CHANNEL_COUNTS
 from features.store.redis_store import Extra, RedisFeatureStore
 from nbo.errors import DataContractError
 from nbo.redis_plan import run

@@ -1,0 +1,71 @@
+"""What the packed record (features/store/layout.py) keeps of a batch: the top of each
+long-tailed feature. Models that learn from `kept(batch)` learn from what the store serves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+
+from features.contacts import ALL_CHANNELS
+from features.pipeline import BatchFeatures
+from features.store.layout import (
+    ACTIVE_HOURS,
+    BOUGHT,
+    CONTACT_DAYS,
+    CONTACT_SLOTS,
+    HOURLY,
+    TOP_BRANDS,
+    TOP_CATEGORIES,
+    UNATTRIBUTED,
+)
+
+
+def _top(frame: pl.DataFrame, by: str, limit: int) -> pl.DataFrame:
+    """The `limit` rows with the largest `by` per user (a row without one last: a category
+    only returned to, never bought, has no last purchase); ties go to the smaller values of
+    the other columns, so the same batch always keeps the same rows."""
+    rest = [name for name in frame.columns if name not in ("user_id", by)]
+    ordered = frame.sort(["user_id", by, *rest], descending=[False, True, *[False] * len(rest)],
+                         nulls_last=True)
+    return ordered.group_by("user_id", maintain_order=True).head(limit).select(frame.columns)
+
+
+def kept(batch: BatchFeatures) -> BatchFeatures:
+    """What the packed record keeps of `batch` (layout.py's docstring says what): models that
+    learn from `kept(batch)` learn from what the store serves (to its numbers' precision)."""
+    counts = dict(batch.counts)
+    for name, limit in (("category_affinity", TOP_CATEGORIES), ("brand_affinity", TOP_BRANDS),
+                        ("hourly_activity", ACTIVE_HOURS)):
+        counts[name] = _top(counts[name], "total", limit)
+    opens = counts["hourly_opens"].with_columns(
+        channel=pl.col("key").str.split(":").list.first())
+    channels = _top(opens.group_by("user_id", "channel").agg(pl.col("total").sum()), "total",
+                    HOURLY)
+    counts["hourly_opens"] = opens.join(channels.select("user_id", "channel"),
+                                        on=["user_id", "channel"]).drop("channel")
+    last_day = batch.anchor.date()
+    recent = batch.contacts.filter(
+        (pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))
+    sends = _top(pl.concat([recent.filter(pl.col("channel") != ALL_CHANNELS),
+                            unattributed(recent)]), "day", CONTACT_SLOTS)
+    every_channel = sends.group_by("user_id", "day", maintain_order=True).agg(
+        pl.col("sent").sum()).select("user_id", channel=pl.lit(ALL_CHANNELS), day="day",
+                                     sent="sent")
+    return replace(batch, counts=counts,
+                   category_purchases=_top(batch.category_purchases, "last", BOUGHT),
+                   contacts=pl.concat([sends.filter(pl.col("channel") != UNATTRIBUTED),
+                                       every_channel.cast(sends.schema)]))
+
+
+def unattributed(contacts: pl.DataFrame) -> pl.DataFrame:
+    """Each day's messages sent on no named channel: the all-channel count less the named
+    channels' (as rows of channel UNATTRIBUTED)."""
+    named = contacts.filter(pl.col("channel") != ALL_CHANNELS).group_by("user_id", "day").agg(
+        named=pl.col("sent").sum())
+    return (contacts.filter(pl.col("channel") == ALL_CHANNELS)
+            .join(named, on=["user_id", "day"], how="left")
+            .with_columns(channel=pl.lit(UNATTRIBUTED),
+                          sent=pl.col("sent") - pl.col("named").fill_null(0))
+            .filter(pl.col("sent") > 0)
+            .select(contacts.columns).cast(contacts.schema))
