@@ -140,7 +140,8 @@ class ContactPolicy:
         zone = user_zone(state.profile.timezone)
         next_allowed_at: datetime | None = None
         if not allowed or self.is_quiet(now.astimezone(zone).hour):
-            next_allowed_at = min((self._next_open(counts, caps, now, zone, None)
+            from_now: dict[int | None, datetime] = {}
+            next_allowed_at = min((self._next_open(counts, caps, now, zone, None, from_now)
                                    for caps in _loosest(caps_of.values())), default=None)
         return ContactBudget(window_days=window, sent=sent, cap=cap,
                              remaining=None if cap is None else max(cap - sent, 0),
@@ -178,10 +179,11 @@ class ContactPolicy:
         channel has room under every cap. The hours are taken as given: `send_hour` moves
         a message that would interrupt out of the quiet hours."""
         counts, now, zone = _daily_counts(state), _utc(now), user_zone(state.profile.timezone)
+        from_now: dict[int | None, datetime] = {}
         found = {}
         for channel, local_hour in local_hours.items():
             found[channel] = self._next_open(counts, self._caps_of(channel), now, zone,
-                                             _hour(local_hour))
+                                             _hour(local_hour), from_now)
         return found
 
     @cached_property
@@ -207,16 +209,23 @@ class ContactPolicy:
                           *self._global_caps)
                 for channel, caps in self.caps.items() if channel != ALL_CHANNELS}
 
-    def _next_open(self, counts: Counts, caps: Sequence[_Cap],
-                   now: datetime, zone: tzinfo, wanted: int | None) -> datetime:
+    def _next_open(self, counts: Counts, caps: Sequence[_Cap], now: datetime, zone: tzinfo,
+                   wanted: int | None, from_now: dict[int | None, datetime]) -> datetime:
         """The first instant >= `now` with room under `caps` whose local hour is `wanted`
-        (None: any hour outside quiet hours)."""
+        (None: any hour outside quiet hours). `from_now` keeps `_next_hour` from `now` by
+        the hour wanted: one search for all the channels or caps of one user."""
         start = now
         while True:
             day = _room_day(counts, caps, start.toordinal())
-            start = max(start, _midnight(day))
-            moment = self._next_hour(start, zone, wanted)
-            if _has_room(counts, caps, moment.toordinal()):
+            if day != start.toordinal():  # a later day: it starts after `start`
+                start = _midnight(day)
+            moment = from_now.get(wanted) if start == now else None
+            if moment is None:
+                moment = self._next_hour(start, zone, wanted)
+                if start == now:
+                    from_now[wanted] = moment
+            # room on `day` under every cap (`_room_day`): only a later day needs a look
+            if moment.toordinal() == day or _has_room(counts, caps, moment.toordinal()):
                 return moment
             start = moment  # room ran out again (a bucket dated in the future); look later
 

@@ -288,6 +288,20 @@ def test_next_send_properties(policy: ContactPolicy, sends: Mapping[tuple[str, i
         earlier -= timedelta(hours=1)
 
 
+@settings(max_examples=150, deadline=None)
+@given(policy=policy_strategy, sends=sends_strategy, zone=st.sampled_from(ZONES),
+       now=now_strategy, hours=st.dictionaries(st.sampled_from(CHANNELS), st.integers(0, 23)))
+def test_send_times_of_many_channels_are_each_channels_own(
+        policy: ContactPolicy, sends: Mapping[tuple[str, int], int], zone: str | None,
+        now: datetime, hours: dict[str, int]) -> None:
+    """Channels asked together (which share the search for their hour) get what each
+    would get alone."""
+    state = build(sends, zone, now)
+    together = policy.send_times(state, hours, now)
+    assert together == {channel: policy.send_times(state, {channel: hour}, now)[channel]
+                        for channel, hour in hours.items()}
+
+
 def test_quiet_hours_hold_back_only_messages_that_interrupt() -> None:
     policy = ContactPolicy({}, quiet_hours=(21, 8))
     assert [policy.send_hour(c, 23) for c in ("email", "push", "sms", "whatsapp")] == [8] * 4
