@@ -42,11 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # every worker serves the promoted model version, whichever answered a reload
             following = (asyncio.create_task(services.follow_promoted_forever(
                 settings.model_poll_s)) if settings.model_poll_s else None)
+            logging_unlogged = asyncio.create_task(services.log_unlogged_forever(
+                max(settings.redis_retry_after_s, 0.1)))
             try:
                 yield
             finally:
                 if following is not None:
                     following.cancel()
+                logging_unlogged.cancel()
         services.connection.close()
         services.batch_connection.close()
 

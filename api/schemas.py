@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from features.contract.schema import (
     COUNTRY_PATTERN,
     ID_MAX_CHARS,
+    PRICE_MAX,
     Channel,
     Journey,
     clean_text,
@@ -101,8 +102,8 @@ class FeedbackRequest(BaseModel):
     offer_id: Id | None = None
     ts: datetime | None = Field(default=None, description="when it happened, with its "
                                 "time-zone offset (default: now)")
-    value: float | None = Field(default=None, ge=0, allow_inf_nan=False,
-                                description="order value, if any")
+    value: float | None = Field(default=None, ge=0, le=PRICE_MAX, allow_inf_nan=False,
+                                strict=True, description="order value, if any")
 
     @field_validator("ts")
     @classmethod

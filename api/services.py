@@ -212,6 +212,19 @@ class Services:
                 logger.exception("following the promoted model version failed")
 
 
+    async def log_unlogged_forever(self, every_s: float) -> None:
+        """Log the decisions made while Redis was down, every `every_s` seconds once it is
+        back, until cancelled: a worker that decides nothing new (its answers all
+        remembered, or no traffic) still logs them, so their feedback joins them."""
+        while True:
+            await anyio.sleep(every_s)
+            if self.engine.unlogged:
+                try:
+                    await self.run(self.engine.log_unlogged_plan())
+                except Exception:  # never let a surprise stop the logging
+                    logger.exception("logging the decisions made during an outage failed")
+
+
 class NoPromotedModel(NboError):
     http_status = 409
 

@@ -46,12 +46,11 @@ return redis.call('HGETALL', KEYS[1])
 """)
 
 # KEYS[1] the campaign's hash: mark its offer block shown, if the hash still exists (one
-# just expired is not made again without an expiry); 1 when this call marked it.
+# just expired is not made again without an expiry).
 _MARK_SHOWN = LuaScript("""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], 'shown', 1)
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSETNX', KEYS[1], 'shown', 1) end
+return 1
 """)
-
 
 @dataclass(frozen=True)
 class Answer:
@@ -124,15 +123,17 @@ class CampaignDecisions:
         """The campaign's offer block rendered for the first time: recorded as the
         impression of its offer (decisions/feedback.py), which counts it as shown to the
         user (max_per_user) once, however often the block is fetched and whether or not the
-        sender also reports the impression."""
+        sender also reports the impression. The block is marked shown once that is done, so
+        a render that fails on the way is recorded by the next."""
         key = keys.campaign_decision(user_id, campaign_id)
-        if (yield from _MARK_SHOWN.call([key], [])):
-            try:
-                yield from self._feedback.record_plan(Feedback(
-                    decision_id, "impression", offer_id, datetime.now(UTC), None))
-            except UnknownDecision:  # its summary not written yet (the log follows the
-                # store), or gone: the showing still counts, only unjoined
-                yield from self._feedback.shown_plan(user_id, [offer_id])
+        try:
+            yield from self._feedback.record_plan(Feedback(
+                decision_id, "impression", offer_id, datetime.now(UTC), None))
+        except UnknownDecision:  # its summary not written yet (the log follows the store),
+            # or gone: the showing still counts, only unjoined
+            yield from self._feedback.shown_once_plan(user_id, offer_id, key, SHOWN.decode())
+            return
+        yield from _MARK_SHOWN.call([key], [])
 
 
 def _remembered(fields: Mapping[bytes, bytes], now: int) -> Answer | None:

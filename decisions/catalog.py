@@ -286,25 +286,34 @@ class OfferCatalog:
         return given
 
 
-# KEYS[1] a user's given hash; ARGV: now (epoch s), how long a count is kept (s), then
-# (offer id, times shown) pairs. Each field holds "<times>:<epoch s last shown>"; a count
-# older than the second argument starts again from 0. The hash outlives its latest count.
-# A count kept before counts carried their time is dated now, so that it expires too.
-_GIVE = """
-local now, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-    if not string.find(fields[i + 1], ':', 1, true) then
-        redis.call('HSET', KEYS[1], fields[i], fields[i + 1] .. ':' .. now)
+# Lua: count offers shown to a user in their given hash `key` at `now` (epoch s), each
+# (offer id, times shown) pair of `shown` from its `first` item on. Each field holds
+# "<times>:<epoch s last shown>"; a count older than `keep` seconds starts again from 0. The
+# hash outlives its latest count. A count kept before counts carried their time is dated
+# now, so that it expires too. Scripts that count shows (here, decisions/feedback.py,
+# decisions/campaigns.py) start with it.
+GIVE_FUNCTION = """
+local function give(key, now, keep, shown, first)
+    local fields = redis.call('HGETALL', key)
+    for i = 1, #fields, 2 do
+        if not string.find(fields[i + 1], ':', 1, true) then
+            redis.call('HSET', key, fields[i], fields[i + 1] .. ':' .. now)
+        end
     end
+    for i = first, #shown, 2 do
+        local times, at = string.match(redis.call('HGET', key, shown[i]) or '', '^(%d*):?(%d*)$')
+        times = tonumber(times) or 0
+        if tonumber(at) and tonumber(at) + keep <= now then times = 0 end
+        redis.call('HSET', key, shown[i], (times + tonumber(shown[i + 1])) .. ':' .. now)
+    end
+    redis.call('EXPIRE', key, keep)
 end
-for i = 3, #ARGV, 2 do
-    local times, shown = string.match(redis.call('HGET', KEYS[1], ARGV[i]) or '', '^(%d*):?(%d*)$')
-    times = tonumber(times) or 0
-    if tonumber(shown) and tonumber(shown) + keep <= now then times = 0 end
-    redis.call('HSET', KEYS[1], ARGV[i], (times + tonumber(ARGV[i + 1])) .. ':' .. now)
-end
-redis.call('EXPIRE', KEYS[1], keep)
+"""
+
+# KEYS[1] a user's given hash; ARGV: now, how long a count is kept (s), then (offer id,
+# times shown) pairs.
+_GIVE = GIVE_FUNCTION + """
+give(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV, 3)
 return 1
 """
 

@@ -666,6 +666,18 @@ class DecisionEngine:
         commands += OfferCatalog.chosen_commands(chosen_by_all)
         return commands
 
+    @property
+    def unlogged(self) -> bool:
+        """Whether decisions made while Redis was down wait to be logged."""
+        return bool(self._unlogged)
+
+    def log_unlogged_plan(self) -> Plan[None]:
+        """Log the decisions made while Redis was down, unless it still is: what the next
+        decision would do, for a worker that decides nothing new meanwhile (their feedback
+        joins them once they are logged)."""
+        if self._unlogged and not self.redis_down:
+            yield from self._log([])
+
     def _log(self, commands: list[Command]) -> Plan[None]:
         """`commands` in one pipelined write, after those of decisions made while Redis was
         down (kept for then: their feedback joins and their place in the log); when the

@@ -2,7 +2,9 @@
 joined to the decision's summary in Redis and appended to the feedback stream.
 
 Each (decision, type, offer) is recorded once: a retried or repeated report is answered as
-a duplicate and counts nothing again, so a client may resend after a timeout. What the user
+a duplicate and counts nothing again, so a client may resend after a timeout. A report is
+marked and recorded by one script, so a failure on the way leaves it either recorded whole
+or not at all (then its retry records it). What the user
 was shown counts against the offers' `max_per_user`: an impression counts the offer it
 names, else every offer of the decision. The first render of a campaign's offer block is
 recorded as its offer's impression (decisions/campaigns.py), so a sender's own report of it
@@ -11,36 +13,63 @@ is a duplicate. A redemption spends its offer's cost from the budget.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import orjson
-import redis
 
 from decisions import keys
-from decisions.catalog import OfferCatalog
+from decisions.catalog import GIVE_FUNCTION, OfferCatalog
 from decisions.policy import Policy
 from nbo.errors import DataContractError, NboError
-from nbo.redis_plan import Command, LuaScript, Plan, Step
+from nbo.redis_plan import LuaScript, Plan, Step
 
 FeedbackType = Literal["impression", "open", "click", "conversion", "redemption"]
-WHOLE = "*"  # a marker's offer for feedback about the decision as a whole
 
 
 class UnknownDecision(NboError):
     http_status = 404
 
 
-# KEYS[1] a decision's summary; ARGV: a time, then marker fields. -1 when the summary is gone
-# (a marker alone would make a summary without a user or an expiry), else per marker 1 when
-# this call set it, 0 when it was set before.
-_MARK = LuaScript("""
+# KEYS: a decision's summary, the feedback stream, the user's given hash, the offers' spent
+# hash. ARGV: the report's time, now (epoch s), how long a given count is kept (s), the
+# stream's length, the stream's entry, 1 when the report counts its offers as shown, the
+# offer whose cost it spends ('' for none) and that cost, then (marker, offer) pairs: offer
+# '' for the decision as a whole. -1 when the summary is gone (a marker alone would make a
+# summary without a user or an expiry), else how many markers this call set: 0 for a
+# duplicate, which records nothing.
+_RECORD = LuaScript(GIVE_FUNCTION + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local marked = {}
-for i = 2, #ARGV do marked[i - 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) end
-return marked
+local new, shown = 0, {}
+for i = 9, #ARGV, 2 do
+    if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) == 1 then
+        new = new + 1
+        if ARGV[i + 1] ~= '' then
+            shown[#shown + 1] = ARGV[i + 1]
+            shown[#shown + 1] = 1
+        end
+    end
+end
+if new == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'f', ARGV[5])
+if ARGV[6] == '1' and #shown > 0 then
+    give(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), shown, 1)
+end
+if ARGV[7] ~= '' then redis.call('HINCRBYFLOAT', KEYS[4], ARGV[7], ARGV[8]) end
+return new
+""")
+
+
+# KEYS: a hash that must exist, the user's given hash; ARGV: a field of the first, now
+# (epoch s), how long a given count is kept (s), the offer. Sets the field and, when this
+# call set it, counts the offer as given: both or neither. 1 when counted.
+_SHOWN_ONCE = LuaScript(GIVE_FUNCTION + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], 1) == 0 then return 0 end
+give(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]), {ARGV[4], 1}, 1)
+return 1
 """)
 
 
@@ -77,51 +106,42 @@ class FeedbackLog:
         if feedback.offer_id is not None and feedback.offer_id not in offers:
             raise DataContractError(f"offer {feedback.offer_id!r} was not part of decision "
                                     f"{feedback.decision_id!r} (it offered {offers})")
-        spend: list[Command] = []
+        spend: tuple[str, float] = ("", 0.0)
         if feedback.type == "redemption" and feedback.offer_id is not None:
             offer = (yield from self._catalog.snapshot_plan()).get(feedback.offer_id)
             if offer is not None:
-                spend.append(OfferCatalog.spend_command(offer.offer_id, offer.cost))
+                spend = (offer.offer_id, offer.cost)
         # an impression is marked per offer shown, so one naming an offer after one for the
         # whole decision (or the other way round) counts no offer twice
         about = ([feedback.offer_id] if feedback.offer_id is not None
-                 else offers if feedback.type == "impression" and offers else [WHOLE])
-        markers = {offer: f"seen:{feedback.type}:{offer}" for offer in about}
-        marked = yield from _MARK.call([key], [feedback.ts.isoformat(), *markers.values()])
-        if marked == -1:  # expired since it was read
-            raise _unknown(feedback.decision_id)
-        new = [offer for offer, first in zip(about, marked, strict=True) if first]
-        if not new:
-            return Recorded(user_id, duplicate=True)
-        commands = [*self._commands(feedback, user_id, new), *spend]
-        try:
-            yield Step(commands)
-        except redis.RedisError:
-            try:  # so that the client's retry is recorded, not taken for a duplicate
-                yield Step.one("HDEL", key, *(markers[offer] for offer in new))
-            except redis.RedisError:
-                pass
-            raise
-        return Recorded(user_id, duplicate=False)
-
-    def shown_plan(self, user_id: str, offer_ids: Sequence[str]) -> Plan[None]:
-        """Count offers shown to a user against their `max_per_user`, with no decision to
-        join them to (its summary not written yet, or expired)."""
-        yield Step(self._shown_commands(user_id, offer_ids))
-
-    def _shown_commands(self, user_id: str, offer_ids: Sequence[str]) -> list[Command]:
-        return OfferCatalog.given_commands([(user_id, offer_ids)], self._policy.given_ttl_s)
-
-    def _commands(self, feedback: Feedback, user_id: str, new: list[str]) -> list[Command]:
-        """The feedback stream's entry, and for an impression the offers it newly shows."""
+                 else offers if feedback.type == "impression" and offers else [None])
         entry = {"decision_id": feedback.decision_id, "type": feedback.type,
                  "offer_id": feedback.offer_id, "ts": feedback.ts.isoformat(),
                  "value": feedback.value, "user_id": user_id}
-        commands: list[Command] = [("XADD", keys.FEEDBACK, "MAXLEN", "~",
-                                    self._policy.decision_log_max, "*", "f", orjson.dumps(entry))]
-        if feedback.type == "impression":
-            commands += self._shown_commands(user_id, [offer for offer in new if offer != WHOLE])
-        return commands
+        recorded = yield from _RECORD.call(
+            [key, keys.FEEDBACK, keys.given(user_id), keys.SPENT],
+            [feedback.ts.isoformat(), int(time.time()), self._policy.given_ttl_s,
+             self._policy.decision_log_max, orjson.dumps(entry),
+             int(feedback.type == "impression"), *spend,
+             *(part for offer in about
+               for part in (_marker(feedback.type, offer), offer or ""))])
+        if recorded == -1:  # expired since it was read
+            raise _unknown(feedback.decision_id)
+        return Recorded(user_id, duplicate=recorded == 0)
+
+
+    def shown_once_plan(self, user_id: str, offer_id: str, key: str, field: str) -> Plan[None]:
+        """Count an offer as shown to a user (max_per_user) with no decision to join it to
+        (its summary not written yet, or expired), once: when this call sets `field` of
+        the existing hash at `key`, which happens with the count or not at all."""
+        yield from _SHOWN_ONCE.call([key, keys.given(user_id)],
+                                    [field, int(time.time()), self._policy.given_ttl_s, offer_id])
+
+
+def _marker(kind: FeedbackType, offer_id: str | None) -> str:
+    """The summary's field marking a report of this type about the offer (None: about the
+    decision as a whole, a field no offer id can spell)."""
+    return f"seen:{kind}" if offer_id is None else f"seen:{kind}:{offer_id}"
 
 
 def _unknown(decision_id: str) -> UnknownDecision:

@@ -11,8 +11,9 @@ from fastapi import APIRouter
 from api.auth import Ingest
 from api.schemas import FeedbackRequest, FeedbackResponse
 from api.services import ServicesDep
-from decisions.feedback import Feedback
+from decisions.feedback import Feedback, Recorded
 from nbo.errors import RedisUnavailableError
+from nbo.redis_plan import Plan
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -22,8 +23,13 @@ async def post_feedback(body: FeedbackRequest, services: ServicesDep,
                         _: Ingest) -> FeedbackResponse:
     feedback = Feedback(body.decision_id, body.type, body.offer_id,
                         body.ts or datetime.now(UTC), body.value)
+    def recording() -> Plan[Recorded]:
+        # a decision made in an outage just over is logged first, so its feedback joins it
+        yield from services.engine.log_unlogged_plan()
+        return (yield from services.feedback.record_plan(feedback))
+
     try:
-        recorded = await services.run(services.feedback.record_plan(feedback))
+        recorded = await services.run(recording())
     except redis.RedisError as error:
         services.metrics.redis_errors.inc()
         raise RedisUnavailableError("Redis is unreachable; the feedback was not stored: send "

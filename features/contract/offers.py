@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PositiveInt,
+    StringConstraints,
     ValidationError,
     model_validator,
 )
@@ -33,6 +34,7 @@ from features.contract.schema import (
     COUNTRY_PATTERN,
     ID_MAX_CHARS,
     NAME_MAX_CHARS,
+    PRICE_MAX,
     Channel,
     Journey,
     LifecycleStage,
@@ -43,14 +45,22 @@ from nbo.errors import DataContractError
 
 OFFER_FILE_NAMES = ("offers.yaml", "offers.yml", "offers.json")
 NonEmptyStr = Annotated[str, Field(min_length=1)]
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(clean_text)]
-OfferId = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS, pattern="^[^/]*$"),
+# text as written is trimmed (docs/data.md), as events' text is: a category " tea" would
+# name no category any user has
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                        max_length=NAME_MAX_CHARS), AfterValidator(clean_text)]
+OfferId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=ID_MAX_CHARS, pattern="^[^/]*$"),
                     AfterValidator(clean_text)]
 """An offer id as written: it is a path segment of /v1/offers/{offer_id}, so no slash."""
 MAX_PER_USER = 1_000_000
 """The largest `max_per_user`: no user is shown an offer more often."""
-# NaN and infinity are no amounts (and JSON would store them as null, losing the offer)
-Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# NaN and infinity are no amounts (and JSON would store them as null, losing the offer);
+# nor are true, false or "5" (strict: `budget: no` must not read as a budget of 0)
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+AmountInput = Annotated[float, Field(ge=0, le=PRICE_MAX, allow_inf_nan=False, strict=True)]
+"""An amount as written: no larger than an event's price may be (offers stored before
+writes capped them are still read)."""
 
 # The segments decisions/engine.py (`_segments`) gives users, which offers may target.
 SEGMENTS = ("buyer", "prospect", "app")
@@ -155,8 +165,12 @@ class OfferInput(Offer):
     than the API's paths take."""
 
     offer_id: OfferId
+    value: AmountInput = Field(description="face value to the customer, currency units")
+    cost: AmountInput = Field(description="cost to the business per redemption")
     categories: list[Name] = Field(default_factory=list, description="empty: any")
-    max_per_user: Annotated[int, Field(gt=0, le=MAX_PER_USER)] | None = None
+    min_order_value: AmountInput = 0.0
+    budget: AmountInput | None = Field(default=None, description="total cost allowed")
+    max_per_user: Annotated[int, Field(gt=0, le=MAX_PER_USER, strict=True)] | None = None
     eligibility: EligibilityInput = Field(default_factory=EligibilityInput)
 
     @model_validator(mode="wrap")

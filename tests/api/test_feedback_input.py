@@ -52,6 +52,14 @@ def test_a_value_that_is_no_finite_number_is_refused(api: TestClient, decision_i
     assert finite.status_code == 200, finite.text
 
 
+@pytest.mark.parametrize("value", [True, False, "12.5", 2e9])
+def test_a_value_that_is_no_order_value_is_refused(api: TestClient, decision_id: str,
+                                                   value: object) -> None:
+    response = api.post("/v1/feedback", json={"decision_id": decision_id, "type": "conversion",
+                                              "value": value})
+    assert _problem(response)["location"] == "body.value"
+
+
 def test_a_redemption_must_name_its_offer(api: TestClient, decision_id: str) -> None:
     response = api.post("/v1/feedback", json={"decision_id": decision_id,
                                               "type": "redemption", "value": 30})

@@ -80,3 +80,23 @@ def test_a_good_offer_is_still_stored_and_listed(catalog: TestClient) -> None:
     assert put.status_code == 200, put.text
     listed = {offer["offer_id"]: offer for offer in catalog.get("/v1/offers").json()["offers"]}
     assert listed["flash-7"]["budget"] == 70.5 and listed["flash-7"]["max_per_user"] == 2
+
+
+@pytest.mark.parametrize(("field", "given"), [
+    ("budget", False), ("value", True), ("cost", "5"), ("max_per_user", True),
+    ("max_per_user", 1.5), ("value", 1e10), ("budget", 2e9)])
+def test_amounts_and_counts_must_be_numbers_of_sane_size(catalog: TestClient, field: str,
+                                                         given: object) -> None:
+    """`budget: no` in YAML is false: read as a budget of 0, the offer was never chosen."""
+    problems = _put(catalog, {**OFFER, field: given})["problems"]
+    assert isinstance(problems, list) and problems[0]["location"] == f"body.{field}"
+
+
+def test_ids_and_categories_are_trimmed_as_written(catalog: TestClient) -> None:
+    assert _put(catalog, {**OFFER, "categories": ["  "]})["problems"]  # blank, trimmed
+    put = catalog.put(f"/v1/offers/{OFFER['offer_id']}",
+                      json={**OFFER, "offer_id": f" {OFFER['offer_id']} ",
+                            "categories": [" coffee", "tea "]})
+    assert put.status_code == 200, put.text
+    stored = catalog.get(f"/v1/offers/{OFFER['offer_id']}").json()
+    assert stored["offer_id"] == OFFER["offer_id"] and stored["categories"] == ["coffee", "tea"]

@@ -168,3 +168,32 @@ def test_decisions_made_during_an_outage_are_logged_once_it_is_over(
             server.url).xrange(keys.DECISIONS)
         assert [orjson.loads(fields[b"d"])["decision_id"] for _, fields in logged] == [
             during["decision_id"], after["decision_id"]]
+
+
+def test_a_decision_of_an_outage_joins_its_feedback_with_nothing_decided_after(
+        own_redis: OwnRedis) -> None:
+    """Its feedback is not refused as an unknown decision once Redis is back, and the
+    worker logs it by itself."""
+    server = own_redis.server
+    client = redis.Redis.from_url(server.url)
+    with TestClient(create_app(own_redis.settings)) as api:
+        server.stop()
+        first, second = (api.get(f"/v1/users/{user}/decision").json() for user in ("u1", "u2"))
+        assert first["degraded"] and second["degraded"]
+        server.start()
+        time.sleep(0.3)  # past redis_retry_after_s
+        feedback = api.post("/v1/feedback", json={"decision_id": first["decision_id"],
+                                                  "type": "click"})
+        assert feedback.status_code == 200, feedback.text
+        server.stop()
+        third = api.get("/v1/users/u3/decision").json()
+        assert third["degraded"]
+        server.start()
+        deadline = time.monotonic() + 5
+        while client.xlen(keys.DECISIONS) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # no request: the worker logs it by itself
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(  # type: ignore[assignment]
+            keys.DECISIONS)
+        logged = [orjson.loads(fields[b"d"])["decision_id"] for _, fields in entries]
+        assert logged == [first["decision_id"], second["decision_id"], third["decision_id"]]
+    client.close()

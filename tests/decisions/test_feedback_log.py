@@ -1,0 +1,152 @@
+"""Feedback recorded once, whole or not at all: Redis failing at any step of a report (before
+a step is done, or after it, its reply lost) leaves nothing half-recorded, and the client's
+retry records what is missing without counting anything twice. The same for the first
+render of a campaign's offer block, which records its offer's impression."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from decisions import keys
+from decisions.campaigns import CampaignDecisions
+from decisions.catalog import OfferCatalog
+from decisions.engine import DecisionEngine
+from decisions.feedback import Feedback, FeedbackLog, FeedbackType
+from decisions.policy import Policy
+from features.contract.offers import Offer
+from features.store.redis_store import RedisFeatureStore
+from nbo.redis_plan import Plan, Step, execute, run, run_blocking
+from nbo.settings import Settings
+
+USER, DECISION, OFFER = "u1", "d1", "voucher-1"
+Fault = tuple[int, bool]  # (step, whether the step was done before the failure)
+
+
+@pytest.fixture
+def log(redis_client: redis.Redis, tmp_path: Path) -> Iterator[FeedbackLog]:
+    catalog = OfferCatalog(redis_client)
+    catalog.put(Offer.model_validate({"offer_id": OFFER, "kind": "voucher", "value": 5.0,
+                                      "cost": 2.5, "budget": 100.0}))
+    redis_client.hset(keys.decision(DECISION), mapping={
+        "user_id": USER, "offers": orjson.dumps([OFFER]), "ts": "2026-12-07T00:00:00+00:00"})
+    yield FeedbackLog(catalog, Policy.from_settings(Settings(data_dir=tmp_path)))
+
+
+def failing_once(client: redis.Redis, fault: Fault) -> Callable[[Step], list[Any]]:
+    """An executor whose step number `fault[0]` fails as an outage would: before Redis runs
+    it, or (`fault[1]`) after, with its reply lost."""
+    steps = iter(range(1_000))
+
+    def run_step(step: Step) -> list[Any]:
+        number = next(steps)
+        if number != fault[0]:
+            return execute(client, step)
+        if fault[1]:
+            execute(client, step)
+        raise redis.ConnectionError("Redis went away")
+    return run_step
+
+
+def steps_taken(plan: Plan[Any], client: redis.Redis) -> int:
+    """How many steps `plan` takes when nothing fails."""
+    count = 0
+
+    def counting(step: Step) -> list[Any]:
+        nonlocal count
+        count += 1
+        return execute(client, step)
+    run_blocking(plan, counting)
+    return count
+
+
+def recorded(client: redis.Redis) -> tuple[int, dict[str, int], float]:
+    """What the reports left: feedback entries, offers counted as shown, budget spent."""
+    given = OfferCatalog.parse_given(client.hgetall(keys.given(USER)), 3600)
+    return client.xlen(keys.FEEDBACK), given, float(client.hget(keys.SPENT, OFFER) or 0)
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("impression", (1, {OFFER: 1}, 0.0)), ("redemption", (1, {}, 2.5)),
+    ("click", (1, {}, 0.0))])
+@pytest.mark.parametrize("done", [False, True])
+def test_a_report_cut_off_at_any_step_is_recorded_once_by_its_retry(
+        log: FeedbackLog, redis_client: redis.Redis, kind: FeedbackType,
+        expected: tuple[int, dict[str, int], float], done: bool) -> None:
+    report = Feedback(DECISION, kind, OFFER if kind != "click" else None,
+                      datetime.now(UTC), None)
+    def forget() -> None:
+        redis_client.delete(keys.FEEDBACK, keys.given(USER), keys.SPENT)
+        summary = keys.decision(DECISION)
+        fields: list[bytes] = redis_client.hkeys(summary)  # type: ignore[assignment]
+        redis_client.hdel(summary, *[field for field in fields if field.startswith(b"seen:")])
+
+    run(redis_client, log.record_plan(report))  # its scripts now known to Redis
+    assert recorded(redis_client) == expected
+    forget()
+    steps = steps_taken(log.record_plan(report), redis_client)
+    for step in range(steps):
+        forget()
+        with pytest.raises(redis.ConnectionError, match="went away"):
+            run_blocking(log.record_plan(report), failing_once(redis_client, (step, done)))
+        retried = run(redis_client, log.record_plan(report))
+        assert recorded(redis_client) == expected, (step, done)
+        again = run(redis_client, log.record_plan(report))
+        assert again.duplicate and recorded(redis_client) == expected
+        assert retried.user_id == USER
+
+
+@pytest.mark.parametrize("summary", [True, False])
+@pytest.mark.parametrize("done", [False, True])
+def test_a_first_render_cut_off_at_any_step_is_counted_once_by_the_next(
+        log: FeedbackLog, redis_client: redis.Redis, summary: bool, done: bool) -> None:
+    """With the decision's summary (the render is its impression) or without (not logged
+    yet: the offer is counted as shown, unjoined)."""
+    engine = DecisionEngine(redis_client, RedisFeatureStore(redis_client),
+                            OfferCatalog(redis_client), Policy.from_settings(Settings()))
+    campaigns = CampaignDecisions(engine, log, ttl_s=3600)
+    key = keys.campaign_decision(USER, "spring")
+    if not summary:
+        redis_client.delete(keys.decision(DECISION))
+
+    def render() -> Plan[None]:
+        return campaigns.shown_plan(USER, "spring", DECISION, OFFER)
+
+    def forget() -> None:
+        redis_client.delete(keys.FEEDBACK, keys.given(USER), key)
+        redis_client.hdel(keys.decision(DECISION), f"seen:impression:{OFFER}")
+        redis_client.hset(key, "decision", "1:{}")
+
+    forget()
+    run(redis_client, render())
+    counted = (1 if summary else 0, {OFFER: 1}, 0.0)
+    assert recorded(redis_client) == counted and redis_client.hexists(key, "shown")
+    forget()
+    steps = steps_taken(render(), redis_client)
+    for step in range(steps):
+        forget()
+        with pytest.raises(redis.ConnectionError, match="went away"):
+            run_blocking(render(), failing_once(redis_client, (step, done)))
+        run(redis_client, render())  # the next render
+        assert recorded(redis_client) == counted, (step, done)
+        run(redis_client, render())  # and the one after
+        assert recorded(redis_client) == counted and redis_client.hexists(key, "shown")
+
+
+def test_an_offer_named_star_is_told_apart_from_the_decision_as_a_whole(
+        log: FeedbackLog, redis_client: redis.Redis) -> None:
+    summary = keys.decision(DECISION)
+    redis_client.hset(summary, "offers", orjson.dumps(["*"]))
+    now = datetime.now(UTC)
+    whole = run(redis_client, log.record_plan(Feedback(DECISION, "click", None, now, None)))
+    star = run(redis_client, log.record_plan(Feedback(DECISION, "click", "*", now, None)))
+    shown = run(redis_client, log.record_plan(Feedback(DECISION, "impression", "*", now, None)))
+    assert not whole.duplicate and not star.duplicate and not shown.duplicate
+    assert redis_client.xlen(keys.FEEDBACK) == 3
+    assert OfferCatalog.parse_given(redis_client.hgetall(keys.given(USER)), 3600) == {"*": 1}
