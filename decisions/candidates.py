@@ -31,6 +31,7 @@ from functools import cached_property, reduce
 
 import numpy as np
 
+from decisions.catalog import pays_one_more
 from decisions.journeys import CART_JOURNEYS
 from features.contract.offers import Offer
 from features.contract.schema import Journey, LifecycleStage, OfferKind
@@ -179,7 +180,7 @@ class CandidateTable:
                 if (column := self.index.get(offer_id)) is not None:
                     given[row, column] = count
         under_max = given < self.max_per_user
-        within_budget = self._per_offer(spent) + self.cost <= self.budget  # one more
+        within_budget = pays_one_more(self._per_offer(spent), self.cost, self.budget)
         if not limits_known:
             under_max &= self.max_per_user == NEVER
             within_budget &= np.isinf(self.budget)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic, time
 
+import numpy as np
 import redis
 from pydantic import ValidationError
 from redis.typing import EncodableT
@@ -102,11 +103,23 @@ def _hash(raw: object) -> dict[object, object]:
     return raw
 
 
+BUDGET_SLACK = 1e-9
+"""The share of a budget that sums of decimal amounts may overshoot it by, rounding alone
+(2.2 + 1.1 > 3.3 in floating point): within it, the budget still pays."""
+
+
+def pays_one_more(spent: float | np.ndarray, cost: float | np.ndarray,
+                  budget: float | np.ndarray) -> np.ndarray:
+    """Whether what is left of `budget` after `spent` pays one more redemption at `cost`
+    (numbers, or arrays of them; an infinite budget for none)."""
+    return np.asarray(spent + cost <= budget + BUDGET_SLACK * np.maximum(budget, 1.0))
+
+
 def _status(budget: float | None, cost: float, spent: float, chosen: int) -> BudgetStatus:
     """Exhausted once what is left cannot pay for one more redemption (as decisions
     read it: decisions/candidates.py)."""
-    remaining = None if budget is None else max(budget - spent, 0.0)
-    exhausted = budget is not None and spent + cost > budget
+    remaining = None if budget is None else max(round(budget - spent, 9), 0.0)
+    exhausted = budget is not None and not pays_one_more(spent, cost, budget).item()
     return BudgetStatus(budget, spent, remaining, exhausted, chosen)
 
 

@@ -152,7 +152,8 @@ class _Reach:
 
     channels: list[ChannelScore]
     best: ChannelScore | None  # the best allowed channel
-    context: ChannelScore | None  # the channel offers are scored for: the best, else the first
+    context: ChannelScore | None  # the channel offers are scored for: the best, else the
+    # best reaching the user, else the first
     local: datetime  # when a message on it would reach them, in their time zone
 
 
@@ -364,7 +365,9 @@ class DecisionEngine:
         channels = self._channels(state, subject.allowed, subject.reach, open_allowed, learned,
                                   call)
         best = next((c for c in channels if c.allowed), None)
-        context = best or next(iter(channels), None)
+        # else the best reaching the user (the caller may allow channels that do not)
+        context = (best or next((c for c in channels if c.channel in subject.reach), None)
+                   or next(iter(channels), None))
         when = now
         if context is not None and context.channel in INTERRUPTING and context.send_at is not None:
             when = context.send_at
@@ -505,7 +508,8 @@ class DecisionEngine:
         request, state, table, eligible = subject.request, subject.state, call.table, pool.eligible
         uplift = with_offer - without
         purchases = state.purchases
-        order_value = (purchases.amount / purchases.lines if purchases.lines
+        order_value = (purchases.amount / purchases.lines  # returns may outweigh purchases
+                       if purchases.lines and purchases.amount > 0
                        else self._policy.default_order_value)
         cost = table.cost[eligible]
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)

@@ -300,3 +300,18 @@ def test_explain_names_what_made_the_first_offers_case(api: TestClient,
         assert sizes == sorted(sizes, reverse=True)
         explained += 1
     assert explained >= 5
+
+
+def test_returns_outweighing_purchases_leave_the_default_order_value(api: TestClient) -> None:
+    """A net spend below zero is no order value: with it, an offer that lowers conversion
+    would have scored as worth its cost."""
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    lines = [(1, 10.0), (-1, 60.0)]  # bought 10, returned 60
+    events = [{"user_id": "returner", "event_type": "purchase", "ts": now.isoformat(),
+               "event_id": f"returner-{i}", "item_id": "i1", "category": "coffee",
+               "quantity": quantity, "price": price}
+              for i, (quantity, price) in enumerate(lines)]
+    assert api.post("/v1/events", json={"events": events}).json()["applied"] == 2
+    body = api.get("/v1/users/returner/decision", params={"explain": "true"}).json()
+    terms = body["explanation"]["arbitration"]
+    assert terms["order_value"] == 40.0  # NBO_DEFAULT_ORDER_VALUE

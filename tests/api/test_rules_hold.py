@@ -188,3 +188,25 @@ def test_one_campaign_always_gets_one_block(api: TestClient,
         assert first.headers["ETag"] == second.headers["ETag"]
 
     check()
+
+
+def test_with_every_channel_capped_offers_are_scored_for_one_reaching_the_user(
+        capped: TestClient, served_world: ServedWorld) -> None:
+    """Allowing a channel the user cannot be reached on changes nothing: the decision is for
+    the best channel that reaches them, not the best scored."""
+    users = pl.read_parquet(served_world.directory / "users.parquet").sort("user_id")
+    half = users.tail(len(users) // 2)
+    user = half.filter(pl.col("consent_email") & ~pl.col("consent_whatsapp")
+                       & ~pl.col("consent_sms"))["user_id"][0]
+    sent = capped.post("/v1/events", json={"events": [_sent(user, "email")
+                                                      for _ in range(DAILY_CAP)]})
+    assert sent.status_code == 200, sent.text
+
+    def removed(channels: str) -> dict[str, list[str]]:
+        body = capped.get(f"/v1/users/{user}/decision",
+                          params={"channels": channels, "explain": "true"}).json()
+        assert not any(c["allowed"] for c in body["channels"])  # every channel capped
+        found: dict[str, list[str]] = body["explanation"]["removed"]
+        return found
+
+    assert removed("email,whatsapp,sms") == removed("email")

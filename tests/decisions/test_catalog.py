@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from redis.connection import AbstractConnection
 
 from decisions import catalog as catalog_module
 from decisions import keys
+from decisions.candidates import CandidateTable
 from decisions.catalog import OfferCatalog, load_offers_file
 from features.contract.offers import Offer
 from features.contract.schema import Channel, OfferKind
@@ -336,3 +338,22 @@ def test_load_offers_file_never_empties_the_catalog_for_a_broken_file(
         load_offers_file(redis_client, path)
     snapshot = OfferCatalog(redis_client).snapshot()
     assert (snapshot.version, [o.offer_id for o in snapshot.offers]) == (1, ["old"])
+
+
+def test_a_decimal_budget_pays_its_last_redemption(redis_client: redis.Redis) -> None:
+    """2.2 + 1.1 > 3.3 in floating point: the budget read as spent one redemption early."""
+    catalog = OfferCatalog(redis_client, refresh_s=3600)
+    catalog.replace_all([_offer("decimal", cost=1.1, budget=3.3)])
+    table = CandidateTable.of(catalog.snapshot().offers)
+
+    def pays() -> tuple[bool, bool, float | None]:
+        status = catalog.budgets(["decimal"])["decimal"]
+        spent = {"decimal": status.spent}
+        passing = bool(table.rules([], datetime.now(UTC), spent)["budget"][0, 0])
+        return not status.exhausted, passing, status.remaining
+
+    for _ in range(2):
+        catalog.record_spend("decimal", 1.1)
+    assert pays() == (True, True, 1.1)
+    catalog.record_spend("decimal", 1.1)
+    assert pays() == (False, False, 0.0)
