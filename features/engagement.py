@@ -34,7 +34,7 @@ class EngagementRates:
         for response, name in RESPONSES.items():
             joined = sends.join(counts[name].group_by("key").agg(n=pl.col("total").sum()),
                                 on="key", how="left").sort("key")
-            rates[response] = {channel: min(1.0, (n or 0.0) / total)
+            rates[response] = {channel: min(1.0, max(n or 0.0, 0.0) / total)
                                for channel, total, n in joined.iter_rows() if total > 0}
         return rates
 
@@ -69,7 +69,9 @@ class EngagementRates:
                 dict(population[response]), default=0.0, return_dtype=pl.Float64)
             observed = counts[name].select("user_id", channel="key", n=pl.col("total"))
             rates = rates.join(observed, on=["user_id", "channel"], how="left").with_columns(
-                ((pl.col("n").fill_null(0.0) + self.prior_sends * prior)
+                # a total below 0 (returns outweighing attributed orders) reads as 0, as
+                # the decayed counts read at serving time (features/counts.py)
+                ((pl.col("n").fill_null(0.0).clip(lower_bound=0.0) + self.prior_sends * prior)
                  / (pl.col("sends") + self.prior_sends)).clip(upper_bound=1.0)
                 .alias(response)).drop("n")
         return rates.drop("sends")

@@ -44,5 +44,7 @@ class FeatureStore(Protocol):
     def apply(self, event: Event) -> Applied:
         """Apply one live event atomically and keep it in the event log."""
 
-    def logged_events(self, after: str = "-", count: int = 10_000) -> list[tuple[str, Event]]:
-        """Accepted live events after a log id ('-': from the oldest kept), oldest first."""
+    def logged_events(self, after: str = "-", count: int = 10_000,
+                      until: str = "+") -> list[tuple[str, Event]]:
+        """Accepted live events after a log id ('-': from the oldest kept) up to `until`
+        ('+': the newest), oldest first."""

@@ -252,10 +252,12 @@ class RedisFeatureStore:
             f"could not apply an event for user {event.user_id!r}: {self._retries} "
             "concurrent updates in a row; retry later")
 
-    def logged_events(self, after: str = "-", count: int = STREAM_PAGE) -> list[
-            tuple[str, Event]]:
+    def logged_events(self, after: str = "-", count: int = STREAM_PAGE,
+                      until: str = "+") -> list[tuple[str, Event]]:
+        """Up to `count` logged events after the entry id `after`, up to `until` included
+        (Redis compares the ids: as text, "…-9" would sort after "…-10")."""
         start = after if after == "-" else f"({after}"
-        entries: Any = self._client.xrange(keys.EVENTS, start, "+", count=count)
+        entries: Any = self._client.xrange(keys.EVENTS, start, until, count=count)
         return [(_text(entry_id), Event.from_json(fields[b"e"]))
                 for entry_id, fields in entries]
 
@@ -266,12 +268,9 @@ class RedisFeatureStore:
         after the publish is still a duplicate."""
         replayed = 0
         while True:
-            page = self.logged_events(after)
+            page = self.logged_events(after, until=until or "+")
             covered: list[Event] = []
             for entry_id, event in page:
-                if until is not None and entry_id > until:
-                    self._mark_seen(meta, covered)
-                    return after, replayed
                 after = entry_id
                 if event.ts > meta.anchor:
                     run(self._client, self._apply(event, replay_into=into, log=False))

@@ -34,9 +34,15 @@ def _time(seconds: int) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds else None
 
 
+def _decimal(stored: float) -> float:
+    """The shortest decimal a stored float32 stands for: a cart of 19.99 reads 19.99 as it
+    was, not 19.9899998, which an offer's minimum order of 19.99 would refuse."""
+    return float(str(np.float32(stored)))
+
+
 def _tally(lines: int, occasions: int, returns: int, amount: float, first: int,
            last: int, price_lean: int) -> PurchaseTally:
-    return PurchaseTally(lines, occasions, returns, amount, _time(first), _time(last),
+    return PurchaseTally(lines, occasions, returns, _decimal(amount), _time(first), _time(last),
                          price_lean)
 
 
@@ -101,7 +107,7 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
         last_contact=_time(r["last_contact"]),
         session=SessionContext(
             recent_categories=tuple(categories[i - 1] for i in r["recent"] if i),
-            cart_value=r["cart_value"],
+            cart_value=_decimal(r["cart_value"]),
             cart_lines=tuple((categories[i - 1], items) for i, items in r["cart"] if i),
             cart_partial=bool(r["cart_partial"]),
             cart_updated=_time(r["cart_updated"]),

@@ -201,3 +201,19 @@ def test_engagement_rates_agree_in_batch_and_per_user(split_world: SplitWorld) -
         mine = state.engagement(batch.engagement, batch.anchor)[channel]
         assert (mine["open"], mine["click"], mine["conversion"]) == pytest.approx(
             (opened, clicked, converted), rel=1e-9)
+
+
+def test_returns_outweighing_attributed_orders_make_no_conversion_rate_below_the_prior(
+) -> None:
+    """Batch (what the offer model trains on) and per user (what it is served) agree: a
+    negative total reads as 0 in both; so does the population's rate."""
+    email = {"channel": "email", "campaign_id": "c1", "category": "tea", "price": 10.0}
+    events = [at(5, EventType.MESSAGE_SENT, channel="email"),
+              at(4, EventType.PURCHASE, **email),
+              at(1, EventType.PURCHASE, quantity=-1, **email),
+              at(1, EventType.PURCHASE, quantity=-1, **email)]
+    batch = batch_of(*events)
+    assert batch.engagement["conversion"]["email"] == 0.0
+    rates = DEFAULT_ENGAGEMENT.batch(batch.counts, batch.engagement)
+    served = state_of(batch).engagement(batch.engagement, batch.anchor)["email"]
+    assert rates["conversion"].to_list() == [served["conversion"]] == [0.0]

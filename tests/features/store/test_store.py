@@ -309,6 +309,30 @@ def test_a_publish_keeps_live_events_after_its_cut_off_and_removes_old_versions(
     assert leftovers == []
 
 
+def test_events_logged_during_a_publish_reach_the_new_version_whatever_their_ids(
+        redis_client: redis.Redis, split_world: SplitWorld,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two events logged between the publish's two replays, with ids "…-9" and "…-10" (ten
+    entries in one millisecond), are both replayed: ids compared as text stopped at "…-9"."""
+    store = RedisFeatureStore(redis_client)
+    store.publish(split_world.early)
+    late = split_world.late_events[:2]
+    late_ms = int(datetime.now().timestamp() * 1000) + 60_000  # after every id logged so far
+    replay = store._replay
+
+    def logging_meanwhile(*args: object, **kwargs: object) -> tuple[str, int]:
+        found = replay(*args, **kwargs)  # type: ignore[arg-type]
+        if kwargs.get("into") is not None:  # the first replay: the events arrive after it
+            for sequence, event in zip((9, 10), late, strict=True):
+                redis_client.xadd(keys.EVENTS, {"e": event.to_json()},
+                                  id=f"{late_ms}-{sequence}")
+        return found
+
+    monkeypatch.setattr(store, "_replay", logging_meanwhile)
+    second = store.publish(split_world.early)
+    assert second.replayed == 2
+
+
 def test_logged_events_export_as_a_valid_events_table(
         store: FeatureStore, split_world: SplitWorld, tmp_path: Path) -> None:
     late = split_world.late_events[:50]
@@ -420,3 +444,17 @@ def test_returns_outweighing_purchases_read_back_as_the_batch_has_them(
     assert state is not None
     assert state.counts_at("price_affinity", T) == pytest.approx(
         expected.counts_at("price_affinity", T), rel=1e-3)
+
+
+def test_a_cart_and_a_spend_read_back_as_the_amounts_they_were(
+        redis_client: redis.Redis) -> None:
+    """Kept as float32, 19.99 read 19.9899998: an offer with a minimum order of 19.99
+    refused the cart after a publish, and accepted it fed live."""
+    batch = batch_of(at(0.01, EventType.ADD_TO_CART, category="tea", price=19.99),
+                     at(3, EventType.PURCHASE, category="tea", price=7.3),
+                     users=_one_user())
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state = store.read("u1")
+    assert state is not None
+    assert state.session.cart_value == 19.99 and state.purchases.amount == 7.3
