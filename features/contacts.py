@@ -16,6 +16,8 @@ from features.contract.schema import EventType
 from features.event import Event
 
 ALL_CHANNELS = "*"  # the bucket that counts every channel, for a global cap
+CONTACT_DAYS = 31
+"""Days of sends the store keeps (features/store/layout.py): the longest cap it counts."""
 
 
 def contact_keys(event: Event) -> list[tuple[str, date]]:

@@ -44,7 +44,7 @@ class ServingModels:
             version=model.version,
             send_time=SendTimeModel.from_json(model.artifact("send_time.json")),
             channels=ChannelModel.from_json(model.artifact("channel.json")),
-            weekly_cap=int(volume["weekly_cap"]) if "weekly_cap" in volume else None,
+            weekly_cap=None if volume.get("weekly_cap") is None else int(volume["weekly_cap"]),
             offer_response=OfferResponseScorer.load(model, compiled) if has_offers else None,
             categories=(CategoryRanker.load(model, compiled)
                         if (model.path / "category_popularity.json").is_file() else None),

@@ -1,5 +1,6 @@
 """Configuration from `NBO_`-prefixed environment variables, built once per process."""
 
+import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from features.contacts import ALL_CHANNELS
+from features.contacts import ALL_CHANNELS, CONTACT_DAYS
 from features.contract.schema import Channel, Journey
 
 _CHANNELS = tuple(channel.value for channel in Channel)
@@ -104,11 +105,11 @@ class Settings(BaseSettings):
         default_factory=lambda: {"email": 0.002, "push": 0.0, "in_app": 0.0, "web": 0.0,
                                  "sms": 0.05, "whatsapp": 0.03},
         description="Cost per message, in the offers' currency units.")
-    open_value: float = Field(default=0.5, ge=0,
+    open_value: float = Field(default=0.5, ge=0, allow_inf_nan=False,
                               description="What an opened message is worth, currency units.")
     order_margin: float = Field(default=0.3, gt=0, le=1,
                                 description="The share of an order's value the business keeps.")
-    default_order_value: float = Field(default=40.0, gt=0,
+    default_order_value: float = Field(default=40.0, gt=0, allow_inf_nan=False,
                                        description="Order value assumed for users who never "
                                        "bought.")
     offer_memory_days: float = Field(default=90.0, gt=0,
@@ -138,16 +139,22 @@ class Settings(BaseSettings):
     def _known_cap_channels(cls, caps: dict[str, list[tuple[int, int]]]
                             ) -> dict[str, list[tuple[int, int]]]:
         _known("NBO_CONTACT_CAPS", caps, (ALL_CHANNELS, *_CHANNELS))
+        longer = sorted(f"{channel} ({days} days)" for channel, limits in caps.items()
+                        for days, _ in limits if days > CONTACT_DAYS)
+        if longer:
+            raise ValueError(f"NBO_CONTACT_CAPS: {', '.join(longer)} spans more days than the "
+                             f"store keeps sends for ({CONTACT_DAYS}): it would count too few")
         return caps
 
     @field_validator("channel_costs")
     @classmethod
     def _known_cost_channels(cls, costs: dict[str, float]) -> dict[str, float]:
         _known("NBO_CHANNEL_COSTS", costs, _CHANNELS)
-        wrong = sorted(channel for channel, cost in costs.items() if not cost >= 0)
+        wrong = sorted(channel for channel, cost in costs.items()
+                       if not (math.isfinite(cost) and cost >= 0))
         if wrong:
             raise ValueError(f"NBO_CHANNEL_COSTS: the cost of {', '.join(wrong)} must be a "
-                             "number >= 0")
+                             "finite number >= 0")
         return costs
 
     @field_validator("api_keys", mode="before")

@@ -32,7 +32,7 @@ def recent_sends(events: pl.DataFrame) -> pl.DataFrame:
 @dataclass(frozen=True)
 class ContactVolume:
     open_rates: dict[str, dict[int, float]]  # "all" or channel -> recent sends -> open rate
-    weekly_cap: int
+    weekly_cap: int | None  # None: too few sends to tell
 
     @classmethod
     def fit(cls, events: pl.DataFrame, keep: float = 0.5) -> ContactVolume:
@@ -45,13 +45,11 @@ class ContactVolume:
                            if n >= MIN_SENDS}
         overall = rates["all"]
         first = overall.get(0)
+        if not first:  # too few first messages of a week to tell: no cap learned
+            return cls(rates, None)
         cap = 1
-        if first:
-            for count in sorted(overall):
-                if overall[count] >= keep * first:
-                    cap = count + 1  # the (count + 1)-th message of the week
-                else:
-                    break
+        while cap in overall and overall[cap] >= keep * first:  # measured, and still opened
+            cap += 1  # so the (cap + 1)-th message of the week may go
         return cls(rates, cap)
 
     def summary(self) -> dict[str, object]:

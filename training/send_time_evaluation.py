@@ -97,8 +97,9 @@ def evaluate_send_time(events: pl.DataFrame, users: pl.DataFrame, batch: BatchFe
     opened = replay["opened"].to_numpy()
     metrics["open_rate_at_model_hour"] = mean_or_nan(opened[hit])
     metrics["open_rate_at_global_hour"] = mean_or_nan(opened[at_global])
-    metrics["open_rate_lift"] = (metrics["open_rate_at_model_hour"]
-                                 / metrics["open_rate_at_global_hour"])
+    at_global_rate = metrics["open_rate_at_global_hour"]
+    metrics["open_rate_lift"] = (metrics["open_rate_at_model_hour"] / at_global_rate
+                                 if at_global_rate > 0 else float("nan"))
     if truth_dir is not None and (truth_dir / "channels").is_dir():
         truth = pl.read_parquet(truth_dir / "channels").select(
             "user_id", "channel", "best_hour_local")

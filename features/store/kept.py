@@ -7,12 +7,11 @@ from dataclasses import replace
 
 import polars as pl
 
-from features.contacts import ALL_CHANNELS
+from features.contacts import ALL_CHANNELS, CONTACT_DAYS
 from features.pipeline import BatchFeatures
 from features.store.layout import (
     ACTIVE_HOURS,
     BOUGHT,
-    CONTACT_DAYS,
     CONTACT_SLOTS,
     HOURLY,
     TOP_BRANDS,

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from features.contacts import CONTACT_DAYS
 from features.contract.schema import Channel
 from features.session import CART_CATEGORIES, RECENT_CATEGORIES
 from features.store.meta import VersionMeta
@@ -29,7 +30,6 @@ CHANNEL_COUNTS = ("channel_sends", "channel_opens", "channel_clicks", "channel_c
 PRICE_BANDS = 3
 TOP_CATEGORIES, TOP_BRANDS, BOUGHT, HOURLY, CONTACT_SLOTS = 6, 4, 3, 2, 14
 ACTIVE_HOURS = 3
-CONTACT_DAYS = 31
 CHANNEL_BITS = 3  # a send's slot: (days before the cut-off + 1) << CHANNEL_BITS | channel id
 CHANNEL_MASK = (1 << CHANNEL_BITS) - 1
 UNATTRIBUTED = ""  # in `kept`'s sends: messages sent on no channel the event named

@@ -56,6 +56,8 @@ def test_a_malformed_api_keys_never_shows_a_key(
     ("NBO_CONTACT_CAPS", '{"e-mail": [[7, 2]]}', "'e-mail'"),
     ("NBO_CHANNEL_COSTS", '{"SMS": 0.05}', "'SMS'"),
     ("NBO_CHANNEL_COSTS", '{"sms": -1}', ">= 0"),
+    ("NBO_CHANNEL_COSTS", '{"sms": 1e999}', "finite number"),  # JSON's infinity
+    ("NBO_CONTACT_CAPS", '{"*": [[60, 9]]}', "31"),  # the store keeps 31 days of sends
 ])
 def test_a_name_a_setting_does_not_know_is_refused(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, wanted: str,
@@ -77,3 +79,12 @@ def test_known_names_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.holdout_journey_shares == {"cart_abandoned": 0.5}
     assert settings.contact_caps == {"*": [(7, 5)], "email": [(1, 1)]}
     assert settings.channel_costs == {"sms": 0.1}
+
+
+@pytest.mark.parametrize("name", ["NBO_OPEN_VALUE", "NBO_DEFAULT_ORDER_VALUE"])
+def test_amounts_of_the_policy_are_finite(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """An infinite open value made every channel's score null in the answers."""
+    monkeypatch.setenv(name, "inf")
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError, match="finite number"):
+        get_settings()

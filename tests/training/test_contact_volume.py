@@ -31,3 +31,14 @@ def test_the_cap_stops_where_messages_lose_half_their_opens() -> None:
     volume = ContactVolume.fit(pl.DataFrame(rows))
     assert volume.weekly_cap == 3  # 0.75 ** 2 = 0.56 keeps half, 0.75 ** 3 = 0.42 does not
     assert volume.open_rates["all"][0] > volume.open_rates["push"][6]
+
+
+def test_too_few_sends_to_tell_learn_no_cap() -> None:
+    """Below MIN_SENDS first messages of a week nothing is measured: no cap, not a cap of 1
+    (which blocked every channel of anyone messaged once that week)."""
+    rows = [{"user_id": f"u{user}", "ts": T + timedelta(days=day), "event_type": "message_sent",
+             "channel": "email", "campaign_id": f"c{day}"} for user in range(20)
+            for day in range(3)]
+    volume = ContactVolume.fit(pl.DataFrame(rows))
+    assert volume.weekly_cap is None
+    assert b'"weekly_cap": null' in volume.to_json()
