@@ -217,3 +217,19 @@ def test_returns_outweighing_attributed_orders_make_no_conversion_rate_below_the
     rates = DEFAULT_ENGAGEMENT.batch(batch.counts, batch.engagement)
     served = state_of(batch).engagement(batch.engagement, batch.anchor)["email"]
     assert rates["conversion"].to_list() == [served["conversion"]] == [0.0]
+
+
+@pytest.mark.parametrize("lately", [
+    [at(7 * week, EventType.MESSAGE_SENT, channel="email") for week in range(20)],
+    [at(2, EventType.APP_UNINSTALL)]])
+def test_messages_we_send_and_an_uninstall_are_no_visit(lately: list[Event]) -> None:
+    """A prospect seen once 200 days ago stays churned, in batch and live alike, however
+    often we message them since, or if they remove the app."""
+    visit = at(200, EventType.VIEW, category="tea")
+    batch = state_of(batch_of(visit, *lately))
+    before = batch_of(visit)
+    live = reduce(lambda state, event: state.apply(event, before.bands),
+                  sorted(lately, key=lambda event: event.ts), state_of(before))
+    for state in (batch, live):
+        assert state.activity.last_seen == visit.ts
+        assert state.stage(T) is LifecycleStage.CHURNED
