@@ -4,6 +4,7 @@ long-tailed feature. Models that learn from `kept(batch)` learn from what the st
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 import polars as pl
 
@@ -12,7 +13,9 @@ from features.pipeline import BatchFeatures
 from features.store.layout import (
     ACTIVE_HOURS,
     BOUGHT,
+    CHANNELS,
     CONTACT_SLOTS,
+    FOLDED,
     HOURLY,
     TOP_BRANDS,
     TOP_CATEGORIES,
@@ -43,18 +46,45 @@ def kept(batch: BatchFeatures) -> BatchFeatures:
                     HOURLY)
     counts["hourly_opens"] = opens.join(channels.select("user_id", "channel"),
                                         on=["user_id", "channel"]).drop("channel")
-    last_day = batch.anchor.date()
-    recent = batch.contacts.filter(
-        (pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))
-    sends = _top(pl.concat([recent.filter(pl.col("channel") != ALL_CHANNELS),
-                            unattributed(recent)]), "day", CONTACT_SLOTS)
-    every_channel = sends.group_by("user_id", "day", maintain_order=True).agg(
+    slots = contact_slots(batch.contacts, batch.anchor.date())
+    named = slots.filter(~pl.col("channel").is_in([UNATTRIBUTED, FOLDED]))
+    on_every = (slots.filter(pl.col("channel") == FOLDED).drop("channel")
+                .join(pl.DataFrame({"channel": CHANNELS}), how="cross").select(slots.columns))
+    per_channel = pl.concat([named, on_every]).group_by(
+        "user_id", "channel", "day", maintain_order=True).agg(pl.col("sent").sum())
+    every_channel = slots.group_by("user_id", "day", maintain_order=True).agg(
         pl.col("sent").sum()).select("user_id", channel=pl.lit(ALL_CHANNELS), day="day",
                                      sent="sent")
     return replace(batch, counts=counts,
                    category_purchases=_top(batch.category_purchases, "last", BOUGHT),
-                   contacts=pl.concat([sends.filter(pl.col("channel") != UNATTRIBUTED),
-                                       every_channel.cast(sends.schema)]))
+                   contacts=pl.concat([per_channel.select(slots.columns).cast(slots.schema),
+                                       every_channel.cast(slots.schema)]))
+
+
+def contact_slots(contacts: pl.DataFrame, last_day: date) -> pl.DataFrame:
+    """The (day, channel) send buckets the record keeps, as (user_id, channel, day, sent):
+    those within CONTACT_DAYS of `last_day`, each of a named channel or UNATTRIBUTED (sent
+    on no channel the event named), the latest first, at most 255 sends each. A user with
+    more than CONTACT_SLOTS keeps the CONTACT_SLOTS - 1 latest and folds the others into one
+    bucket of channel FOLDED dated the latest day folded: caps count those sends on every
+    channel and no earlier than they were sent, so a cap may hold a message back early,
+    never let one through it should stop (dropped, they were not counted at all)."""
+    recent = contacts.filter(
+        (pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))
+    buckets = pl.concat([recent.filter(pl.col("channel") != ALL_CHANNELS),
+                         unattributed(recent)])
+    ranked = buckets.sort(["user_id", "day", "channel"],
+                          descending=[False, True, False]).with_columns(
+        rank=pl.int_range(pl.len()).over("user_id"), buckets=pl.len().over("user_id"))
+    overflowing = pl.col("buckets") > CONTACT_SLOTS
+    exact = ranked.filter(~overflowing | (pl.col("rank") < CONTACT_SLOTS - 1))
+    folded = (ranked.filter(overflowing & (pl.col("rank") >= CONTACT_SLOTS - 1))
+              .group_by("user_id", maintain_order=True)
+              .agg(pl.col("day").max(), pl.col("sent").sum())
+              .with_columns(channel=pl.lit(FOLDED)))
+    return pl.concat([exact.select(buckets.columns),
+                      folded.select(buckets.columns).cast(buckets.schema)]).with_columns(
+        pl.col("sent").clip(0, 255))
 
 
 def unattributed(contacts: pl.DataFrame) -> pl.DataFrame:

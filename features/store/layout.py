@@ -7,7 +7,8 @@ long-tailed features keep their top: the TOP_* strongest categories and brands, 
 ACTIVE_HOURS local hours with most shopping activity, the
 BOUGHT categories bought last, the HOURLY channels with most opens (24 local hours,
 quantized to 0..255 of the channel's peak) and the CONTACT_SLOTS latest (day, channel)
-send counts within CONTACT_DAYS of the cut-off, each (day, channel) in one byte (`slot`).
+send counts within CONTACT_DAYS of the cut-off, each (day, channel) in one byte (`slot`;
+a user with more keeps one slot less and folds the rest into it, kept.py `contact_slots`).
 The blocks most often empty come last (a third of users has no opens, most have one
 channel with opens), so trailing zero bytes, cut before storing, cost nothing.
 
@@ -34,6 +35,9 @@ CHANNEL_BITS = 3  # a send's slot: (days before the cut-off + 1) << CHANNEL_BITS
 CHANNEL_MASK = (1 << CHANNEL_BITS) - 1
 UNATTRIBUTED = ""  # in `kept`'s sends: messages sent on no channel the event named
 UNATTRIBUTED_ID = CHANNEL_MASK  # their channel id in a slot: they count on "*" only
+FOLDED = "+"  # in `kept`'s slots: the sends of a user's buckets beyond CONTACT_SLOTS - 1
+FOLDED_ID = 0  # their channel id in a slot (its day makes the byte non-zero): they count
+# on every channel and "*" (kept.py, `contact_slots`)
 assert len(CHANNELS) < UNATTRIBUTED_ID and CONTACT_DAYS < 1 << (8 - CHANNEL_BITS)
 F16_MAX = float(np.finfo(np.float16).max)
 MAX_VOCABULARY = 2**16 - 1  # ids are uint16, 0 meaning none

@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.contacts import ALL_CHANNELS
 from features.pipeline import PURCHASE_PREFIX, BatchFeatures
 from features.purchases import PurchaseTally
-from features.store.kept import kept, unattributed
+from features.store.kept import contact_slots, kept
 from features.store.layout import (
     ACTIVE_HOURS,
     BOUGHT,
@@ -21,6 +20,8 @@ from features.store.layout import (
     CHANNELS,
     CONTACT_SLOTS,
     F16_MAX,
+    FOLDED,
+    FOLDED_ID,
     HOURLY,
     MAX_VOCABULARY,
     RECORD,
@@ -97,7 +98,8 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
         -F16_MAX, F16_MAX)
     _fill_bought(records, _indexed(served.category_purchases, index), categories)
     _fill_hourly(records, _indexed(served.counts["hourly_opens"], index))
-    _fill_contacts(records, _indexed(served.contacts, index), batch.anchor)
+    _fill_contacts(records, _indexed(contact_slots(batch.contacts, batch.anchor.date()),
+                                     index), batch.anchor)
     meta = VersionMeta(version=version, anchor=batch.anchor, buckets=buckets,
                        users=users.height, layout=layout(), categories=categories,
                        brands=brands, timezones=zones, bands=batch.bands,
@@ -178,20 +180,18 @@ def _fill_hourly(records: np.ndarray, opens: pl.DataFrame) -> None:
         (pl.col("total") / pl.col("scale")).round().clip(0, 255)).to_series()
 
 
-def _fill_contacts(records: np.ndarray, contacts: pl.DataFrame, anchor: datetime) -> None:
-    """Per-channel buckets of `kept` contacts, and those sent on no named channel: the
-    all-channel bucket is their sum (see `unpack`)."""
-    recent = pl.concat([contacts.filter(pl.col("channel") != ALL_CHANNELS),
-                        unattributed(contacts)]).with_columns(
-        offset=(pl.lit(anchor.date()) - pl.col("day")).dt.total_days())
-    latest = _ranked(recent.with_columns(__recency=-pl.col("offset")), "__recency",
+def _fill_contacts(records: np.ndarray, slots: pl.DataFrame, anchor: datetime) -> None:
+    """The send buckets `contact_slots` keeps, each in its slot (see `unpack`)."""
+    offsets = slots.with_columns(offset=(pl.lit(anchor.date()) - pl.col("day")).dt.total_days())
+    latest = _ranked(offsets.with_columns(__recency=-pl.col("offset")), "__recency",
                      CONTACT_SLOTS)
     channel = (pl.when(pl.col("channel") == UNATTRIBUTED).then(UNATTRIBUTED_ID)
+               .when(pl.col("channel") == FOLDED).then(FOLDED_ID)
                .otherwise(_ids(pl.col("channel"), CHANNELS)))
     block = records["sends"]
     block["slot"][latest["row"], latest["rank"]] = slot(
         latest["offset"].to_numpy() + 1, latest.select(channel).to_series().to_numpy())
-    block["count"][latest["row"], latest["rank"]] = latest["sent"].clip(0, 255)
+    block["count"][latest["row"], latest["rank"]] = latest["sent"]
 
 
 def to_blobs(records: np.ndarray) -> list[bytes]:

@@ -22,6 +22,7 @@ from features.store.layout import (
     CHANNEL_MASK,
     CHANNELS,
     FIELDS,
+    FOLDED_ID,
     RECORD,
     UNATTRIBUTED_ID,
     packed_with,
@@ -85,9 +86,11 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
     for packed, sent in r["sends"]:
         if packed:
             day = last_day - timedelta(days=(packed >> CHANNEL_BITS) - 1)
-            if packed & CHANNEL_MASK != UNATTRIBUTED_ID:
-                contacts[(CHANNELS[(packed & CHANNEL_MASK) - 1], day)] = sent
-            contacts[(ALL_CHANNELS, day)] = contacts.get((ALL_CHANNELS, day), 0) + sent
+            channel = packed & CHANNEL_MASK
+            on = (CHANNELS if channel == FOLDED_ID else () if channel == UNATTRIBUTED_ID
+                  else (CHANNELS[channel - 1],))
+            for name in (*on, ALL_CHANNELS):
+                contacts[(name, day)] = contacts.get((name, day), 0) + sent
     consent = r["consent"]
     return UserState(
         user_id=user_id,

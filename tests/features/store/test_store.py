@@ -13,6 +13,7 @@ import pytest
 import redis
 from redis.connection import AbstractConnection
 
+from decisions.contact_policy import ContactPolicy
 from features.contacts import ALL_CHANNELS
 from features.contract.schema import EVENTS, Channel, EventType
 from features.contract.tables import load_table
@@ -458,3 +459,25 @@ def test_a_cart_and_a_spend_read_back_as_the_amounts_they_were(
     state = store.read("u1")
     assert state is not None
     assert state.session.cart_value == 19.99 and state.purchases.amount == 7.3
+
+
+def test_more_send_buckets_than_slots_never_count_below_what_was_sent(
+        redis_client: redis.Redis) -> None:
+    """Messaged on three channels every day for a week: 21 (day, channel) buckets for 14
+    slots. The record kept the 14 latest and dropped 7 sends: a cap of 20 in 7 days let
+    more through. Folded, the week counts its 21, and each channel at least its own."""
+    sends = [at(day + 0.5 + hour / 24, EventType.MESSAGE_SENT, channel=channel)
+             for day in range(7) for hour, channel in enumerate(("email", "push", "sms"))]
+    batch = batch_of(*sends, users=_one_user())
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state = store.read("u1")
+    assert state is not None
+    assert state.sent_within(T, 7) == 21
+    for channel in ("email", "push", "sms"):
+        assert state.sent_within(T, 7, channel) >= 7
+    assert state.sent_within(T, 3) == 6  # the latest days (none on the cut-off's) stay exact
+    assert state.sent_within(T, 3, "email") == 2
+    assert state.contacts == kept(batch).state("u1").contacts  # type: ignore[union-attr]
+    budget = ContactPolicy({"*": [(7, 20)]}).budget(state, T, ["email"])
+    assert budget.allowed_channels == () and budget.sent == 21
