@@ -324,7 +324,7 @@ class DecisionEngine:
         pools = self._pools(subjects, reaches, call)
         offers = self._offers(subjects, reaches, pools, call)
         categories = self._categories(subjects, call)
-        brands = self._brands(subjects, call)
+        brands = self._brands(subjects, categories, call)
         category_hours = self._category_hours(subjects, categories, call)
         return [(self._decision(subject, reach, pool, offer, ranked, timing, brand, call), offer)
                 for subject, reach, pool, offer, ranked, timing, brand
@@ -568,9 +568,9 @@ class DecisionEngine:
         if ranker is None:
             return [[key for key, value in subject.state.values("category_affinity", now)
                      if value > 0][:n] for subject, n in zip(subjects, wanted, strict=True)]
-        by_prior = {user: ranker.by_prior(subject.state.profile.country or "", n) or []
+        by_prior = {user: ranker.by_prior(subject.state.profile.country or "", n)
                     for user, (subject, n) in enumerate(zip(subjects, wanted, strict=True))
-                    if subject.source == "country"}
+                    if subject.source != "model"}  # no history of their own
         by_model = [subject.state for user, subject in enumerate(subjects)
                     if user not in by_prior]
         ranked = iter(ranker.rank_of(by_model, now, meta.cycles if meta else {},
@@ -590,15 +590,21 @@ class DecisionEngine:
                                 for subject, ranked in zip(subjects, categories, strict=True)],
                                call.now)
 
-    def _brands(self, subjects: Sequence[_Subject], call: _Call, n: int = 5) -> list[list[str]]:
-        """Each user's brands by the learned ranking, all scored in one call; without a
-        model, by the user's decayed interest."""
+    def _brands(self, subjects: Sequence[_Subject], categories: Sequence[Sequence[str]],
+                call: _Call, n: int = 5) -> list[list[str]]:
+        """Each user's brands by the learned ranking, all scored in one call; for a user
+        with no history of their own, the most bought of their (prior's) categories;
+        without a model, by the user's decayed interest."""
         if call.models is None:
             return [[key for key, value in subject.state.values("brand_affinity", call.now)
                      if value > 0][:n] for subject in subjects]
-        ranked = call.models.brands.rank_of([subject.state for subject in subjects],
-                                            call.now, n)
-        return [[key for key, _ in found] for found in ranked]
+        ranker = call.models.brands
+        by_prior = {user: ranker.by_prior(categories[user], n)
+                    for user, subject in enumerate(subjects) if subject.source != "model"}
+        known = [subject.state for user, subject in enumerate(subjects) if user not in by_prior]
+        ranked = iter(ranker.rank_of(known, call.now, n) if known else [])
+        return [[key for key, _ in (by_prior[user] if user in by_prior else next(ranked))]
+                for user in range(len(subjects))]
 
     def _items(self, categories: Sequence[str], brands: Sequence[str],
                price_bands: Mapping[str, str], n: int, call: _Call) -> list[str]:

@@ -104,6 +104,16 @@ class BrandRanker:
                              for brand, affinity in zip(candidates, affinities, strict=True)]
         return candidates, matrix, kept
 
+    def by_prior(self, categories: Sequence[str], n: int) -> list[tuple[str, float]]:
+        """The n brands most bought overall among the most popular of `categories` (the
+        first CANDIDATE_CATEGORIES), for a user with no history of their own, whose
+        categories come from a prior: the ranker reads nothing in them."""
+        candidates = {brand for category in categories[:CANDIDATE_CATEGORIES]
+                      for brand in self.popular.get(category, [])}
+        shares = {brand: within * overall
+                  for brand, (within, overall) in self.popularity.items() if brand in candidates}
+        return sorted(shares.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
+
     def rank(self, state: UserState, now: datetime, n: int) -> list[tuple[str, float]]:
         return self.rank_of([state], now, n)[0]
 

@@ -127,11 +127,16 @@ class CategoryRanker:
         return cls.of(score, keys, factors, cast(dict[str, float], popularity),
                       priors.get("country"))
 
-    def by_prior(self, country: str, n: int) -> list[tuple[str, float]] | None:
-        """The n categories most bought in `country` (training/affinity/priors.py), for a
-        user with no history of their own; None where the model has no prior for it."""
+    def by_prior(self, country: str, n: int) -> list[tuple[str, float]]:
+        """The n categories most bought in `country` (training/affinity/priors.py), else
+        over all users where the model has no prior for it: for a user with no history of
+        their own (the ranker, trained on users with one, reads nothing in them)."""
         ranked = self.country_priors.get(country)
-        return None if ranked is None else ranked[:n]
+        return ranked[:n] if ranked is not None else self._popular[:n]
+
+    @cached_property
+    def _popular(self) -> list[tuple[str, float]]:
+        return top(self.categories, self.popularity, len(self.categories))
 
     @cached_property
     def _rows(self) -> dict[str, int]:

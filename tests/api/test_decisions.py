@@ -84,11 +84,23 @@ def test_offers_chosen_are_always_eligible(api: TestClient, served_world: Served
     assert chosen > 0
 
 
-def test_an_unknown_user_is_answered_from_priors(api: TestClient) -> None:
+def test_an_unknown_user_is_answered_from_priors(api: TestClient,
+                                                served_world: ServedWorld) -> None:
     body = api.get("/v1/users/never-seen/decision").json()
     other = api.get("/v1/users/also-never-seen/decision").json()
     assert body["source"] == "global" and len(body["categories"]) == 5
     assert body["categories"] == other["categories"]  # the same priors for everyone unknown
+    promoted = api.get("/v1/models").json()["serving"]
+    shares = orjson.loads((served_world.models / promoted / "category_popularity.json")
+                          .read_bytes())
+    popular = sorted(shares, key=lambda category: (-shares[category], category))
+    assert body["categories"] == popular[:5]  # the most bought over all users
+    rows = orjson.loads((served_world.models / promoted / "brand_popularity.json").read_bytes())
+    brands = {row["key"]: row for row in rows}
+    shares = [brands[brand]["popularity"] * brands[brand]["category_popularity"]
+              for brand in body["brands"]]
+    assert body["brands"] and shares == sorted(shares, reverse=True)  # the most bought
+    assert {brands[brand]["category"] for brand in body["brands"]} <= set(popular[:3])
     assert all(c["channel"] in {"in_app", "web"} for c in body["channels"] if c["allowed"])
 
 
