@@ -13,11 +13,15 @@ NEEDS_APP = frozenset({Channel.PUSH, Channel.IN_APP})
 
 def reachable(state: UserState, allowed: Iterable[str]) -> frozenset[str]:
     """The allowed channels the user can be reached on: messaging channels need an explicit
-    consent, push and in-app an app that is not known to be uninstalled; web needs nothing."""
+    consent, push and in-app an app that is not known to be uninstalled; in-app and web
+    need nothing, unless the user refused them (the users table's consent_in_app or
+    consent_web false)."""
     found = set()
     for name in allowed:
         channel = Channel(name)
         if channel in CONSENTED and channel not in state.profile.consent:
+            continue
+        if channel in state.profile.refused:
             continue
         if channel in NEEDS_APP and state.session.app_installed is False:
             continue

@@ -8,6 +8,9 @@ from datetime import datetime
 
 from features.contract.schema import Channel
 
+REFUSABLE = (Channel.IN_APP, Channel.WEB)
+"""Channels that need no consent (decisions/reach.py), which a user may still refuse."""
+
 
 @dataclass(frozen=True)
 class UserProfile:
@@ -15,6 +18,7 @@ class UserProfile:
     country: str | None = None
     timezone: str | None = None
     consent: frozenset[Channel] = field(default_factory=frozenset)  # explicit yes only
+    refused: frozenset[Channel] = field(default_factory=frozenset)  # of REFUSABLE: explicit no
 
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> UserProfile:
@@ -26,4 +30,5 @@ class UserProfile:
             country=country if isinstance(country, str) else None,
             timezone=zone if isinstance(zone, str) else None,
             consent=frozenset(c for c in Channel if row.get(f"consent_{c.value}") is True),
+            refused=frozenset(c for c in REFUSABLE if row.get(f"consent_{c.value}") is False),
         )

@@ -23,6 +23,7 @@ import numpy as np
 
 from features.contacts import CONTACT_DAYS
 from features.contract.schema import Channel
+from features.profile import REFUSABLE
 from features.session import CART_CATEGORIES, RECENT_CATEGORIES
 from features.store.meta import VersionMeta
 
@@ -39,6 +40,9 @@ FOLDED = "+"  # in `kept`'s slots: the sends of a user's buckets beyond CONTACT_
 FOLDED_ID = 0  # their channel id in a slot (its day makes the byte non-zero): they count
 # on every channel and "*" (kept.py, `contact_slots`)
 assert len(CHANNELS) < UNATTRIBUTED_ID and CONTACT_DAYS < 1 << (8 - CHANNEL_BITS)
+REFUSED_BITS = {channel: len(CHANNELS) + i for i, channel in enumerate(REFUSABLE)}
+"""The consent byte's bits past the channels' (explicit yes): in-app or web refused."""
+assert max(REFUSED_BITS.values()) < 8
 F16_MAX = float(np.finfo(np.float16).max)
 MAX_VOCABULARY = 2**16 - 1  # ids are uint16, 0 meaning none
 

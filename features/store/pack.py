@@ -25,6 +25,7 @@ from features.store.layout import (
     HOURLY,
     MAX_VOCABULARY,
     RECORD,
+    REFUSED_BITS,
     TOP_BRANDS,
     TOP_CATEGORIES,
     UNATTRIBUTED,
@@ -111,7 +112,9 @@ def pack(batch: BatchFeatures, version: str, buckets: int) -> tuple[list[str], n
 def _fill_users(records: np.ndarray, users: pl.DataFrame, zones: Sequence[str],
                 categories: Sequence[str]) -> None:
     consent = sum((pl.col(f"consent_{channel}").fill_null(False).cast(pl.UInt8) * (1 << bit))
-                  for bit, channel in enumerate(CHANNELS))
+                  for bit, channel in enumerate(CHANNELS)) + sum(
+        (pl.col(f"consent_{channel.value}").not_().fill_null(False).cast(pl.UInt8) * (1 << bit))
+        for channel, bit in REFUSED_BITS.items())
     app = pl.col("app_installed").replace_strict({True: 1, False: 2}, default=0,
                                                  return_dtype=pl.UInt8)
     scalars = users.select(

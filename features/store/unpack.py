@@ -24,6 +24,7 @@ from features.store.layout import (
     FIELDS,
     FOLDED_ID,
     RECORD,
+    REFUSED_BITS,
     UNATTRIBUTED_ID,
     packed_with,
     slot,
@@ -100,7 +101,8 @@ def unpack(blob: bytes, user_id: str, meta: VersionMeta) -> UserState:
             country=r["country"].decode() or None,
             timezone=meta.timezones[r["timezone"] - 1] if r["timezone"] else None,
             consent=frozenset(Channel(c) for bit, c in enumerate(CHANNELS)
-                              if consent >> bit & 1)),
+                              if consent >> bit & 1),
+            refused=frozenset(c for c, bit in REFUSED_BITS.items() if consent >> bit & 1)),
         activity=ActivitySpan(_time(r["first_seen"]), _time(r["last_seen"]), r["events"]),
         purchases=_tally(*r["purchases"]),
         category_purchases={categories[i - 1]: _tally(*tally) for i, *tally in r["bought"]

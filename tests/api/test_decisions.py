@@ -327,3 +327,19 @@ def test_returns_outweighing_purchases_leave_the_default_order_value(api: TestCl
     body = api.get("/v1/users/returner/decision", params={"explain": "true"}).json()
     terms = body["explanation"]["arbitration"]
     assert terms["order_value"] == 40.0  # NBO_DEFAULT_ORDER_VALUE
+
+
+def test_a_user_who_refused_in_app_is_not_reached_there(api: TestClient,
+                                                        served_world: ServedWorld) -> None:
+    """In-app needs no consent, but an explicit no in the users table is kept (the channel
+    model's training already kept it; decisions chose in-app for such users)."""
+    users = pl.read_parquet(served_world.directory / "users.parquet")
+    refused = users.filter(~pl.col("consent_in_app") & pl.col("consent_web"))["user_id"]
+    assert len(refused) > 0
+    for user in refused.head(10):
+        alone = api.get(f"/v1/users/{user}/decision", params={"channels": "in_app"}).json()
+        assert alone["channel"] is None and not alone["offers"]
+        assert [(c["allowed"], c["send_at"]) for c in alone["channels"]] == [(False, None)]
+        both = api.get(f"/v1/users/{user}/decision", params={"channels": "in_app,web"}).json()
+        reached = {c["channel"]: c["send_at"] is not None for c in both["channels"]}
+        assert reached == {"in_app": False, "web": True} and both["channel"] != "in_app"
