@@ -15,13 +15,13 @@ reach `overdue_cycles` times their mean interval between purchases, by at most
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from features.activity import ActivitySpan
 from features.contract.schema import LifecycleStage
 from features.purchases import PurchaseTally
 
-DAY_SECONDS = 86_400.0
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -37,23 +37,24 @@ class LifecycleRules:
     def stage(self, activity: ActivitySpan, purchases: PurchaseTally, now: datetime,
               signup: datetime | None = None) -> LifecycleStage:
         first = min(t for t in (signup, activity.first_seen, purchases.first, now) if t)
-        if (now - first).total_seconds() <= self.new_days * DAY_SECONDS and (
+        if now - first <= self.new_days * DAY and (
                 purchases.occasions <= 1):
             return LifecycleStage.NEW
         last = purchases.last or activity.last_seen or first
-        idle_days = (now - last).total_seconds() / DAY_SECONDS
-        shift = 0.0
-        cycle = purchases.mean_interval_days()
+        # durations, not float days: a window's end is exact to the microsecond
+        idle, shift = now - last, timedelta(0)
+        cycle = purchases.mean_interval()
         if cycle is not None and purchases.occasions >= self.regular_occasions:
-            most = self.at_risk_days - self.active_days
-            shift = min(max(self.overdue_cycles * cycle - self.active_days, 0.0), most)
-        if idle_days <= self.active_days + shift:
+            most = (self.at_risk_days - self.active_days) * DAY
+            shift = min(max(self.overdue_cycles * cycle - self.active_days * DAY, timedelta(0)),
+                        most)
+        if idle <= self.active_days * DAY + shift:
             if purchases.occasions >= self.loyal_occasions:
                 return LifecycleStage.LOYAL
             return LifecycleStage.ACTIVE
-        if idle_days <= min(self.at_risk_days + shift, self.dormant_days):
+        if idle <= min(self.at_risk_days * DAY + shift, self.dormant_days * DAY):
             return LifecycleStage.AT_RISK
-        if idle_days <= self.dormant_days:
+        if idle <= self.dormant_days * DAY:
             return LifecycleStage.DORMANT
         return LifecycleStage.CHURNED
 

@@ -58,11 +58,17 @@ class PurchaseTally:
         """From a row of `PurchaseHistory.batch` (extra columns such as keys are ignored)."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
-    def mean_interval_days(self) -> float | None:
-        """Average days between buying occasions; None before the second one."""
+    def mean_interval(self) -> timedelta | None:
+        """Average time between buying occasions (to the microsecond); None before the
+        second one."""
         if self.occasions < 2 or self.first is None or self.last is None:
             return None
-        return (self.last - self.first).total_seconds() / 86_400 / (self.occasions - 1)
+        return (self.last - self.first) / (self.occasions - 1)
+
+    def mean_interval_days(self) -> float | None:
+        """`mean_interval` in days."""
+        interval = self.mean_interval()
+        return None if interval is None else interval.total_seconds() / 86_400
 
 
 @dataclass(frozen=True)

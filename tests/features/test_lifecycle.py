@@ -81,3 +81,18 @@ def test_rule_stages_agree_with_the_synthetic_truth(tmp_path_factory: pytest.Tem
     churned = sum(share["churned"]) / len(share["churned"])
     active = sum(share["active"]) / len(share["active"])
     assert churned > 0.35 and active < 0.1
+
+
+def test_a_regular_buyers_shifted_window_ends_exactly_where_it_says() -> None:
+    """3 occasions over 34 days 1 hour: a mean interval of 17 days 30 minutes moves the
+    at-risk window's end to 60 + 2 x 17d 30m - 30 = 64 days 1 hour. In float days its
+    end fell a hair short of the exact instant, which read as dormant."""
+    first = NOW - timedelta(days=34, hours=1)
+    tally = PurchaseTally()
+    for when in (first, first + timedelta(days=17, minutes=30), NOW):
+        tally = tally.apply(Event("u", when, EventType.PURCHASE, quantity=1, price=5.0))
+    activity = ActivitySpan(first, NOW, 3)
+    end = NOW + timedelta(days=64, hours=1)
+    assert DEFAULT_RULES.stage(activity, tally, end) is LifecycleStage.AT_RISK
+    assert DEFAULT_RULES.stage(activity, tally, end + timedelta(microseconds=1)) is (
+        LifecycleStage.DORMANT)
