@@ -32,6 +32,13 @@ INTEREST_WEIGHTS: Mapping[EventType, float] = MappingProxyType({
 })
 
 
+MIN_TOTAL = 1e-6
+"""The smallest anchored total that counts (a millionth of one event at the cut-off, what
+is left of one some 20 half-lives old): the store's float16 totals lose smaller ones, so
+without the floor an interest decayed to nothing read as a price band in batch and none
+once published."""
+
+
 @dataclass(frozen=True)
 class DecayedCount:
     """A decayed, weighted count of a user's events per value of `columns`.
@@ -68,9 +75,10 @@ class DecayedCount:
 
     def values(self, anchored: Mapping[str, float], anchor: datetime,
                now: datetime) -> dict[str, float]:
-        """Each key's count at `now` from its anchored total, never below zero."""
+        """Each key's count at `now` from its anchored total, never below zero; a total
+        under MIN_TOTAL counts as none."""
         factor = self.half_life.factor(anchor, now)
-        return {key: value if (value := total * factor) > 0.0 else 0.0
+        return {key: value if total >= MIN_TOTAL and (value := total * factor) > 0.0 else 0.0
                 for key, total in anchored.items()}
 
     def live(self, event: Event, anchor: datetime) -> tuple[str, float] | None:

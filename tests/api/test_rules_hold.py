@@ -135,8 +135,10 @@ def test_an_offer_goes_out_only_on_a_channel_it_allows(api: TestClient,
         body = api.get(f"/v1/users/{user}/decision", params={
             "channels": ",".join(allowed), "n_offers": 50, "explain": "true"}).json()
         reaching = {c["channel"] for c in body["channels"] if c["send_at"] is not None}
-        channel = body["channel"] or (body["channels"][0]["channel"] if body["channels"]
-                                      else None)
+        # the decision's channel: the best allowed, else the best reaching the user
+        channel = body["channel"] or next(
+            (c["channel"] for c in body["channels"] if c["channel"] in reaching),
+            body["channels"][0]["channel"] if body["channels"] else None)
         removed = body["explanation"]["removed"]
         for offer_id, only_on in only.items():
             blocked = "channel" in removed.get(offer_id, [])

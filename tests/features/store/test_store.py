@@ -481,3 +481,25 @@ def test_more_send_buckets_than_slots_never_count_below_what_was_sent(
     assert state.contacts == kept(batch).state("u1").contacts  # type: ignore[union-attr]
     budget = ContactPolicy({"*": [(7, 20)]}).budget(state, T, ["email"])
     assert budget.allowed_channels == () and budget.sent == 21
+
+
+def test_an_interest_decayed_to_nothing_reads_as_none_in_batch_and_published(
+        redis_client: redis.Redis) -> None:
+    """Sixteen years old, a purchase's anchored totals underflow the record's float16 (price) and
+    float32 (categories, brands): below MIN_TOTAL they count as none on both sides, so a
+    publish no longer flips the price band, brands and categories it gave."""
+    batch = batch_of(at(6000, EventType.PURCHASE, category="tea", brand="zeta", price=3.0),
+                     at(10, EventType.VIEW, category="coffee"), users=_one_user())
+    expected = batch.state("u1")
+    assert expected is not None
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state = store.read("u1")
+    assert state is not None
+    assert state.price_band(T) == expected.price_band(T) is None
+    for name in ("category_affinity", "brand_affinity"):
+        positive = {key for key, value in state.counts_at(name, T).items() if value > 0}
+        assert positive == {key for key, value in expected.counts_at(name, T).items()
+                            if value > 0}
+    assert "coffee" in {key for key, value in state.counts_at("category_affinity", T).items()
+                        if value > 0}
