@@ -17,6 +17,7 @@ import polars as pl
 import redis
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -43,7 +44,7 @@ from features.store.redis_store import open_store
 from models.registry import ModelRegistry
 from nbo.errors import DataContractError, NboError, RedisUnavailableError
 from nbo.redis_server import connect, redis_url
-from nbo.settings import get_settings
+from nbo.settings import Settings, get_settings
 from nbo.workers import serve_workers
 from training.affinity.als import Factorization
 from training.sample import MAX_TRAINING_USERS
@@ -182,6 +183,22 @@ def _errors_as_exit_codes() -> Iterator[None]:
         # permission; a full disk): the input's fault or the machine's, told, exit 2
         console.print(f"error: {error}")
         raise typer.Exit(code=DataContractError.exit_code) from error
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        console.print(f"error: {settings_problems(error)}")
+        raise typer.Exit(code=DataContractError.exit_code) from error
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, each problem under its NBO_ variable's name."""
+    told = []
+    for problem in error.errors():
+        name = f"NBO_{str(problem['loc'][0]).upper()}"
+        where = name + "".join(f"[{part}]" for part in problem["loc"][1:])
+        message = problem["msg"].removeprefix("Value error, ")
+        told.append(message if message.startswith(name) else f"{where}: {message}")
+    return "; ".join(told)
 
 
 _STREAM_ID = re.compile(r"-|\d+(-\d+)?")  # where `nbo events export --after` starts

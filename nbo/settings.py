@@ -4,7 +4,7 @@ import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,8 +99,9 @@ class Settings(BaseSettings):
         default_factory=lambda: {"*": [(1, 2), (7, 6)], "push": [(1, 1), (7, 4)],
                                  "sms": [(7, 1)], "whatsapp": [(7, 1)]},
         description='Rolling caps: channel ("*" = all) -> [(days, max messages)].')
-    quiet_hours: tuple[int, int] = Field(
-        default=(21, 8), description="Local hours [start, end) when nothing is sent.")
+    quiet_hours: tuple[Annotated[int, Field(ge=0, le=23)], Annotated[int, Field(ge=0, le=23)]] = (
+        Field(default=(21, 8), description="Local hours [start, end) when nothing is sent "
+              "(start == end: none)."))
     channel_costs: dict[str, float] = Field(
         default_factory=lambda: {"email": 0.002, "push": 0.0, "in_app": 0.0, "web": 0.0,
                                  "sms": 0.05, "whatsapp": 0.03},
