@@ -115,6 +115,9 @@ class FeedbackLog:
         # whole decision (or the other way round) counts no offer twice
         about = ([feedback.offer_id] if feedback.offer_id is not None
                  else offers if feedback.type == "impression" and offers else [None])
+        if about == [None] and "*" not in offers and _LEGACY_WHOLE.format(
+                kind=feedback.type).encode() in summary:  # recorded before the marker moved
+            return Recorded(user_id, duplicate=True)
         entry = {"decision_id": feedback.decision_id, "type": feedback.type,
                  "offer_id": feedback.offer_id, "ts": feedback.ts.isoformat(),
                  "value": feedback.value, "user_id": user_id}
@@ -136,6 +139,11 @@ class FeedbackLog:
         the existing hash at `key`, which happens with the count or not at all."""
         yield from _SHOWN_ONCE.call([key, keys.given(user_id)],
                                     [field, int(time.time()), self._policy.given_ttl_s, offer_id])
+
+
+_LEGACY_WHOLE = "seen:{kind}:*"
+"""The whole decision's marker before it moved to `seen:{kind}` (an offer may be named *):
+in a decision that gave no offer named *, it still marks a report recorded."""
 
 
 def _marker(kind: FeedbackType, offer_id: str | None) -> str:

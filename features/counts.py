@@ -55,7 +55,8 @@ class DecayedCount:
     requires: str | None = None
 
     def batch(self, events: pl.DataFrame | pl.LazyFrame, anchor: datetime) -> pl.DataFrame:
-        """Anchored totals per (user_id, key) over a log of typed events."""
+        """Anchored totals per (user_id, key) over a log of typed events; those decayed
+        under MIN_TOTAL left out, so training reads what serving does (`values`)."""
         kinds = [kind.value for kind in self.weights]
         weight = pl.col("event_type").replace_strict(
             kinds, list(self.weights.values()), default=0.0, return_dtype=pl.Float64)
@@ -70,6 +71,7 @@ class DecayedCount:
             .filter(counted)
             .group_by("user_id", key.alias("key"))
             .agg(total=(weight * sign * self.half_life.growth_expr(pl.col("ts"), anchor)).sum())
+            .filter(~pl.col("total").is_between(0.0, MIN_TOTAL, closed="none"))  # as none
             .collect()
         )
 

@@ -67,6 +67,16 @@ SEGMENTS = ("buyer", "prospect", "app")
 SEGMENT_FORMS = ("buyer, prospect, app or country:XX (XX: a country as the users table gives "
                  "it, two upper-case letters, e.g. country:FR)")
 UNKNOWN_FIELD = "unknown_field"
+
+
+class _NumbersLoader(yaml.SafeLoader):
+    """YAML's safe loader, reading `1e4` and `5e-1` as the numbers YAML 1.2 (and JSON) says
+    they are: YAML 1.1 wants a dot in them, and amounts are strict numbers."""
+
+
+_NumbersLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -196,7 +206,8 @@ def offers_file(directory: Path) -> Path | None:
 def _document(path: Path, check: FileCheck, limit: int) -> list[Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        document = (json.loads(text) if path.suffix == ".json"
+                    else yaml.load(text, Loader=_NumbersLoader))  # a SafeLoader
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         detail = " ".join(str(error).split())

@@ -17,6 +17,7 @@ from features.store.layout import (
     CONTACT_SLOTS,
     FOLDED,
     HOURLY,
+    SLOT_MOST,
     TOP_BRANDS,
     TOP_CATEGORIES,
     UNATTRIBUTED,
@@ -64,11 +65,12 @@ def kept(batch: BatchFeatures) -> BatchFeatures:
 def contact_slots(contacts: pl.DataFrame, last_day: date) -> pl.DataFrame:
     """The (day, channel) send buckets the record keeps, as (user_id, channel, day, sent):
     those within CONTACT_DAYS of `last_day`, each of a named channel or UNATTRIBUTED (sent
-    on no channel the event named), the latest first, at most 255 sends each. A user with
-    more than CONTACT_SLOTS keeps the CONTACT_SLOTS - 1 latest and folds the others into one
-    bucket of channel FOLDED dated the latest day folded: caps count those sends on every
-    channel and no earlier than they were sent, so a cap may hold a message back early,
-    never let one through it should stop (dropped, they were not counted at all)."""
+    on no channel the event named), the latest first, at most SLOT_MOST sends each. A user
+    with more than CONTACT_SLOTS buckets keeps the latest exact and folds the others into
+    as few buckets of channel FOLDED, dated the latest day folded, as their sends fill:
+    caps count those sends on every channel and no earlier than they were sent, so a cap
+    may hold a message back early, never let one through it should stop (dropped, they
+    were not counted at all)."""
     recent = contacts.filter(
         (pl.lit(last_day) - pl.col("day")).dt.total_days().is_between(0, CONTACT_DAYS - 1))
     buckets = pl.concat([recent.filter(pl.col("channel") != ALL_CHANNELS),
@@ -76,15 +78,27 @@ def contact_slots(contacts: pl.DataFrame, last_day: date) -> pl.DataFrame:
     ranked = buckets.sort(["user_id", "day", "channel"],
                           descending=[False, True, False]).with_columns(
         rank=pl.int_range(pl.len()).over("user_id"), buckets=pl.len().over("user_id"))
-    overflowing = pl.col("buckets") > CONTACT_SLOTS
-    exact = ranked.filter(~overflowing | (pl.col("rank") < CONTACT_SLOTS - 1))
-    folded = (ranked.filter(overflowing & (pl.col("rank") >= CONTACT_SLOTS - 1))
+    fitting = ranked.filter(pl.col("buckets") <= CONTACT_SLOTS)
+    over = ranked.filter(pl.col("buckets") > CONTACT_SLOTS).with_columns(
+        older=pl.col("sent").cum_sum(reverse=True).over("user_id"))  # from this bucket back
+    # fold from the latest rank whose sends, and all older, fit the slots left from it
+    starts = over.filter((pl.col("rank") < CONTACT_SLOTS) & (
+        pl.col("older") <= SLOT_MOST * (CONTACT_SLOTS - pl.col("rank")))).group_by(
+        "user_id").agg(start=pl.col("rank").max())
+    over = over.join(starts, on="user_id", how="left").with_columns(
+        pl.col("start").fill_null(0))  # more than every slot holds: they fill, saturated
+    folded = (over.filter(pl.col("rank") >= pl.col("start"))
               .group_by("user_id", maintain_order=True)
-              .agg(pl.col("day").max(), pl.col("sent").sum())
-              .with_columns(channel=pl.lit(FOLDED)))
-    return pl.concat([exact.select(buckets.columns),
-                      folded.select(buckets.columns).cast(buckets.schema)]).with_columns(
-        pl.col("sent").clip(0, 255))
+              .agg(pl.col("day").max(), pl.col("sent").sum(), slots=CONTACT_SLOTS
+                   - pl.col("start").first())
+              .with_columns(part=pl.int_ranges(0, pl.col("slots"))).explode("part")
+              .with_columns(channel=pl.lit(FOLDED),
+                            sent=(pl.col("sent") - SLOT_MOST * pl.col("part")).clip(0, SLOT_MOST))
+              .filter(pl.col("sent") > 0))
+    exact = pl.concat([fitting.select(buckets.columns),
+                       over.filter(pl.col("rank") < pl.col("start")).select(buckets.columns)])
+    return pl.concat([exact, folded.select(buckets.columns).cast(buckets.schema)]).with_columns(
+        pl.col("sent").clip(0, SLOT_MOST))
 
 
 def unattributed(contacts: pl.DataFrame) -> pl.DataFrame:

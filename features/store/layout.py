@@ -36,7 +36,8 @@ CHANNEL_BITS = 3  # a send's slot: (days before the cut-off + 1) << CHANNEL_BITS
 CHANNEL_MASK = (1 << CHANNEL_BITS) - 1
 UNATTRIBUTED = ""  # in `kept`'s sends: messages sent on no channel the event named
 UNATTRIBUTED_ID = CHANNEL_MASK  # their channel id in a slot: they count on "*" only
-FOLDED = "+"  # in `kept`'s slots: the sends of a user's buckets beyond CONTACT_SLOTS - 1
+SLOT_MOST = 255  # sends one slot counts
+FOLDED = "+"  # in `kept`'s slots: the sends of a user's buckets beyond those kept exact
 FOLDED_ID = 0  # their channel id in a slot (its day makes the byte non-zero): they count
 # on every channel and "*" (kept.py, `contact_slots`)
 assert len(CHANNELS) < UNATTRIBUTED_ID and CONTACT_DAYS < 1 << (8 - CHANNEL_BITS)

@@ -150,3 +150,15 @@ def test_an_offer_named_star_is_told_apart_from_the_decision_as_a_whole(
     assert not whole.duplicate and not star.duplicate and not shown.duplicate
     assert redis_client.xlen(keys.FEEDBACK) == 3
     assert OfferCatalog.parse_given(redis_client.hgetall(keys.given(USER)), 3600) == {"*": 1}
+
+
+def test_a_whole_decision_report_recorded_by_the_older_marker_is_a_duplicate(
+        log: FeedbackLog, redis_client: redis.Redis) -> None:
+    """Before the marker moved, a report about the whole decision was marked
+    `seen:<type>:*`: its resend after the upgrade is still a duplicate."""
+    redis_client.hset(keys.decision(DECISION), "seen:open:*", "2026-12-07T00:00:00+00:00")
+    now = datetime.now(UTC)
+    again = run(redis_client, log.record_plan(Feedback(DECISION, "open", None, now, None)))
+    assert again.duplicate and redis_client.xlen(keys.FEEDBACK) == 0
+    click = run(redis_client, log.record_plan(Feedback(DECISION, "click", None, now, None)))
+    assert not click.duplicate  # another type: recorded

@@ -37,13 +37,17 @@ def user_context(batch: BatchFeatures) -> pl.DataFrame:
     """(user_id, USER_COLUMNS) at the batch's cut."""
     p = PURCHASE_PREFIX
     bands = (batch.counts["price_affinity"].pivot(on="key", index="user_id", values="total")
-             if batch.counts["price_affinity"].height else pl.DataFrame({"user_id": []}))
+             if batch.counts["price_affinity"].height
+             else pl.DataFrame({"user_id": []}, schema={"user_id": pl.String}))
     for band, name in (("0", "price_low"), ("1", "price_mid"), ("2", "price_high")):
         bands = bands.rename({band: name}) if band in bands.columns else bands.with_columns(
             pl.lit(0.0).alias(name))
+    # a band's total below 0 (returns outweighing purchases) is none, as served
+    bands = bands.with_columns(pl.col("price_low", "price_mid", "price_high").fill_null(0.0)
+                               .clip(lower_bound=0.0))
     total = pl.sum_horizontal("price_low", "price_mid", "price_high")
     bands = bands.select("user_id", *(
-        (pl.col(n).fill_null(0.0) / pl.when(total > 0).then(total).otherwise(1.0)).alias(n)
+        (pl.col(n) / pl.when(total > 0).then(total).otherwise(1.0)).alias(n)
         for n in ("price_low", "price_mid", "price_high")))
     months = pl.max_horizontal(_days("first_seen", batch.anchor).fill_null(0.0),
                               MIN_TENURE_DAYS) / 30.0

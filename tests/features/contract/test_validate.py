@@ -181,3 +181,18 @@ def test_a_zone_that_names_no_place_is_refused(tmp_path: Path, zone: str) -> Non
     report = validate_dataset(write_dataset(tmp_path, users=users))
     assert not report.ok
     assert any("column 'timezone'" in line and repr(zone) in line for line in report.lines())
+
+
+def test_offer_amounts_are_numbers_as_written_in_yaml(tmp_path: Path) -> None:
+    """`1e4` is a number (YAML 1.1 wants a dot, and read it as text, which the strict
+    amounts refused); `no` and a quoted number are not."""
+    text = OFFERS_YAML.replace("min_order_value: 15", "min_order_value: 1.5e1\n    budget: 1e4")
+    offers, check = read_offers(write_dataset(tmp_path, offers=text) / "offers.yaml")
+    assert check.ok, [str(problem) for problem in check.shown]
+    voucher = next(offer for offer in offers if offer.offer_id == "voucher-5")
+    assert (voucher.min_order_value, voucher.budget) == (15.0, 10_000.0)
+    for wrong in ("budget: no", 'budget: "100"'):
+        text = OFFERS_YAML.replace("max_per_user: 2", f"max_per_user: 2\n    {wrong}")
+        offers, check = read_offers(write_dataset(tmp_path / wrong[-3:], offers=text)
+                                    / "offers.yaml")
+        assert [offer.offer_id for offer in offers] == ["coffee-guide"], wrong

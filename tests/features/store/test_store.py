@@ -503,3 +503,22 @@ def test_an_interest_decayed_to_nothing_reads_as_none_in_batch_and_published(
                             if value > 0}
     assert "coffee" in {key for key, value in state.counts_at("category_affinity", T).items()
                         if value > 0}
+
+
+def test_folded_sends_past_what_one_slot_counts_take_more_slots(
+        redis_client: redis.Redis) -> None:
+    """Twice a day on six channels for a month: the folded sends overflowed one slot's 255
+    and a cap of 300 in 30 days let a message through at 281 counted of 348 sent."""
+    channels = ("email", "push", "sms", "whatsapp", "in_app", "web")
+    sends = [at(day + 0.3 + hour / 48, EventType.MESSAGE_SENT, channel=channel)
+             for day in range(30) for hour, channel in enumerate(channels * 2)]
+    batch = batch_of(*sends, users=_one_user())
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state, expected = store.read("u1"), batch.state("u1")
+    assert state is not None and expected is not None
+    for days in (2, 7, 30):
+        assert state.sent_within(T, days) >= expected.sent_within(T, days) > 0
+        for channel in channels:
+            assert state.sent_within(T, days, channel) >= expected.sent_within(T, days, channel)
+    assert state.contacts == kept(batch).state("u1").contacts  # type: ignore[union-attr]
