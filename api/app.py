@@ -61,13 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("no API keys configured (NBO_API_KEYS): the API is open to anyone "
                        "who can reach it")
     install_error_handlers(app)
-    for router in (decisions.router, blocks.router, items.router, events.router,
-                   feedback.router, offers.router, models.router, health.router):
+    routers = (decisions.router, blocks.router, items.router, events.router,
+               feedback.router, offers.router, models.router, health.router)
+    for router in routers:
         app.include_router(router)
     if settings.decision_fast_path:  # innermost: inside the limits and metrics
         app.add_middleware(DecisionFastPath, services=services, keys=keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight,
                        on_refused=services.metrics.refused.inc)
-    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # outermost: times all
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics,  # outermost: times all
+                       routes=[route for router in routers for route in router.routes])
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 from typing import Annotated
@@ -60,6 +61,10 @@ class Forbidden(NboError):
     http_status = 403
 
 
+_SENDABLE = re.compile(r"[\x21-\x7e]+")
+"""What a key may hold: visible ASCII, the characters every client sends in a header."""
+
+
 class ApiKeys:
     """The configured keys and their roles, checked in constant time."""
 
@@ -70,6 +75,11 @@ class ApiKeys:
             if not key:
                 raise ApiKeyConfigError(
                     f"NBO_API_KEYS: key #{number} is empty; give every key a long random value")
+            if not _SENDABLE.fullmatch(key):  # HTTP trims spaces and reads bytes as latin-1
+                raise ApiKeyConfigError(
+                    f"NBO_API_KEYS: key #{number} holds a space or a character outside "
+                    "printable ASCII, which no client could send as is; use letters, digits "
+                    "and punctuation only")
             try:
                 role = Role(role_name)
             except ValueError:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -74,9 +76,13 @@ class Metrics:
 class MetricsMiddleware:
     """Times each HTTP request into `metrics.requests`, labelled by the matched route."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics,
+                 routes: Sequence[BaseRoute] = ()) -> None:
+        """`routes`: the app's, to label a request refused before routing (overloaded, too
+        large) with the route it was for."""
         self.app = app
         self.metrics = metrics
+        self.routes = tuple(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,9 +100,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            # The router stores the matched route in the scope; its path format is the
-            # template without convertors ({user_id}, not {user_id:path})
-            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
+            route = self._template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.requests.labels(route, method, str(status)).observe(
                 time.perf_counter() - started)
+
+
+    def _template(self, scope: Scope) -> str:
+        """The template of the route a request is for, without convertors ({user_id}, not
+        {user_id:path}): the router stores the route it matched in the scope; a request
+        refused before routing is matched here, so it counts under its route."""
+        route = scope.get("route") or next(
+            (candidate for candidate in self.routes
+             if candidate.matches(scope)[0] is Match.FULL), None)
+        return getattr(route, "path_format", None) or UNMATCHED

@@ -149,7 +149,11 @@ class Services:
         if version is None:
             raise NoPromotedModel("no model version is promoted: run `nbo models promote "
                                   "VERSION --models DIR` (or `nbo train`, then promote)")
-        self._serve(version)
+        try:
+            self._serve(version)
+        except NboError:  # the version itself: the workers' polling does not load it again
+            self._failed_version = version
+            raise
         return version
 
     def _serve(self, version: str) -> None:

@@ -18,6 +18,7 @@ import redis
 import typer
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -187,6 +188,12 @@ def _errors_as_exit_codes() -> Iterator[None]:
         if error.title != Settings.__name__:
             raise
         console.print(f"error: {settings_problems(error)}")
+        raise typer.Exit(code=DataContractError.exit_code) from error
+    except SettingsError as error:  # a variable that is not JSON where JSON is wanted
+        field = re.search(r'field "(\w+)"', str(error))
+        name = f"NBO_{field.group(1).upper()}" if field else "an NBO_ variable"
+        console.print(f"error: {name} is not valid JSON (its value is not shown: it may "
+                      "hold secrets)")
         raise typer.Exit(code=DataContractError.exit_code) from error
 
 

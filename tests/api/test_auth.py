@@ -193,6 +193,16 @@ def test_empty_key_is_refused() -> None:
         ApiKeys({"": "admin"})
 
 
+@pytest.mark.parametrize("key", ["spaced-key-123 ", " spaced-key-123", "clé-secrète-123",
+                                 "tab\tkey-123"])
+def test_a_key_no_client_can_send_is_refused_by_position(key: str) -> None:
+    """HTTP trims the spaces around a header's value and reads its bytes as latin-1: such a
+    key matched no request, and every request got 401."""
+    with pytest.raises(ApiKeyConfigError, match="key #2 holds a space") as info:
+        ApiKeys({"good-key-0123456789": "decide", key: "decide"})
+    assert key.strip() not in str(info.value)
+
+
 def test_admin_role_allows_everything() -> None:
     assert all(Role.ADMIN.allows(role) for role in Role)
     assert not Role.DECIDE.allows(Role.INGEST)

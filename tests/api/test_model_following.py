@@ -13,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.api.conftest import ServedWorld, promoted_version_copied
+from api.services import ModelLoadError, Services
+from models.serving import ServingModels
+from tests.api.conftest import ServedWorld, VersionCopy, promoted_version_copied
 
 POLL_S = 0.1
 
@@ -48,12 +50,7 @@ def test_a_version_that_fails_to_load_is_logged_once_and_the_old_one_serves(
     settings = served_world.settings(model_poll_s=POLL_S)
     with (promoted_version_copied(served_world, "unloadable") as version,
           TestClient(create_app(settings)) as worker):
-        copy = served_world.models / version.copy
-        (copy / "send_time.json").write_text("{}")  # its checksum made to match: it verifies
-        checksums = json.loads((copy / "checksums.json").read_text())
-        checksums["send_time.json"] = hashlib.sha256(b"{}").hexdigest()
-        (copy / "checksums.json").write_text(json.dumps(checksums))
-        version.registry.promote(version.copy)
+        _unloadable(version, served_world)
         with caplog.at_level(logging.WARNING, logger="api.services"):
             assert _eventually(lambda: any("not serving the promoted model version" in r.message
                                            for r in caplog.records))
@@ -66,6 +63,40 @@ def test_a_version_that_fails_to_load_is_logged_once_and_the_old_one_serves(
         assert refused.json()["error"] == "model_load_error"
         assert f"still serving {version.original}" in refused.json()["detail"]
         assert worker.get(f"/v1/users/{served_world.users[0]}/decision").status_code == 200
+
+
+def _unloadable(version: VersionCopy, served_world: ServedWorld) -> None:
+    """Make the copy verify but fail to load, and promote it."""
+    copy = served_world.models / version.copy
+    (copy / "send_time.json").write_text("{}")  # its checksum made to match: it verifies
+    checksums = json.loads((copy / "checksums.json").read_text())
+    checksums["send_time.json"] = hashlib.sha256(b"{}").hexdigest()
+    (copy / "checksums.json").write_text(json.dumps(checksums))
+    version.registry.promote(version.copy)
+
+
+def test_a_reload_that_failed_is_not_tried_again_by_the_polling(
+        served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker answering the reload knew the version fails, and loaded it (seconds of
+    compiling, a second traceback) at its next poll all the same."""
+    services = Services.build(served_world.settings(model_poll_s=0))
+    with promoted_version_copied(served_world, "unloadable-reload") as version:
+        _unloadable(version, served_world)
+        loads: list[str] = []
+        load = services._load
+
+        def counted(wanted: str, current: ServingModels | None) -> ServingModels:
+            loads.append(wanted)
+            return load(wanted, current)
+
+        monkeypatch.setattr(services, "_load", counted)
+        with pytest.raises(ModelLoadError):
+            services.reload_models()
+        services.follow_promoted()
+        services.follow_promoted()
+        assert loads == [version.copy]
+        assert services.engine.models is not None
+        assert services.engine.models.version == version.original
 
 
 def test_a_promoted_version_whose_checksums_broke_is_refused_with_a_409(

@@ -75,6 +75,8 @@ def test_requests_past_the_limit_are_refused_at_once_and_health_still_answers(
 
         held.finish(callers)
         assert statuses == [200, 200]
+        assert ('nbo_request_seconds_count{method="GET",route="/v1/users/{user_id}/decision",'
+                'status="503"} 3.0') in metrics.text  # under their route, not unmatched
         assert api.get(f"/v1/users/{served_world.users[0]}/decision").status_code == 200
 
 

@@ -161,7 +161,8 @@ def test_serve_refuses_a_bad_role_before_starting_anything(
 @pytest.mark.parametrize(("name", "value", "told"), [
     ("NBO_QUIET_HOURS", "[0, 24]", "NBO_QUIET_HOURS[1]: Input should be less than or equal"),
     ("NBO_CONTACT_CAPS", '{"e-mail": [[7, 2]]}', "NBO_CONTACT_CAPS: unknown 'e-mail'"),
-    ("NBO_OPEN_VALUE", "inf", "NBO_OPEN_VALUE: Input should be a finite number")])
+    ("NBO_OPEN_VALUE", "inf", "NBO_OPEN_VALUE: Input should be a finite number"),
+    ("NBO_API_KEYS", '{"my-secret-key-abc": decide}', "NBO_API_KEYS is not valid JSON")])
 def test_bad_settings_stop_serve_with_each_problem_named(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str, told: str) -> None:
     """A message naming the variable, exit 2: no traceback (quiet hours of 24 stopped the
@@ -174,6 +175,7 @@ def test_bad_settings_stop_serve_with_each_problem_named(
         get_settings.cache_clear()
     assert result.exit_code == 2, result.output
     assert told in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert "my-secret-key-abc" not in result.output
 
 
 def test_a_file_where_a_directory_is_wanted_is_refused_before_any_work(tmp_path: Path) -> None:
