@@ -61,9 +61,17 @@ class EngagementRates:
 
     def batch(self, counts: Mapping[str, pl.DataFrame],
               population: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
-        """The same rates for every user with sends: (user_id, channel, open, click,
-        conversion), from a batch's anchored totals (values at the anchor)."""
-        rates = counts[SENDS].select("user_id", channel="key", sends=pl.col("total"))
+        """The same rates for every user with sends or responses on a channel the
+        population has rates for: (user_id, channel, open, click, conversion), from a
+        batch's anchored totals (values at the anchor). Opens of sends nbo never saw count
+        over no sends, as `rates_on` counts them."""
+        channels = sorted({channel for rates in population.values() for channel in rates})
+        seen = pl.concat([counts[name].select("user_id", channel="key")
+                          for name in (SENDS, *RESPONSES.values())]).unique().filter(
+            pl.col("channel").is_in(channels))
+        sends = counts[SENDS].select("user_id", channel="key", sends=pl.col("total"))
+        rates = seen.join(sends, on=["user_id", "channel"], how="left").with_columns(
+            pl.col("sends").fill_null(0.0)).sort("user_id", "channel")
         for response, name in RESPONSES.items():
             prior = pl.col("channel").replace_strict(
                 dict(population[response]), default=0.0, return_dtype=pl.Float64)

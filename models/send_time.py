@@ -53,9 +53,11 @@ def hourly_opens(batch: BatchFeatures) -> pl.DataFrame:
 
 
 def hourly_activity(batch: BatchFeatures) -> pl.DataFrame:
-    """(user_id, local_hour, activity) from the batch's decayed shopping activity."""
+    """(user_id, local_hour, activity) from the batch's decayed shopping activity, below 0
+    (returns outweighing purchases) read as 0, as a user's state serves it."""
     return batch.counts["hourly_activity"].select(
-        "user_id", local_hour=pl.col("key").cast(pl.Int64), activity=pl.col("total"))
+        "user_id", local_hour=pl.col("key").cast(pl.Int64),
+        activity=pl.col("total").clip(lower_bound=0.0))
 
 
 @lru_cache(maxsize=8)

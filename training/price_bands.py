@@ -42,7 +42,7 @@ class ServedBands:
     def of(cls, batch: BatchFeatures) -> ServedBands:
         affinity: dict[str, dict[str, float]] = {}
         for user, key, total in batch.counts["price_affinity"].iter_rows():
-            affinity.setdefault(user, {})[key] = total
+            affinity.setdefault(user, {})[key] = max(total, 0.0)  # as a state serves it
         bought: dict[str, dict[str, tuple[int, int]]] = {}
         for user, category, lean, lines in batch.category_purchases.select(
                 "user_id", "category", "price_lean", "lines").iter_rows():

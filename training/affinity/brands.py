@@ -66,10 +66,14 @@ class BrandContext:
             category_share=pl.col("total") / pl.col("total").sum().over("user_id"))
         lines = bought_brands(up_to(events, batch.anchor)).group_by("key", "category").len()
         popularity = lines.select(
-            "key", "category",
+            "key", "category", "len",
             popularity=pl.col("len") / pl.col("len").sum().over("category"),
             category_popularity=pl.col("len").sum().over("category") / pl.col("len").sum())
-        return cls(kept, categories, popularity.sort("key"))
+        # a brand sold in several categories belongs to the one it sells most in: serving
+        # (models/brands.py) knows one category per brand
+        main = popularity.sort("key", "len", "category", descending=[False, True, False]).unique(
+            "key", keep="first", maintain_order=True).drop("len")
+        return cls(kept, categories, main)
 
     def signals(self, users: list[str], als: AlsScores) -> pl.DataFrame:
         """Candidates of `users` with SIGNALS, sorted by user and brand."""

@@ -52,8 +52,9 @@ def category_signals(batch: BatchFeatures, users: Sequence[str], als: AlsScores)
     candidates = pl.DataFrame({"user_id": list(users)}).join(
         pl.DataFrame({"key": categories_of(batch)}), how="cross")
     affinity = interest(batch).rename({"weight": "affinity"}).sort("user_id", "key")
-    affinity = affinity.with_columns(
-        affinity_share=pl.col("affinity") / pl.col("affinity").sum().over("user_id"))
+    total = pl.col("affinity").sum().over("user_id")
+    affinity = affinity.with_columns(  # no interest left at all: shares of 0, as served
+        affinity_share=pl.when(total > 0).then(pl.col("affinity") / total).otherwise(0.0))
     tallies = batch.category_purchases.rename({"category": "key"})
     due = [DEFAULT_CYCLE.due(PurchaseTally.from_row(row), batch.cycles.get(row["key"]),
                              batch.anchor) for row in tallies.iter_rows(named=True)]

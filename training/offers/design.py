@@ -75,8 +75,10 @@ def channel_rates(batch: BatchFeatures) -> pl.DataFrame:
 
 def overall_rates(batch: BatchFeatures) -> pl.DataFrame:
     """(user_id, open_rate_all, conversion_rate_all): the same over all channels pooled."""
-    pooled = {name: frame.with_columns(key=pl.lit("all")) for name, frame in
-              batch.counts.items() if name.startswith("channel_")}
+    # each channel's total floored at 0 before pooling, as a state serves them
+    pooled = {name: frame.with_columns(key=pl.lit("all"),
+                                       total=pl.col("total").clip(lower_bound=0.0))
+              for name, frame in batch.counts.items() if name.startswith("channel_")}
     totals = {name: frame.group_by("user_id", "key").agg(total=pl.col("total").sum())
               for name, frame in pooled.items()}
     population = {response: {"all": sum(rates.values()) / max(len(rates), 1)}
