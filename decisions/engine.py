@@ -73,7 +73,6 @@ Keep = Callable[[list[Decision]], Plan[list[bool]]]
 CHANNELS = tuple(channel.value for channel in Channel)
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
-LOGGED_CANDIDATES = 50  # the most candidates a decision's log entry keeps
 UNLOGGED_CALLS = 10_000  # calls decided during an outage kept to log after (older dropped)
 # users whose candidate offers one call of the offer model scores: rows of a few dozen
 # users stay in the CPU's caches (about 9 us a user cheaper than a call per user)
@@ -166,6 +165,7 @@ class _Offers:
     terms: dict[str, object]
     eligible: int  # offers every rule allowed
     candidates: list[tuple[str, float]] = field(default_factory=list)  # worthwhile, best first
+    channel: str | None = None  # the channel they were scored for (None: none scored)
 
 
 @dataclass(frozen=True)
@@ -506,6 +506,8 @@ class DecisionEngine:
         worth more than they cost, in the order exploration shows them; explained with the
         model's `rows` (the eligible offers', the no-offer one)."""
         request, state, table, eligible = subject.request, subject.state, call.table, pool.eligible
+        context = reach.context
+        assert context is not None  # only users with a channel are scored
         uplift = with_offer - without
         purchases = state.purchases
         order_value = (purchases.amount / purchases.lines  # returns may outweigh purchases
@@ -517,7 +519,7 @@ class DecisionEngine:
         # every offer the exploration could show, best first (ties: the catalog's order);
         # it arranges these alone exactly as it would all the worthwhile ones
         exploration = self._policy.exploration
-        shown = min(exploration.top_shown(request.n_offers), LOGGED_CANDIDATES)
+        shown = exploration.top_shown(request.n_offers)
         best = worth[np.argsort(-value[worth], kind="stable")[:shown]]
         logged = list(zip(table.offer_ids[eligible[best]].tolist(),
                           np.round(value[best], 6).tolist(), strict=True))
@@ -531,9 +533,9 @@ class DecisionEngine:
                               expected_value=float(value[best[i]]), propensity=float(p))
                   for i, p in zip(order, propensity, strict=True)]
         if not request.explain:
-            return _Offers(chosen, {}, len(eligible), logged)
-        context, scorer = reach.context, call.models.offer_response if call.models else None
-        assert context is not None and scorer is not None and rows is not None
+            return _Offers(chosen, {}, len(eligible), logged, context.channel)
+        scorer = call.models.offer_response if call.models else None
+        assert scorer is not None and rows is not None
         terms: dict[str, object] = {
             "p_convert_without_offer": float(without), "order_value": order_value,
             "order_margin": self._policy.order_margin, "channel": context.channel,
@@ -544,7 +546,7 @@ class DecisionEngine:
             row = rows[0][best[order[0]]]
             terms["drivers"] = {"offer_id": chosen[0].offer_id, **drivers(
                 row, scorer.contributions(np.stack([row, rows[1]])))}
-        return _Offers(chosen, terms, len(eligible), logged)
+        return _Offers(chosen, terms, len(eligible), logged, context.channel)
 
     # -- small read-time facts --------------------------------------------------------
 
@@ -660,6 +662,7 @@ class DecisionEngine:
                      "ts": now.isoformat(), "journey": decision.journey,
                      "campaign_id": decision.campaign_id, "source": decision.source,
                      "holdout": decision.holdout_group, "channel": decision.channel,
+                     "offer_channel": offers.channel,
                      "offers": decision.offers,  # orjson writes dataclasses as objects
                      "eligible": offers.eligible, "candidates": offers.candidates,
                      "exploration": arranged,

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import ndtr
 
 Method = Literal["none", "epsilon_greedy", "thompson"]
 METHODS: tuple[Method, ...] = ("none", "epsilon_greedy", "thompson")
@@ -24,15 +25,14 @@ class Exploration:
     method: Method = "epsilon_greedy"
     epsilon: float = 0.05
     top_k: int = 5  # exploration picks among this many of the best remaining
-    draws: int = 256  # Monte Carlo draws for Thompson propensities
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"exploration method {self.method!r}: use one of {METHODS}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"exploration epsilon {self.epsilon}: must be in [0, 1]")
-        if self.top_k < 1 or self.draws < 1:
-            raise ValueError(f"top_k {self.top_k}, draws {self.draws}: both must be >= 1")
+        if self.top_k < 1:
+            raise ValueError(f"top_k {self.top_k}: must be >= 1")
 
     def top_shown(self, n: int) -> int:
         """How many of the best candidates n picks can show: n greedily, n + top_k - 1 when
@@ -78,34 +78,53 @@ class Exploration:
             picks.append(remaining.pop(rank))
         return np.array(picks, dtype=np.intp), np.array(propensities, dtype=np.float64)
 
-    def _thompson(self, values: NDArray[np.float64], spread: NDArray[np.float64], count: int,
+    @staticmethod
+    def _thompson(values: NDArray[np.float64], spread: NDArray[np.float64], count: int,
                   rng: np.random.Generator) -> Arrangement:
-        """At each position the argmax of one fresh draw among the remaining candidates.
-
-        The propensity is the share of wins in `draws` shared draws plus the shown one
-        ((wins + 1) / (draws + 1)): an estimate that is never zero for a candidate shown.
-        """
-        estimates = rng.standard_normal((self.draws, values.size))
-        estimates *= spread
-        estimates += values
-        winners = estimates.argmax(axis=1)  # each draw's best among the remaining
+        """At each position the argmax of one fresh draw among the remaining candidates;
+        the propensity is the exact probability of that pick (`pick_probability`)."""
         picks = np.empty(count, dtype=np.intp)
         propensities = np.empty(count, dtype=np.float64)
-        taken = np.zeros(values.size, dtype=bool)
+        remaining = np.ones(values.size, dtype=bool)
         for position in range(count):
             shown = rng.standard_normal(values.size)
             shown *= spread
             shown += values
-            shown[taken] = -np.inf  # values are finite, so a taken one never wins
+            shown[~remaining] = -np.inf  # values are finite, so a taken one never wins
             pick = int(np.argmax(shown))
-            won = np.flatnonzero(winners == pick)
             picks[position] = pick
-            propensities[position] = (won.size + 1) / (self.draws + 1)
-            taken[pick] = True
-            estimates[:, pick] = -np.inf
-            if won.size:  # only the draws the pick won have a new best
-                winners[won] = estimates[won].argmax(axis=1)
+            # drawn, it had a chance above 0, however small the integral's grid finds it
+            propensities[position] = max(pick_probability(values, spread, pick, remaining), _TINY)
+            remaining[pick] = False
         return picks, propensities
+
+
+def pick_probability(values: NDArray[np.float64], spread: NDArray[np.float64], pick: int,
+             among: NDArray[np.bool_]) -> float:
+    """The probability that `pick`'s draw, N(value, spread), is the largest of those of the
+    candidates `among` (each drawn independently; one without spread is its value, and of
+    equal ones the first wins, as np.argmax picks): one integral over `pick`'s draw of its
+    density times the chance every other one draws less."""
+    others = among.copy()
+    others[pick] = False
+    fixed, varying = others & (spread == 0), others & (spread > 0)
+    mean, sd = values[pick], spread[pick]
+    if sd == 0:  # a point: every other draw below it (a fixed one equal to it, after it)
+        beaten = np.flatnonzero(fixed)
+        ahead = (values[beaten] > mean) | ((values[beaten] == mean) & (beaten < pick))
+        return float(0.0 if ahead.any() else
+                     np.prod(ndtr((mean - values[varying]) / spread[varying])))
+    floor = values[fixed].max(initial=-np.inf)  # the draw must pass every fixed one
+    start = max(-_REACH, (floor - mean) / sd)
+    if start >= _REACH:
+        return 0.0
+    t = np.linspace(start, _REACH, _POINTS)
+    below = ndtr(((mean + sd * t)[:, None] - values[varying]) / spread[varying]).prod(axis=1)
+    return float(np.trapezoid(np.exp(-t * t / 2) / np.sqrt(2 * np.pi) * below, t))
+
+
+_REACH, _POINTS = 10.0, 2049  # standard deviations integrated over, and the grid's points
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 def _greedy(values: NDArray[np.float64], count: int) -> Arrangement:

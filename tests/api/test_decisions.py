@@ -243,7 +243,8 @@ def test_the_log_keeps_what_off_policy_evaluation_needs(api: TestClient,
     try:
         checked = 0
         for user in served_world.users[:30]:
-            body = api.get(f"/v1/users/{user}/decision", params={"n_offers": 2}).json()
+            body = api.get(f"/v1/users/{user}/decision",
+                           params={"n_offers": 2, "explain": "true"}).json()
             if not body["offers"]:
                 continue
             latest: list[tuple[bytes, dict[bytes, bytes]]] = client.xrevrange(  # type: ignore[assignment]
@@ -261,6 +262,8 @@ def test_the_log_keeps_what_off_policy_evaluation_needs(api: TestClient,
             assert [o["propensity"] for o in entry["offers"]] == [
                 o["propensity"] for o in body["offers"]]
             assert entry["exploration"]["method"] == "epsilon_greedy"
+            # the channel the offers were scored for, even when none has room to send now
+            assert entry["offer_channel"] == body["explanation"]["arbitration"]["channel"]
             checked += 1
     finally:
         client.close()
@@ -343,3 +346,29 @@ def test_a_user_who_refused_in_app_is_not_reached_there(api: TestClient,
         both = api.get(f"/v1/users/{user}/decision", params={"channels": "in_app,web"}).json()
         reached = {c["channel"]: c["send_at"] is not None for c in both["channels"]}
         assert reached == {"in_app": False, "web": True} and both["channel"] != "in_app"
+
+
+def test_exploration_arranges_all_it_may_show_however_many_offers_are_asked(
+        api: TestClient, served_world: ServedWorld) -> None:
+    """50 offers asked, top k 5: 54 candidates to arrange. A cap of 50 on what the log
+    keeps also cut what exploration could show (the last picks chose among 4, 3, 2, 1)."""
+    original = api.get("/v1/offers/coffee-guide").json()
+    template = {key: value for key, value in original.items() if key != "budget_status"}
+    copies = [f"guide-copy-{n:02d}" for n in range(60)]
+    for offer_id in copies:
+        put = api.put(f"/v1/offers/{offer_id}", json={**template, "offer_id": offer_id,
+                                                      "categories": [], "max_per_user": None})
+        assert put.status_code == 200, put.text
+    client = redis.Redis.from_url(served_world.redis_url)
+    try:
+        body = api.get(f"/v1/users/{served_world.users[0]}/decision",
+                       params={"n_offers": 50}).json()
+        latest: list[tuple[bytes, dict[bytes, bytes]]] = client.xrevrange(  # type: ignore[assignment]
+            keys.DECISIONS, count=1)
+        entry = orjson.loads(latest[0][1][b"d"])
+        assert entry["decision_id"] == body["decision_id"] and len(body["offers"]) == 50
+        assert len(entry["candidates"]) == 50 + entry["exploration"]["top_k"] - 1
+    finally:
+        for offer_id in copies:
+            api.delete(f"/v1/offers/{offer_id}")
+        client.close()

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from decisions.exploration import METHODS, Exploration, Method
+from decisions.exploration import METHODS, Exploration, Method, pick_probability
 
 SEEDS = range(4000)
 
@@ -80,13 +80,42 @@ def test_thompson_matches_the_exact_probability_for_two_candidates() -> None:
 
 
 def test_thompson_first_pick_frequencies_match_the_propensities() -> None:
-    policy = Exploration("thompson", draws=256)
+    policy = Exploration("thompson")
     values, spread = np.array([1.0, 0.6, 0.0, -2.0]), np.array([0.5, 1.0, 1.5, 0.1])
     counts, reported = first_picks(policy, values, spread)
     for index in range(len(values)):
         frequency = counts[index] / len(SEEDS)
         mean_reported = float(np.mean(reported[index])) if reported[index] else 0.0
         assert abs(frequency - mean_reported) < 0.03, index
+
+
+@pytest.mark.parametrize(("values", "spread"), [
+    ([5.0, 4.0, 3.0, 2.0, 1.0], [2.5, 2.0, 1.5, 1.0, 0.5]),  # the engine's: half the value
+    ([1.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.0, 1.0]),  # points among draws, a tie of points
+])
+def test_thompson_propensities_are_the_probabilities_of_the_picks(
+        values: list[float], spread: list[float]) -> None:
+    """Estimated from 256 shared draws with a +1 floor, a rarely picked offer was logged at
+    13 times its probability: importance weights of policies favouring it fell as much."""
+    means, sds = np.array(values), np.array(spread)
+    draws = rng(7).standard_normal((2_000_000, len(values))) * sds + means
+    frequency = np.bincount(draws.argmax(axis=1), minlength=len(values)) / len(draws)
+    everyone = np.ones(len(values), dtype=bool)
+    for pick, observed in enumerate(frequency):
+        exact = pick_probability(means, sds, pick, everyone)
+        assert abs(exact - observed) <= 4 * math.sqrt(observed / len(draws)) + 1e-9, pick
+    assert sum(pick_probability(means, sds, pick, everyone) for pick in range(len(values))) == (
+        pytest.approx(1.0, abs=1e-6))
+
+
+def test_a_rare_thompson_pick_logs_its_own_small_probability() -> None:
+    values, spread = np.array([5.0, 4.0, 3.0, 2.0, 1.0]), np.array([2.5, 2.0, 1.5, 1.0, 0.5])
+    policy = Exploration("thompson", top_k=5)
+    logged = next(propensity[0] for seed in range(200_000)
+                  for order, propensity in [policy.arrange(values, spread, 1, rng(seed))]
+                  if order[0] == 4)
+    assert logged == pytest.approx(pick_probability(values, spread, 4, np.ones(5, bool)))
+    assert logged < 0.001  # 1 / 257 at least before
 
 
 def test_thompson_without_spread_is_greedy() -> None:
@@ -125,7 +154,7 @@ def test_arrangements_are_valid_and_deterministic(
         method: Method, epsilon: float, top_k: int, data: tuple[np.ndarray, np.ndarray], n: int,
         seed: int) -> None:
     values, spread = data
-    policy = Exploration(method, epsilon, top_k, draws=64)
+    policy = Exploration(method, epsilon, top_k)
     order, propensity = policy.arrange(values, spread, n, rng(seed))
     assert len(order) == len(propensity) == min(n, len(values))
     assert len(set(order.tolist())) == len(order)
