@@ -109,17 +109,21 @@ def pick_probability(values: NDArray[np.float64], spread: NDArray[np.float64], p
     others[pick] = False
     fixed, varying = others & (spread == 0), others & (spread > 0)
     mean, sd = values[pick], spread[pick]
-    if sd == 0:  # a point: every other draw below it (a fixed one equal to it, after it)
-        beaten = np.flatnonzero(fixed)
-        ahead = (values[beaten] > mean) | ((values[beaten] == mean) & (beaten < pick))
-        return float(0.0 if ahead.any() else
-                     np.prod(ndtr((mean - values[varying]) / spread[varying])))
-    floor = values[fixed].max(initial=-np.inf)  # the draw must pass every fixed one
-    start = max(-_REACH, (floor - mean) / sd)
-    if start >= _REACH:
-        return 0.0
-    t = np.linspace(start, _REACH, _POINTS)
-    below = ndtr(((mean + sd * t)[:, None] - values[varying]) / spread[varying]).prod(axis=1)
+    # a spread near the smallest floats overflows a ratio to an infinity, which ndtr reads
+    # as a certainty (0 or 1), as the draw is
+    with np.errstate(over="ignore", divide="ignore"):
+        if sd == 0:  # a point: every other draw below it (a fixed one equal to it, after it)
+            beaten = np.flatnonzero(fixed)
+            ahead = (values[beaten] > mean) | ((values[beaten] == mean) & (beaten < pick))
+            return float(0.0 if ahead.any() else
+                         np.prod(ndtr((mean - values[varying]) / spread[varying])))
+        floor = values[fixed].max(initial=-np.inf)  # the draw must pass every fixed one
+        start = max(-_REACH, (floor - mean) / sd)
+        if start >= _REACH:
+            return 0.0
+        t = np.linspace(start, _REACH, _POINTS)
+        below = ndtr(((mean + sd * t)[:, None] - values[varying]) / spread[varying]).prod(
+            axis=1)
     return float(np.trapezoid(np.exp(-t * t / 2) / np.sqrt(2 * np.pi) * below, t))
 
 
