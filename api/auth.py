@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 from typing import Annotated
@@ -61,8 +60,12 @@ class Forbidden(NboError):
     http_status = 403
 
 
-_SENDABLE = re.compile(r"[\x21-\x7e]+")
-"""What a key may hold: visible ASCII, the characters every client sends in a header."""
+def _sendable(key: str) -> bool:
+    """Whether a client can send `key` in a header as it is: HTTP trims the spaces and tabs
+    around a value, allows no control character but the tab, and reads bytes as latin-1."""
+    return key == key.strip(" \t") and all(
+        character == "\t" or 0x20 <= ord(character) <= 0xFF and ord(character) != 0x7F
+        for character in key)
 
 
 class ApiKeys:
@@ -75,11 +78,11 @@ class ApiKeys:
             if not key:
                 raise ApiKeyConfigError(
                     f"NBO_API_KEYS: key #{number} is empty; give every key a long random value")
-            if not _SENDABLE.fullmatch(key):  # HTTP trims spaces and reads bytes as latin-1
+            if not _sendable(key):
                 raise ApiKeyConfigError(
-                    f"NBO_API_KEYS: key #{number} holds a space or a character outside "
-                    "printable ASCII, which no client could send as is; use letters, digits "
-                    "and punctuation only")
+                    f"NBO_API_KEYS: key #{number} starts or ends with a space or tab, or holds "
+                    "a control character or one beyond latin-1, which no client can send as "
+                    "is in a header; use letters, digits and punctuation")
             try:
                 role = Role(role_name)
             except ValueError:

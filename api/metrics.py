@@ -110,7 +110,9 @@ class MetricsMiddleware:
         """The template of the route a request is for, without convertors ({user_id}, not
         {user_id:path}): the router stores the route it matched in the scope; a request
         refused before routing is matched here, so it counts under its route."""
-        route = scope.get("route") or next(
-            (candidate for candidate in self.routes
-             if candidate.matches(scope)[0] is Match.FULL), None)
+        route = scope.get("route")
+        if route is None:  # the first route it fully matches, else by its path alone
+            matches = [(candidate.matches(scope)[0], candidate) for candidate in self.routes]
+            route = next((candidate for match in (Match.FULL, Match.PARTIAL)
+                          for found, candidate in matches if found is match), None)
         return getattr(route, "path_format", None) or UNMATCHED

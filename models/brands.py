@@ -28,6 +28,11 @@ POPULAR_PER_CATEGORY = 5
 CANDIDATE_CATEGORIES = 3
 
 
+def _sold(row: dict[str, object]) -> float:
+    """A popularity row's brand's share of all purchase lines, in its category."""
+    return float(str(row["popularity"])) * float(str(row["category_popularity"]))
+
+
 @dataclass(frozen=True)
 class BrandRanker:
     score: TreeScorer  # the LambdaRank model
@@ -48,11 +53,16 @@ class BrandRanker:
             brands = popular.setdefault(str(row["category"]), [])
             if len(brands) < POPULAR_PER_CATEGORY:
                 brands.append(str(row["key"]))
+        # a brand's signals read its main category's row, the one it sells most in (ties:
+        # the first by name), as training's (training/affinity/brands.py, `main`)
+        main: dict[str, dict[str, object]] = {}
+        for row in sorted(rows, key=lambda r: (-_sold(r), str(r["category"]))):
+            main.setdefault(str(row["key"]), row)
         factors = np.asarray(item_factors, dtype=np.float64)
         return cls(score,
-                   {str(r["key"]): str(r["category"]) for r in rows},
-                   {str(r["key"]): (float(str(r["popularity"])),
-                                    float(str(r["category_popularity"]))) for r in rows},
+                   {key: str(row["category"]) for key, row in main.items()},
+                   {key: (float(str(row["popularity"])), float(str(row["category_popularity"])))
+                    for key, row in main.items()},
                    popular, {key: i for i, key in enumerate(als_keys)}, factors,
                    regularized_gram(factors))
 

@@ -90,7 +90,7 @@ def rate_columns(state: UserState, now: datetime, channel: str, local_hour: int,
                          for response, r in population.items()}
     pooled = {name: {"all": sum(per_channel.values())} for name, per_channel in values.items()}
     overall = (DEFAULT_ENGAGEMENT.rates_on(pooled, pooled_population, "all")
-               if values[SENDS] else {})
+               if any(values.values()) else {})  # any send or response, as in training
     opens = state.counts_at("hourly_opens", now)
     prefix = f"{channel}:"
     on_channel = sum(v for key, v in opens.items() if key.startswith(prefix))

@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -124,6 +125,23 @@ class Settings(BaseSettings):
                              description="How long a campaign's decision for a user (which its "
                              "blocks render) is remembered.")
     decision_log_max: int = Field(default=1_000_000, ge=1000)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _parsable_redis_url(cls, url: str | None) -> str | None:
+        """A URL redis-py can read, checked here so that its own error, which quotes the
+        password, is never shown."""
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is no number)
+        except ValueError:
+            raise ValueError("NBO_REDIS_URL is not a valid Redis URL (its value is not shown: "
+                             "percent-encode any / # ? @ in its password)") from None
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("NBO_REDIS_URL must start with redis://, rediss:// or unix://")
+        return url
 
     @field_validator("holdout_journey_shares")
     @classmethod

@@ -193,14 +193,21 @@ def test_empty_key_is_refused() -> None:
         ApiKeys({"": "admin"})
 
 
-@pytest.mark.parametrize("key", ["spaced-key-123 ", " spaced-key-123", "clé-secrète-123",
-                                 "tab\tkey-123"])
+@pytest.mark.parametrize("key", ["spaced-key-123 ", " spaced-key-123", "\tkey-123",
+                                 "bell\x07key-123", "euro-€-key-123"])
 def test_a_key_no_client_can_send_is_refused_by_position(key: str) -> None:
-    """HTTP trims the spaces around a header's value and reads its bytes as latin-1: such a
-    key matched no request, and every request got 401."""
-    with pytest.raises(ApiKeyConfigError, match="key #2 holds a space") as info:
+    """HTTP trims the spaces around a header's value, allows no control character and
+    reads its bytes as latin-1: such a key matched no request, and every request got 401."""
+    with pytest.raises(ApiKeyConfigError, match="key #2 starts or ends with a space") as info:
         ApiKeys({"good-key-0123456789": "decide", key: "decide"})
     assert key.strip() not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["team a key-0123456789", "clé-secrète-0123456789",
+                                 "tab\tinside-0123"])
+def test_keys_clients_can_send_are_taken(key: str) -> None:
+    """Spaces and tabs inside, latin-1 letters: they arrive as written."""
+    assert ApiKeys({key: "decide"}).role_of(key) is Role.DECIDE
 
 
 def test_admin_role_allows_everything() -> None:

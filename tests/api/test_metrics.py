@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.metrics import MULTIPROCESS_DIR, UNMATCHED, Metrics, MetricsMiddleware
 
 TEMPLATE = "/v1/users/{user_id}/decision"
@@ -134,3 +135,25 @@ def test_several_worker_processes_add_up(tmp_path: Path, monkeypatch: pytest.Mon
     assert samples["nbo_decisions_total", (("source", "model"),)] == 2
     assert samples["nbo_request_seconds_count", (("method", "GET"), (
         "route", "/v1/users/{user_id}/decision"), ("status", "200"))] == 2
+
+
+def test_requests_refused_before_routing_count_under_their_route() -> None:
+    """A body over the limit is refused before FastAPI routes it: counted under the route it
+    was for (by its path alone when the route takes another method), not as unmatched."""
+    metrics = Metrics()
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/v1/decisions")
+    async def batch() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(BodySizeLimit, max_bytes=1024)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.routes)
+    client = TestClient(app)
+    for method in ("POST", "PUT"):
+        assert client.request(method, "/v1/decisions", content=b"x" * 2048).status_code == 413
+    counts = request_counts(metrics)
+    assert counts["/v1/decisions", "POST", "413"] == counts["/v1/decisions", "PUT", "413"] == 1
+    assert client.post("/nowhere", content=b"x" * 2048).status_code == 413
+    assert request_counts(metrics)[UNMATCHED, "POST", "413"] == 1

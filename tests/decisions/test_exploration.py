@@ -185,3 +185,14 @@ def test_the_reach_is_every_candidate_a_policy_can_show(exploration: Exploration
     for seed in range(300):
         shown |= set(exploration.arrange(values, spread, 3, np.random.default_rng(seed))[0])
     assert max(shown) == reach - 1  # the reach-th best is shown sometimes, none below it
+
+
+@pytest.mark.parametrize("above", [0.0, 3.0, 8.0])
+def test_a_narrow_competitor_is_integrated_exactly(above: float) -> None:
+    """A competitor a millionth as spread as the pick is a step its chance of being beaten
+    takes at its value: a fixed grid stepped over it (2% off 8 standard deviations up)."""
+    values, spread = np.array([0.0, above]), np.array([1.0, 1e-6])
+    everyone = np.ones(2, dtype=bool)
+    exact = 0.5 * math.erfc(above / math.sqrt(2))  # P(N(0, 1) > above)
+    assert pick_probability(values, spread, 0, everyone) == pytest.approx(exact, rel=1e-6)
+    assert pick_probability(values, spread, 1, everyone) == pytest.approx(1 - exact, rel=1e-6)

@@ -162,7 +162,9 @@ def test_serve_refuses_a_bad_role_before_starting_anything(
     ("NBO_QUIET_HOURS", "[0, 24]", "NBO_QUIET_HOURS[1]: Input should be less than or equal"),
     ("NBO_CONTACT_CAPS", '{"e-mail": [[7, 2]]}', "NBO_CONTACT_CAPS: unknown 'e-mail'"),
     ("NBO_OPEN_VALUE", "inf", "NBO_OPEN_VALUE: Input should be a finite number"),
-    ("NBO_API_KEYS", '{"my-secret-key-abc": decide}', "NBO_API_KEYS is not valid JSON")])
+    ("NBO_API_KEYS", '{"my-secret-key-abc": decide}', "NBO_API_KEYS is not valid JSON"),
+    ("NBO_REDIS_URL", "redis://:my-secret-key-abc/x@127.0.0.1:6379/0",
+     "NBO_REDIS_URL is not a valid Redis URL")])  # a password with a / in it
 def test_bad_settings_stop_serve_with_each_problem_named(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str, told: str) -> None:
     """A message naming the variable, exit 2: no traceback (quiet hours of 24 stopped the

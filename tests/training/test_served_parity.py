@@ -4,13 +4,14 @@ a brand sold in two categories."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 import pytest
 
 from features.contract.schema import EventType
+from models.brands import BrandRanker
 from models.offer_response import rate_columns
 from models.send_time import activity_by_hour, hourly_activity
 from tests.features.test_state import at, batch_of
@@ -41,29 +42,33 @@ def test_rates_of_responses_without_sends_and_of_returned_conversions_agree() ->
     email = {"channel": "email", "campaign_id": "c1", **COFFEE}
     other = [replace(at(day, EventType.MESSAGE_SENT, channel=channel), user_id="u2")
              for day in (5, 6) for channel in ("email", "sms")]
-    users = pl.DataFrame({"user_id": ["u1", "u2"], "timezone": ["Europe/Paris"] * 2,
-                          "signup_ts": [None, None], "country": ["FR"] * 2,
-                          "consent_email": [True] * 2})
+    only_responses = [replace(at(day, kind, channel="email"), user_id="u3")
+                      for day, kind in ((4, EventType.MESSAGE_OPEN), (4, EventType.MESSAGE_CLICK))]
+    users = pl.DataFrame({"user_id": ["u1", "u2", "u3"], "timezone": ["Europe/Paris"] * 3,
+                          "signup_ts": [None] * 3, "country": ["FR"] * 3,
+                          "consent_email": [True] * 3})
     batch = batch_of(at(9, EventType.MESSAGE_OPEN, channel="email"),
                      at(9, EventType.MESSAGE_CLICK, channel="email"),
                      at(8, EventType.PURCHASE, **email),
                      at(7, EventType.MESSAGE_SENT, channel="sms"),
                      at(6, EventType.PURCHASE, channel="sms", campaign_id="c2", **COFFEE),
                      at(2, EventType.PURCHASE, quantity=-1, **email),
-                     at(2, EventType.PURCHASE, quantity=-1, **email), *other, users=users)
-    state = batch.state("u1")
-    assert state is not None
+                     at(2, EventType.PURCHASE, quantity=-1, **email), *other, *only_responses,
+                     users=users)
     population = batch.engagement
     assert set(population["open"]) == {"email", "sms"}
-    trained = {row["channel"]: row for row in channel_rates(batch).filter(
-        pl.col("user_id") == "u1").iter_rows(named=True)}
-    pooled = overall_rates(batch).filter(pl.col("user_id") == "u1").row(0, named=True)
-    for channel in ("email", "sms"):
-        served = rate_columns(state, batch.anchor, channel, 10, population)
-        row = trained[channel]
-        assert [row["open_rate"], row["click_rate"], row["conversion_rate"],
-                pooled["open_rate_all"], pooled["conversion_rate_all"]] == pytest.approx(
-            served[:5], rel=1e-9)
+    for user in ("u1", "u3"):  # u3: an open and a click, no send at all
+        state = batch.state(user)
+        assert state is not None
+        trained = {row["channel"]: row for row in channel_rates(batch).filter(
+            pl.col("user_id") == user).iter_rows(named=True)}
+        pooled = overall_rates(batch).filter(pl.col("user_id") == user).row(0, named=True)
+        for channel in trained:
+            served = rate_columns(state, batch.anchor, channel, 10, population)
+            row = trained[channel]
+            assert [row["open_rate"], row["click_rate"], row["conversion_rate"],
+                    pooled["open_rate_all"], pooled["conversion_rate_all"]] == pytest.approx(
+                served[:5], rel=1e-9), (user, channel)
 
 
 def test_served_price_bands_floor_returned_bands() -> None:
@@ -79,12 +84,20 @@ def test_served_price_bands_floor_returned_bands() -> None:
 
 
 def test_a_brand_sold_in_two_categories_belongs_to_the_one_it_sells_most_in() -> None:
-    events = [at(day, EventType.PURCHASE, brand="zeta", category=category, price=5.0)
-              for day, category in ((9, "coffee"), (8, "coffee"), (7, "snacks"))]
+    """Its signals read its main category's row in training as in serving (training joined
+    both rows, serving kept the last by name); each category still lists it as popular."""
+    events = [at(day, EventType.PURCHASE, brand=brand, category=category, price=5.0)
+              for day, brand, category in ((9, "zeta", "coffee"), (8, "zeta", "coffee"),
+                                           (7, "zeta", "snacks"), (6, "eta", "tea"))]
     batch = batch_of(*events)
     frame = pl.DataFrame([{name: getattr(e, name) for name in
                            ("user_id", "ts", "event_type", "category", "brand", "price",
                             "quantity")} | {"channel": None} for e in events])
-    popularity = BrandContext.at(batch, frame).popularity
-    assert popularity.select("key", "category").rows() == [("zeta", "coffee")]
-    assert not math.isnan(popularity["popularity"][0])
+    context = BrandContext.at(batch, frame)
+    assert context.main.select("key", "category").rows() == [("eta", "tea"),
+                                                             ("zeta", "coffee")]
+    served = BrandRanker.of(None, [], np.zeros((0, 2)),  # type: ignore[arg-type]
+                            context.popularity.to_dicts())
+    assert served.category_of == {"zeta": "coffee", "eta": "tea"}
+    assert served.popular == {"coffee": ["zeta"], "snacks": ["zeta"], "tea": ["eta"]}
+    assert [brand for brand, _ in served.by_prior(["snacks"], 5)] == ["zeta"]

@@ -69,11 +69,16 @@ class BrandContext:
             "key", "category", "len",
             popularity=pl.col("len") / pl.col("len").sum().over("category"),
             category_popularity=pl.col("len").sum().over("category") / pl.col("len").sum())
-        # a brand sold in several categories belongs to the one it sells most in: serving
-        # (models/brands.py) knows one category per brand
-        main = popularity.sort("key", "len", "category", descending=[False, True, False]).unique(
-            "key", keep="first", maintain_order=True).drop("len")
-        return cls(kept, categories, main)
+        return cls(kept, categories, popularity.drop("len").sort("key", "category"))
+
+    @property
+    def main(self) -> pl.DataFrame:
+        """`popularity`'s row of each brand's main category, the one it sells most in (ties:
+        the first by name): a brand's signals read that one, in training and serving
+        (models/brands.py); every category lists its own popular brands all the same."""
+        sold = pl.col("popularity") * pl.col("category_popularity")  # its share of all lines
+        return (self.popularity.sort([sold, pl.col("category")], descending=[True, False])
+                .unique("key", keep="first", maintain_order=True).sort("key"))
 
     def signals(self, users: list[str], als: AlsScores) -> pl.DataFrame:
         """Candidates of `users` with SIGNALS, sorted by user and brand."""
@@ -92,7 +97,7 @@ class BrandContext:
         kept = self.kept.select("user_id", "key", affinity="total").with_columns(
             affinity_share=pl.col("affinity") / pl.col("affinity").sum().over("user_id"))
         signals = (candidates.join(kept, on=["user_id", "key"], how="left")
-                   .join(self.popularity, on="key", how="left")
+                   .join(self.main, on="key", how="left")
                    .join(self.categories, on=["user_id", "category"], how="left")
                    .with_columns(pl.col(*SIGNALS[:-1]).fill_null(0.0))
                    .sort("user_id", "key"))
@@ -131,9 +136,10 @@ def evaluate_brand_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0
     signals = context.signals(users, context.als(seed, factorization))
     model = signals.select("user_id", "key", score=pl.Series(
         np.asarray(ranker.booster_.predict(signals.select(SIGNALS).to_numpy()))))
-    everything = pl.DataFrame({"user_id": users}).join(context.popularity, how="cross")
-    overall = everything.select("user_id", "key", score=pl.col("popularity")
-                                * pl.col("category_popularity"))
+    shares = context.popularity.group_by("key").agg(  # each brand's share of all lines
+        score=(pl.col("popularity") * pl.col("category_popularity")).sum())
+    overall = pl.DataFrame({"user_id": users}).join(shares, how="cross").select(
+        "user_id", "key", "score")
     history = bought_brands(up_to(events, split.eval_cut)).group_by("user_id", "key").agg(
         own=(pl.lit(2.0).pow(-(pl.lit(split.eval_cut) - pl.col("ts")).dt.total_seconds()
                              / DAY_SECONDS / OWN_HISTORY_HALF_LIFE_DAYS)).sum())
