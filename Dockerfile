@@ -11,6 +11,7 @@ COPY api ./api
 COPY features ./features
 COPY training ./training
 COPY models ./models
+COPY decisions ./decisions
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/venv/bin/pip install --no-cache-dir .

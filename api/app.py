@@ -42,14 +42,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # every worker serves the promoted model version, whichever answered a reload
             following = (asyncio.create_task(services.follow_promoted_forever(
                 settings.model_poll_s)) if settings.model_poll_s else None)
-            logging_unlogged = asyncio.create_task(services.log_unlogged_forever(
-                max(settings.redis_retry_after_s, 0.1)))
+            every_s = max(settings.redis_retry_after_s, 0.1)
+            logging_unlogged = asyncio.create_task(services.log_unlogged_forever(every_s))
+            keeping = (None if settings.redis_url else  # the embedded server: restarted if gone
+                       asyncio.create_task(services.keep_embedded_redis_forever(every_s)))
             try:
                 yield
             finally:
                 if following is not None:
                     following.cancel()
                 logging_unlogged.cancel()
+                if keeping is not None:
+                    keeping.cancel()
         services.connection.close()
         services.batch_connection.close()
 

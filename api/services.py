@@ -229,6 +229,18 @@ class Services:
                     logger.exception("logging the decisions made during an outage failed")
 
 
+    async def keep_embedded_redis_forever(self, every_s: float) -> None:
+        """With no NBO_REDIS_URL, start the embedded server again whenever it is gone, every
+        `every_s` seconds, until cancelled: the process that started it (say `nbo train`
+        beside a running API) stops it when it exits, and answers would stay degraded."""
+        while True:
+            await anyio.sleep(every_s)
+            try:
+                await anyio.to_thread.run_sync(redis_url, self.settings)
+            except Exception:  # never let a surprise stop the watch
+                logger.exception("starting the embedded Redis server again failed")
+
+
 class NoPromotedModel(NboError):
     http_status = 409
 

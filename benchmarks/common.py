@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,26 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict[str, str | int]:
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count() or 0, "processor": platform.processor() or "unknown"}
+            "cpus": os.cpu_count() or 0, "cpus_usable": len(usable) if usable else 0,
+            "processor": _processor()}
+
+
+def _processor() -> str:
+    """The CPU's model name (platform.processor() says nothing on Linux)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and value.strip():
+                return value.strip()
+    return platform.processor() or "unknown"
 
 
 def command(module: str) -> str:
-    return " ".join([Path(sys.executable).name, "-m", module, *sys.argv[1:]])
+    """The command line as it can be pasted again (arguments with spaces quoted)."""
+    return shlex.join([Path(sys.executable).name, "-m", module, *sys.argv[1:]])
 
 
 def percentiles_us(samples_ns: list[int]) -> dict[str, float]:

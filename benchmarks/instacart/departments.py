@@ -58,8 +58,11 @@ def department_metrics(ranker: CategoryRanker, signals: pl.DataFrame, relevant: 
                 ranking_metrics(candidates.filter(fold == f), wanted.filter(fold == f), k)[ndcg]
                 for f in range(folds)])
         for name in ("popularity", "own_history"):
+            # the lead over all users (the NDCGs' own difference); the folds, unequal in
+            # users, give only its standard error
             lead = by_fold["model"] - by_fold[name]
-            metrics[f"{scope}_model_lead_over_{name}_{ndcg}"] = float(np.nanmean(lead))
+            metrics[f"{scope}_model_lead_over_{name}_{ndcg}"] = (
+                metrics[f"{scope}_model_{ndcg}"] - metrics[f"{scope}_{name}_{ndcg}"])
             metrics[f"{scope}_model_lead_over_{name}_se"] = float(
                 np.nanstd(lead, ddof=1) / np.sqrt(np.isfinite(lead).sum()))
     metrics["candidates_per_user"] = signals.height / max(signals["user_id"].n_unique(), 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.serving.runner import passes
+
 TARGET_RATE = 1500.0
 TARGET_P99_MS = 5.0
 TARGET_CAPACITY = 3000.0
@@ -55,15 +57,17 @@ def targets(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for workers, run in runs.items():
         point = _at_rate(run, TARGET_RATE)
         p99 = point["latency_ms"]["p99"] if point else None
+        # a step the client could not keep up with is not the server's (runner.passes);
+        # None: not measured in this run
         checks.append({"workers": int(workers), "target": "single decision p99 <= 5 ms at "
                        "1,500 rps offered (~200 candidates)", "measured_p99_ms": p99,
-                       "met": p99 is not None and p99 <= TARGET_P99_MS
-                       and point is not None and point["error_count"] == 0})
+                       "met": None if point is None else passes(point, TARGET_P99_MS)})
         caps = run.get("capacity_rps", {}).get("nbo", {})
         held = caps.get(f"p99<={TARGET_CAPACITY_P99_MS:g}ms")
+        curve = "capacity_rps" in run
         checks.append({"workers": int(workers), "target": ">= 3,000 rps with p99 <= 10 ms",
                        "measured_rps": held,
-                       "met": held is not None and held >= TARGET_CAPACITY})
+                       "met": (held is not None and held >= TARGET_CAPACITY) if curve else None})
         for bound, share in run.get("nbo_over_baseline_rps", {}).items():
             checks.append({"workers": int(workers), "target": f"nbo rps >= 50% of the "
                            f"baseline's at {bound}", "measured_share": share,
@@ -86,8 +90,9 @@ def markdown(result: dict[str, Any]) -> str:
                       "load 1m |", "|" + " --- |" * 12]
             for name, point in scenarios.items():
                 latency = point["latency_ms"]
+                mark = " (client limited)" if point["client_limited"] else ""
                 lines.append(
-                    f"| {name} | {_rate(point['offered_rps'])} | "
+                    f"| {name}{mark} | {_rate(point['offered_rps'])} | "
                     f"{_rate(point['throughput_rps'])} | {_ms(latency.get('p50'))} | "
                     f"{_ms(latency.get('p95'))} | {_ms(latency.get('p99'))} | "
                     f"{_ms(latency.get('max'))} | {point['error_count']} | "
@@ -117,8 +122,12 @@ def markdown(result: dict[str, Any]) -> str:
     for check in result.get("targets", []):
         measured = next(value for key, value in check.items() if key.startswith("measured"))
         lines.append(f"| {check['workers']} | {check['target']} | {measured} | "
-                     f"{'yes' if check['met'] else 'no'} |")
+                     f"{_verdict(check['met'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else "yes" if met else "no"
 
 
 def _breakdown(scenarios: dict[str, Any]) -> list[str]:

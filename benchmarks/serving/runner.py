@@ -1,9 +1,8 @@
 """Steps (one offered rate against one server) and capacity curves (rates stepped up).
 
 A step reports the open-loop client's figures plus what it cost the server: CPU seconds of
-the server's processes and of Redis per request answered, and, for nbo with one worker,
-where the time went according to nbo's own metrics (with several workers each has its own
-registry and `/metrics` answers from one of them, so a diff would be wrong).
+the server's processes and of Redis per request answered, and, for nbo, where the time went
+according to nbo's own metrics (`nbo serve` adds up every worker's in one `/metrics`).
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ class Bench:
         schedule = schedule or openloop.Schedule(rate, self.plan.warmup_s, self.plan.measured_s)
         requests = build(schedule.count, self.steps_run)
         waited = server.wait_idle()
-        scrape = breakdown and server.name == "nbo" and server.workers == 1
+        scrape = breakdown and server.name == "nbo"
         before = _scrape(server) if scrape else {}
         server_cpu, redis_cpu = server.cpu_seconds(), self.redis.cpu_seconds()
         client_cpu, began = time.process_time(), time.perf_counter()

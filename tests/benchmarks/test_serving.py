@@ -3,11 +3,14 @@ send, the HTTP response parser, request building, metrics diffs and capacity rea
 
 from __future__ import annotations
 
+import shlex
+import sys
 from typing import Any
 
 import numpy as np
 import pytest
 
+from benchmarks.common import command, machine
 from benchmarks.serving import promstats
 from benchmarks.serving.openloop import (
     FAILED,
@@ -21,6 +24,7 @@ from benchmarks.serving.openloop import (
     schedule_ns,
     summarize,
 )
+from benchmarks.serving.report import targets
 from benchmarks.serving.runner import capacity, passes, stop_reason
 from benchmarks.serving.scenarios import Build, http_request, mixed
 
@@ -167,3 +171,23 @@ def test_capacity_is_the_highest_rate_held_with_every_lower_one() -> None:
     assert stop_reason(_point(500, 1.0, client=True), 25.0) == "client"
     assert stop_reason(_point(500, 26.0), 25.0) == "p99 > 25 ms"
     assert stop_reason(_point(500, 1.0), 25.0) is None
+
+
+def test_a_target_is_met_only_by_a_step_the_client_kept_up_with() -> None:
+    """A client-limited step is not the server's; a target no step measured is not missed."""
+    def run(point: dict[str, Any]) -> dict[str, Any]:
+        return {"scenarios": {"decision": point}}
+
+    first = targets({"2": run(_point(1500, 4.0, client=True))})[0]
+    assert first["measured_p99_ms"] == 4.0 and first["met"] is False
+    assert targets({"2": run(_point(1500, 4.0))})[0]["met"] is True
+    unmeasured = targets({"1": {"scenarios": {}}})
+    assert [check["met"] for check in unmeasured] == [None, None]
+
+
+def test_the_machine_and_command_are_recorded_as_they_are(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["x", "--setting", "api_keys=a b"])
+    assert shlex.split(command("benchmarks.serving"))[-2:] == ["--setting", "api_keys=a b"]
+    found = machine()
+    assert found["cpus_usable"] and found["processor"] != "unknown"

@@ -208,3 +208,10 @@ def test_redis_out_of_reach_is_a_message_and_exit_3(tmp_path: Path,
         result = runner.invoke(app, command)
         assert result.exit_code == 3, (command, result.output)
         assert "Redis did not answer" in result.output and "NBO_REDIS_URL" in result.output
+
+
+def test_a_demo_too_short_to_train_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Any --days was taken, and one under 50 failed after generating, at training."""
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "w"), "--days", "30"])
+    assert result.exit_code == 2 and "--days" in result.output
+    assert not (tmp_path / "w").exists()

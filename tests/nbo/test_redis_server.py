@@ -1,10 +1,17 @@
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 
-from nbo.redis_server import EmbeddedRedis, connect, redis_url
-from nbo.settings import get_settings
+from api.app import create_app
+from nbo.redis_server import EmbeddedRedis, connect, embedded_server, redis_url
+from nbo.settings import Settings, get_settings
 
 
 def test_embedded_server_keeps_writes_across_a_restart(tmp_path: Path) -> None:
@@ -87,3 +94,50 @@ def test_a_configured_url_is_used_as_is(monkeypatch: pytest.MonkeyPatch, redis_u
 def test_each_test_starts_on_an_empty_database(redis_client: redis.Redis) -> None:
     assert redis_client.dbsize() == 0
     redis_client.set("nbo:test:leftover", "1")
+
+
+def test_the_api_starts_the_embedded_server_again_once_its_starter_stopped_it(
+        tmp_path: Path) -> None:
+    """`nbo train` beside a running API started the server and stopped it on exit: the API
+    stayed degraded for good."""
+    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models",
+                        redis_retry_after_s=0.2)
+    starter = EmbeddedRedis(settings.data_dir)  # the other command's, which owns it
+    starter.start()
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/v1/users/u1/decision").json()["degraded"] is False
+        starter.stop()  # it exits
+        assert api.get("/v1/users/u1/decision").json()["degraded"] is True
+        deadline = time.monotonic() + 10
+        while starter.is_running() is False and time.monotonic() < deadline:
+            time.sleep(0.1)  # started again, by the API
+        assert starter.is_running() and not starter.owned
+        time.sleep(0.3)  # past redis_retry_after_s
+        assert api.get("/v1/users/u1/decision").json()["degraded"] is False
+    embedded_server(settings.data_dir).stop()  # the one the API started
+
+
+def test_sigterm_to_a_one_worker_serve_stops_the_embedded_server(tmp_path: Path) -> None:
+    """uvicorn raises SIGTERM again after its graceful shutdown: the process died of it,
+    and the server it had started was left running."""
+    environment = {**os.environ, "NBO_DATA_DIR": str(tmp_path / "data"),
+                   "NBO_MODELS_DIR": str(tmp_path / "models")}
+    environment.pop("NBO_REDIS_URL", None)
+    serve = subprocess.Popen([sys.executable, "-m", "nbo.cli", "serve", "--port", "18431"],
+                             env=environment, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    server = EmbeddedRedis(tmp_path / "data")
+    try:
+        deadline = time.monotonic() + 30
+        while not server.is_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.is_running()
+        time.sleep(1.0)  # uvicorn's signal handlers in place
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
+        assert not server.is_running()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        if server.is_running():
+            redis.Redis.from_url(server.url).shutdown(nosave=True)
