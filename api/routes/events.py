@@ -14,7 +14,7 @@ from api.schemas import FUTURE_SLACK, EventOutcome, EventsRequest, EventsRespons
 from api.services import Services, ServicesDep
 from features.contract.records import check_events
 from features.store.base import Applied
-from nbo.errors import DataContractError, RedisUnavailableError
+from nbo.errors import DataContractError, RedisUnavailableError, StoreContentionError
 from nbo.redis_plan import Plan
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -52,6 +52,12 @@ def _apply_events(body: EventsRequest, services: Services) -> Plan[EventsRespons
         raise RedisUnavailableError(
             f"Redis is unreachable: the first {stored} of the {len(checked.events)} valid "
             "events were stored, the rest were not; send the request again (event ids make "
+            "that safe)") from error
+    except StoreContentionError as error:  # too many writers on one user: retry the rest
+        stored = sum(1 for r in results.values() if r.status != "rejected")
+        raise StoreContentionError(
+            f"{error}: the first {stored} of the {len(checked.events)} valid events were "
+            "stored, the rest were not; send the rest again (or all of it: event ids make "
             "that safe)") from error
     ordered = [results[index] for index in sorted(results)]
     counts = {status: sum(1 for r in ordered if r.status == status)

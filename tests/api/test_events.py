@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from features.event import Event
+from features.store.base import Applied
+from features.store.redis_store import RedisFeatureStore
+from nbo.errors import StoreContentionError
+from nbo.redis_plan import Plan
 from nbo.redis_server import EmbeddedRedis
 from nbo.settings import Settings
 from tests.api.conftest import ServedWorld
@@ -205,3 +211,26 @@ def test_too_many_events_are_refused(served_world: ServedWorld) -> None:
         response = client.post("/v1/events", json={"events": events})
     assert response.status_code == 413
     assert "NBO_MAX_EVENTS_PER_REQUEST" in response.json()["detail"]
+
+
+def test_a_request_cut_short_by_contention_says_how_many_events_were_stored(
+        api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too many writers on one user stop a request part way: its 503 said only 'retry
+    later', and a client resending it applied the events already stored twice."""
+    store: RedisFeatureStore = api.app.state.services.store  # type: ignore[attr-defined]
+    apply = store.apply_plan
+    calls = {"n": 0}
+
+    def contended(event: Event) -> Plan[Applied]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise StoreContentionError("could not apply an event for user 'busy': 20 "
+                                       "concurrent updates in a row; retry later")
+        return apply(event)
+
+    monkeypatch.setattr(store, "apply_plan", contended)
+    events = [_event("busy", event_type="view", category="tea", event_id=f"busy-{n}")
+              for n in range(5)]
+    response = api.post("/v1/events", json={"events": events})
+    assert response.status_code == 503
+    assert "the first 2 of the 5 valid events were stored" in response.json()["detail"]
