@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
@@ -208,37 +208,33 @@ class Services:
     async def follow_promoted_forever(self, every_s: float) -> None:
         """`follow_promoted` every `every_s` seconds, on a thread (a load takes seconds of
         CPU the event loop must not wait for), until cancelled."""
-        while True:
-            await anyio.sleep(every_s)
-            try:
-                await anyio.to_thread.run_sync(self.follow_promoted)
-            except Exception:  # never let a surprise stop the following
-                logger.exception("following the promoted model version failed")
-
+        await _every(every_s, lambda: anyio.to_thread.run_sync(self.follow_promoted),
+                     "following the promoted model version")
 
     async def log_unlogged_forever(self, every_s: float) -> None:
         """Log the decisions made while Redis was down, every `every_s` seconds once it is
         back, until cancelled: a worker that decides nothing new (its answers all
         remembered, or no traffic) still logs them, so their feedback joins them."""
-        while True:
-            await anyio.sleep(every_s)
-            if self.engine.unlogged:
-                try:
-                    await self.run(self.engine.log_unlogged_plan())
-                except Exception:  # never let a surprise stop the logging
-                    logger.exception("logging the decisions made during an outage failed")
-
+        await _every(every_s, lambda: self.run(self.engine.log_unlogged_plan()),
+                     "logging the decisions made during an outage")
 
     async def keep_embedded_redis_forever(self, every_s: float) -> None:
         """With no NBO_REDIS_URL, start the embedded server again whenever it is gone, every
         `every_s` seconds, until cancelled: the process that started it (say `nbo train`
         beside a running API) stops it when it exits, and answers would stay degraded."""
-        while True:
-            await anyio.sleep(every_s)
-            try:
-                await anyio.to_thread.run_sync(redis_url, self.settings)
-            except Exception:  # never let a surprise stop the watch
-                logger.exception("starting the embedded Redis server again failed")
+        await _every(every_s, lambda: anyio.to_thread.run_sync(redis_url, self.settings),
+                     "starting the embedded Redis server again")
+
+
+async def _every(every_s: float, step: Callable[[], Awaitable[object]], what: str) -> None:
+    """`step` every `every_s` seconds until cancelled; a failure is logged, and the next
+    turn comes all the same."""
+    while True:
+        await anyio.sleep(every_s)
+        try:
+            await step()
+        except Exception:  # never let a surprise stop the turns
+            logger.exception("%s failed", what)
 
 
 class NoPromotedModel(NboError):

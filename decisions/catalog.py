@@ -303,8 +303,8 @@ class OfferCatalog:
 # (offer id, times shown) pair of `shown` from its `first` item on. Each field holds
 # "<times>:<epoch s last shown>"; a count older than `keep` seconds starts again from 0. The
 # hash outlives its latest count. A count kept before counts carried their time is dated
-# now, so that it expires too. Scripts that count shows (here, decisions/feedback.py,
-# decisions/campaigns.py) start with it.
+# now, so that it expires too. Scripts that count shows (here and decisions/feedback.py)
+# start with it.
 GIVE_FUNCTION = """
 local function give(key, now, keep, shown, first)
     local fields = redis.call('HGETALL', key)

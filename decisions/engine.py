@@ -570,15 +570,12 @@ class DecisionEngine:
         if ranker is None:
             return [[key for key, value in subject.state.values("category_affinity", now)
                      if value > 0][:n] for subject, n in zip(subjects, wanted, strict=True)]
-        by_prior = {user: ranker.by_prior(subject.state.profile.country or "", n)
-                    for user, (subject, n) in enumerate(zip(subjects, wanted, strict=True))
-                    if subject.source != "model"}  # no history of their own
-        by_model = [subject.state for user, subject in enumerate(subjects)
-                    if user not in by_prior]
-        ranked = iter(ranker.rank_of(by_model, now, meta.cycles if meta else {},
-                                     max(wanted, default=0)) if by_model else [])
-        return [[key for key, _ in (by_prior[user] if user in by_prior else next(ranked))[:n]]
-                for user, n in enumerate(wanted)]
+        found = _prior_else_ranked(
+            subjects, lambda user: ranker.by_prior(
+                subjects[user].state.profile.country or "", wanted[user]),
+            lambda states: ranker.rank_of(states, now, meta.cycles if meta else {},
+                                          max(wanted, default=0)))
+        return [[key for key, _ in ranking[:n]] for ranking, n in zip(found, wanted, strict=True)]
 
     @staticmethod
     def _category_hours(subjects: Sequence[_Subject], categories: Sequence[Sequence[str]],
@@ -601,12 +598,9 @@ class DecisionEngine:
             return [[key for key, value in subject.state.values("brand_affinity", call.now)
                      if value > 0][:n] for subject in subjects]
         ranker = call.models.brands
-        by_prior = {user: ranker.by_prior(categories[user], n)
-                    for user, subject in enumerate(subjects) if subject.source != "model"}
-        known = [subject.state for user, subject in enumerate(subjects) if user not in by_prior]
-        ranked = iter(ranker.rank_of(known, call.now, n) if known else [])
-        return [[key for key, _ in (by_prior[user] if user in by_prior else next(ranked))]
-                for user in range(len(subjects))]
+        found = _prior_else_ranked(subjects, lambda user: ranker.by_prior(categories[user], n),
+                                   lambda states: ranker.rank_of(states, call.now, n))
+        return [[key for key, _ in ranking] for ranking in found]
 
     def _items(self, categories: Sequence[str], brands: Sequence[str],
                price_bands: Mapping[str, str], n: int, call: _Call) -> list[str]:
@@ -679,11 +673,6 @@ class DecisionEngine:
         commands += OfferCatalog.chosen_commands(chosen_by_all)
         return commands
 
-    @property
-    def unlogged(self) -> bool:
-        """Whether decisions made while Redis was down wait to be logged."""
-        return bool(self._unlogged)
-
     def log_unlogged_plan(self) -> Plan[None]:
         """Log the decisions made while Redis was down, unless it still is: what the next
         decision would do, for a worker that decides nothing new meanwhile (their feedback
@@ -706,6 +695,22 @@ class DecisionEngine:
         except redis.RedisError:
             self.redis_failed()
             self._unlogged.extend([*waiting, commands])
+
+
+Ranking = list[tuple[str, float]]
+
+
+def _prior_else_ranked(subjects: Sequence[_Subject], prior: Callable[[int], Ranking],
+                       rank: Callable[[list[UserState]], list[Ranking]]) -> list[Ranking]:
+    """Each user's ranking: `prior(user)` for a user with no history of their own (the
+    rankers, trained on users with one, read nothing in them), else the ranker's, all the
+    others ranked in one call."""
+    by_prior = {user: prior(user) for user, subject in enumerate(subjects)
+                if subject.source != "model"}
+    known = [subject.state for user, subject in enumerate(subjects) if user not in by_prior]
+    ranked = iter(rank(known) if known else [])
+    return [by_prior[user] if user in by_prior else next(ranked)
+            for user in range(len(subjects))]
 
 
 def _decided_on(subject: _Subject, reach: _Reach) -> frozenset[str]:

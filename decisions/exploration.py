@@ -102,7 +102,7 @@ class Exploration:
 
 
 def pick_probability(values: NDArray[np.float64], spread: NDArray[np.float64], pick: int,
-             among: NDArray[np.bool_]) -> float:
+                     among: NDArray[np.bool_]) -> float:
     """The probability that `pick`'s draw, N(value, spread), is the largest of those of the
     candidates `among` (each drawn independently; one without spread is its value, and of
     equal ones the first wins, as np.argmax picks): one integral over `pick`'s draw of its

@@ -115,8 +115,10 @@ class FeedbackLog:
         # whole decision (or the other way round) counts no offer twice
         about = ([feedback.offer_id] if feedback.offer_id is not None
                  else offers if feedback.type == "impression" and offers else [None])
-        if about == [None] and "*" not in offers and _LEGACY_WHOLE.format(
-                kind=feedback.type).encode() in summary:  # recorded before the marker moved
+        # the whole decision's marker was `seen:{type}:*` before it moved (an offer may be
+        # named *): in a decision that gave no offer named *, that one still marks a report
+        if about == [None] and "*" not in offers and _marker(
+                feedback.type, "*").encode() in summary:
             return Recorded(user_id, duplicate=True)
         entry = {"decision_id": feedback.decision_id, "type": feedback.type,
                  "offer_id": feedback.offer_id, "ts": feedback.ts.isoformat(),
@@ -139,11 +141,6 @@ class FeedbackLog:
         the existing hash at `key`, which happens with the count or not at all."""
         yield from _SHOWN_ONCE.call([key, keys.given(user_id)],
                                     [field, int(time.time()), self._policy.given_ttl_s, offer_id])
-
-
-_LEGACY_WHOLE = "seen:{kind}:*"
-"""The whole decision's marker before it moved to `seen:{kind}` (an offer may be named *):
-in a decision that gave no offer named *, it still marks a report recorded."""
 
 
 def _marker(kind: FeedbackType, offer_id: str | None) -> str:

@@ -261,14 +261,14 @@ class RedisFeatureStore:
         return [(_text(entry_id), Event.from_json(fields[b"e"]))
                 for entry_id, fields in entries]
 
-    def _replay(self, meta: VersionMeta, after: str, until: str | None,
+    def _replay(self, meta: VersionMeta, after: str, until: str,
                 into: VersionMeta | None) -> tuple[str, int]:
         """Apply logged events after `after` (up to `until`) that the batch does not cover;
         the ids of those it covers are marked seen in `meta`'s version, so one sent again
         after the publish is still a duplicate."""
         replayed = 0
         while True:
-            page = self.logged_events(after, until=until or "+")
+            page = self.logged_events(after, until=until)
             covered: list[Event] = []
             for entry_id, event in page:
                 after = entry_id
@@ -305,7 +305,7 @@ class RedisFeatureStore:
             raise NboError(f"feature version {meta.version} already exists; choose another")
         self._write_profiles(meta, user_ids, to_blobs(records))
         self._client.set(keys.meta(meta.version), meta.to_json())
-        after, replayed = self._replay(meta, "-", None, into=meta)
+        after, replayed = self._replay(meta, "-", "+", into=meta)
         flip = self._client.pipeline(transaction=True)
         flip.set(keys.CURRENT, meta.version)
         flip.zadd(keys.VERSIONS, {meta.version: time.time()})
