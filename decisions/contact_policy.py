@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cached_property
 from itertools import accumulate
+from typing import Literal
 
 from features.contacts import ALL_CHANNELS
 from features.local_time import user_zone
@@ -25,6 +26,11 @@ WEEK = 7
 INTERRUPTING = frozenset({"email", "push", "sms", "whatsapp"})
 _MAX_STEPS = 100  # any local hour occurs within 48 h, even when a DST change skips one
 _CLOCK_SLACK = 2  # hours: the largest clock change (Antarctica/Troll), so a jump stays short
+OUTSIDE_QUIET: Literal["outside quiet"] = "outside quiet"
+ANY_HOUR: Literal["any"] = "any"
+Wanted = int | Literal["outside quiet", "any"]
+"""The local hours a search accepts: that one, any outside the quiet hours (a message that
+interrupts), or any at all (one seen at a visit)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,8 @@ class ContactBudget:
     remaining: int | None
     allowed_channels: tuple[str, ...]  # asked channels with room under every cap that applies
     blocked: dict[str, str]  # channel -> why, e.g. "push: 4 of 4 messages in 7 days"
-    next_allowed_at: datetime | None  # UTC; None when a channel is allowed now, outside quiet
+    next_allowed_at: datetime | None  # UTC; None when a channel may be used now: one with
+    # room under the caps, and outside the quiet hours if it interrupts (INTERRUPTING)
 
 
 class _Daily:
@@ -138,11 +145,14 @@ class ContactPolicy:
             last, n = max(full, key=lambda cap_sent: cap_sent[0].room_day(counts, today))
             blocked[channel] = last.reason(n)
         zone = user_zone(state.profile.timezone)
+        quiet = self.is_quiet(now.astimezone(zone).hour)
         next_allowed_at: datetime | None = None
-        if not allowed or self.is_quiet(now.astimezone(zone).hour):
-            from_now: dict[int | None, datetime] = {}
-            next_allowed_at = min((self._next_open(counts, caps, now, zone, None, from_now)
-                                   for caps in _loosest(caps_of.values())), default=None)
+        if all(channel in INTERRUPTING and quiet for channel in allowed):
+            from_now: dict[Wanted, datetime] = {}
+            next_allowed_at = min((self._next_open(counts, caps, now, zone, wanted, from_now)
+                                   for caps, wanted in _loosest(
+                                       (caps, _hours_of(channel))
+                                       for channel, caps in caps_of.items())), default=None)
         return ContactBudget(window_days=window, sent=sent, cap=cap,
                              remaining=None if cap is None else max(cap - sent, 0),
                              allowed_channels=tuple(allowed), blocked=blocked,
@@ -179,7 +189,7 @@ class ContactPolicy:
         channel has room under every cap. The hours are taken as given: `send_hour` moves
         a message that would interrupt out of the quiet hours."""
         counts, now, zone = _daily_counts(state), _utc(now), user_zone(state.profile.timezone)
-        from_now: dict[int | None, datetime] = {}
+        from_now: dict[Wanted, datetime] = {}
         found = {}
         for channel, local_hour in local_hours.items():
             found[channel] = self._next_open(counts, self._caps_of(channel), now, zone,
@@ -210,10 +220,10 @@ class ContactPolicy:
                 for channel, caps in self.caps.items() if channel != ALL_CHANNELS}
 
     def _next_open(self, counts: Counts, caps: Sequence[_Cap], now: datetime, zone: tzinfo,
-                   wanted: int | None, from_now: dict[int | None, datetime]) -> datetime:
-        """The first instant >= `now` with room under `caps` whose local hour is `wanted`
-        (None: any hour outside quiet hours). `from_now` keeps `_next_hour` from `now` by
-        the hour wanted: one search for all the channels or caps of one user."""
+                   wanted: Wanted, from_now: dict[Wanted, datetime]) -> datetime:
+        """The first instant >= `now` with room under `caps` whose local hour is `wanted`.
+        `from_now` keeps `_next_hour` from `now` by the hours wanted: one search for all the
+        channels or caps of one user."""
         start = now
         while True:
             day = _room_day(counts, caps, start.toordinal())
@@ -229,22 +239,22 @@ class ContactPolicy:
                 return moment
             start = moment  # room ran out again (a bucket dated in the future); look later
 
-    def _next_hour(self, start: datetime, zone: tzinfo, wanted: int | None) -> datetime:
-        """`start` if its local hour fits (`wanted`, or any outside quiet hours when None),
-        else the start of the first later local hour that does."""
+    def _next_hour(self, start: datetime, zone: tzinfo, wanted: Wanted) -> datetime:
+        """`start` if its local hour is `wanted`, else the start of the first later local
+        hour that is."""
         local = start.astimezone(zone)
         if self._fits(local.hour, wanted):
             return start
         # the wall clock's next hh:00 that fits, unless the clock changes on the way there:
         # the same offset at both ends means none (no zone changes twice within a day)
-        target = wanted if wanted is not None else self.quiet_hours[1]
+        target = wanted if isinstance(wanted, int) else self.quiet_hours[1]
         moment = start + timedelta(hours=(target - local.hour) % 24, minutes=-local.minute,
                                    seconds=-local.second, microseconds=-local.microsecond)
         if moment.astimezone(zone).utcoffset() == local.utcoffset():
             return moment
         return self._hour_by_hour(start, zone, wanted)
 
-    def _hour_by_hour(self, start: datetime, zone: tzinfo, wanted: int | None) -> datetime:
+    def _hour_by_hour(self, start: datetime, zone: tzinfo, wanted: Wanted) -> datetime:
         """`_next_hour` across a clock change, which may skip or repeat hours."""
         moment = start
         for _ in range(_MAX_STEPS):
@@ -254,7 +264,7 @@ class ContactPolicy:
             # to a local hh:00 up to `_CLOCK_SLACK` hours before the hour that fits (a clock
             # change on the way cannot make that overshoot), then hour by hour; a change
             # leaves other minutes on the clock, which the next step rounds off
-            target = wanted if wanted is not None else self.quiet_hours[1]
+            target = wanted if isinstance(wanted, int) else self.quiet_hours[1]
             skipped = max((target - local.hour) % 24 - 1 - _CLOCK_SLACK, 0)
             step = moment + timedelta(hours=skipped, minutes=60 - local.minute,
                                       seconds=-local.second, microseconds=-local.microsecond)
@@ -267,10 +277,13 @@ class ContactPolicy:
             moment = step
         raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
 
-    def _fits(self, local_hour: int, wanted: int | None) -> bool:
-        """Whether a message may go out at this local hour: the one wanted, or any
-        outside quiet hours when None."""
-        return local_hour == wanted if wanted is not None else not self.is_quiet(local_hour)
+    def _fits(self, local_hour: int, wanted: Wanted) -> bool:
+        """Whether a message may go out at this local hour, as `wanted`."""
+        if wanted == ANY_HOUR:
+            return True
+        if wanted == OUTSIDE_QUIET:
+            return not self.is_quiet(local_hour)
+        return local_hour == wanted
 
 
 def _clock_change(before: datetime, after: datetime, zone: tzinfo) -> datetime:
@@ -302,11 +315,26 @@ def _room_day(counts: Counts, caps: Sequence[_Cap], first: int) -> int:
         day = later
 
 
-def _loosest(cap_sets: Iterable[tuple[_Cap, ...]]) -> list[tuple[_Cap, ...]]:
-    """The sets of caps no other set is looser than: room under a set means room under each
-    of its subsets, so only these can have room first."""
-    distinct = {frozenset(caps): caps for caps in cap_sets}
-    return [caps for key, caps in distinct.items() if not any(other < key for other in distinct)]
+def _hours_of(channel: str) -> Wanted:
+    """The hours a message on `channel` may go out: outside the quiet hours if it
+    interrupts, else any (it is seen at the user's next visit)."""
+    return OUTSIDE_QUIET if channel in INTERRUPTING else ANY_HOUR
+
+
+def _loosest(searches: Iterable[tuple[tuple[_Cap, ...], Wanted]],
+             ) -> list[tuple[tuple[_Cap, ...], Wanted]]:
+    """The searches (caps, hours wanted) no other is looser than: room under a set of caps
+    means room under each of its subsets, and any hour takes in those outside the quiet
+    hours, so only these can find a moment first."""
+    distinct = {(frozenset(caps), wanted): caps for caps, wanted in searches}
+
+    def looser(other: tuple[frozenset[_Cap], Wanted], than: tuple[frozenset[_Cap], Wanted],
+               ) -> bool:
+        return (other != than and other[0] <= than[0]
+                and other[1] in (than[1], ANY_HOUR))
+
+    return [(caps, key[1]) for key, caps in distinct.items()
+            if not any(looser(other, key) for other in distinct)]
 
 
 def _has_room(counts: Counts, caps: Iterable[_Cap], day: int) -> bool:

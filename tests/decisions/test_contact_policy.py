@@ -6,13 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decisions.contact_policy import ContactPolicy
+from decisions.contact_policy import INTERRUPTING, ContactPolicy
 from features.contacts import ALL_CHANNELS
 from features.profile import UserProfile
 from features.state import UserState
 
 NOW = datetime(2026, 3, 10, 3, tzinfo=UTC)  # 12:00 in Tokyo, 04:00 in Paris
 CHANNELS = ("email", "push", "sms")
+SEEN_AT_A_VISIT = ("in_app", "web")  # quiet hours do not hold them back
 ZONES = (None, "UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Kolkata", "Asia/Tokyo",
          "Pacific/Chatham", "Australia/Lord_Howe")
 
@@ -74,6 +75,24 @@ def test_a_bucket_dated_tomorrow_counts_on_its_own_day() -> None:
     state = user({("push", NOW.date()): 1, ("push", tomorrow): 1}, zone="Asia/Tokyo")
     budget = policy.budget(state, NOW, ["push"])
     assert budget.next_allowed_at == datetime(2026, 3, 12, tzinfo=UTC)
+
+
+def test_quiet_hours_do_not_hold_back_channels_seen_at_a_visit() -> None:
+    """At 23:00 in Paris an in-app message may be shown now; one held back by its cap may
+    be shown from the midnight its cap has room again, quiet or not, while push waits
+    for the morning."""
+    policy = ContactPolicy({"in_app": [(1, 1)], "push": [(1, 1)]}, quiet_hours=(21, 8))
+    late = datetime(2026, 3, 10, 22, tzinfo=UTC)  # 23:00 in Paris
+    fresh = user({}, zone="Europe/Paris", now=late)
+    assert policy.budget(fresh, late, ["in_app", "push"]).next_allowed_at is None
+    assert policy.budget(fresh, late, ["web"]).next_allowed_at is None
+    assert policy.budget(fresh, late, ["push"]).next_allowed_at == datetime(
+        2026, 3, 11, 7, tzinfo=UTC)  # 08:00 in Paris
+    capped = user({("in_app", late.date()): 1, ("push", late.date()): 1}, zone="Europe/Paris",
+                  now=late)
+    both = policy.budget(capped, late, ["in_app", "push"])
+    assert both.allowed_channels == ()
+    assert both.next_allowed_at == datetime(2026, 3, 11, tzinfo=UTC)  # 01:00 in Paris
 
 
 def test_learned_weekly_cap_tightens_the_configured_one() -> None:
@@ -186,10 +205,11 @@ def test_bad_input_is_refused() -> None:
 # -- properties ------------------------------------------------------------------------------
 
 caps_strategy = st.dictionaries(
-    st.sampled_from((ALL_CHANNELS, *CHANNELS)),
+    st.sampled_from((ALL_CHANNELS, *CHANNELS, *SEEN_AT_A_VISIT)),
     st.lists(st.tuples(st.integers(1, 10), st.integers(1, 5)), max_size=3), max_size=4)
 sends_strategy = st.dictionaries(
-    st.tuples(st.sampled_from(CHANNELS), st.integers(-12, 1)), st.integers(1, 3), max_size=20)
+    st.tuples(st.sampled_from((*CHANNELS, *SEEN_AT_A_VISIT)), st.integers(-12, 1)),
+    st.integers(1, 3), max_size=20)
 
 
 def clock_changes(zones: Sequence[str | None], year: int) -> list[datetime]:
@@ -240,13 +260,17 @@ def has_room(policy: ContactPolicy, state: UserState, channel: str, at: datetime
 
 def open_at(policy: ContactPolicy, state: UserState, channels: Sequence[str],
             at: datetime) -> bool:
-    hour = at.astimezone(ZoneInfo(state.profile.timezone or "UTC")).hour
-    return not policy.is_quiet(hour) and any(has_room(policy, state, c, at) for c in channels)
+    """Whether one of `channels` may be used at `at`: with room under its caps, and outside
+    the quiet hours if it interrupts."""
+    quiet = policy.is_quiet(at.astimezone(ZoneInfo(state.profile.timezone or "UTC")).hour)
+    return any(has_room(policy, state, c, at) and not (quiet and c in INTERRUPTING)
+               for c in channels)
 
 
 @settings(max_examples=150, deadline=None)
 @given(policy=policy_strategy, sends=sends_strategy, zone=st.sampled_from(ZONES),
-       now=now_strategy, channels=st.lists(st.sampled_from(CHANNELS), max_size=3))
+       now=now_strategy,
+       channels=st.lists(st.sampled_from((*CHANNELS, *SEEN_AT_A_VISIT)), max_size=4))
 def test_budget_properties(policy: ContactPolicy, sends: Mapping[tuple[str, int], int],
                            zone: str | None, now: datetime, channels: list[str]) -> None:
     state = build(sends, zone, now)
