@@ -151,4 +151,6 @@ def _marker(kind: FeedbackType, offer_id: str | None) -> str:
 
 def _unknown(decision_id: str) -> UnknownDecision:
     return UnknownDecision(f"decision {decision_id!r} is unknown or older than "
-                           "NBO_OFFER_MEMORY_DAYS: send the decision_id a decision returned")
+                           "NBO_OFFER_MEMORY_DAYS: send the decision_id a decision returned "
+                           "(one answered with degraded: true is known once Redis is back, "
+                           "within NBO_REDIS_RETRY_AFTER_S: retry it then)")

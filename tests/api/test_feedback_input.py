@@ -70,3 +70,11 @@ def test_a_redemption_must_name_its_offer(api: TestClient, decision_id: str) -> 
     # other feedback needs no offer
     click = api.post("/v1/feedback", json={"decision_id": decision_id, "type": "click"})
     assert click.status_code == 200, click.text
+
+
+def test_feedback_for_an_unknown_decision_is_a_404_saying_what_to_send(api: TestClient) -> None:
+    response = api.post("/v1/feedback", json={"decision_id": "f" * 32, "type": "click"})
+    assert response.status_code == 404, response.text
+    message = str(response.json())
+    assert "send the decision_id a decision returned" in message
+    assert "degraded: true" in message and "retry" in message  # an outage's decisions
