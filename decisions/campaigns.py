@@ -123,12 +123,14 @@ class CampaignDecisions:
         """The campaign's offer block rendered for the first time: recorded as the
         impression of its offer (decisions/feedback.py), which counts it as shown to the
         user (max_per_user) once, however often the block is fetched and whether or not the
-        sender also reports the impression. The block is marked shown once that is done, so
-        a render that fails on the way is recorded by the next."""
+        sender also reports the impression, of the offer or of the whole decision. The
+        block is marked shown once that is done, so a render that fails on the way is
+        recorded by the next."""
         key = keys.campaign_decision(user_id, campaign_id)
         try:
             yield from self._feedback.record_plan(Feedback(
-                decision_id, "impression", offer_id, datetime.now(UTC), None))
+                decision_id, "impression", offer_id, datetime.now(UTC), None),
+                for_the_whole=True)
         except UnknownDecision:  # its summary not written yet (the log follows the store),
             # or gone: the showing still counts, only unjoined
             yield from self._feedback.shown_once_plan(user_id, offer_id, key, SHOWN.decode())

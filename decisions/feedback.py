@@ -36,14 +36,16 @@ class UnknownDecision(NboError):
 # KEYS: a decision's summary, the feedback stream, the user's given hash, the offers' spent
 # hash. ARGV: the report's time, now (epoch s), how long a given count is kept (s), the
 # stream's length, the stream's entry, 1 when the report counts its offers as shown, the
-# offer whose cost it spends ('' for none) and that cost, then (marker, offer) pairs: offer
-# '' for the decision as a whole. -1 when the summary is gone (a marker alone would make a
-# summary without a user or an expiry), else how many markers this call set: 0 for a
-# duplicate, which records nothing.
+# offer whose cost it spends ('' for none) and that cost, a marker set as well, reported
+# or not ('' for none), then (marker, offer) pairs: offer '' for the decision as a whole.
+# -1 when the summary is gone (a marker alone would make a summary without a user or an
+# expiry), else how many of the pairs' markers this call set: 0 for a duplicate, which
+# records nothing.
 _RECORD = LuaScript(GIVE_FUNCTION + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[9] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[9], ARGV[1]) end
 local new, shown = 0, {}
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
     if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) == 1 then
         new = new + 1
         if ARGV[i + 1] ~= '' then
@@ -93,10 +95,12 @@ class FeedbackLog:
         self._catalog = catalog
         self._policy = policy
 
-    def record_plan(self, feedback: Feedback) -> Plan[Recorded]:
+    def record_plan(self, feedback: Feedback, for_the_whole: bool = False) -> Plan[Recorded]:
         """Record `feedback` once (a plan: nbo.redis_plan); raises UnknownDecision for a
         decision that is not (or no longer) remembered, DataContractError for an offer the
-        decision did not give."""
+        decision did not give. `for_the_whole`: the report about one offer also stands for
+        the decision as a whole (a campaign's offer block, all its user is sent of it), so
+        a later report of the same type about the whole decision is a duplicate."""
         key = keys.decision(feedback.decision_id)
         summary: dict[bytes, bytes] = (yield Step.one("HGETALL", key))[0]
         if b"user_id" not in summary:
@@ -117,8 +121,10 @@ class FeedbackLog:
                  else offers if feedback.type == "impression" and offers else [None])
         # the whole decision's marker was `seen:{type}:*` before it moved (an offer may be
         # named *): in a decision that gave no offer named *, that one still marks a report
-        if about == [None] and "*" not in offers and _marker(
-                feedback.type, "*").encode() in summary:
+        if feedback.offer_id is None and (
+                _marker(feedback.type, None).encode() in summary
+                or about == [None] and "*" not in offers
+                and _marker(feedback.type, "*").encode() in summary):
             return Recorded(user_id, duplicate=True)
         entry = {"decision_id": feedback.decision_id, "type": feedback.type,
                  "offer_id": feedback.offer_id, "ts": feedback.ts.isoformat(),
@@ -128,6 +134,7 @@ class FeedbackLog:
             [feedback.ts.isoformat(), int(time.time()), self._policy.given_ttl_s,
              self._policy.decision_log_max, orjson.dumps(entry),
              int(feedback.type == "impression"), *spend,
+             _marker(feedback.type, None) if for_the_whole else "",
              *(part for offer in about
                for part in (_marker(feedback.type, offer), offer or ""))])
         if recorded == -1:  # expired since it was read

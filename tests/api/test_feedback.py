@@ -105,16 +105,20 @@ def test_a_campaign_block_counts_its_offer_once(api: TestClient, served_world: S
     again = api.get(f"/v1/users/{user}/blocks/offer",
                     params={"campaign_id": campaign, "format": "json"}).json()
     assert again == block  # remembered: fetched again, not sent again
-    reported = api.post("/v1/feedback", json={  # the sender reports the same showing
-        "decision_id": block["decision_id"], "type": "impression", "offer_id": offer_id})
-    assert reported.status_code == 200 and reported.json()["duplicate"] is True
+    client = redis.Redis.from_url(served_world.redis_url)
+    rendered = OfferCatalog.parse_given(client.hgetall(keys.given(user)), 3600)
+    for about_the_offer in (True, False):  # the sender reports the same showing
+        report = {"decision_id": block["decision_id"], "type": "impression"}
+        reported = api.post("/v1/feedback", json=report | (
+            {"offer_id": offer_id} if about_the_offer else {}))
+        assert reported.status_code == 200 and reported.json()["duplicate"] is True
     after = api.get(f"/v1/users/{user}/decision",
                     params={"n_offers": 50, "explain": "true"}).json()
     assert "max_per_user" in after["explanation"]["removed"][offer_id]
-    client = redis.Redis.from_url(served_world.redis_url)
     try:
         given = OfferCatalog.parse_given(client.hgetall(keys.given(user)), 3600)
         assert given[offer_id] == 1  # shown once, counted once
+        assert given == rendered  # nor the decision's other offers, which it did not show
         entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(  # type: ignore[assignment]
             keys.FEEDBACK)
         impressions = [orjson.loads(fields[b"f"]) for _, fields in entries]
