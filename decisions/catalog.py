@@ -105,14 +105,17 @@ def _hash(raw: object) -> dict[object, object]:
 
 BUDGET_SLACK = 1e-9
 """The share of a budget that sums of decimal amounts may overshoot it by, rounding alone
-(2.2 + 1.1 > 3.3 in floating point): within it, the budget still pays."""
+(2.2 + 1.1 > 3.3 in floating point): within it, the budget still pays; never by half a
+redemption or more, which no rounding explains (a large budget's share would let cheap
+redemptions through once it is spent)."""
 
 
 def pays_one_more(spent: float | np.ndarray, cost: float | np.ndarray,
                   budget: float | np.ndarray) -> np.ndarray:
     """Whether what is left of `budget` after `spent` pays one more redemption at `cost`
     (numbers, or arrays of them; an infinite budget for none)."""
-    return np.asarray(spent + cost <= budget + BUDGET_SLACK * np.maximum(budget, 1.0))
+    slack = np.minimum(BUDGET_SLACK * np.maximum(budget, 1.0), 0.5 * np.asarray(cost))
+    return np.asarray(spent + cost <= budget + slack)
 
 
 def _status(budget: float | None, cost: float, spent: float, chosen: int) -> BudgetStatus:

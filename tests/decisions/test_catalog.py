@@ -357,3 +357,23 @@ def test_a_decimal_budget_pays_its_last_redemption(redis_client: redis.Redis) ->
     assert pays() == (True, True, 1.1)
     catalog.record_spend("decimal", 1.1)
     assert pays() == (False, False, 0.0)
+
+
+@pytest.mark.parametrize("budget", [1e7, 1e9])
+def test_a_large_budget_spent_pays_no_cheap_redemption(redis_client: redis.Redis,
+                                                       budget: float) -> None:
+    """The rounding slack is a share of the budget, but never half a redemption: a budget
+    of 1e9 spent exactly used to pay 100 more redemptions at 0.01."""
+    catalog = OfferCatalog(redis_client, refresh_s=3600)
+    catalog.replace_all([_offer("big", cost=0.01, budget=budget)])
+    catalog.record_spend("big", budget - 0.01)
+    table = CandidateTable.of(catalog.snapshot().offers)
+
+    def pays() -> tuple[bool, bool]:
+        status = catalog.budgets(["big"])["big"]
+        passing = bool(table.rules([], datetime.now(UTC), {"big": status.spent})["budget"][0, 0])
+        return not status.exhausted, passing
+
+    assert pays() == (True, True)  # one redemption left
+    catalog.record_spend("big", 0.01)
+    assert pays() == (False, False)
