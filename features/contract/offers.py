@@ -70,13 +70,30 @@ UNKNOWN_FIELD = "unknown_field"
 
 
 class _NumbersLoader(yaml.SafeLoader):
-    """YAML's safe loader, reading `1e4` and `5e-1` as the numbers YAML 1.2 (and JSON) says
-    they are: YAML 1.1 wants a dot in them, and amounts are strict numbers."""
+    """YAML's safe loader, reading plain numbers as YAML 1.2's core schema (and JSON) does:
+    `1e4` is a number (YAML 1.1 wants a dot in it), `010` is ten (not octal eight), and
+    `1:30` (base 60 in YAML 1.1) or `1_000` are text, which the strict amounts refuse."""
 
 
-_NumbersLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_DECIMAL = re.compile(r"^[-+]?[0-9]+$")
+_NumbersLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_NumbersLoader.add_implicit_resolver(_INT_TAG, _DECIMAL, list("-+0123456789"))
+_NumbersLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(
+    r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$"
+    r"|^\.(nan|NaN|NAN)$"), list("-+0123456789."))
+
+
+def _integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """A decimal integer in base 10 whatever its leading zeros (one tagged `!!int` in
+    another form, as YAML 1.1 reads it)."""
+    text = str(loader.construct_scalar(node))
+    return int(text, 10) if _DECIMAL.match(text) else loader.construct_yaml_int(node)
+
+
+_NumbersLoader.add_constructor(_INT_TAG, _integer)
 M = TypeVar("M", bound=BaseModel)
 
 

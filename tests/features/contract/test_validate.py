@@ -196,3 +196,19 @@ def test_offer_amounts_are_numbers_as_written_in_yaml(tmp_path: Path) -> None:
         offers, check = read_offers(write_dataset(tmp_path / wrong[-3:], offers=text)
                                     / "offers.yaml")
         assert [offer.offer_id for offer in offers] == ["coffee-guide"], wrong
+
+
+def test_leading_zeros_and_colons_do_not_change_a_yaml_number(tmp_path: Path) -> None:
+    """YAML 1.1 read `010` as octal 8 and `1:30` as 90 (base 60), silently: YAML 1.2 (and
+    JSON) reads the first as ten, and the second is text, which an amount refuses."""
+    text = OFFERS_YAML.replace("max_per_user: 2", "max_per_user: 010\n    budget: 0100")
+    offers, check = read_offers(write_dataset(tmp_path, offers=text) / "offers.yaml")
+    assert check.ok, [str(problem) for problem in check.shown]
+    voucher = next(offer for offer in offers if offer.offer_id == "voucher-5")
+    assert (voucher.max_per_user, voucher.budget) == (10, 100.0)
+    for wrong in ("1:30", "1_000"):
+        text = OFFERS_YAML.replace("min_order_value: 15", f"min_order_value: {wrong}")
+        offers, check = read_offers(write_dataset(tmp_path / wrong[-2:], offers=text)
+                                    / "offers.yaml")
+        assert [offer.offer_id for offer in offers] == ["coffee-guide"], wrong
+        assert any("min_order_value" in str(problem) for problem in check.shown), wrong
