@@ -65,7 +65,7 @@ from models.offer_response import (
     worth_offering,
 )
 from models.serving import ServingModels
-from nbo.redis_plan import Command, Plan, Step, run, timed
+from nbo.redis_plan import Command, LuaScript, Plan, Step, run, timed
 
 T = TypeVar("T")
 Keep = Callable[[list[Decision]], Plan[list[bool]]]
@@ -74,6 +74,18 @@ CHANNELS = tuple(channel.value for channel in Channel)
 UNSCHEDULED = ("in_app", "web")  # shown at the user's next visit
 DEFAULT_SEND_HOUR = 10
 UNLOGGED_CALLS = 10_000  # calls decided during an outage kept to log after (older dropped)
+# KEYS: the decision's summary, the decision log, the offers' chosen counts. ARGV: the log's
+# length, the summary's time to live (s), the log entry, the user, the offers chosen (JSON)
+# and the time, then each offer chosen. Logs the decision unless its summary exists: a
+# write that failed (a timeout) may have been applied, and is sent again this way.
+_LOG_ONCE = LuaScript("""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[3])
+redis.call('HSET', KEYS[1], 'user_id', ARGV[4], 'offers', ARGV[5], 'ts', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+for i = 7, #ARGV do redis.call('HINCRBY', KEYS[3], ARGV[i], 1) end
+return 1
+""")
 # users whose candidate offers one call of the offer model scores: rows of a few dozen
 # users stay in the CPU's caches (about 9 us a user cheaper than a call per user)
 OFFER_USERS_PER_CALL = 32
@@ -169,6 +181,18 @@ class _Offers:
 
 
 @dataclass(frozen=True)
+class _Logged:
+    """What the log keeps of one decision: its entry in the decision log and its summary
+    (keys.decision), which feedback joins."""
+
+    decision_id: str
+    user_id: str
+    entry: bytes  # JSON
+    chosen: list[str]  # the offers chosen, best first
+    ts: str
+
+
+@dataclass(frozen=True)
 class _Pool:
     """The offers every rule allows the user, and how well each fits them."""
 
@@ -192,8 +216,8 @@ class DecisionEngine:
         self._rng = np.random.default_rng()  # thread-safe: its bit generator has a lock
         self._contacts = policy.contacts
         self._table: tuple[int, CandidateTable] = (-1, CandidateTable.of(()))
-        # the log's commands of calls decided while Redis was down, oldest first
-        self._unlogged: deque[list[Command]] = deque(maxlen=UNLOGGED_CALLS)
+        # the logs of calls decided while Redis was down, or whose write failed, oldest first
+        self._unlogged: deque[list[_Logged]] = deque(maxlen=UNLOGGED_CALLS)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -299,11 +323,11 @@ class DecisionEngine:
         if keep is not None and not read.degraded:
             standing = yield from keep(decisions)
             decided = [pair for pair, stands in zip(decided, standing, strict=True) if stands]
-        commands = self._log_commands(decided, now) if decided else []
+        logged = self._logged(decided, now)
         if read.degraded or self.redis_down:  # logged with the first decision once it is back
-            self._unlogged.append(commands)
-        elif commands:
-            yield from self._timed("log", self._log(commands))
+            self._unlogged.append(logged)
+        elif logged:
+            yield from self._timed("log", self._log(logged))
         return decisions
 
     def _decisions(self, requests: Sequence[DecisionRequest], read: _Read,
@@ -637,41 +661,51 @@ class DecisionEngine:
 
     # -- logging ----------------------------------------------------------------------
 
-    def _log_commands(self, decided: Sequence[tuple[Decision, _Offers]],
-                      now: datetime) -> list[Command]:
-        """The decision log (for feedback joins and off-policy evaluation: the candidates
-        exploration arranged, how, and the propensities of its picks) and the counts of
+    def _logged(self, decided: Sequence[tuple[Decision, _Offers]],
+                now: datetime) -> list[_Logged]:
+        """The decision log's entries (for feedback joins and off-policy evaluation: the
+        candidates exploration arranged, how, and the propensities of its picks)."""
+        exploration = self._policy.exploration
+        arranged = {"method": exploration.method, "epsilon": exploration.epsilon,
+                    "top_k": exploration.top_k}
+        ts = now.isoformat()
+        return [_Logged(decision.decision_id, decision.user_id, orjson.dumps({
+            "decision_id": decision.decision_id, "user_id": decision.user_id, "ts": ts,
+            "journey": decision.journey, "campaign_id": decision.campaign_id,
+            "source": decision.source, "holdout": decision.holdout_group,
+            "channel": decision.channel, "offer_channel": offers.channel,
+            "offers": decision.offers,  # orjson writes dataclasses as objects
+            "eligible": offers.eligible, "candidates": offers.candidates,
+            "exploration": arranged, "model_version": decision.model_version,
+            "features_version": decision.features_version,
+            "catalog_version": decision.catalog_version}),
+            [offer.offer_id for offer in decision.offers], ts)
+            for decision, offers in decided]
+
+    def _log_commands(self, logged: Sequence[_Logged]) -> list[Command]:
+        """Commands writing the decisions' log entries, their summaries and the counts of
         offers chosen. What counts against `max_per_user` is what the user was shown:
         impressions (decisions/feedback.py) and campaign blocks."""
         policy = self._policy
-        exploration = policy.exploration
-        arranged = {"method": exploration.method, "epsilon": exploration.epsilon,
-                    "top_k": exploration.top_k}
         commands: list[Command] = []
-        chosen_by_all: list[str] = []
-        for decision, offers in decided:
-            chosen = [offer.offer_id for offer in decision.offers]
-            chosen_by_all += chosen
-            entry = {"decision_id": decision.decision_id, "user_id": decision.user_id,
-                     "ts": now.isoformat(), "journey": decision.journey,
-                     "campaign_id": decision.campaign_id, "source": decision.source,
-                     "holdout": decision.holdout_group, "channel": decision.channel,
-                     "offer_channel": offers.channel,
-                     "offers": decision.offers,  # orjson writes dataclasses as objects
-                     "eligible": offers.eligible, "candidates": offers.candidates,
-                     "exploration": arranged,
-                     "model_version": decision.model_version,
-                     "features_version": decision.features_version,
-                     "catalog_version": decision.catalog_version}
-            summary = keys.decision(decision.decision_id)
+        for one in logged:
+            summary = keys.decision(one.decision_id)
             commands += [
                 ("XADD", keys.DECISIONS, "MAXLEN", "~", policy.decision_log_max, "*",
-                 "d", orjson.dumps(entry)),
-                ("HSET", summary, "user_id", decision.user_id, "offers", orjson.dumps(chosen),
-                 "ts", now.isoformat()),
+                 "d", one.entry),
+                ("HSET", summary, "user_id", one.user_id, "offers", orjson.dumps(one.chosen),
+                 "ts", one.ts),
                 ("EXPIRE", summary, policy.decision_ttl_s)]
-        commands += OfferCatalog.chosen_commands(chosen_by_all)
-        return commands
+        return commands + OfferCatalog.chosen_commands(
+            offer_id for one in logged for offer_id in one.chosen)
+
+    def _log_once(self, logged: Sequence[_Logged]) -> Plan[None]:
+        """`_log_commands`, each decision's written unless its summary already is."""
+        policy = self._policy
+        yield from _LOG_ONCE.call_many([
+            ([keys.decision(one.decision_id), keys.DECISIONS, keys.CHOSEN],
+             [policy.decision_log_max, policy.decision_ttl_s, one.entry, one.user_id,
+              orjson.dumps(one.chosen), one.ts, *one.chosen]) for one in logged])
 
     def log_unlogged_plan(self) -> Plan[None]:
         """Log the decisions made while Redis was down, unless it still is: what the next
@@ -680,10 +714,11 @@ class DecisionEngine:
         if self._unlogged and not self.redis_down:
             yield from self._log([])
 
-    def _log(self, commands: list[Command]) -> Plan[None]:
-        """`commands` in one pipelined write, after those of decisions made while Redis was
-        down (kept for then: their feedback joins and their place in the log); when the
-        write fails, all of them are kept for the next."""
+    def _log(self, logged: list[_Logged]) -> Plan[None]:
+        """Write `logged` in one transaction (all of it or none), after the decisions whose
+        log waits (made while Redis was down, or whose write failed, which may have been
+        applied all the same: so each of these is written once, `_LOG_ONCE`), keeping
+        their place in the log; when a write fails, all of them wait for the next."""
         waiting = []
         while self._unlogged:
             try:
@@ -691,10 +726,13 @@ class DecisionEngine:
             except IndexError:  # another thread took the last
                 break
         try:
-            yield Step([command for earlier in waiting for command in earlier] + commands)
+            if waiting:
+                yield from self._log_once([one for call in waiting for one in call])
+            if logged:
+                yield Step(self._log_commands(logged), transaction=True)
         except redis.RedisError:
             self.redis_failed()
-            self._unlogged.extend([*waiting, commands])
+            self._unlogged.extend([*waiting, logged] if logged else waiting)
 
 
 Ranking = list[tuple[str, float]]

@@ -8,9 +8,11 @@ import re
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +21,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from decisions import keys
+from decisions.outcome import DecisionRequest
 from models.registry import PROMOTED
+from nbo.redis_plan import Step, execute, run, run_blocking
 from nbo.redis_server import EmbeddedRedis
 from nbo.settings import Settings
 from tests.api.conftest import ServedWorld, promoted_version_copied
@@ -196,4 +200,36 @@ def test_a_decision_of_an_outage_joins_its_feedback_with_nothing_decided_after(
             keys.DECISIONS)
         logged = [orjson.loads(fields[b"d"])["decision_id"] for _, fields in entries]
         assert logged == [first["decision_id"], second["decision_id"], third["decision_id"]]
+    client.close()
+
+
+def test_a_log_write_applied_but_unanswered_is_not_logged_twice(
+        served_world: ServedWorld) -> None:
+    """Redis wrote the decision log but its reply was lost (a timeout): the write is sent
+    again, and neither the log nor the offers' chosen counts take a decision twice."""
+    client = redis.Redis.from_url(served_world.redis_url)
+
+    def reply_lost_for_the_log(step: Step) -> list[Any]:
+        replies = execute(client, step)
+        if any(command[:2] == ("XADD", keys.DECISIONS) for command in step.commands):
+            raise redis.TimeoutError("Timeout reading from socket")
+        return replies
+
+    def chosen() -> Counter[str]:
+        counts: dict[bytes, bytes] = client.hgetall(keys.CHOSEN)  # type: ignore[assignment]
+        return Counter({offer.decode(): int(n) for offer, n in counts.items()})
+
+    with TestClient(create_app(served_world.settings(redis_retry_after_s=0.05))) as api:
+        engine = api.app.state.services.engine  # type: ignore[attr-defined]
+        before = chosen()
+        decided = run_blocking(engine.decide_plan(
+            [DecisionRequest(user) for user in served_world.users[:8]]), reply_lost_for_the_log)
+        time.sleep(0.1)  # past redis_retry_after_s
+        run(client, engine.log_unlogged_plan())
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(  # type: ignore[assignment]
+            keys.DECISIONS)
+    logged = Counter(orjson.loads(fields[b"d"])["decision_id"] for _, fields in entries)
+    assert [logged[decision.decision_id] for decision in decided] == [1] * len(decided)
+    offers = Counter(offer.offer_id for decision in decided for offer in decision.offers)
+    assert offers and chosen() - before == offers
     client.close()
