@@ -35,19 +35,20 @@ class UnknownDecision(NboError):
 
 # KEYS: a decision's summary, the feedback stream, the user's given hash, the offers' spent
 # hash. ARGV: the report's time, now (epoch s), how long a given count is kept (s), the
-# stream's length, the stream's entry, 1 when the report counts its offers as shown, the
-# offer whose cost it spends ('' for none) and that cost, a marker set as well, reported
-# or not ('' for none), then (marker, offer) pairs: offer '' for the decision as a whole.
-# -1 when the summary is gone (a marker alone would make a summary without a user or an
-# expiry), else how many of the pairs' markers this call set: 0 for a duplicate, which
-# records nothing.
+# stream's length, 1 when the report counts its offers as shown, the offer whose cost it
+# spends ('' for none) and that cost, a marker set as well, reported or not ('' for none),
+# then (marker, offer, stream entry) triples: offer '' for the decision as a whole. Each
+# marker this call sets writes its entry. -1 when the summary is gone (a marker alone would
+# make a summary without a user or an expiry), else how many of the triples' markers this
+# call set: 0 for a duplicate, which records nothing.
 _RECORD = LuaScript(GIVE_FUNCTION + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ARGV[9] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[9], ARGV[1]) end
+if ARGV[8] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[8], ARGV[1]) end
 local new, shown = 0, {}
-for i = 10, #ARGV, 2 do
+for i = 9, #ARGV, 3 do
     if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) == 1 then
         new = new + 1
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'f', ARGV[i + 2])
         if ARGV[i + 1] ~= '' then
             shown[#shown + 1] = ARGV[i + 1]
             shown[#shown + 1] = 1
@@ -55,11 +56,10 @@ for i = 10, #ARGV, 2 do
     end
 end
 if new == 0 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'f', ARGV[5])
-if ARGV[6] == '1' and #shown > 0 then
+if ARGV[5] == '1' and #shown > 0 then
     give(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), shown, 1)
 end
-if ARGV[7] ~= '' then redis.call('HINCRBYFLOAT', KEYS[4], ARGV[7], ARGV[8]) end
+if ARGV[6] ~= '' then redis.call('HINCRBYFLOAT', KEYS[4], ARGV[6], ARGV[7]) end
 return new
 """)
 
@@ -115,8 +115,9 @@ class FeedbackLog:
             offer = (yield from self._catalog.snapshot_plan()).get(feedback.offer_id)
             if offer is not None:
                 spend = (offer.offer_id, offer.cost)
-        # an impression is marked per offer shown, so one naming an offer after one for the
-        # whole decision (or the other way round) counts no offer twice
+        # an impression is marked (and its entry written) per offer shown, so one naming an
+        # offer after one for the whole decision (or the other way round) counts no offer
+        # twice, in the user's counts or in the stream
         about = ([feedback.offer_id] if feedback.offer_id is not None
                  else offers if feedback.type == "impression" and offers else [None])
         # the whole decision's marker was `seen:{type}:*` before it moved (an offer may be
@@ -127,16 +128,15 @@ class FeedbackLog:
                 and _marker(feedback.type, "*").encode() in summary):
             return Recorded(user_id, duplicate=True)
         entry = {"decision_id": feedback.decision_id, "type": feedback.type,
-                 "offer_id": feedback.offer_id, "ts": feedback.ts.isoformat(),
-                 "value": feedback.value, "user_id": user_id}
+                 "ts": feedback.ts.isoformat(), "value": feedback.value, "user_id": user_id}
         recorded = yield from _RECORD.call(
             [key, keys.FEEDBACK, keys.given(user_id), keys.SPENT],
             [feedback.ts.isoformat(), int(time.time()), self._policy.given_ttl_s,
-             self._policy.decision_log_max, orjson.dumps(entry),
-             int(feedback.type == "impression"), *spend,
+             self._policy.decision_log_max, int(feedback.type == "impression"), *spend,
              _marker(feedback.type, None) if for_the_whole else "",
              *(part for offer in about
-               for part in (_marker(feedback.type, offer), offer or ""))])
+               for part in (_marker(feedback.type, offer), offer or "",
+                            orjson.dumps(entry | {"offer_id": offer})))])
         if recorded == -1:  # expired since it was read
             raise _unknown(feedback.decision_id)
         return Recorded(user_id, duplicate=recorded == 0)

@@ -162,3 +162,25 @@ def test_a_whole_decision_report_recorded_by_the_older_marker_is_a_duplicate(
     assert again.duplicate and redis_client.xlen(keys.FEEDBACK) == 0
     click = run(redis_client, log.record_plan(Feedback(DECISION, "click", None, now, None)))
     assert not click.duplicate  # another type: recorded
+
+
+@pytest.mark.parametrize("first", ["one offer", "the whole decision"])
+def test_impressions_of_one_offer_and_of_the_whole_decision_count_each_offer_once(
+        log: FeedbackLog, redis_client: redis.Redis, first: str) -> None:
+    """In either order: each offer is counted once and has one entry naming it (a report
+    for the whole decision after one for an offer wrote an entry for every offer)."""
+    decision = "d2"
+    redis_client.hset(keys.decision(decision), mapping={
+        "user_id": USER, "offers": orjson.dumps([OFFER, "guide"]),
+        "ts": "2026-12-07T00:00:00+00:00"})
+    reports = [Feedback(decision, "impression", OFFER, datetime.now(UTC), None),
+               Feedback(decision, "impression", None, datetime.now(UTC), None)]
+    if first != "one offer":
+        reports.reverse()
+    duplicates = [run(redis_client, log.record_plan(report)).duplicate for report in reports]
+    assert duplicates == [False, first != "one offer"]
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = redis_client.xrange(  # type: ignore[assignment]
+        keys.FEEDBACK)
+    assert sorted(orjson.loads(fields[b"f"])["offer_id"] for _, fields in entries) == [
+        "guide", OFFER]
+    assert recorded(redis_client)[1] == {OFFER: 1, "guide": 1}
