@@ -33,7 +33,7 @@ class NoItemModel(NboError):
     http_status = 409
 
 
-@router.get("/{item_id}/similar", summary="The items most like one")
+@router.get("/{item_id:path}/similar", summary="The items most like one")  # ids may hold /
 def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS)],
                   options: Annotated[SimilarOptions, Query()], services: ServicesDep,
                   _: Decide) -> Response:

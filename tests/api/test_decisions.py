@@ -230,6 +230,8 @@ def test_similar_items(api: TestClient, served_world: ServedWorld) -> None:
     scores = [entry["score"] for entry in body["similar"]]
     assert scores == sorted(scores, reverse=True)
     assert api.get("/v1/items/no-such-item/similar").status_code == 404
+    slashed = api.get("/v1/items/sku%2F1/similar")  # ids may hold a slash, as the data may
+    assert slashed.status_code == 404 and "item 'sku/1' is not known" in slashed.text
     assert api.get(f"/v1/items/{item}/similar", params={"n": 0}).status_code == 422
     unknown = api.get(f"/v1/items/{item}/similar", params={"count": 3})
     assert unknown.status_code == 422 and "count" in unknown.text
