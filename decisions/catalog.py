@@ -234,6 +234,13 @@ class OfferCatalog:
         snapshot = self.snapshot()
         ids = [offer.offer_id for offer in snapshot.offers] if offer_ids is None else list(
             dict.fromkeys(offer_ids))
+        return self.statuses({offer_id: snapshot.get(offer_id) for offer_id in ids})
+
+    def statuses(self, offers: Mapping[str, Offer | None]) -> dict[str, BudgetStatus]:
+        """The budget status of each offer as given (offer id -> the offer, None for one
+        not in the catalog: no budget), whatever version of it is stored by now; its
+        counters read in one round trip."""
+        ids = list(offers)
         if not ids:
             return {}
         pipe = self._client.pipeline(transaction=False)
@@ -242,7 +249,7 @@ class OfferCatalog:
         spent_raw, chosen_raw = (_list(reply) for reply in _list(pipe.execute()))
         statuses: dict[str, BudgetStatus] = {}
         for offer_id, spent, chosen in zip(ids, spent_raw, chosen_raw, strict=True):
-            offer = snapshot.get(offer_id)
+            offer = offers[offer_id]
             budget, cost = (None, 0.0) if offer is None else (offer.budget, offer.cost)
             statuses[offer_id] = _status(budget, cost, _float(spent), _int(chosen))
         return statuses

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
+from pydantic import AfterValidator
 
 from api.auth import Admin, Decide
 from api.services import ServicesDep
@@ -15,7 +16,8 @@ from features.contract.schema import ID_MAX_CHARS
 from nbo.errors import DataContractError, NboError
 
 router = APIRouter(prefix="/v1/offers", tags=["offers"])
-OfferId = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS)]
+OfferId = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(str.strip)]
+"""An offer id in the path, trimmed as the body's is (features/contract/offers.py)."""
 
 
 class UnknownOffer(NboError):
@@ -27,13 +29,14 @@ def _described(offer: Offer, status: BudgetStatus) -> dict[str, Any]:
 
 
 def _with_budget(offer: Offer, services: ServicesDep) -> dict[str, Any]:
-    return _described(offer, services.catalog.budgets([offer.offer_id])[offer.offer_id])
+    """The offer with its own budget status (not that of a version written since)."""
+    return _described(offer, services.catalog.statuses({offer.offer_id: offer})[offer.offer_id])
 
 
 @router.get("", summary="Every offer, with its budget status")
 def list_offers(services: ServicesDep, _: Decide) -> dict[str, Any]:
     snapshot = services.catalog.snapshot()
-    budgets = services.catalog.budgets([offer.offer_id for offer in snapshot.offers])
+    budgets = services.catalog.statuses({offer.offer_id: offer for offer in snapshot.offers})
     return {"version": snapshot.version,
             "offers": [_described(offer, budgets[offer.offer_id]) for offer in snapshot.offers]}
 

@@ -100,3 +100,7 @@ def test_ids_and_categories_are_trimmed_as_written(catalog: TestClient) -> None:
     assert put.status_code == 200, put.text
     stored = catalog.get(f"/v1/offers/{OFFER['offer_id']}").json()
     assert stored["offer_id"] == OFFER["offer_id"] and stored["categories"] == ["coffee", "tea"]
+    padded = f"/v1/offers/%20{OFFER['offer_id']}%20"  # the path's id is trimmed alike
+    again = catalog.put(padded, json={**OFFER, "offer_id": f" {OFFER['offer_id']} "})
+    assert again.status_code == 200, again.text
+    assert catalog.get(padded).json()["offer_id"] == OFFER["offer_id"]

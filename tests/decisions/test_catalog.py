@@ -223,6 +223,9 @@ def test_budgets_and_exhaustion_in_one_round_trip(redis_client: redis.Redis,
     assert capped["capped"].exhausted and capped["capped"].remaining == 0.0
     assert capped["unknown"] == catalog_module.BudgetStatus(None, 0.0, None, False, 0)
     assert catalog.budgets([]) == {}
+    written = _offer("capped", budget=20.0)  # as a writer knows it, stored or not
+    assert catalog.statuses({"capped": written})["capped"] == catalog_module.BudgetStatus(
+        20.0, 10.0, 10.0, False, 2)
     catalog.record_spend("capped", 1.0)  # overspent: remaining stays at 0
     assert catalog.budgets(["capped"])["capped"].remaining == 0.0
     with pytest.raises(ValueError, match="finite"):
