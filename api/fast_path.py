@@ -93,7 +93,7 @@ def _decision(services: Services, path: Mapping[str, str], query: bytes,
     if options is None:
         return None
     return lambda: decisions.one_decision(services, path["user_id"], options,
-                                          headers.get("if-none-match"))
+                                          headers.getlist("if-none-match"))
 
 
 def _block(services: Services, path: Mapping[str, str], query: bytes,
@@ -102,7 +102,7 @@ def _block(services: Services, path: Mapping[str, str], query: bytes,
     if block not in BLOCKS or options is None:
         return None
     return lambda: blocks.one_block(services, path["user_id"], cast(Block, block), options,
-                                    headers.get("if-none-match"))
+                                    headers.getlist("if-none-match"))
 
 
 def _route(router: APIRouter, endpoint: Callable[..., object]) -> APIRoute:

@@ -3,6 +3,7 @@ the same content for every fetch of one campaign, cacheable (ETag, Cache-Control
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import orjson
@@ -24,19 +25,20 @@ router = APIRouter(prefix="/v1", tags=["blocks"])
 async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
                     block: Block, options: Annotated[BlockOptions, Query()],
                     services: ServicesDep, _: Decide,
-                    if_none_match: Annotated[str | None, Header()] = None) -> Response:
-    return await one_block(services, user_id, block, options, if_none_match)
+                    if_none_match: Annotated[list[str] | None, Header()] = None,
+                    ) -> Response:
+    return await one_block(services, user_id, block, options, if_none_match or ())
 
 
 async def one_block(services: Services, user_id: str, block: Block, options: BlockOptions,
-                    if_none_match: str | None) -> Response:
+                    if_none_match: Sequence[str]) -> Response:
     """The answer of `GET /v1/users/{user_id}/blocks/{block}` to a valid, authorized request
     (the route above, and api/fast_path.py for most requests)."""
     return await services.run(_block(user_id, block, options, services, if_none_match))
 
 
 def _block(user_id: str, block: Block, options: BlockOptions, services: Services,
-           if_none_match: str | None) -> Plan[Response]:
+           if_none_match: Sequence[str]) -> Plan[Response]:
     answer = (yield from services.campaigns.plan([decision_request(user_id, options)]))[0]
     count_answers(services, [answer])
     decision = orjson.loads(answer.body)

@@ -49,21 +49,21 @@ def json_response(content: object) -> Response:
 
 
 def cache_validators(content: bytes, ttl_s: int,
-                     if_none_match: str | None) -> tuple[dict[str, str], bool]:
+                     if_none_match: Sequence[str]) -> tuple[dict[str, str], bool]:
     """`content`'s ETag and Cache-Control (a remembered answer may be cached for as long as
-    it is remembered; others not), and whether If-None-Match names its tag (weak
-    comparison, lists and `*`, as RFC 9110 has it for GET): then the answer is a 304."""
+    it is remembered; others not), and whether If-None-Match (its field lines, one list
+    however many: none when absent) names its tag (weak comparison, lists and `*`, as RFC
+    9110 has it for GET): then the answer is a 304."""
     tag = etag(content)
     headers = {"ETag": tag,
                "Cache-Control": f"private, max-age={ttl_s}" if ttl_s else "no-store"}
-    if if_none_match is None:
-        return headers, False
-    given = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
+    given = {part.strip().removeprefix("W/") for line in if_none_match
+             for part in line.split(",")}
     return headers, "*" in given or tag in given
 
 
 async def one_decision(services: Services, user_id: str, options: DecisionOptions,
-                       if_none_match: str | None = None) -> Response:
+                       if_none_match: Sequence[str] = ()) -> Response:
     """The answer of `GET /v1/users/{user_id}/decision` to a valid, authorized request
     (the route below, and api/fast_path.py for most requests): with a campaign, the
     campaign's decision for the user (decisions/campaigns.py), cacheable, else a new one."""
@@ -83,8 +83,9 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
 @router.get("/users/{user_id:path}/decision", summary="The next best decision for one user")
 async def decide(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
                  options: Annotated[DecisionOptions, Query()], services: ServicesDep,
-                 _: Decide, if_none_match: Annotated[str | None, Header()] = None) -> Response:
-    return await one_decision(services, user_id, options, if_none_match)
+                 _: Decide, if_none_match: Annotated[list[str] | None, Header()] = None,
+                 ) -> Response:
+    return await one_decision(services, user_id, options, if_none_match or ())
 
 
 @router.post("/decisions", summary="Decisions for many users in one call")
