@@ -165,7 +165,23 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 404 and detail == "Not Found":  # no route matched the path
         detail = (f"no endpoint answers {request.method} {request.url.path!r}; the endpoints "
                   "are listed at /docs")
+    elif exc.status_code == 405 and headers and "Allow" in headers:
+        detail = (f"{request.method} is not allowed on {request.url.path!r}; it allows "
+                  f"{headers['Allow']}")
+    elif exc.status_code == 400 and exc.__cause__ is not None:  # a body FastAPI could not read
+        detail = _unreadable_body(exc.__cause__)
     return error_response(exc.status_code, code, detail, headers=headers)
+
+
+def _unreadable_body(cause: BaseException) -> str:
+    """What to fix in a body FastAPI failed to read as JSON for a reason other than its
+    syntax (which is a 422 naming the line and column)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"the body is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at position "
+                f"{cause.start}): send JSON encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return "the body's JSON is nested too deeply to read: send it flatter"
+    return f"the body could not be read as JSON: {' '.join(str(cause).split())}"
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

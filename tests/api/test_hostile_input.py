@@ -151,3 +151,24 @@ def test_a_json_body_sent_as_another_type_is_told_the_header_to_send(
     response = api.post("/v1/decisions", content=b'{"user_ids": ["u1"]}', headers=headers)
     assert response.status_code == 422
     assert "Content-Type: application/json" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("body", "told"), [
+    (b'{"user_ids": ["caf\xe9"]}', "not UTF-8 (byte 0xe9 at position 18)"),
+    (b'{"user_ids": [' + b"1" * 5000 + b"]}", "could not be read as JSON"),
+    (b'{"user_ids": ' + b"[" * 3000 + b"]" * 3000 + b"}", "nested too deeply"),
+])
+def test_a_body_that_cannot_be_read_says_why(api: TestClient, body: bytes, told: str) -> None:
+    response = api.post("/v1/decisions", content=body, headers=JSON)
+    assert 400 <= response.status_code < 500
+    assert told in response.json()["detail"], response.text
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("POST", "/v1/offers", "GET"), ("DELETE", "/v1/models", "GET"),
+    ("OPTIONS", "/v1/users/u1/decision", "GET")])
+def test_a_method_not_allowed_names_those_allowed(api: TestClient, method: str, path: str,
+                                                  allowed: str) -> None:
+    response = api.request(method, path)
+    assert response.status_code == 405
+    assert f"it allows {allowed}" in response.json()["detail"], response.text
