@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.auth import ApiKeys, Role, presented_key
 from api.errors import nbo_error_response, redis_error_response
 from api.routes import blocks, decisions
-from api.schemas import USER_ID_MAX, BlockOptions, DecisionOptions
+from api.schemas import BlockOptions, DecisionOptions, valid_user_id
 from api.services import Services
 from decisions.blocks import BLOCKS, Block
 from nbo.errors import NboError
@@ -75,7 +75,7 @@ class DecisionFastPath:
         if found is None:
             return None
         route, understand, path = found
-        if not 1 <= len(path["user_id"]) <= USER_ID_MAX:
+        if not valid_user_id(path["user_id"]):
             return None
         headers = Headers(scope=scope)
         if not self.keys.open:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +24,7 @@ from features.contract.schema import (
     Channel,
     Journey,
     clean_text,
+    is_clean_text,
 )
 
 USER_ID_MAX = ID_MAX_CHARS  # the events contract's limit, so every event's user can be decided
@@ -31,6 +33,14 @@ FUTURE_SLACK = timedelta(minutes=10)
 clock may run a little fast); later ones are refused."""
 Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
 """A user, campaign or offer id, as the events contract takes them."""
+UserIdPath = Annotated[str, Path(min_length=1, max_length=USER_ID_MAX),
+                       AfterValidator(clean_text)]
+"""A user id in a route's path, taken as `Id` is."""
+
+
+def valid_user_id(user_id: str) -> bool:
+    """Whether `UserIdPath` takes `user_id`."""
+    return 1 <= len(user_id) <= USER_ID_MAX and is_clean_text(user_id)
 
 
 class DecisionOptions(BaseModel):

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import orjson
 import redis
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from api.auth import Decide
 from api.rendering import render_html
 from api.routes.decisions import cache_validators, count_answers, decision_request
-from api.schemas import USER_ID_MAX, BlockOptions
+from api.schemas import BlockOptions, UserIdPath
 from api.services import Services, ServicesDep
 from decisions.blocks import Block, block_content
 from nbo.redis_plan import Plan
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["blocks"])
 
 
 @router.get("/users/{user_id:path}/blocks/{block}", summary="A rendered personalized block")
-async def get_block(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
+async def get_block(user_id: UserIdPath,
                     block: Block, options: Annotated[BlockOptions, Query()],
                     services: ServicesDep, _: Decide,
                     if_none_match: Annotated[list[str] | None, Header()] = None,

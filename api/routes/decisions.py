@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from api.auth import Decide
 from api.limits import ensure_within
-from api.schemas import USER_ID_MAX, BatchDecisionRequest, DecisionOptions
+from api.schemas import BatchDecisionRequest, DecisionOptions, UserIdPath
 from api.services import Services, ServicesDep
 from decisions.blocks import etag
 from decisions.campaigns import Answer
@@ -81,7 +81,7 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
 
 
 @router.get("/users/{user_id:path}/decision", summary="The next best decision for one user")
-async def decide(user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
+async def decide(user_id: UserIdPath,
                  options: Annotated[DecisionOptions, Query()], services: ServicesDep,
                  _: Decide, if_none_match: Annotated[list[str] | None, Header()] = None,
                  ) -> Response:

@@ -254,3 +254,13 @@ def test_other_requests_pass_through(apps: _Apps, served_world: ServedWorld, met
                for client in (apps.fast, apps.reference)]
     assert [answer.status_code for answer in answers] == [status, status]
     assert apps.answered_fast == []
+
+
+@pytest.mark.parametrize("route", ["decision", "blocks/offer"])
+def test_a_user_id_with_a_control_character_is_refused_as_the_batch_refuses_it(
+        apps: _Apps, route: str) -> None:
+    answer, expected = apps.answered_alike(f"/v1/users/a%01b/{route}", "a\x01b")
+    assert answer.status_code == 422 and answer.json() == expected.json()
+    assert "must not contain control characters" in answer.text
+    batch = apps.reference.post("/v1/decisions", json={"user_ids": ["a\x01b"]})
+    assert batch.status_code == 422 and "control characters" in batch.text
