@@ -114,9 +114,11 @@ class Settings(BaseSettings):
     default_order_value: float = Field(default=40.0, gt=0, allow_inf_nan=False,
                                        description="Order value assumed for users who never "
                                        "bought.")
-    offer_memory_days: float = Field(default=90.0, gt=0,
+    offer_memory_days: float = Field(default=90.0, ge=1 / 86_400, le=36_500,
                                      description="How long offers given to a user count "
-                                     "toward max_per_user, and decisions can take feedback.")
+                                     "toward max_per_user, and decisions can take feedback "
+                                     "(at least a second, at most 100 years: Redis keeps "
+                                     "them for a whole number of seconds).")
     model_poll_s: float = Field(
         default=5.0, ge=0, description="How often each API worker checks which model "
         "version is promoted and loads it if it is not the one served (0: never; only "

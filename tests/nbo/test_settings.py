@@ -88,3 +88,16 @@ def test_amounts_of_the_policy_are_finite(monkeypatch: pytest.MonkeyPatch, name:
     get_settings.cache_clear()
     with pytest.raises(ValidationError, match="finite number"):
         get_settings()
+
+
+@pytest.mark.parametrize(("days", "told"), [("inf", "less than or equal to 36500"),
+                                             ("1e12", "less than or equal to 36500"),
+                                             ("0.000001", "greater than or equal to")])
+def test_offer_memory_is_a_whole_number_of_seconds_redis_can_keep(
+        monkeypatch: pytest.MonkeyPatch, days: str, told: str) -> None:
+    """Under a second, decision summaries expired as written (feedback got 404s); inf
+    stopped the start with an OverflowError; 1e12 days failed every log write."""
+    monkeypatch.setenv("NBO_OFFER_MEMORY_DAYS", days)
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError, match=told):
+        get_settings()
