@@ -177,6 +177,10 @@ def presented_key(headers: Headers) -> str | None:
     return credentials if scheme.lower() == "bearer" and credentials else None
 
 
+_ROLE_OF_CHECK: dict[Callable[..., Awaitable[None]], Role] = {}
+"""`require`'s checks, by the role each lets through."""
+
+
 def require(role: Role) -> Callable[..., Awaitable[None]]:
     """A FastAPI dependency letting through requests whose key has `role` (or admin)."""
 
@@ -189,7 +193,23 @@ def require(role: Role) -> Callable[..., Awaitable[None]]:
             api_key or (bearer.credentials if bearer else None), role)
 
     check.__name__ = f"require_{role.value}"
+    _ROLE_OF_CHECK[check] = role
     return check
+
+
+def key_refusal(request: Request) -> NboError | None:
+    """What the key check of the route `request` matched would answer it, None when it
+    lets it through: for a request FastAPI refused before its dependencies ran (a body it
+    could not read as JSON), so that no key still gets a 401, not the body's problems."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    for dependency in dependant.dependencies if dependant is not None else ():
+        role = _ROLE_OF_CHECK.get(dependency.call) if dependency.call else None
+        if role is not None:
+            try:
+                api_keys(request.app.state).grant(presented_key(request.headers), role)
+            except NboError as refused:
+                return refused
+    return None
 
 
 Decide = Annotated[None, Depends(require(Role.DECIDE))]

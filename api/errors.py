@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.auth import key_refusal
 from nbo.errors import NboError, RedisUnavailableError
 
 if TYPE_CHECKING:
@@ -138,7 +139,11 @@ def _whole_seconds(seconds: float) -> int:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    """422 listing each problem by readable location, with a short rendering of what came."""
+    """422 listing each problem by readable location, with a short rendering of what came
+    (to a caller whose key the route takes: else what the key check answers)."""
+    refused = key_refusal(request)
+    if refused is not None:
+        return await _nbo_error(request, refused)
     errors = exc.errors()
     problems = [_problem(error, exc.body) for error in errors[:MAX_PROBLEMS]]
     if not problems:  # never seen, but a 422 must still say something
@@ -169,6 +174,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         detail = (f"{request.method} is not allowed on {request.url.path!r}; it allows "
                   f"{headers['Allow']}")
     elif exc.status_code == 400 and exc.__cause__ is not None:  # a body FastAPI could not read
+        refused = key_refusal(request)
+        if refused is not None:
+            return await _nbo_error(request, refused)
         detail = _unreadable_body(exc.__cause__)
     return error_response(exc.status_code, code, detail, headers=headers)
 

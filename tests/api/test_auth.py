@@ -41,6 +41,10 @@ def make_app(keys: dict[str, str] | None) -> FastAPI:
     async def admin(_: Admin) -> dict[str, bool]:
         return {"ok": True}
 
+    @app.post("/ingest-body")
+    async def ingest_body(body: dict[str, int], _: Ingest) -> dict[str, int]:
+        return body
+
     return app
 
 
@@ -213,3 +217,20 @@ def test_keys_clients_can_send_are_taken(key: str) -> None:
 def test_admin_role_allows_everything() -> None:
     assert all(Role.ADMIN.allows(role) for role in Role)
     assert not Role.DECIDE.allows(Role.INGEST)
+
+
+@pytest.mark.parametrize("body", [b'{"events": [', b'{"a": "caf\xe9"}'])
+@pytest.mark.parametrize(("key", "status"), [(None, 401), ("k-decide-0123456789", 403),
+                                             ("k-bogus-0123456789", 401),
+                                             ("k-ingest-0123456789", None)])
+def test_a_body_that_cannot_be_read_is_refused_for_its_key_first(
+        client: TestClient, body: bytes, key: str | None, status: int | None) -> None:
+    """FastAPI reads the body before any dependency runs: without the key check's answer,
+    a caller with no key learnt how the body failed to parse."""
+    headers = {"content-type": "application/json", **({"X-API-Key": key} if key else {})}
+    response = client.post("/ingest-body", content=body, headers=headers)
+    if status is None:  # a key the route takes: the body's problem
+        assert response.status_code in (400, 422), response.text
+        assert response.json()["error"] not in ("unauthorized", "forbidden")
+    else:
+        assert response.status_code == status, response.text
