@@ -21,6 +21,7 @@ from api.garbage import startup_objects_frozen
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
 from api.routes import blocks, decisions, events, feedback, health, items, models, offers
+from api.schemas import V1_ERRORS
 from api.services import Services
 from api.shedding import InFlightLimit
 from nbo.settings import Settings, get_settings
@@ -65,10 +66,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("no API keys configured (NBO_API_KEYS): the API is open to anyone "
                        "who can reach it")
     install_error_handlers(app)
-    routers = (decisions.router, blocks.router, items.router, events.router,
-               feedback.router, offers.router, models.router, health.router)
-    for router in routers:
-        app.include_router(router)
+    v1 = (decisions.router, blocks.router, items.router, events.router, feedback.router,
+          offers.router, models.router)
+    for router in v1:
+        app.include_router(router, responses=V1_ERRORS)
+    app.include_router(health.router)
+    routers = (*v1, health.router)
     if settings.decision_fast_path:  # innermost: inside the limits and metrics
         app.add_middleware(DecisionFastPath, services=services, keys=keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -147,3 +147,46 @@ class FeedbackResponse(BaseModel):
     user_id: str
     duplicate: bool = Field(description="this decision's feedback of this type (and offer) "
                             "was reported before: nothing was recorded or counted again")
+
+
+# -- errors, as the OpenAPI document describes them (api/errors.py writes them) ------------
+
+
+class Problem(BaseModel):
+    """One problem of an invalid request."""
+
+    location: str = Field(description="where: `query.n_offers`, `body.events.3.ts`, ...")
+    message: str = Field(description="what is wrong and what is expected")
+    got: Any = Field(default=None, description="what was sent there, shortened")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error."""
+
+    model_config = ConfigDict(extra="allow")  # a few errors add a field (the events stored)
+
+    error: str = Field(description="its code: invalid_request, unauthorized, not_found, ...")
+    detail: str = Field(description="what went wrong, and what to send instead")
+    problems: list[Problem] | None = Field(
+        default=None, description="an invalid request's problems, each on its own")
+
+
+_ERRORS = {
+    401: "no API key, or one nbo does not know",
+    403: "a key without the role this endpoint needs",
+    404: "no such decision, offer or item",
+    409: "the served model version has no item model",
+    413: "a body larger than NBO_MAX_REQUEST_BYTES, or a batch beyond its limit",
+    422: "an invalid request: `detail` says what to fix, `problems` lists each problem",
+    503: "Redis is unreachable, or the worker has too many requests in flight: retry after "
+         "the Retry-After header's seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of these error statuses (FastAPI's `responses=`)."""
+    return {status: {"model": ErrorBody, "description": _ERRORS[status]} for status in statuses}
+
+
+V1_ERRORS = error_responses(401, 403, 413, 422, 503)
+"""The errors every /v1 endpoint may answer."""

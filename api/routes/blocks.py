@@ -21,7 +21,9 @@ from nbo.redis_plan import Plan
 router = APIRouter(prefix="/v1", tags=["blocks"])
 
 
-@router.get("/users/{user_id:path}/blocks/{block}", summary="A rendered personalized block")
+@router.get("/users/{user_id:path}/blocks/{block}", summary="A rendered personalized block",
+            responses={200: {"content": {"text/html": {}},
+                             "description": "HTML, or JSON with format=json"}})
 async def get_block(user_id: UserIdPath,
                     block: Block, options: Annotated[BlockOptions, Query()],
                     services: ServicesDep, _: Decide,

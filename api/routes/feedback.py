@@ -9,7 +9,7 @@ import redis
 from fastapi import APIRouter
 
 from api.auth import Ingest
-from api.schemas import FeedbackRequest, FeedbackResponse
+from api.schemas import FeedbackRequest, FeedbackResponse, error_responses
 from api.services import ServicesDep
 from decisions.feedback import Feedback, Recorded
 from nbo.errors import RedisUnavailableError
@@ -18,7 +18,8 @@ from nbo.redis_plan import Plan
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
-@router.post("/feedback", summary="What happened after a decision")
+@router.post("/feedback", summary="What happened after a decision",
+             responses=error_responses(404))
 async def post_feedback(body: FeedbackRequest, services: ServicesDep,
                         _: Ingest) -> FeedbackResponse:
     feedback = Feedback(body.decision_id, body.type, body.offer_id,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Decide
 from api.routes.decisions import json_response
+from api.schemas import error_responses
 from api.services import ServicesDep
 from features.contract.schema import ID_MAX_CHARS
 from nbo.errors import NboError
@@ -33,7 +34,8 @@ class NoItemModel(NboError):
     http_status = 409
 
 
-@router.get("/{item_id:path}/similar", summary="The items most like one")  # ids may hold /
+@router.get("/{item_id:path}/similar", summary="The items most like one",  # ids may hold /
+            responses=error_responses(404, 409))
 def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS)],
                   options: Annotated[SimilarOptions, Query()], services: ServicesDep,
                   _: Decide) -> Response:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from pydantic import AfterValidator
 
 from api.auth import Admin, Decide
+from api.schemas import error_responses
 from api.services import ServicesDep
 from decisions.catalog import BudgetStatus
 from features.contract.offers import Offer, OfferInput
@@ -41,7 +42,8 @@ def list_offers(services: ServicesDep, _: Decide) -> dict[str, Any]:
             "offers": [_described(offer, budgets[offer.offer_id]) for offer in snapshot.offers]}
 
 
-@router.get("/{offer_id}", summary="One offer, with its budget status")
+@router.get("/{offer_id}", summary="One offer, with its budget status",
+            responses=error_responses(404))
 def get_offer(offer_id: OfferId, services: ServicesDep, _: Decide) -> dict[str, Any]:
     offer = services.catalog.snapshot().get(offer_id)
     if offer is None:
@@ -61,7 +63,7 @@ def put_offer(offer_id: OfferId, offer: OfferInput, services: ServicesDep,
     return {"version": version, "offer": _with_budget(offer, services)}
 
 
-@router.delete("/{offer_id}", summary="Remove an offer")
+@router.delete("/{offer_id}", summary="Remove an offer", responses=error_responses(404))
 def delete_offer(offer_id: OfferId, services: ServicesDep, _: Admin) -> dict[str, Any]:
     version = services.catalog.delete(offer_id)
     if version is None:

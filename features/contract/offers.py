@@ -191,6 +191,9 @@ class OfferInput(Offer):
     """An offer as a person writes it: unknown fields and segments refused, ids no longer
     than the API's paths take."""
 
+    # (the wrap validator below refuses other fields, which the schema cannot see)
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
     offer_id: OfferId
     value: AmountInput = Field(description="face value to the customer, currency units")
     cost: AmountInput = Field(description="cost to the business per redemption")
