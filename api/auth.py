@@ -128,9 +128,9 @@ class ApiKeys:
         if granted is None:
             raise Unauthorized("the API key is not valid", invalid_key=True)
         if not granted.allows(needed):
-            raise Forbidden(
-                f"this needs a key with the role {needed.value!r} (or 'admin'); "
-                f"this key has the role {granted.value!r}")
+            either = "" if needed is Role.ADMIN else " (or 'admin')"
+            raise Forbidden(f"this needs a key with the role {needed.value!r}{either}; "
+                            f"this key has the role {granted.value!r}")
 
 
 MAX_ROLE_SHOWN = 16

@@ -93,6 +93,9 @@ def test_wrong_role_is_403_naming_the_role_needed(client: TestClient) -> None:
     assert body["error"] == "forbidden"
     assert "'admin'" in body["detail"] and "'decide'" in body["detail"]
     assert KEY_OF["decide"] not in response.text
+    assert "(or 'admin')" not in body["detail"]  # said once
+    ingest = client.post("/ingest", headers={"X-API-Key": KEY_OF["decide"]}).json()
+    assert "the role 'ingest' (or 'admin')" in ingest["detail"]
 
 
 @pytest.mark.parametrize(
