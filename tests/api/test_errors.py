@@ -234,7 +234,8 @@ def test_unknown_route_is_a_json_404(client: TestClient) -> None:
 def test_wrong_method_is_a_json_405(client: TestClient) -> None:
     response = client.delete("/decision")
     assert response.status_code == 405
-    assert response.json() == {"error": "method_not_allowed", "detail": "Method Not Allowed"}
+    assert response.json() == {"error": "method_not_allowed",
+                               "detail": "DELETE is not allowed on '/decision'; it allows GET"}
     assert response.headers["allow"] == "GET"
 
 
