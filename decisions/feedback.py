@@ -37,15 +37,17 @@ class UnknownDecision(NboError):
 # hash. ARGV: the report's time, now (epoch s), how long a given count is kept (s), the
 # stream's length, 1 when the report counts its offers as shown, the offer whose cost it
 # spends ('' for none) and that cost, a marker set as well, reported or not ('' for none),
-# then (marker, offer, stream entry) triples: offer '' for the decision as a whole. Each
-# marker this call sets writes its entry. -1 when the summary is gone (a marker alone would
-# make a summary without a user or an expiry), else how many of the triples' markers this
-# call set: 0 for a duplicate, which records nothing.
+# a marker whose presence makes the report a duplicate ('' for none), then (marker, offer,
+# stream entry) triples: offer '' for the decision as a whole. Each marker this call sets
+# writes its entry. -1 when the summary is gone (a marker alone would make a summary
+# without a user or an expiry), else how many of the triples' markers this call set: 0 for
+# a duplicate, which records nothing.
 _RECORD = LuaScript(GIVE_FUNCTION + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if ARGV[8] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[8], ARGV[1]) end
+if ARGV[9] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[9]) == 1 then return 0 end
 local new, shown = 0, {}
-for i = 9, #ARGV, 3 do
+for i = 10, #ARGV, 3 do
     if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) == 1 then
         new = new + 1
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'f', ARGV[i + 2])
@@ -122,10 +124,8 @@ class FeedbackLog:
                  else offers if feedback.type == "impression" and offers else [None])
         # the whole decision's marker was `seen:{type}:*` before it moved (an offer may be
         # named *): in a decision that gave no offer named *, that one still marks a report
-        if feedback.offer_id is None and (
-                _marker(feedback.type, None).encode() in summary
-                or about == [None] and "*" not in offers
-                and _marker(feedback.type, "*").encode() in summary):
+        if about == [None] and "*" not in offers and _marker(
+                feedback.type, "*").encode() in summary:
             return Recorded(user_id, duplicate=True)
         entry = {"decision_id": feedback.decision_id, "type": feedback.type,
                  "ts": feedback.ts.isoformat(), "value": feedback.value, "user_id": user_id}
@@ -134,6 +134,9 @@ class FeedbackLog:
             [feedback.ts.isoformat(), int(time.time()), self._policy.given_ttl_s,
              self._policy.decision_log_max, int(feedback.type == "impression"), *spend,
              _marker(feedback.type, None) if for_the_whole else "",
+             # a report of the whole decision after one that stood for it (a campaign's
+             # offer block: `for_the_whole`) is a duplicate
+             _marker(feedback.type, None) if feedback.offer_id is None else "",
              *(part for offer in about
                for part in (_marker(feedback.type, offer), offer or "",
                             orjson.dumps(entry | {"offer_id": offer})))])

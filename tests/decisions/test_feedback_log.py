@@ -184,3 +184,26 @@ def test_impressions_of_one_offer_and_of_the_whole_decision_count_each_offer_onc
     assert sorted(orjson.loads(fields[b"f"])["offer_id"] for _, fields in entries) == [
         "guide", OFFER]
     assert recorded(redis_client)[1] == {OFFER: 1, "guide": 1}
+
+
+def test_a_whole_decision_impression_racing_the_block_render_is_a_duplicate(
+        log: FeedbackLog, redis_client: redis.Redis) -> None:
+    """The sender's report reads the summary, the campaign's offer block renders (standing
+    for the whole decision), then the report's script runs: it records nothing."""
+    decision, rendered = "d3", []
+    redis_client.hset(keys.decision(decision), mapping={
+        "user_id": USER, "offers": orjson.dumps([OFFER, "guide"]),
+        "ts": "2026-12-07T00:00:00+00:00"})
+
+    def render_before_the_script(step: Step) -> list[Any]:
+        if step.commands[0][0] in ("EVALSHA", "EVAL") and not rendered:
+            rendered.append(run(redis_client, log.record_plan(
+                Feedback(decision, "impression", OFFER, datetime.now(UTC), None),
+                for_the_whole=True)))
+        return execute(redis_client, step)
+
+    report = run_blocking(log.record_plan(
+        Feedback(decision, "impression", None, datetime.now(UTC), None)),
+        render_before_the_script)
+    assert rendered and report.duplicate
+    assert recorded(redis_client)[:2] == (1, {OFFER: 1})  # the block's entry and count only
