@@ -190,7 +190,8 @@ def test_a_whole_decision_impression_racing_the_block_render_is_a_duplicate(
         log: FeedbackLog, redis_client: redis.Redis) -> None:
     """The sender's report reads the summary, the campaign's offer block renders (standing
     for the whole decision), then the report's script runs: it records nothing."""
-    decision, rendered = "d3", []
+    decision = "d3"
+    rendered: list[object] = []
     redis_client.hset(keys.decision(decision), mapping={
         "user_id": USER, "offers": orjson.dumps([OFFER, "guide"]),
         "ts": "2026-12-07T00:00:00+00:00"})
