@@ -71,12 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in v1:
         app.include_router(router, responses=V1_ERRORS)
     app.include_router(health.router)
-    routers = (*v1, health.router)
+    # every route, as its router holds it (FastAPI's app.routes wraps included routers)
+    app.state.routes = tuple(route for router in (*v1, health.router) for route in router.routes)
     if settings.decision_fast_path:  # innermost: inside the limits and metrics
         app.add_middleware(DecisionFastPath, services=services, keys=keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight,
                        on_refused=services.metrics.refused.inc)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics,  # outermost: times all
-                       routes=[route for router in routers for route in router.routes])
+                       routes=app.state.routes)
     return app

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from api.auth import key_refusal
 from nbo.errors import NboError, RedisUnavailableError
@@ -170,15 +171,25 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 404 and detail == "Not Found":  # no route matched the path
         detail = (f"no endpoint answers {request.method} {request.url.path!r}; the endpoints "
                   "are listed at /docs")
-    elif exc.status_code == 405 and headers and "Allow" in headers:
-        detail = (f"{request.method} is not allowed on {request.url.path!r}; it allows "
-                  f"{headers['Allow']}")
+    elif exc.status_code == 405:
+        allowed = ", ".join(_methods_allowed(request))
+        headers = {**(headers or {}), "Allow": allowed}
+        detail = f"{request.method} is not allowed on {request.url.path!r}; it allows {allowed}"
     elif exc.status_code == 400 and exc.__cause__ is not None:  # a body FastAPI could not read
         refused = key_refusal(request)
         if refused is not None:
             return await _nbo_error(request, refused)
         detail = _unreadable_body(exc.__cause__)
     return error_response(exc.status_code, code, detail, headers=headers)
+
+
+def _methods_allowed(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (Starlette's own Allow header
+    names only the first route's): of the routes the app factory lists in `app.state`."""
+    methods = {method for route in getattr(request.app.state, "routes", request.app.routes)
+               if route.matches(request.scope)[0] is Match.PARTIAL
+               for method in getattr(route, "methods", None) or ()}
+    return sorted(methods)
 
 
 def _unreadable_body(cause: BaseException) -> str:

@@ -172,10 +172,12 @@ class ErrorBody(BaseModel):
 
 
 _ERRORS = {
+    400: "a body that cannot be read as JSON (not UTF-8, nested too deeply)",
     401: "no API key, or one nbo does not know",
     403: "a key without the role this endpoint needs",
     404: "no such decision, offer or item",
-    409: "the served model version has no item model",
+    409: "a model version that cannot serve this: none promoted, one that will not load, "
+         "one without an item model",
     413: "a body larger than NBO_MAX_REQUEST_BYTES, or a batch beyond its limit",
     422: "an invalid request: `detail` says what to fix, `problems` lists each problem",
     503: "Redis is unreachable, or the worker has too many requests in flight: retry after "

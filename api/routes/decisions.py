@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.auth import Decide
 from api.limits import ensure_within
-from api.schemas import BatchDecisionRequest, DecisionOptions, UserIdPath
+from api.schemas import BatchDecisionRequest, DecisionOptions, UserIdPath, error_responses
 from api.services import Services, ServicesDep
 from decisions.blocks import etag
 from decisions.campaigns import Answer
@@ -88,7 +88,8 @@ async def decide(user_id: UserIdPath,
     return await one_decision(services, user_id, options, if_none_match or ())
 
 
-@router.post("/decisions", summary="Decisions for many users in one call")
+@router.post("/decisions", summary="Decisions for many users in one call",
+             responses=error_responses(400))
 def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) -> Response:
     """In FastAPI's own thread pool, not on the request path's thread: a batch of 1,000
     decides for about a third of a second, which single decisions should not wait behind

@@ -10,7 +10,13 @@ from fastapi import APIRouter
 
 from api.auth import Ingest
 from api.limits import ensure_within
-from api.schemas import FUTURE_SLACK, EventOutcome, EventsRequest, EventsResponse
+from api.schemas import (
+    FUTURE_SLACK,
+    EventOutcome,
+    EventsRequest,
+    EventsResponse,
+    error_responses,
+)
 from api.services import Services, ServicesDep
 from features.contract.records import check_events
 from features.store.base import Applied
@@ -25,7 +31,8 @@ class NoEventAccepted(DataContractError):
     """Every event of the request was rejected (the body lists why, per event)."""
 
 
-@router.post("/events", summary="Live events: features change at once")
+@router.post("/events", summary="Live events: features change at once",
+             responses=error_responses(400))
 async def post_events(body: EventsRequest, services: ServicesDep, _: Ingest) -> EventsResponse:
     return await services.run(_apply_events(body, services))
 

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 
 @router.post("/feedback", summary="What happened after a decision",
-             responses=error_responses(404))
+             responses=error_responses(400, 404))
 async def post_feedback(body: FeedbackRequest, services: ServicesDep,
                         _: Ingest) -> FeedbackResponse:
     feedback = Feedback(body.decision_id, body.type, body.offer_id,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.auth import Admin, Decide
+from api.schemas import error_responses
 from api.services import ServicesDep
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -20,7 +21,8 @@ def list_models(services: ServicesDep, _: Decide) -> dict[str, Any]:
             "versions": services.registry.versions()}
 
 
-@router.post("/reload", summary="Serve the promoted version (the old one stays on failure)")
+@router.post("/reload", summary="Serve the promoted version (the old one stays on failure)",
+             responses=error_responses(409))
 def reload_models(services: ServicesDep, _: Admin) -> dict[str, Any]:
     """Loads the promoted version in the worker answering; every other worker follows
     within `others_within_s` (NBO_MODEL_POLL_S; null: they do not follow by themselves)."""

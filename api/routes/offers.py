@@ -6,19 +6,17 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import AfterValidator
 
 from api.auth import Admin, Decide
 from api.schemas import error_responses
 from api.services import ServicesDep
 from decisions.catalog import BudgetStatus
-from features.contract.offers import Offer, OfferInput
-from features.contract.schema import ID_MAX_CHARS
+from features.contract.offers import Offer, OfferId, OfferInput
 from nbo.errors import DataContractError, NboError
 
 router = APIRouter(prefix="/v1/offers", tags=["offers"])
-OfferId = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(str.strip)]
-"""An offer id in the path, trimmed as the body's is (features/contract/offers.py)."""
+OfferIdPath = Annotated[OfferId, Path()]
+"""An offer id in the path, taken as the body's is (trimmed, then checked)."""
 
 
 class UnknownOffer(NboError):
@@ -44,15 +42,16 @@ def list_offers(services: ServicesDep, _: Decide) -> dict[str, Any]:
 
 @router.get("/{offer_id}", summary="One offer, with its budget status",
             responses=error_responses(404))
-def get_offer(offer_id: OfferId, services: ServicesDep, _: Decide) -> dict[str, Any]:
+def get_offer(offer_id: OfferIdPath, services: ServicesDep, _: Decide) -> dict[str, Any]:
     offer = services.catalog.snapshot().get(offer_id)
     if offer is None:
         raise UnknownOffer(f"no offer {offer_id!r} in the catalog (GET /v1/offers lists them)")
     return _with_budget(offer, services)
 
 
-@router.put("/{offer_id}", summary="Create or replace an offer")
-def put_offer(offer_id: OfferId, offer: OfferInput, services: ServicesDep,
+@router.put("/{offer_id}", summary="Create or replace an offer",
+            responses=error_responses(400))
+def put_offer(offer_id: OfferIdPath, offer: OfferInput, services: ServicesDep,
               _: Admin) -> dict[str, Any]:
     """A 422 names each unknown field, unknown segment or non-finite amount: a typo'd rule
     must never vanish into a laxer offer."""
@@ -64,7 +63,7 @@ def put_offer(offer_id: OfferId, offer: OfferInput, services: ServicesDep,
 
 
 @router.delete("/{offer_id}", summary="Remove an offer", responses=error_responses(404))
-def delete_offer(offer_id: OfferId, services: ServicesDep, _: Admin) -> dict[str, Any]:
+def delete_offer(offer_id: OfferIdPath, services: ServicesDep, _: Admin) -> dict[str, Any]:
     version = services.catalog.delete(offer_id)
     if version is None:
         raise UnknownOffer(f"no offer {offer_id!r} in the catalog (GET /v1/offers lists them)")

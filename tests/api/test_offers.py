@@ -104,3 +104,5 @@ def test_ids_and_categories_are_trimmed_as_written(catalog: TestClient) -> None:
     again = catalog.put(padded, json={**OFFER, "offer_id": f" {OFFER['offer_id']} "})
     assert again.status_code == 200, again.text
     assert catalog.get(padded).json()["offer_id"] == OFFER["offer_id"]
+    for refused in ("%1Fzz%1E", "%20"):  # a control character, nothing but blanks
+        assert catalog.get(f"/v1/offers/{refused}").status_code == 422

@@ -33,6 +33,9 @@ def test_every_v1_error_is_described_by_the_body_the_api_sends(
     unknown = api.get("/v1/offers/no-such-offer")
     assert unknown.status_code == 404 and ErrorBody.model_validate(unknown.json()).detail
     assert "404" in _operations(document)["GET /v1/offers/{offer_id}"]["responses"]
+    for name, operation in _operations(document).items():  # a body that is no JSON
+        assert ("400" in operation["responses"]) == ("requestBody" in operation), name
+    assert "409" in _operations(document)["POST /v1/models/reload"]["responses"]
 
 
 def test_offers_and_blocks_are_described_as_they_are_taken_and_answered(
