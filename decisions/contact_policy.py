@@ -55,10 +55,10 @@ class _Daily:
         self.totals = [0, *accumulate(buckets[day] for day in self.days)]
 
     def within(self, day: int, days: int) -> int:
-        """Messages in the `days` UTC days ending on day number `day`, as `sent_within`
+        """Messages in the `days` UTC days ending on day number `day`, and any dated after
+        it (a sender's clock running ahead: they were sent already), as `sent_within`
         counts them."""
-        first = bisect_left(self.days, day - days + 1)
-        return self.totals[bisect_right(self.days, day)] - self.totals[first]
+        return self.totals[-1] - self.totals[bisect_left(self.days, day - days + 1)]
 
 
 _NONE_SENT = _Daily({})
@@ -80,22 +80,13 @@ class _Cap:
 
     def room_day(self, counts: Counts, first: int) -> int:
         """The first UTC day number >= `first` with room under this cap, if nothing more is
-        sent."""
+        sent: once enough of the oldest sends have left the window (a day's sends count
+        until `days` days after it), so that fewer than `limit` are left."""
         daily = counts.get(self.scope, _NONE_SENT)
-        start = bisect_left(daily.days, first - self.days + 1)
-        end = bisect_right(daily.days, first)
-        excess = daily.totals[end] - daily.totals[start] - self.limit + 1
-        if excess <= 0:
+        if daily.within(first, self.days) < self.limit:
             return first
-        if end == len(daily.days):  # the usual case: room once `excess` of them have left
-            return (daily.days[bisect_left(daily.totals, daily.totals[start] + excess) - 1]
-                    + self.days)
-        # buckets dated after `first` (a skewed clock) enter the window later: room can
-        # only return on a day a bucket leaves, and is back for good once the last one has
-        for day in daily.days[start:]:
-            if daily.within(day + self.days, self.days) < self.limit:
-                return day + self.days
-        raise AssertionError("unreachable: the window is empty once the last bucket leaves")
+        leaving = bisect_right(daily.totals, daily.totals[-1] - self.limit)  # days' worth
+        return daily.days[leaving - 1] + self.days
 
     def reason(self, sent: int) -> str:
         who = "all channels" if self.scope == ALL_CHANNELS else self.scope
@@ -224,20 +215,14 @@ class ContactPolicy:
         """The first instant >= `now` with room under `caps` whose local hour is `wanted`.
         `from_now` keeps `_next_hour` from `now` by the hours wanted: one search for all the
         channels or caps of one user."""
-        start = now
-        while True:
-            day = _room_day(counts, caps, start.toordinal())
-            if day != start.toordinal():  # a later day: it starts after `start`
-                start = _midnight(day)
-            moment = from_now.get(wanted) if start == now else None
-            if moment is None:
-                moment = self._next_hour(start, zone, wanted)
-                if start == now:
-                    from_now[wanted] = moment
-            # room on `day` under every cap (`_room_day`): only a later day needs a look
-            if moment.toordinal() == day or _has_room(counts, caps, moment.toordinal()):
-                return moment
-            start = moment  # room ran out again (a bucket dated in the future); look later
+        day = _room_day(counts, caps, now.toordinal())  # room from then on: sends only leave
+        start = now if day == now.toordinal() else _midnight(day)
+        moment = from_now.get(wanted) if start == now else None
+        if moment is None:
+            moment = self._next_hour(start, zone, wanted)
+            if start == now:
+                from_now[wanted] = moment
+        return moment
 
     def _next_hour(self, start: datetime, zone: tzinfo, wanted: Wanted) -> datetime:
         """`start` if its local hour is `wanted`, else the start of the first later local
@@ -272,7 +257,9 @@ class ContactPolicy:
                 # the clock changes on the way: an hour it jumps into mid-way (02:45 ->
                 # 03:45) starts at the change, which the next hh:00 would miss
                 change = _clock_change(moment, step, zone)
-                if self._fits(change.astimezone(zone).hour, wanted):
+                hour = change.astimezone(zone).hour
+                if self._fits(hour, wanted) or (_skips(change, zone, wanted)
+                                                and not self.is_quiet(hour)):
                     return change
             moment = step
         raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
@@ -299,6 +286,16 @@ def _clock_change(before: datetime, after: datetime, zone: tzinfo) -> datetime:
             low = middle
     whole = high.replace(microsecond=0)
     return whole if whole > low and whole.astimezone(zone).utcoffset() == offset else high
+
+
+def _skips(change: datetime, zone: tzinfo, wanted: Wanted) -> bool:
+    """Whether the clock change at `change` skips the local hour `wanted` (02:00 on a
+    spring night that goes from 01:59:59 to 03:00): the change is then when it would have
+    been (`_hour_by_hour`: unless the hour it jumps to is a quiet one)."""
+    if not isinstance(wanted, int):
+        return False
+    before = (change - timedelta(seconds=1)).astimezone(zone).hour
+    return 0 < (wanted - before) % 24 <= (change.astimezone(zone).hour - before) % 24
 
 
 def _room_day(counts: Counts, caps: Sequence[_Cap], first: int) -> int:
@@ -335,10 +332,6 @@ def _loosest(searches: Iterable[tuple[tuple[_Cap, ...], Wanted]],
 
     return [(caps, key[1]) for key, caps in distinct.items()
             if not any(looser(other, key) for other in distinct)]
-
-
-def _has_room(counts: Counts, caps: Iterable[_Cap], day: int) -> bool:
-    return all(cap.sent(counts, day) < cap.limit for cap in caps)
 
 
 def _daily_counts(state: UserState) -> dict[str, _Daily]:

@@ -43,9 +43,10 @@ def contact_counts(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
 
 def sent_within(buckets: Mapping[date, int], now: datetime, days: int) -> int:
-    """Messages in the `days` UTC days ending today (today included)."""
+    """Messages in the `days` UTC days ending today (today included), and any dated later
+    (a sender's clock running ahead, as live events may be: they were sent already)."""
     first = now.date() - timedelta(days=days - 1)
-    return sum(count for day, count in buckets.items() if first <= day <= now.date())
+    return sum(count for day, count in buckets.items() if first <= day)
 
 
 def last_contacts(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

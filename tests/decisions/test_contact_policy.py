@@ -95,6 +95,18 @@ def test_quiet_hours_do_not_hold_back_channels_seen_at_a_visit() -> None:
     assert both.next_allowed_at == datetime(2026, 3, 11, tzinfo=UTC)  # 01:00 in Paris
 
 
+def test_a_send_dated_after_midnight_by_a_clock_ahead_counts_already() -> None:
+    """At 23:59 an email dated 00:05 tomorrow (a sender's clock 6 minutes ahead) was sent:
+    a cap of one in two days has no room now (the decision proposed a second one)."""
+    now = datetime(2027, 2, 10, 23, 59, tzinfo=UTC)
+    state = user({("email", date(2027, 2, 11)): 1}, "Europe/Paris", now)
+    budget = ContactPolicy({"email": [(2, 1)]}, quiet_hours=(0, 0)).budget(
+        state, now, ["email"])
+    assert budget.allowed_channels == () and budget.sent == 1
+    assert budget.next_allowed_at == datetime(2027, 2, 13, tzinfo=UTC)  # the 11th has left
+    assert state.sent_within(now, 1) == 1
+
+
 def test_learned_weekly_cap_tightens_the_configured_one() -> None:
     sends = {("email", date(2026, 3, 8)): 1, ("push", date(2026, 3, 9)): 1}
     configured = {"*": [(1, 2), (7, 6)]}
@@ -176,10 +188,23 @@ def test_next_send_in_a_half_hour_zone_and_on_an_hour_that_dst_skips() -> None:
     policy = ContactPolicy({}, quiet_hours=(0, 0))
     now = datetime(2026, 3, 8, 9, tzinfo=UTC)  # 01:00 PST; 02:00 does not exist that night
     la = user({}, "America/Los_Angeles", now)
-    assert policy.next_send_at(la, "email", 2, now) == datetime(2026, 3, 9, 9, tzinfo=UTC)
+    # the hour it skips starts when the clock jumps over it: 03:00 PDT, not 02:00 next day
+    assert policy.next_send_at(la, "email", 2, now) == datetime(2026, 3, 8, 10, tzinfo=UTC)
     kolkata = user({}, "Asia/Kolkata", now)
     assert policy.next_send_at(kolkata, "email", 9, now) == datetime(2026, 3, 9, 3, 30,
                                                                      tzinfo=UTC)
+
+
+def test_a_message_after_quiet_hours_that_end_on_a_skipped_hour_waits_no_day() -> None:
+    """Quiet until 02:00 in New York on the night 02:00 does not exist: the message goes out
+    at 03:00 EDT, when the quiet hours end (it waited for 02:00 the next night)."""
+    policy = ContactPolicy({}, quiet_hours=(21, 2))
+    now = datetime(2027, 3, 14, 4, tzinfo=UTC)  # 23:00 EST on the 13th
+    new_york = user({}, "America/New_York", now)
+    hour = policy.send_hour("email", 23)
+    at = policy.next_send_at(new_york, "email", hour, now)
+    assert at == datetime(2027, 3, 14, 7, tzinfo=UTC)  # 03:00 EDT
+    assert at == policy.budget(new_york, now, ["email"]).next_allowed_at
 
 
 def test_next_send_on_an_hour_a_clock_change_enters_mid_way() -> None:
@@ -299,7 +324,10 @@ def test_next_send_properties(policy: ContactPolicy, sends: Mapping[tuple[str, i
     wanted = policy.quiet_hours[1] if policy.is_quiet(hour) else hour
     at_local = moment.astimezone(ZoneInfo(zone or "UTC"))
     assert moment >= now
-    assert at_local.hour == wanted and not policy.is_quiet(at_local.hour)  # they interrupt
+    skipped = moment > now and (moment - timedelta(seconds=1)).astimezone(
+        ZoneInfo(zone or "UTC")).utcoffset() != at_local.utcoffset()  # a clock change
+    assert at_local.hour == wanted or skipped  # (the hour wanted skipped: when it would be)
+    assert not policy.is_quiet(at_local.hour)  # they interrupt
     assert has_room(policy, state, channel, moment)
     just_before = (moment - timedelta(seconds=1)).astimezone(ZoneInfo(zone or "UTC"))
     clock_changed = just_before.utcoffset() != at_local.utcoffset()  # an hour entered mid-way
