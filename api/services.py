@@ -26,7 +26,7 @@ from decisions.feedback import FeedbackLog
 from decisions.outcome import Decision, DecisionRequest
 from decisions.policy import Policy
 from features.store.redis_store import RedisFeatureStore
-from models.registry import ModelRegistry
+from models.registry import ModelRegistry, ModelVersionError, Promotion
 from models.serving import ServingModels
 from nbo.async_redis import PipelinedConnection
 from nbo.errors import NboError
@@ -76,7 +76,9 @@ class Services:
     request_path: anyio.CapacityLimiter | None = field(init=False)  # None: the event loop
     coalescer: DecisionCoalescer | None = field(init=False)
     _reloading: threading.Lock = field(init=False, default_factory=threading.Lock)
-    _failed_version: str | None = field(init=False, default=None)
+    # the promotion whose version failed to load here: not tried again by the polling until
+    # another version is promoted or a reload is asked (of any worker)
+    _failed: Promotion | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         threads = self.settings.request_threads
@@ -144,15 +146,17 @@ class Services:
 
     def reload_models(self) -> str:
         """Load the promoted version and swap it in; on any failure the version being
-        served stays (ModelVersionError, ModelLoadError: 409)."""
-        version = self.registry.promoted()
+        served stays (ModelVersionError, ModelLoadError: 409). Counted as a reload asked,
+        so every other worker tries the promoted version again at its next poll."""
+        promotion = self.registry.ask_reload()
+        version = promotion.version
         if version is None:
             raise NoPromotedModel("no model version is promoted: run `nbo models promote "
                                   "VERSION --models DIR` (or `nbo train`, then promote)")
         try:
             self._serve(version)
-        except NboError:  # the version itself: the workers' polling does not load it again
-            self._failed_version = version
+        except NboError:  # the version itself: this worker's polling does not load it again
+            self._failed = promotion
             raise
         return version
 
@@ -165,7 +169,7 @@ class Services:
                 self.engine.models = self._load(version, current)
                 freeze_new_long_lived()
                 logger.info("serving model version %s", version)
-            self._failed_version = None
+            self._failed = None
 
     def _load(self, version: str, current: ServingModels | None) -> ServingModels:
         settings = self.settings
@@ -173,6 +177,8 @@ class Services:
         model = self.registry.get(version)  # verified: ModelVersionError when it is not
         try:
             return ServingModels.load(model, compiled)
+        except ModelVersionError:  # a check of its own (trained on other columns): as it says
+            raise
         except Exception as error:  # whatever the artifacts hold, the served version stays
             logger.exception("model version %s could not be loaded", version)
             raise ModelLoadError(
@@ -185,24 +191,26 @@ class Services:
         """Serve the promoted version if it is not the one served: what each worker does
         every NBO_MODEL_POLL_S, so a promotion (or a reload answered by one worker) reaches
         every worker. A version that fails to load is logged once, not retried until
-        another is promoted."""
+        another is promoted or a reload is asked (its files mended)."""
         try:
-            promoted = self.registry.promoted()
+            promotion = self.registry.promotion()
         except redis.RedisError:
             return  # decisions degrade meanwhile; the next poll asks again
-        serving = self.engine.models
-        if (promoted is None or promoted == self._failed_version
-                or (serving is not None and serving.version == promoted)):
+        promoted, serving = promotion.version, self.engine.models
+        if serving is not None and serving.version == promoted:
+            self._failed = None  # served: an earlier failure no longer holds it back
+            return
+        if promoted is None or promotion == self._failed:
             return
         try:
             self._serve(promoted)
         except redis.RedisError:
             return  # asked again at the next poll
         except NboError as error:  # the version itself: not asked again until it changes
-            self._failed_version = promoted
+            self._failed = promotion
             logger.warning("not serving the promoted model version %s: %s", promoted, error)
         except Exception:  # a failure no check foresaw: logged whole, once, all the same
-            self._failed_version = promoted
+            self._failed = promotion
             logger.exception("not serving the promoted model version %s", promoted)
 
     async def follow_promoted_forever(self, every_s: float) -> None:

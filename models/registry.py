@@ -32,7 +32,23 @@ from nbo.errors import NboError
 PREFIX = "nbo:v1:models"
 PROMOTED = f"{PREFIX}:promoted"
 HISTORY = f"{PREFIX}:history"  # promoted versions, newest first
+RELOADS = f"{PREFIX}:reloads"  # reloads asked (POST /v1/models/reload), which every worker
+# follows: each tries the promoted version again, even one that failed it before
 CHECKSUMS, META, METRICS = "checksums.json", "meta.json", "metrics.json"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What the workers follow: the promoted version, and how many reloads were asked."""
+
+    version: str | None
+    reloads: int
+
+
+def _promotion(replies: list[Any]) -> Promotion:
+    """From the replies (the promoted version, the reloads asked) of one pipeline."""
+    version, reloads = replies
+    return Promotion(None if version is None else version.decode(), int(reloads or 0))
 
 
 class ModelVersionError(NboError):
@@ -140,8 +156,13 @@ class ModelRegistry:
         if missing:
             raise ModelVersionError(f"model version {version} is incomplete: {CHECKSUMS} "
                                     f"lists no {', '.join(missing)}")
-        bad = [name for name, digest in expected.items()
-               if not (path / name).is_file() or _sha256(path / name) != digest]
+        try:
+            bad = [name for name, digest in expected.items()
+                   if not (path / name).is_file() or _sha256(path / name) != digest]
+        except OSError as error:  # not readable (permissions): refused, as a corrupt one
+            raise ModelVersionError(f"model version {version} is not readable: "
+                                    f"{Path(str(error.filename)).name}: {error.strerror}",
+                                    ) from error
         if bad:
             raise ModelVersionError(f"model version {version} is corrupt: {', '.join(bad)} "
                                     "missing or changed since it was registered")
@@ -154,8 +175,22 @@ class ModelRegistry:
                             _json_object(version, path / METRICS))
 
     def promoted(self) -> str | None:
-        value: Any = self._client.get(PROMOTED)
-        return None if value is None else value.decode()
+        return self.promotion().version
+
+    def promotion(self) -> Promotion:
+        """The promoted version and the reloads asked so far, read together."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(PROMOTED)
+        pipe.get(RELOADS)
+        return _promotion(pipe.execute())
+
+    def ask_reload(self) -> Promotion:
+        """Count a reload asked (every worker tries the promoted version again); the
+        promotion it is for."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(PROMOTED)
+        pipe.incr(RELOADS)
+        return _promotion(pipe.execute())
 
     def promote(self, version: str) -> None:
         self.verify(version)

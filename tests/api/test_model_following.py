@@ -114,3 +114,45 @@ def test_a_promoted_version_whose_checksums_broke_is_refused_with_a_409(
         with TestClient(create_app(served_world.settings())) as started:
             assert started.get("/healthz").status_code == 200
             assert started.get(f"/v1/users/{served_world.users[0]}/decision").status_code == 200
+
+
+def test_a_version_mended_then_reloaded_by_one_worker_reaches_one_that_saw_it_fail(
+        served_world: ServedWorld) -> None:
+    """The other worker kept skipping the version it saw fail, and served the old one for
+    good: two versions answered side by side."""
+    first, other = (Services.build(served_world.settings(model_poll_s=0)) for _ in range(2))
+    with promoted_version_copied(served_world, "mended") as version:
+        copy = served_world.models / version.copy
+        whole = (copy / "send_time.json").read_bytes(), (copy / "checksums.json").read_bytes()
+        _unloadable(version, served_world)
+        other.follow_promoted()
+        assert other.engine.models is not None
+        assert other.engine.models.version == version.original  # it failed there
+        (copy / "send_time.json").write_bytes(whole[0])  # mended
+        (copy / "checksums.json").write_bytes(whole[1])
+        assert first.reload_models() == version.copy
+        other.follow_promoted()
+        assert other.engine.models.version == version.copy
+
+
+def test_a_version_that_failed_is_tried_again_once_promoted_again(
+        served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promoted, failed; the served version promoted back; the first promoted again (its
+    files mended or not): tried once more, not skipped for good."""
+    worker = Services.build(served_world.settings(model_poll_s=0))
+    with promoted_version_copied(served_world, "again") as version:
+        _unloadable(version, served_world)
+        loads: list[str] = []
+        load = worker._load
+
+        def counted(wanted: str, current: ServingModels | None) -> ServingModels:
+            loads.append(wanted)
+            return load(wanted, current)
+
+        monkeypatch.setattr(worker, "_load", counted)
+        worker.follow_promoted()
+        version.registry.promote(version.original)
+        worker.follow_promoted()  # served already: nothing to load
+        version.registry.promote(version.copy)
+        worker.follow_promoted()
+        assert loads == [version.copy, version.copy]

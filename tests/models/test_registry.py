@@ -41,6 +41,25 @@ def test_a_corrupt_or_missing_version_is_refused(tmp_path: Path,
     assert registry.promoted() is None
 
 
+def test_a_version_with_a_file_it_cannot_read_is_refused(
+        tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not readable (its permissions): a ModelVersionError (a 409 on reload, a worker that
+    starts without models), not a PermissionError (a 500, a worker that cannot start)."""
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    _register(registry, "v1")
+    unreadable = tmp_path / "models" / "v1" / "model.txt"
+    read_bytes = Path.read_bytes
+
+    def refused(path: Path) -> bytes:
+        if path == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refused)
+    with pytest.raises(ModelVersionError, match="not readable: model.txt: Permission denied"):
+        registry.get("v1")
+
+
 def test_a_rollback_returns_to_the_version_promoted_before(
         tmp_path: Path, redis_client: redis.Redis) -> None:
     registry = ModelRegistry(tmp_path / "models", redis_client)
