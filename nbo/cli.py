@@ -166,6 +166,8 @@ def _choose_model(models: Path, version: str | None) -> str:
         raise NboError(f"no model version in {models}: run `nbo train DIR --models {models}`")
     if chosen != registry.promoted():
         registry.promote(chosen)
+    else:  # promoted already, maybe from another registry: it must be this one's, whole
+        registry.verify(chosen)
     return chosen
 
 
@@ -319,7 +321,7 @@ def _exit_on_signal(signum: int, _: object) -> None:
 @app.command()
 def serve(
     models: Annotated[Path | None, typer.Option(
-        help="The model registry (default: NBO_MODELS_DIR).")] = None,
+        file_okay=False, help="The model registry (default: NBO_MODELS_DIR).")] = None,
     host: str = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(min=1)] = 1,

@@ -144,6 +144,9 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["publish", str(world), "--models", str(models),
                                   "--model-version", "nope"])
     assert unknown.exit_code == 2 and "not found" in unknown.output
+    elsewhere = runner.invoke(app, ["publish", str(world), "--models",  # promoted, not here
+                                    str(tmp_path / "other-models")])
+    assert elsewhere.exit_code == 2 and "not found" in elsewhere.output, elsewhere.output
 
 
 def test_serve_refuses_a_bad_role_before_starting_anything(
@@ -186,6 +189,7 @@ def test_a_file_where_a_directory_is_wanted_is_refused_before_any_work(tmp_path:
     for command in (["generate", "--out", str(a_file)],
                     ["train", str(tmp_path), "--models", str(a_file)],
                     ["models", "list", "--models", str(a_file)],
+                    ["serve", "--models", str(a_file)],
                     ["events", "export", str(a_file)]):
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (command, result.output)
