@@ -8,9 +8,11 @@ pool, lands almost all on one worker: 15 or 16 of a benchmark client's 16 connec
 sockets that share a port is Linux's behaviour (3.9 and later); BSD and macOS hand them
 all to one socket.
 
-The parent only supervises: it restarts a worker that dies, stops all of them on SIGINT or
-SIGTERM, and gives up when a worker dies within `STARTUP_S` of starting (a port in use, an
-app that fails to load), rather than restarting it forever.
+The parent only supervises: it refuses a port in use before starting any worker (their
+sockets would join another `nbo serve --workers`'s, sharing its connections), restarts a
+worker that dies, stops all of them on SIGINT or SIGTERM, and gives up when a worker dies
+within `STARTUP_S` of starting (an app that fails to load), rather than restarting it
+forever.
 """
 
 from __future__ import annotations
@@ -41,6 +43,20 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def ensure_free(host: str, port: int) -> None:
+    """Raise WorkerFailed when (host, port) is in use: bound without SO_REUSEPORT, the
+    probe fails on a port another `nbo serve --workers` holds too, whose sockets ours would
+    otherwise join, silently taking part of its connections."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise WorkerFailed(f"{host}:{port} is in use ({error.strerror}): stop what "
+                               "serves there, or choose another --port") from error
+
+
 def _worker(app: str, host: str, port: int) -> None:
     config = uvicorn.Config(app, factory=True, log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
@@ -52,6 +68,7 @@ class WorkerFailed(NboError):
 
 def serve_workers(app: str, host: str, port: int, workers: int) -> None:
     """Run `workers` processes serving the app factory `app` until SIGINT or SIGTERM."""
+    ensure_free(host, port)
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -75,7 +92,7 @@ def serve_workers(app: str, host: str, port: int, workers: int) -> None:
                     continue
                 if time.monotonic() - started < STARTUP_S:
                     raise WorkerFailed(f"a worker exited with code {process.exitcode} while "
-                                       "starting (is the port in use? see its log above)")
+                                       "starting (see its log above)")
                 logger.warning("worker %s exited with code %s; starting another",
                                process.pid, process.exitcode)
                 running[index] = start()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nbo.workers import WorkerFailed, serve_workers
+from nbo.workers import WorkerFailed, listening_socket, serve_workers
 
 APP = "tests.nbo.pid_app:create"
 
@@ -79,8 +79,22 @@ def test_new_connections_are_spread_over_the_workers(
 
 
 def test_workers_that_cannot_start_stop_the_supervisor(port: int) -> None:
+    with pytest.raises(WorkerFailed, match="while starting"):
+        serve_workers("tests.nbo.no_such_module:app", "127.0.0.1", port, 2)
+
+
+def test_a_port_in_use_is_refused_before_any_worker_starts(port: int) -> None:
     with socket.socket() as taken:  # bound without SO_REUSEPORT: no worker can share it
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        with pytest.raises(WorkerFailed, match="while starting"):
+        with pytest.raises(WorkerFailed, match="is in use"):
+            serve_workers(APP, "127.0.0.1", port, 2)
+
+
+def test_a_port_another_supervisor_serves_is_refused_not_shared(port: int) -> None:
+    """Its workers' sockets let any process of the same user bind the port too: a second
+    `nbo serve --workers` started beside it and took half of its connections."""
+    with listening_socket("127.0.0.1", port) as served:  # as another supervisor's worker
+        served.listen()
+        with pytest.raises(WorkerFailed, match="is in use"):
             serve_workers(APP, "127.0.0.1", port, 2)
