@@ -5,7 +5,9 @@ score the same rows several times faster (docs/api.md, "Performance"). Compiling
 few seconds, so the object code is kept under a cache directory, named by the model's
 digest, the CPU it was built for and the compiler's version: other workers, restarts and
 reloads of the same version load it in milliseconds. One process compiles at a time (a
-file lock), and a cache file appears only once complete (written aside, then renamed).
+file lock), and a cache file appears only once complete (written aside, checked whole,
+then renamed); one that is not (cut short by a full disk, whose error lleaves swallows,
+or damaged since) is compiled again, since LLVM aborts the process on loading it.
 
 `predict` calls the compiled forest itself, with the rows' and the predictions' addresses:
 lleaves' own `predict` converts its input and makes two ctypes pointers per call, about
@@ -20,6 +22,7 @@ import ctypes
 import fcntl
 import hashlib
 import os
+import struct
 import tempfile
 from pathlib import Path
 
@@ -59,13 +62,21 @@ class CompiledTrees:
             self._model = lleaves.Model(model_file=str(source))
             if self._model.num_model_per_iteration() != 1:  # predict writes a number a row
                 raise ValueError(f"{source}: a multiclass model, not a binary one or a ranker")
+            if compiled.is_file() and not _whole_object(compiled):
+                compiled.unlink()
             if compiled.is_file():
                 self._model.compile(cache=str(compiled), raw_score=raw_score)
             else:
                 scratch = Path(tempfile.mkdtemp(dir=cache_dir)) / compiled.name
-                self._model.compile(cache=str(scratch), raw_score=raw_score)
-                os.replace(scratch, compiled)
-                scratch.parent.rmdir()
+                try:
+                    self._model.compile(cache=str(scratch), raw_score=raw_score)
+                    if not _whole_object(scratch):
+                        raise OSError(f"{compiled}: the compiled object was not written "
+                                      "whole (is the disk full?)")
+                    os.replace(scratch, compiled)
+                finally:
+                    scratch.unlink(missing_ok=True)
+                    scratch.parent.rmdir()
         forest = getattr(self._model, "_c_entry_func", None)
         entry = None if forest is None else ctypes.cast(forest, ctypes.c_void_p).value
         if not entry:  # another lleaves: tree_scoring falls back to the ONNX graph
@@ -83,6 +94,24 @@ class CompiledTrees:
         predictions = np.zeros(len(rows))
         self._forest(rows.ctypes.data, predictions.ctypes.data, 0, len(rows))
         return predictions
+
+
+def _whole_object(path: Path) -> bool:
+    """Whether `path` holds an ELF object file whose section headers, which come last, are
+    all in it: the object code lleaves writes, not cut short."""
+    with open(path, "rb") as file:
+        header = file.read(64)
+        size = os.fstat(file.fileno()).st_size
+    if len(header) < 52 or header[:4] != b"\x7fELF" or header[4] not in (1, 2):
+        return False
+    order = "<" if header[5] == 1 else ">"
+    wide = header[4] == 2  # 64-bit: e_shoff at 0x28, e_shentsize and e_shnum at 0x3a
+    if wide and len(header) < 64:
+        return False
+    offset: int = struct.unpack_from(order + ("Q" if wide else "I"), header,
+                                     0x28 if wide else 0x20)[0]
+    entry, count = struct.unpack_from(order + "HH", header, 0x3A if wide else 0x2E)
+    return bool(count > 0 and offset + entry * count <= size)
 
 
 def _write_aside(path: Path, content: bytes) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightgbm as lgb
+import lleaves
 import numpy as np
 import pytest
 import redis
@@ -81,3 +82,39 @@ def test_a_multiclass_model_is_refused(tmp_path: Path) -> None:
                         num_boost_round=2)
     with pytest.raises(ValueError, match="a multiclass model"):
         CompiledTrees(booster.model_to_string().encode(), tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["cut short", "zeros"])
+def test_a_damaged_cached_object_is_compiled_again(tmp_path: Path, redis_client: redis.Redis,
+                                                   damage: str) -> None:
+    """LLVM aborted the whole process on loading a cut-short object (a full disk)."""
+    version, rows = _version(tmp_path, redis_client)
+    cache = tmp_path / "compiled"
+    expected = tree_scorer(version, "trees", FEATURES, cache)(rows)
+    (cached,) = cache.glob("*.o")
+    whole = cached.read_bytes()
+    cached.write_bytes(whole[:len(whole) * 2 // 3] if damage == "cut short"
+                       else bytes(len(whole)))
+    np.testing.assert_array_equal(tree_scorer(version, "trees", FEATURES, cache)(rows),
+                                  expected)
+    assert cached.read_bytes() == whole
+
+
+def test_an_object_written_cut_short_is_not_kept(tmp_path: Path, redis_client: redis.Redis,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """lleaves swallows the error of a write a full disk cuts short: the object is not put
+    in the cache, and the graph scores meanwhile."""
+    version, rows = _version(tmp_path, redis_client)
+    compile_trees = lleaves.Model.compile
+
+    def cut_short(self: lleaves.Model, cache: str, **options: object) -> None:
+        compile_trees(self, cache=cache, **options)
+        written = Path(cache).read_bytes()
+        Path(cache).write_bytes(written[:len(written) // 2])
+
+    monkeypatch.setattr(lleaves.Model, "compile", cut_short)
+    scorer = tree_scorer(version, "trees", FEATURES, tmp_path / "compiled")
+    np.testing.assert_allclose(scorer(rows), tree_scorer(version, "trees", FEATURES, None)(rows))
+    assert "not written whole" in caplog.text
+    assert not list((tmp_path / "compiled").glob("**/*.o"))
