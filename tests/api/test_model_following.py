@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import ModelLoadError, Services
+from models.registry import ModelVersionError
 from models.serving import ServingModels
 from tests.api.conftest import ServedWorld, VersionCopy, promoted_version_copied
 
@@ -156,3 +157,21 @@ def test_a_version_that_failed_is_tried_again_once_promoted_again(
         version.registry.promote(version.copy)
         worker.follow_promoted()
         assert loads == [version.copy, version.copy]
+
+
+def test_a_version_refused_by_its_own_check_at_load_says_so(
+        served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model trained on other columns than this release scores is refused as such, not
+    as one that 'passed its checks but could not be loaded'."""
+    def other_columns(*_: object) -> ServingModels:
+        raise ModelVersionError("trained on other columns than this release scores")
+
+    with (promoted_version_copied(served_world, "other-columns") as version,
+          TestClient(create_app(served_world.settings())) as worker):
+        version.registry.promote(version.copy)
+        monkeypatch.setattr(ServingModels, "load", other_columns)
+        refused = worker.post("/v1/models/reload")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == "model_version_error"
+        assert "passed its checks" not in refused.json()["detail"]
+        assert _serving(worker) == version.original
