@@ -71,26 +71,31 @@ UNKNOWN_FIELD = "unknown_field"
 
 class _NumbersLoader(yaml.SafeLoader):
     """YAML's safe loader, reading plain numbers as YAML 1.2's core schema (and JSON) does:
-    `1e4` is a number (YAML 1.1 wants a dot in it), `010` is ten (not octal eight), and
-    `1:30` (base 60 in YAML 1.1) or `1_000` are text, which the strict amounts refuse."""
+    `1e4` is a number (YAML 1.1 wants a dot in it), `010` is ten (not octal eight), `0o10`
+    eight and `0x10` sixteen, and `1:30` (base 60 in YAML 1.1) or `1_000` are text, which
+    the strict amounts refuse."""
 
 
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _DECIMAL = re.compile(r"^[-+]?[0-9]+$")
+_OCTAL_OR_HEX = re.compile(r"^0o[0-7]+$|^0x[0-9a-fA-F]+$")
 _NumbersLoader.yaml_implicit_resolvers = {
     first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _NumbersLoader.add_implicit_resolver(_INT_TAG, _DECIMAL, list("-+0123456789"))
+_NumbersLoader.add_implicit_resolver(_INT_TAG, _OCTAL_OR_HEX, ["0"])
 _NumbersLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(
     r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$"
     r"|^\.(nan|NaN|NAN)$"), list("-+0123456789."))
 
 
 def _integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    """A decimal integer in base 10 whatever its leading zeros (one tagged `!!int` in
-    another form, as YAML 1.1 reads it)."""
+    """A decimal integer in base 10 whatever its leading zeros, `0o` octal, `0x` hex (one
+    tagged `!!int` in another form, as YAML 1.1 reads it)."""
     text = str(loader.construct_scalar(node))
-    return int(text, 10) if _DECIMAL.match(text) else loader.construct_yaml_int(node)
+    if _DECIMAL.match(text):
+        return int(text, 10)
+    return int(text, 0) if _OCTAL_OR_HEX.match(text) else loader.construct_yaml_int(node)
 
 
 _NumbersLoader.add_constructor(_INT_TAG, _integer)

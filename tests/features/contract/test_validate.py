@@ -206,6 +206,11 @@ def test_leading_zeros_and_colons_do_not_change_a_yaml_number(tmp_path: Path) ->
     assert check.ok, [str(problem) for problem in check.shown]
     voucher = next(offer for offer in offers if offer.offer_id == "voucher-5")
     assert (voucher.max_per_user, voucher.budget) == (10, 100.0)
+    text = OFFERS_YAML.replace("max_per_user: 2", "max_per_user: 0o10\n    budget: 0x10")
+    offers, check = read_offers(write_dataset(tmp_path / "prefixed", offers=text)
+                                / "offers.yaml")
+    voucher = next(offer for offer in offers if offer.offer_id == "voucher-5")
+    assert check.ok and (voucher.max_per_user, voucher.budget) == (8, 16.0)  # YAML 1.2's
     for wrong in ("1:30", "1_000"):
         text = OFFERS_YAML.replace("min_order_value: 15", f"min_order_value: {wrong}")
         offers, check = read_offers(write_dataset(tmp_path / wrong[-2:], offers=text)
