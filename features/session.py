@@ -57,8 +57,8 @@ class Cart(NamedTuple):
             left = ((c, n - items if c == category else n) for c, n in self.lines)
             return Cart(value, tuple((c, n) for c, n in left if n > 0), self.partial)
         value = round(self.value + amount, CENTS)
-        if category is None:
-            return self._replace(value=value)
+        if category is None:  # an item of some category the lines cannot name
+            return self._replace(value=value, partial=True)
         held = next((n for c, n in self.lines if c == category), 0)
         lines = ((category, min(held + items, MAX_CART_ITEMS)),
                  *((c, n) for c, n in self.lines if c != category))

@@ -233,3 +233,14 @@ def test_messages_we_send_and_an_uninstall_are_no_visit(lately: list[Event]) -> 
     for state in (batch, live):
         assert state.activity.last_seen == visit.ts
         assert state.stage(T) is LifecycleStage.CHURNED
+
+
+def test_an_item_added_without_its_category_leaves_the_carts_categories_unknown() -> None:
+    """Beside coffee, an item of unknown category (skincare, maybe): the cart's categories
+    are not all known, so the cart rule keeps offers for any category (the lines alone
+    said coffee, and the rule removed a beauty voucher for a cart holding skincare)."""
+    added = [at(0.5, EventType.ADD_TO_CART, item_id="i145", price=60.0),
+             at(0.4, EventType.ADD_TO_CART, category="coffee", price=6.68)]
+    live, batch = _live_and_batch(*added)
+    assert live == batch and live.cart_lines == (("coffee", 1),)
+    assert live.cart_partial and live.cart_categories_known == ()
