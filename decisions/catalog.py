@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +31,14 @@ from nbo.redis_plan import Command, Plan, Step, execute, run
 logger = logging.getLogger(__name__)
 
 # HDEL and INCR together, but only when the offer existed: a no-op is not a write.
+STAMP = "/stamp"
+"""A field of the catalog's hash no offer id can be (ids hold no `/`): a random value every
+write sets, so a catalog evicted, or restored from an older copy, is told from the one a
+process holds even when its version number is the same."""
+
 _DELETE = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
     return redis.call('INCR', KEYS[2])
 end
 return false
@@ -55,6 +62,7 @@ class CatalogSnapshot:
 
     version: int
     offers: tuple[Offer, ...]  # sorted by offer_id
+    stamp: bytes | None = None  # the catalog's STAMP (None: none written)
     _by_id: dict[str, Offer] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +126,10 @@ def pays_one_more(spent: float | np.ndarray, cost: float | np.ndarray,
     return np.asarray(spent + cost <= budget + slack)
 
 
+def _new_stamp() -> str:
+    return uuid.uuid4().hex
+
+
 def _status(budget: float | None, cost: float, spent: float, chosen: int) -> BudgetStatus:
     """Exhausted once what is left cannot pay for one more redemption (as decisions
     read it: decisions/candidates.py)."""
@@ -142,7 +154,8 @@ class OfferCatalog:
     def put(self, offer: Offer) -> int:
         """Insert or replace one offer; returns the new catalog version."""
         pipe = self._client.pipeline(transaction=True)
-        pipe.hset(keys.CATALOG, offer.offer_id, offer.model_dump_json())
+        pipe.hset(keys.CATALOG, mapping={offer.offer_id: offer.model_dump_json(),
+                                         STAMP: _new_stamp()})
         pipe.incr(keys.CATALOG_VERSION)
         version = _int(_list(pipe.execute())[-1])
         self._invalidate()
@@ -150,7 +163,8 @@ class OfferCatalog:
 
     def delete(self, offer_id: str) -> int | None:
         """Remove an offer; the new version, or None (and no version bump) if it was absent."""
-        reply: object = self._delete(keys=[keys.CATALOG, keys.CATALOG_VERSION], args=[offer_id])
+        reply: object = self._delete(keys=[keys.CATALOG, keys.CATALOG_VERSION],
+                                     args=[offer_id, STAMP, _new_stamp()])
         self._invalidate()
         return None if reply is None else _int(reply)
 
@@ -167,8 +181,7 @@ class OfferCatalog:
             entries[offer.offer_id] = offer.model_dump_json()
         pipe = self._client.pipeline(transaction=True)
         pipe.delete(keys.CATALOG)
-        if entries:
-            pipe.hset(keys.CATALOG, mapping=entries)
+        pipe.hset(keys.CATALOG, mapping={**entries, STAMP: _new_stamp()})
         pipe.incr(keys.CATALOG_VERSION)
         version = _int(_list(pipe.execute())[-1])
         self._invalidate()
@@ -180,14 +193,17 @@ class OfferCatalog:
         return run(self._client, self.snapshot_plan())
 
     def snapshot_plan(self) -> Plan[CatalogSnapshot]:
-        """The current catalog, asking Redis whether it changed at most every refresh_s."""
+        """The current catalog, asking Redis whether it changed at most every refresh_s (its
+        version and stamp: either tells a catalog rewritten, evicted or restored)."""
         cached = self._cached
         now = monotonic()
         if cached is not None:
             snapshot, checked_at = cached
             if now - checked_at < self._refresh_s:
                 return snapshot
-            if _int((yield Step.one("GET", keys.CATALOG_VERSION))[0]) == snapshot.version:
+            version, stamp = yield Step([("GET", keys.CATALOG_VERSION),
+                                         ("HGET", keys.CATALOG, STAMP)])
+            if (_int(version), stamp) == (snapshot.version, snapshot.stamp):
                 self._cached = (snapshot, now)
                 return snapshot
         # version and offers from one transaction, so they always belong together
@@ -201,7 +217,9 @@ class OfferCatalog:
     def _parse(raw_version: object, raw_offers: object) -> CatalogSnapshot:
         version = _int(raw_version)
         offers: list[Offer] = []
-        for raw_id, raw_json in _hash(raw_offers).items():
+        fields = _hash(raw_offers)
+        stamp = fields.pop(STAMP.encode(), None)
+        for raw_id, raw_json in fields.items():
             offer_id = _text(raw_id)
             try:
                 offer = Offer.model_validate_json(_text(raw_json))
@@ -215,7 +233,7 @@ class OfferCatalog:
                 continue
             offers.append(offer)
         offers.sort(key=lambda offer: offer.offer_id)
-        return CatalogSnapshot(version, tuple(offers))
+        return CatalogSnapshot(version, tuple(offers), stamp if isinstance(stamp, bytes) else None)
 
     def _invalidate(self) -> None:
         """Make this process's next snapshot() check Redis, so it sees its own writes."""

@@ -215,7 +215,9 @@ class DecisionEngine:
         self._down_until = 0.0
         self._rng = np.random.default_rng()  # thread-safe: its bit generator has a lock
         self._contacts = policy.contacts
-        self._table: tuple[int, CandidateTable] = (-1, CandidateTable.of(()))
+        # the catalog last read (None: none yet) and its rules as arrays
+        self._table: tuple[CatalogSnapshot | None, CandidateTable] = (None,
+                                                                       CandidateTable.of(()))
         # the logs of calls decided while Redis was down, or whose write failed, oldest first
         self._unlogged: deque[list[_Logged]] = deque(maxlen=UNLOGGED_CALLS)
 
@@ -241,18 +243,18 @@ class DecisionEngine:
         return time.monotonic() < self._down_until
 
     def candidates(self) -> Plan[tuple[int | None, CandidateTable]]:
-        """The catalog's rules as arrays, rebuilt when its version changes; the last one
-        known while Redis is down."""
+        """The catalog's rules as arrays, rebuilt when the catalog changes (the catalog
+        returns the same snapshot until then); the last one known while Redis is down."""
         if not self.redis_down:
             try:
                 snapshot: CatalogSnapshot = yield from self._catalog.snapshot_plan()
             except redis.RedisError:
                 self.redis_failed()
             else:
-                if snapshot.version != self._table[0]:
-                    self._table = (snapshot.version, CandidateTable.of(snapshot.offers))
-        version, table = self._table
-        return (None if version < 0 else version), table
+                if snapshot is not self._table[0]:
+                    self._table = (snapshot, CandidateTable.of(snapshot.offers))
+        known, table = self._table
+        return (None if known is None else known.version), table
 
     def _read(self, user_ids: Sequence[str], recall: Sequence[str | None] | None = None,
               remembered: Callable[[dict[bytes, bytes]], object | None] | None = None,

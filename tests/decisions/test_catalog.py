@@ -15,10 +15,14 @@ from decisions import catalog as catalog_module
 from decisions import keys
 from decisions.candidates import CandidateTable
 from decisions.catalog import OfferCatalog, load_offers_file
+from decisions.engine import DecisionEngine
+from decisions.policy import Policy
 from features.contract.offers import Offer
 from features.contract.schema import Channel, OfferKind
+from features.store.redis_store import RedisFeatureStore
 from nbo.errors import DataContractError
-from nbo.redis_plan import Step, execute
+from nbo.redis_plan import Step, execute, run
+from nbo.settings import Settings
 
 
 def _offer(offer_id: str, cost: float = 2.0, budget: float | None = None) -> Offer:
@@ -119,6 +123,29 @@ def test_a_snapshot_sees_another_clients_write(redis_client: redis.Redis,
     assert [o.offer_id for o in reader.snapshot().offers] == ["a", "b"]
     writer.delete("a")
     assert [o.offer_id for o in reader.snapshot().offers] == ["b"]
+
+
+def test_a_catalog_evicted_or_restored_under_the_same_version_is_read_again(
+        redis_client: redis.Redis, other_client: redis.Redis) -> None:
+    """A process compared the version number alone: a catalog hash evicted (its version
+    key kept), or Redis restored from an older copy whose counter reached the same number
+    with other offers, left it deciding with offers that no longer exist, for good."""
+    reader = OfferCatalog(redis_client, refresh_s=0)
+    writer = OfferCatalog(other_client)
+    engine = DecisionEngine(redis_client, RedisFeatureStore(redis_client), reader,
+                            Policy.from_settings(Settings()))
+
+    def decided_from() -> tuple[int | None, list[str]]:
+        version, table = run(redis_client, engine.candidates())
+        return version, [offer.offer_id for offer in table.offers]
+
+    writer.replace_all([_offer("a"), _offer("b")])
+    assert decided_from() == (1, ["a", "b"])
+    other_client.delete(keys.CATALOG)  # evicted
+    assert decided_from() == (1, [])
+    other_client.flushdb()  # lost, then published again from another file
+    writer.replace_all([_offer("c")])
+    assert decided_from() == (1, ["c"])
 
 
 def test_a_cached_snapshot_is_served_without_a_redis_call(
