@@ -35,6 +35,11 @@ def profiles(version: str, bucket: int) -> str:
     return f"{_tag(bucket)}:profiles:{version}"
 
 
+def profiles_pattern(version: str) -> str:
+    """A SCAN pattern matching every bucket's profile hash of a version."""
+    return f"{PREFIX}:{{b*}}:profiles:{version}"
+
+
 def live(version: str, bucket: int, user_id: str) -> str:
     """Hash of the user's features changed by live events since the version's cut-off."""
     return f"{_tag(bucket)}:live:{version}:{user_id}"

@@ -16,6 +16,7 @@ meanwhile, and deletes all versions but the new one and the one before.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -42,6 +43,7 @@ from nbo.redis_plan import Command, LuaScript, Plan, Step, run
 from nbo.redis_server import connect
 from nbo.settings import Settings, get_settings
 
+logger = logging.getLogger(__name__)
 USERS_PER_BUCKET = 128  # within the embedded server's hash-max-ziplist-entries (512)
 PIPELINE_COMMANDS = 64
 STREAM_PAGE = 1_000
@@ -96,6 +98,14 @@ def new_version_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
+class MissingVersionMeta(NboError):
+    """The current feature version's metadata is gone from Redis (evicted, or lost): its
+    records cannot be read. Decisions read users as unknown meanwhile; events wait."""
+
+    http_status = 503
+    retry_after_s = 60.0
+
+
 class RedisFeatureStore:
     def __init__(self, client: redis.Redis, live_ttl_s: int = 30 * 86_400,
                  stream_maxlen: int = 1_000_000, retries: int = 20) -> None:
@@ -105,6 +115,7 @@ class RedisFeatureStore:
         self._retries = retries
         self._metas: dict[str, VersionMeta] = {}
         self._version: str | None = None  # the pointer as last seen
+        self._missing: set[str] = set()  # versions found without metadata (logged once)
 
     # -- versions ---------------------------------------------------------------------
 
@@ -113,7 +124,10 @@ class RedisFeatureStore:
         if meta is None:
             raw = (yield Step.one("GET", keys.meta(version)))[0]
             if raw is None:
-                raise NboError(f"feature version {version} has no metadata in Redis")
+                raise MissingVersionMeta(
+                    f"feature version {version} has no metadata in Redis (evicted or lost: "
+                    "give Redis maxmemory-policy noeviction), so no features can be read "
+                    "or updated: run `nbo publish` to publish them again")
             meta = self._metas[version] = VersionMeta.from_json(raw)
         return meta
 
@@ -180,8 +194,17 @@ class RedisFeatureStore:
     def _current_states(self, user_ids: Sequence[str], extra: Extra | None = None) -> Plan[
             tuple[VersionMeta | None, list[tuple[UserState | None, int]]]]:
         for _ in range(3):
-            meta = yield from (self._current() if self._version is None
-                               else self._meta(self._version))
+            last_seen = self._version  # None: the pointer is read now
+            try:
+                meta = yield from (self._current() if last_seen is None
+                                   else self._meta(last_seen))
+            except MissingVersionMeta as missing:  # read as no version until a publish
+                version, self._version, meta = self._version, None, None
+                if last_seen is not None:
+                    continue  # the pointer may have moved on since: follow it
+                if version not in self._missing:
+                    self._missing.add(str(version))
+                    logger.warning("%s", missing)
             if meta is None:
                 if extra:
                     extra.replies = yield Step([("HGETALL", key) for key in extra.keys])
@@ -338,10 +361,15 @@ class RedisFeatureStore:
     def _remove_old_versions(self, keep: int) -> tuple[str, ...]:
         old = self.versions()[:-keep]
         for version in old:
-            meta = run(self._client, self._meta(version))
+            try:
+                profiles = [keys.profiles(version, bucket)
+                            for bucket in range(run(self._client, self._meta(version)).buckets)]
+            except MissingVersionMeta:  # its buckets unknown: found by their names
+                profiles = list(self._client.scan_iter(match=keys.profiles_pattern(version),
+                                                       count=1000))
             pipe = self._client.pipeline(transaction=False)
-            for bucket in range(meta.buckets):
-                pipe.unlink(keys.profiles(version, bucket))
+            for profile in profiles:
+                pipe.unlink(profile)
             for key in self._client.scan_iter(match=keys.version_pattern(version), count=1000):
                 pipe.unlink(key)
             pipe.unlink(keys.meta(version))

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from decisions import keys
 from decisions.outcome import DecisionRequest
+from features.store import keys as keys_store
 from models.registry import PROMOTED
 from nbo.redis_plan import Step, execute, run, run_blocking
 from nbo.redis_server import EmbeddedRedis
@@ -233,3 +234,24 @@ def test_a_log_write_applied_but_unanswered_is_not_logged_twice(
     offers = Counter(offer.offer_id for decision in decided for offer in decision.offers)
     assert offers and chosen() - before == offers
     client.close()
+
+
+def test_a_feature_version_without_its_metadata_answers_decisions_and_refuses_events(
+        own_redis: OwnRedis) -> None:
+    """Evicted under the version a worker starting now finds: decisions answered 500 (for
+    good, a publish after did not help), as did events."""
+    event = {"user_id": "u1", "event_type": "view", "category": "tea",
+             "ts": "2026-01-01T00:00:00Z"}
+    with TestClient(create_app(own_redis.settings)) as client:
+        assert client.post("/v1/events", json={"events": [event]}).status_code == 200
+    redis_client = redis.Redis.from_url(own_redis.server.url)
+    current = redis_client.get(keys_store.CURRENT)
+    assert isinstance(current, bytes)
+    redis_client.delete(keys_store.meta(current.decode()))
+    with TestClient(create_app(own_redis.settings)) as client:
+        decision = client.get("/v1/users/u1/decision")
+        assert decision.status_code == 200 and decision.json()["source"] == "global"
+        refused = client.post("/v1/events", json={"events": [event]})
+        assert refused.status_code == 503, refused.text
+        assert "nbo publish" in refused.text
+    redis_client.close()

@@ -25,7 +25,7 @@ from features.store.base import Applied, FeatureStore
 from features.store.export import export_events
 from features.store.kept import kept
 from features.store.layout import CHANNEL_COUNTS
-from features.store.redis_store import Extra, RedisFeatureStore
+from features.store.redis_store import Extra, MissingVersionMeta, RedisFeatureStore
 from nbo.errors import DataContractError
 from nbo.redis_plan import run
 from tests.conftest import SplitWorld
@@ -522,3 +522,24 @@ def test_folded_sends_past_what_one_slot_counts_take_more_slots(
         for channel in channels:
             assert state.sent_within(T, days, channel) >= expected.sent_within(T, days, channel)
     assert state.contacts == kept(batch).state("u1").contacts  # type: ignore[union-attr]
+
+
+def test_a_version_whose_metadata_was_evicted_reads_as_none_until_a_publish(
+        split_world: SplitWorld, redis_client: redis.Redis) -> None:
+    """Its records cannot be read without it: users read as unknown (every read raised,
+    a 500, and went on reading the broken version after a publish), an event is refused
+    with what to do, and the next publishes remove the broken version and succeed."""
+    store = RedisFeatureStore(redis_client)
+    user_id = split_world.early.users["user_id"][0]
+    first = store.publish(split_world.early)
+    assert store.read(user_id) is not None
+    redis_client.delete(keys.meta(first.version))  # evicted
+    starting = RedisFeatureStore(redis_client)  # a process starting now (one running
+    assert starting.read_many([user_id, "nobody"]) == [None, None]  # keeps it in memory)
+    with pytest.raises(MissingVersionMeta, match="run `nbo publish`"):
+        starting.apply(Event(user_id, T, EventType.VIEW, category="shoes"))
+    second = RedisFeatureStore(redis_client).publish(split_world.early)
+    assert starting.read(user_id) is not None and starting.current() is not None
+    third = RedisFeatureStore(redis_client).publish(split_world.early)
+    assert third.removed == (first.version,) and second.version in store.versions()
+    assert list(redis_client.scan_iter(match=f"*{first.version}*")) == []
