@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from features.contract.files import SINGLE_VALUE
 from features.contract.parse import checked_value
 from features.contract.problems import Problem
 from features.contract.schema import EVENTS, TableSpec
@@ -53,8 +54,11 @@ def raw_text(value: object) -> str | None:
         return repr(value)
     try:
         return orjson.dumps(value).decode()  # a list or object: its JSON text
-    except TypeError:  # an integer beyond 64 bits inside, which orjson does not write
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:  # an integer beyond 64 bits, or nesting beyond orjson's 254 levels
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        except RecursionError:  # deeper than this stack takes (the body's parse did)
+            return "<nested too deeply to show>"
 
 
 def check_records(items: Sequence[object], spec: TableSpec,
@@ -84,6 +88,9 @@ def check_records(items: Sequence[object], spec: TableSpec,
             if given is None and not required:
                 continue  # absent: nothing to check (`checked_value` would say valid, None)
             raw = given if type(given) is str else raw_text(given)
+            if isinstance(given, Mapping | list):  # as the files refuse it
+                found.append(Problem(path, SINGLE_VALUE, position, name, raw))
+                continue
             valid, value = checked_value(column, raw)
             if valid:
                 record[name] = value

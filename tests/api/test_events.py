@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,6 +105,28 @@ def test_an_item_that_is_no_object_or_nests_is_one_rejected_event(api: TestClien
     assert body["results"][4]["problems"] == [
         "events: row 4, column 'extra': got '{\"a\":1}', expected a column of the events "
         "contract (docs/data.md)"]
+
+
+def test_a_list_or_an_object_as_a_columns_value_rejects_its_event(api: TestClient) -> None:
+    """As a file's cell: they were stored as JSON text (a category '["coffee","tea"]', a
+    user '["nest-1"]'), and one nested some 960 levels deep answered a 500."""
+    user = "live-user-nesting"
+    events = [_event(user, event_type="view", category=["coffee", "tea"]),
+              _event(["nest-1"], event_type="view"),  # type: ignore[arg-type]
+              _event(user, event_type="view", item_id={"sku": 1}),
+              _event(user, event_type="view", category="DEEP"),
+              _event(user, event_type="view", deep_key="DEEP"),
+              _event(user, event_type="view", category="tea")]
+    deep = "[" * 950 + '"tea"' + "]" * 950
+    body = json.dumps({"events": events}).replace('"DEEP"', deep)
+    response = api.post("/v1/events", content=body,
+                        headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [result["status"] for result in results] == ["rejected"] * 5 + ["applied"]
+    assert ("expected a single value (text, a number, true or false), not a list or an "
+            "object") in results[0]["problems"][0]
+    assert "column 'user_id'" in results[1]["problems"][0]
 
 
 def test_absurd_ids_and_control_characters_are_rejected_per_event(api: TestClient) -> None:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.contract.files import ROW
+from features.contract.files import ROW, SINGLE_VALUE
 from features.contract.parse import checked_value, invalid, parsed
 from features.contract.problems import FileCheck, Problem
 from features.contract.records import CheckedRecords, check_events, check_records, raw_text
@@ -45,9 +45,17 @@ def checked_as_frame(items: Sequence[Mapping[str, object]], spec: TableSpec,
     raw = pl.DataFrame(rows, schema={**dict.fromkeys(sorted(names), pl.String), ROW: pl.Int64})
     check = FileCheck(path)
     valid = check_frame(raw, spec, check, limit=len(items) * len(names) + 1)
+    by_cell: dict[tuple[int, str | None], list[Problem]] = {}
     for problem in check.shown:
         assert problem.row is not None
-        problems.setdefault(problem.row, []).append(problem)
+        by_cell.setdefault((problem.row, problem.column), []).append(problem)
+    for position, item in enumerate(items):  # each column in the contract's order; a list
+        for name in names:  # or an object, which a JSON Lines file refuses, in its place
+            nested = isinstance(item.get(name), Mapping | list)
+            found = ([Problem(path, SINGLE_VALUE, position, name, raw_text(item[name]))]
+                     if nested else by_cell.get((position, name), []))
+            if found:
+                problems.setdefault(position, []).extend(found)
     rows_parsed = typed(raw.filter(valid), spec).iter_rows(named=True)
     records = [(int(row[ROW]), {name: row[name] for name in names})
                for row in rows_parsed if int(row[ROW]) not in problems]
