@@ -28,9 +28,20 @@ _MAX_STEPS = 100  # any local hour occurs within 48 h, even when a DST change sk
 _CLOCK_SLACK = 2  # hours: the largest clock change (Antarctica/Troll), so a jump stays short
 OUTSIDE_QUIET: Literal["outside quiet"] = "outside quiet"
 ANY_HOUR: Literal["any"] = "any"
-Wanted = int | Literal["outside quiet", "any"]
-"""The local hours a search accepts: that one, any outside the quiet hours (a message that
-interrupts), or any at all (one seen at a visit)."""
+
+
+@dataclass(frozen=True)
+class _AtHour:
+    """One local hour wanted, for a message that interrupts (quiet hours hold it back) or
+    one seen at a visit."""
+
+    hour: int
+    interrupts: bool
+
+
+Wanted = _AtHour | Literal["outside quiet", "any"]
+"""The local hours a search accepts: one of them, any outside the quiet hours (a message
+that interrupts), or any at all (one seen at a visit)."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +194,9 @@ class ContactPolicy:
         from_now: dict[Wanted, datetime] = {}
         found = {}
         for channel, local_hour in local_hours.items():
-            found[channel] = self._next_open(counts, self._caps_of(channel), now, zone,
-                                             _hour(local_hour), from_now)
+            found[channel] = self._next_open(
+                counts, self._caps_of(channel), now, zone,
+                _AtHour(_hour(local_hour), channel in INTERRUPTING), from_now)
         return found
 
     @cached_property
@@ -232,7 +244,7 @@ class ContactPolicy:
             return start
         # the wall clock's next hh:00 that fits, unless the clock changes on the way there:
         # the same offset at both ends means none (no zone changes twice within a day)
-        target = wanted if isinstance(wanted, int) else self.quiet_hours[1]
+        target = wanted.hour if isinstance(wanted, _AtHour) else self.quiet_hours[1]
         moment = start + timedelta(hours=(target - local.hour) % 24, minutes=-local.minute,
                                    seconds=-local.second, microseconds=-local.microsecond)
         if moment.astimezone(zone).utcoffset() == local.utcoffset():
@@ -249,7 +261,7 @@ class ContactPolicy:
             # to a local hh:00 up to `_CLOCK_SLACK` hours before the hour that fits (a clock
             # change on the way cannot make that overshoot), then hour by hour; a change
             # leaves other minutes on the clock, which the next step rounds off
-            target = wanted if isinstance(wanted, int) else self.quiet_hours[1]
+            target = wanted.hour if isinstance(wanted, _AtHour) else self.quiet_hours[1]
             skipped = max((target - local.hour) % 24 - 1 - _CLOCK_SLACK, 0)
             step = moment + timedelta(hours=skipped, minutes=60 - local.minute,
                                       seconds=-local.second, microseconds=-local.microsecond)
@@ -257,9 +269,8 @@ class ContactPolicy:
                 # the clock changes on the way: an hour it jumps into mid-way (02:45 ->
                 # 03:45) starts at the change, which the next hh:00 would miss
                 change = _clock_change(moment, step, zone)
-                hour = change.astimezone(zone).hour
-                if self._fits(hour, wanted) or (_skips(change, zone, wanted)
-                                                and not self.is_quiet(hour)):
+                if (self._fits(change.astimezone(zone).hour, wanted)
+                        or self._jumped_over(change, zone, wanted)):
                     return change
             moment = step
         raise AssertionError(f"no local hour {wanted} within {_MAX_STEPS} hours of {start}")
@@ -270,7 +281,20 @@ class ContactPolicy:
             return True
         if wanted == OUTSIDE_QUIET:
             return not self.is_quiet(local_hour)
-        return local_hour == wanted
+        return isinstance(wanted, _AtHour) and local_hour == wanted.hour
+
+    def _jumped_over(self, change: datetime, zone: tzinfo, wanted: Wanted) -> bool:
+        """Whether the clock change at `change` moves the clock forward over the local hour
+        `wanted` (02:00 on a spring night that goes from 01:59:59 to 03:00): the change is
+        then when it would have been, unless the message interrupts and the hour the clock
+        jumps to is a quiet one."""
+        if not isinstance(wanted, _AtHour):
+            return False
+        before, after = (change - timedelta(seconds=1)).astimezone(zone), change.astimezone(zone)
+        forward = (after.utcoffset() or timedelta()) > (before.utcoffset() or timedelta())
+        skipped = 0 < (wanted.hour - before.hour) % 24 <= (after.hour - before.hour) % 24
+        return (forward and skipped
+                and not (wanted.interrupts and self.is_quiet(after.hour)))
 
 
 def _clock_change(before: datetime, after: datetime, zone: tzinfo) -> datetime:
@@ -286,16 +310,6 @@ def _clock_change(before: datetime, after: datetime, zone: tzinfo) -> datetime:
             low = middle
     whole = high.replace(microsecond=0)
     return whole if whole > low and whole.astimezone(zone).utcoffset() == offset else high
-
-
-def _skips(change: datetime, zone: tzinfo, wanted: Wanted) -> bool:
-    """Whether the clock change at `change` skips the local hour `wanted` (02:00 on a
-    spring night that goes from 01:59:59 to 03:00): the change is then when it would have
-    been (`_hour_by_hour`: unless the hour it jumps to is a quiet one)."""
-    if not isinstance(wanted, int):
-        return False
-    before = (change - timedelta(seconds=1)).astimezone(zone).hour
-    return 0 < (wanted - before) % 24 <= (change.astimezone(zone).hour - before) % 24
 
 
 def _room_day(counts: Counts, caps: Sequence[_Cap], first: int) -> int:

@@ -207,6 +207,23 @@ def test_a_message_after_quiet_hours_that_end_on_a_skipped_hour_waits_no_day() -
     assert at == policy.budget(new_york, now, ["email"]).next_allowed_at
 
 
+def test_a_clock_going_back_skips_no_hour_and_an_in_app_skipped_hour_waits_no_day() -> None:
+    """Chatham's clocks go back from 03:45 to 02:45: 09:00 that morning comes as usual (a
+    change back was taken for a 23-hour jump forward over it). In Paris 02:00 does not
+    exist on 29 March: an in-app message for 02:00 is shown from the jump, 03:00, though
+    that hour is quiet (quiet hours hold back only messages that interrupt)."""
+    chatham_now = datetime(2026, 4, 4, 12, tzinfo=UTC)  # 01:45 on the 5th, before the change
+    chatham = user({}, "Pacific/Chatham", chatham_now)
+    email = ContactPolicy({}, quiet_hours=(22, 2)).next_send_at(chatham, "email", 9,
+                                                                chatham_now)
+    assert local(email, "Pacific/Chatham").hour == 9
+    assert email == datetime(2026, 4, 4, 20, 15, tzinfo=UTC)
+    paris_now = datetime(2026, 3, 28, 23, tzinfo=UTC)  # midnight in Paris
+    paris = user({}, "Europe/Paris", paris_now)
+    shown = ContactPolicy({}, quiet_hours=(21, 8)).send_times(paris, {"in_app": 2}, paris_now)
+    assert shown == {"in_app": datetime(2026, 3, 29, 1, tzinfo=UTC)}  # 03:00 CEST
+
+
 def test_next_send_on_an_hour_a_clock_change_enters_mid_way() -> None:
     """Chatham's clocks jump from 02:45 to 03:45: hour 3 that night starts at the jump."""
     policy = ContactPolicy({}, quiet_hours=(0, 0))
