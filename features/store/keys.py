@@ -9,6 +9,7 @@ profile hash, sit on one slot and one decision's read stays on one node.
 
 from __future__ import annotations
 
+import re
 import zlib
 
 PREFIX = "nbo:v1"
@@ -35,9 +36,15 @@ def profiles(version: str, bucket: int) -> str:
     return f"{_tag(bucket)}:profiles:{version}"
 
 
+def _literal(text: str) -> str:
+    """`text` in a SCAN pattern matching itself alone: a version named `x*` must not match
+    every version starting with x."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
 def profiles_pattern(version: str) -> str:
     """A SCAN pattern matching every bucket's profile hash of a version."""
-    return f"{PREFIX}:{{b*}}:profiles:{version}"
+    return f"{PREFIX}:{{b*}}:profiles:{_literal(version)}"
 
 
 def live(version: str, bucket: int, user_id: str) -> str:
@@ -52,4 +59,4 @@ def seen(version: str, bucket: int, user_id: str) -> str:
 
 def version_pattern(version: str) -> str:
     """A SCAN pattern matching every per-user key of a version."""
-    return f"{PREFIX}:{{b*}}:*:{version}:*"
+    return f"{PREFIX}:{{b*}}:*:{_literal(version)}:*"

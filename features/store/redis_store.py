@@ -359,7 +359,11 @@ class RedisFeatureStore:
         pipe.execute()
 
     def _remove_old_versions(self, keep: int) -> tuple[str, ...]:
-        old = self.versions()[:-keep]
+        """Every version but the `keep` newest, and among those (the newest, just
+        published, aside) any whose metadata is gone, which no one can read."""
+        versions = self.versions()
+        old = [*versions[:-keep], *(version for version in versions[-keep:-1]
+                                    if not self._client.exists(keys.meta(version)))]
         for version in old:
             try:
                 profiles = [keys.profiles(version, bucket)
