@@ -139,7 +139,7 @@ class Services:
                        CampaignDecisions(engine, feedback, settings.block_ttl_s), metrics,
                        PipelinedConnection(url, timeout_s), PipelinedConnection(url, timeout_s))
         try:
-            services.reload_models()
+            services.serve_promoted(services.registry.promotion())  # no reload asked
         except (NboError, redis.RedisError) as error:
             logger.warning("serving without models for now: %s", error)
         return services
@@ -148,7 +148,11 @@ class Services:
         """Load the promoted version and swap it in; on any failure the version being
         served stays (ModelVersionError, ModelLoadError: 409). Counted as a reload asked,
         so every other worker tries the promoted version again at its next poll."""
-        promotion = self.registry.ask_reload()
+        return self.serve_promoted(self.registry.ask_reload())
+
+    def serve_promoted(self, promotion: Promotion) -> str:
+        """Load `promotion`'s version and swap it in (`reload_models`, without asking the
+        other workers to reload: what a worker starting does)."""
         version = promotion.version
         if version is None:
             raise NoPromotedModel("no model version is promoted: run `nbo models promote "

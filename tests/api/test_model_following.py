@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import ModelLoadError, Services
-from models.registry import ModelVersionError
+from models.registry import RELOADS, ModelVersionError
 from models.serving import ServingModels
 from tests.api.conftest import ServedWorld, VersionCopy, promoted_version_copied
 
@@ -175,3 +176,13 @@ def test_a_version_refused_by_its_own_check_at_load_says_so(
         assert refused.json()["error"] == "model_version_error"
         assert "passed its checks" not in refused.json()["detail"]
         assert _serving(worker) == version.original
+
+
+def test_a_worker_starting_asks_no_other_to_reload(served_world: ServedWorld) -> None:
+    """Each start counted as a reload asked: every worker loaded (and logged) a version it
+    had seen fail again whenever another one started."""
+    client = redis.Redis.from_url(served_world.redis_url)
+    before = client.get(RELOADS)
+    Services.build(served_world.settings(model_poll_s=0))
+    assert client.get(RELOADS) == before
+    client.close()
