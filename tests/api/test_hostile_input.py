@@ -167,7 +167,8 @@ def test_a_body_that_cannot_be_read_says_why(api: TestClient, body: bytes, told:
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     ("POST", "/v1/offers", "GET"), ("DELETE", "/v1/models", "GET"),
     ("OPTIONS", "/v1/users/u1/decision", "GET"),
-    ("PATCH", "/v1/offers/x", "DELETE, GET, PUT")])  # every route at the path, not the first
+    ("PATCH", "/v1/offers/x", "DELETE, GET, PUT"),  # every route at the path, not the first
+    ("POST", "/docs", "GET, HEAD")])  # FastAPI's own
 def test_a_method_not_allowed_names_those_allowed(api: TestClient, method: str, path: str,
                                                   allowed: str) -> None:
     response = api.request(method, path)
