@@ -63,6 +63,7 @@ class CatalogSnapshot:
     version: int
     offers: tuple[Offer, ...]  # sorted by offer_id
     stamp: bytes | None = None  # the catalog's STAMP (None: none written)
+    fields: int = 0  # of the catalog's hash as read (its stamp, any offer skipped included)
     _by_id: dict[str, Offer] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -194,16 +195,19 @@ class OfferCatalog:
 
     def snapshot_plan(self) -> Plan[CatalogSnapshot]:
         """The current catalog, asking Redis whether it changed at most every refresh_s (its
-        version and stamp: either tells a catalog rewritten, evicted or restored)."""
+        version, stamp and size: any tells a catalog rewritten, evicted or restored, the
+        size one written before stamps were)."""
         cached = self._cached
         now = monotonic()
         if cached is not None:
             snapshot, checked_at = cached
             if now - checked_at < self._refresh_s:
                 return snapshot
-            version, stamp = yield Step([("GET", keys.CATALOG_VERSION),
-                                         ("HGET", keys.CATALOG, STAMP)])
-            if (_int(version), stamp) == (snapshot.version, snapshot.stamp):
+            version, stamp, fields = yield Step([("GET", keys.CATALOG_VERSION),
+                                                 ("HGET", keys.CATALOG, STAMP),
+                                                 ("HLEN", keys.CATALOG)])
+            if (_int(version), stamp, fields) == (snapshot.version, snapshot.stamp,
+                                                  snapshot.fields):
                 self._cached = (snapshot, now)
                 return snapshot
         # version and offers from one transaction, so they always belong together
@@ -218,6 +222,7 @@ class OfferCatalog:
         version = _int(raw_version)
         offers: list[Offer] = []
         fields = _hash(raw_offers)
+        count = len(fields)
         stamp = fields.pop(STAMP.encode(), None)
         for raw_id, raw_json in fields.items():
             offer_id = _text(raw_id)
@@ -233,7 +238,8 @@ class OfferCatalog:
                 continue
             offers.append(offer)
         offers.sort(key=lambda offer: offer.offer_id)
-        return CatalogSnapshot(version, tuple(offers), stamp if isinstance(stamp, bytes) else None)
+        return CatalogSnapshot(version, tuple(offers),
+                               stamp if isinstance(stamp, bytes) else None, count)
 
     def _invalidate(self) -> None:
         """Make this process's next snapshot() check Redis, so it sees its own writes."""

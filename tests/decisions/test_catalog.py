@@ -143,6 +143,11 @@ def test_a_catalog_evicted_or_restored_under_the_same_version_is_read_again(
     assert decided_from() == (1, ["a", "b"])
     other_client.delete(keys.CATALOG)  # evicted
     assert decided_from() == (1, [])
+    other_client.hset(keys.CATALOG, "a", _offer("a").model_dump_json())  # written before
+    other_client.incr(keys.CATALOG_VERSION)  # stamps were: no stamp
+    assert decided_from() == (2, ["a"])
+    other_client.delete(keys.CATALOG)  # evicted
+    assert decided_from() == (2, [])
     other_client.flushdb()  # lost, then published again from another file
     writer.replace_all([_offer("c")])
     assert decided_from() == (1, ["c"])
