@@ -17,6 +17,7 @@ forever.
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import signal
@@ -52,7 +53,12 @@ def ensure_free(host: str, port: int) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
+        except socket.gaierror as error:
+            raise WorkerFailed(f"cannot listen on {host!r}: {error.strerror}; give an address "
+                               "or a name this machine resolves as --host") from error
         except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise WorkerFailed(f"cannot listen on {host}:{port}: {error.strerror}") from error
             raise WorkerFailed(f"{host}:{port} is in use ({error.strerror}): stop what "
                                "serves there, or choose another --port") from error
 

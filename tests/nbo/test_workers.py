@@ -98,3 +98,8 @@ def test_a_port_another_supervisor_serves_is_refused_not_shared(port: int) -> No
         served.listen()
         with pytest.raises(WorkerFailed, match="is in use"):
             serve_workers(APP, "127.0.0.1", port, 2)
+
+
+def test_a_host_that_does_not_resolve_is_not_called_a_port_in_use(port: int) -> None:
+    with pytest.raises(WorkerFailed, match="cannot listen on 'no-such-host.invalid'"):
+        serve_workers(APP, "no-such-host.invalid", port, 2)
