@@ -77,6 +77,19 @@ def _unloadable(version: VersionCopy, served_world: ServedWorld) -> None:
     version.registry.promote(version.copy)
 
 
+def _loads_counted(services: Services, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The versions `services` loads from now on, in order."""
+    loads: list[str] = []
+    load = services._load
+
+    def counted(wanted: str, current: ServingModels | None) -> ServingModels:
+        loads.append(wanted)
+        return load(wanted, current)
+
+    monkeypatch.setattr(services, "_load", counted)
+    return loads
+
+
 def test_a_reload_that_failed_is_not_tried_again_by_the_polling(
         served_world: ServedWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker answering the reload knew the version fails, and loaded it (seconds of
@@ -84,14 +97,7 @@ def test_a_reload_that_failed_is_not_tried_again_by_the_polling(
     services = Services.build(served_world.settings(model_poll_s=0))
     with promoted_version_copied(served_world, "unloadable-reload") as version:
         _unloadable(version, served_world)
-        loads: list[str] = []
-        load = services._load
-
-        def counted(wanted: str, current: ServingModels | None) -> ServingModels:
-            loads.append(wanted)
-            return load(wanted, current)
-
-        monkeypatch.setattr(services, "_load", counted)
+        loads = _loads_counted(services, monkeypatch)
         with pytest.raises(ModelLoadError):
             services.reload_models()
         services.follow_promoted()
@@ -144,14 +150,7 @@ def test_a_version_that_failed_is_tried_again_once_promoted_again(
     worker = Services.build(served_world.settings(model_poll_s=0))
     with promoted_version_copied(served_world, "again") as version:
         _unloadable(version, served_world)
-        loads: list[str] = []
-        load = worker._load
-
-        def counted(wanted: str, current: ServingModels | None) -> ServingModels:
-            loads.append(wanted)
-            return load(wanted, current)
-
-        monkeypatch.setattr(worker, "_load", counted)
+        loads = _loads_counted(worker, monkeypatch)
         worker.follow_promoted()
         version.registry.promote(version.original)
         worker.follow_promoted()  # served already: nothing to load
