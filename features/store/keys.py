@@ -58,5 +58,15 @@ def seen(version: str, bucket: int, user_id: str) -> str:
 
 
 def version_pattern(version: str) -> str:
-    """A SCAN pattern matching every per-user key of a version."""
+    """A SCAN pattern matching every per-user key of a version (and maybe others:
+    `of_version` tells)."""
     return f"{PREFIX}:{{b*}}:*:{_literal(version)}:*"
+
+
+def of_version(key: bytes, version: str) -> bool:
+    """Whether `key`, found by `version_pattern` or `profiles_pattern`, is one of
+    `version`'s own: a pattern's `*` also stretches over a user id holding `:{version}:`,
+    which another version's key may."""
+    name, escaped = key.decode(errors="replace"), re.escape(version)
+    return re.fullmatch(rf"{re.escape(PREFIX)}:\{{b\d+\}}:(?:(?:live|seen):{escaped}:.+"
+                        rf"|profiles:{escaped})", name, re.DOTALL) is not None

@@ -38,7 +38,7 @@ from features.store.live import SEQUENCE, changed_fields, overlay
 from features.store.meta import VersionMeta
 from features.store.pack import pack, to_blobs
 from features.store.unpack import unpack
-from nbo.errors import NboError, StoreContentionError
+from nbo.errors import DataContractError, NboError, StoreContentionError
 from nbo.redis_plan import Command, LuaScript, Plan, Step, run
 from nbo.redis_server import connect
 from nbo.settings import Settings, get_settings
@@ -324,6 +324,8 @@ class RedisFeatureStore:
                        meta: VersionMeta) -> PublishReport:
         """Publish records already packed by `layout.pack` (what `publish` does next)."""
         started = time.perf_counter()
+        if ":" in meta.version:  # keys.py separates a key's parts with it
+            raise DataContractError(f"feature version {meta.version!r}: a name without ':'")
         if self._client.exists(keys.meta(meta.version)):
             raise NboError(f"feature version {meta.version} already exists; choose another")
         self._write_profiles(meta, user_ids, to_blobs(records))
@@ -369,13 +371,15 @@ class RedisFeatureStore:
                 profiles = [keys.profiles(version, bucket)
                             for bucket in range(run(self._client, self._meta(version)).buckets)]
             except MissingVersionMeta:  # its buckets unknown: found by their names
-                profiles = list(self._client.scan_iter(match=keys.profiles_pattern(version),
-                                                       count=1000))
+                profiles = [key for key in self._client.scan_iter(
+                    match=keys.profiles_pattern(version), count=1000)
+                    if keys.of_version(key, version)]
             pipe = self._client.pipeline(transaction=False)
             for profile in profiles:
                 pipe.unlink(profile)
             for key in self._client.scan_iter(match=keys.version_pattern(version), count=1000):
-                pipe.unlink(key)
+                if keys.of_version(key, version):
+                    pipe.unlink(key)
             pipe.unlink(keys.meta(version))
             pipe.zrem(keys.VERSIONS, version)
             pipe.execute()

@@ -554,3 +554,22 @@ def test_a_version_named_with_glob_characters_removes_only_its_own_keys(
     redis_client.delete(keys.meta("x*"))
     assert store.publish(split_world.early, version="xa").removed == ("x*",)
     assert RedisFeatureStore(redis_client).read(user_id) is not None
+
+
+def test_removing_a_version_leaves_the_keys_of_users_whose_ids_hold_its_name(
+        split_world: SplitWorld, redis_client: redis.Redis) -> None:
+    """The SCAN pattern of version `a`'s live keys also matched `live:c:shop:a:42`: a user
+    whose id holds `:a:` lost the current version's live features and seen events."""
+    store = RedisFeatureStore(redis_client)
+    store.publish(split_world.early, version="a")
+    store.publish(split_world.early, version="b")
+    events = [Event("shop:a:42", T, EventType.VIEW, category="shoes", event_id="e1"),
+              Event("shop:a:42", T, EventType.VIEW, category="bags", event_id="e2")]
+    for event in events:
+        store.apply(event)
+    assert store.publish(split_world.early, version="c").removed == ("a",)
+    user = store.read("shop:a:42")
+    assert user is not None and user.activity.events == 2
+    assert store.apply(events[0]) is Applied.DUPLICATE  # its seen events kept too
+    with pytest.raises(DataContractError, match="without ':'"):
+        store.publish(split_world.early, version="d:1")
