@@ -121,8 +121,8 @@ def validate(
 @app.command()
 def publish(
     directory: Annotated[Path, typer.Argument(help="The data set's directory.")],
-    version: Annotated[str | None, typer.Option(help="Version name (default: a UTC time).")] = (
-        None),
+    version: Annotated[str | None, typer.Option(
+        help="Version name, without ':' (default: a UTC time).")] = None,
     as_of: Annotated[str | None, typer.Option(
         help="Cut-off (ISO 8601; default: the last event's time).")] = None,
     models: Annotated[Path | None, typer.Option(
