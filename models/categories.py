@@ -86,6 +86,12 @@ def ranker_artifacts(model: ModelVersion, name: str, features: int,
             json.loads(model.artifact(f"{name}_popularity.json")))
 
 
+def _ranked(shares: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Every key of `shares`, the largest share first (ties in key order)."""
+    keys = sorted(shares)
+    return top(keys, np.array([shares[key] for key in keys], dtype=np.float64), len(keys))
+
+
 def top(keys: Sequence[str], scores: np.ndarray, n: int) -> list[tuple[str, float]]:
     """The n best keys by score, ties in key order."""
     order = np.lexsort((np.arange(len(scores)), -scores))[:n]
@@ -101,11 +107,14 @@ class CategoryRanker:
     gram: np.ndarray  # regularized_gram(item_factors)
     country_priors: Mapping[str, list[tuple[str, float]]]  # country -> its categories by
     # their share of its buying, the largest first (ranked once, at load)
+    global_prior: list[tuple[str, float]]  # every category by its share of all buying
+    # (every category bought: the ranker's popularity counts the kept last few)
 
     @classmethod
     def of(cls, score: TreeScorer, als_keys: list[str], item_factors: np.ndarray,
            popularity: dict[str, float],
-           country_priors: Mapping[str, Mapping[str, float]] | None = None) -> CategoryRanker:
+           country_priors: Mapping[str, Mapping[str, float]] | None = None,
+           global_prior: Mapping[str, float] | None = None) -> CategoryRanker:
         categories = tuple(sorted(set(popularity) | set(als_keys)))
         index = {key: i for i, key in enumerate(als_keys)}
         items = np.asarray(item_factors, dtype=np.float64)
@@ -114,9 +123,8 @@ class CategoryRanker:
         return cls(score, categories,
                    np.array([popularity.get(c, 0.0) for c in categories]), aligned,
                    regularized_gram(aligned),
-                   {country: top(categories, np.array([shares.get(c, 0.0) for c in categories]),
-                                 len(categories))
-                    for country, shares in (country_priors or {}).items()})
+                   {country: _ranked(shares) for country, shares in (country_priors or {}).items()},
+                   _ranked(global_prior or popularity))
 
     @classmethod
     def load(cls, model: ModelVersion, compiled: Path | None = None) -> CategoryRanker:
@@ -125,18 +133,13 @@ class CategoryRanker:
         priors = (json.loads(model.artifact(CATEGORY_PRIORS))
                   if (model.path / CATEGORY_PRIORS).is_file() else {})
         return cls.of(score, keys, factors, cast(dict[str, float], popularity),
-                      priors.get("country"))
+                      priors.get("country"), priors.get("global"))
 
     def by_prior(self, country: str, n: int) -> list[tuple[str, float]]:
         """The n categories most bought in `country` (training/affinity/priors.py), else
         over all users where the model has no prior for it: for a user with no history of
         their own (the ranker, trained on users with one, reads nothing in them)."""
-        ranked = self.country_priors.get(country)
-        return ranked[:n] if ranked is not None else self._popular[:n]
-
-    @cached_property
-    def _popular(self) -> list[tuple[str, float]]:
-        return top(self.categories, self.popularity, len(self.categories))
+        return self.country_priors.get(country, self.global_prior)[:n]
 
     @cached_property
     def _rows(self) -> dict[str, int]:

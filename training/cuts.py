@@ -24,6 +24,11 @@ class FeaturesAt:
         self._keep = keep
         self._cached: OrderedDict[datetime, BatchFeatures] = OrderedDict()
 
+    def whole(self, cut: datetime) -> BatchFeatures:
+        """The batch features up to `cut` before the store's cut (every category bought,
+        not only the last few): what the priors count, over all users. Not kept."""
+        return compute_features(up_to(self.events, cut), self.users, self.items, cut)
+
     def __call__(self, cut: datetime) -> BatchFeatures:
         if cut in self._cached:
             self._cached.move_to_end(cut)

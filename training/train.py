@@ -181,8 +181,10 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
         artifacts["category_als.npz"] = buffer.getvalue()
         artifacts["category_popularity.json"] = json.dumps(category_popularity(now),
                                                            sort_keys=True).encode()
-        artifacts[CATEGORY_PRIORS] = json.dumps({"country": country_priors(now)},
-                                                sort_keys=True).encode()
+        whole = features.whole(split.end)  # every category bought, not the kept few
+        artifacts[CATEGORY_PRIORS] = json.dumps(
+            {"country": country_priors(whole), "global": category_popularity(whole)},
+            sort_keys=True).encode()
     with timings.stage("fit brands", report):
         brands = fit_brand_ranker(features, latest, seed, factorization)
         artifacts["brand_ranker.txt"] = brands.booster_.model_to_string().encode()

@@ -91,8 +91,8 @@ def test_an_unknown_user_is_answered_from_priors(api: TestClient,
     assert body["source"] == "global" and len(body["categories"]) == 5
     assert body["categories"] == other["categories"]  # the same priors for everyone unknown
     promoted = api.get("/v1/models").json()["serving"]
-    shares = orjson.loads((served_world.models / promoted / "category_popularity.json")
-                          .read_bytes())
+    shares = orjson.loads((served_world.models / promoted / "category_priors.json")
+                          .read_bytes())["global"]  # every purchase line counted
     popular = sorted(shares, key=lambda category: (-shares[category], category))
     assert body["categories"] == popular[:5]  # the most bought over all users
     rows = orjson.loads((served_world.models / promoted / "brand_popularity.json").read_bytes())

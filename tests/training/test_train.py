@@ -1,5 +1,8 @@
+import json
+from datetime import datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 import redis
 
@@ -29,6 +32,16 @@ def test_the_same_data_and_seed_give_the_same_metrics(tmp_path: Path,
     assert items["users"] > 0 and items["pairs"] > 0
     served = ServingModels.load(first)
     assert served.items is not None and served.category_timing is not None
+    # the priors count every purchase line up to the cut, not the store's last few
+    # categories a user (durables bought once dropped out: a country short of its lines)
+    end = datetime.fromisoformat(first.meta["split"]["end"])
+    bought = (pl.read_parquet(world / "events")
+              .filter((pl.col("event_type") == "purchase") & (pl.col("ts") <= end)
+                      & pl.col("category").is_not_null()))
+    priors = json.loads(first.artifact("category_priors.json"))
+    assert set(priors["global"]) == set(bought["category"].unique())
+    assert served.categories is not None and served.categories.by_prior("", 100) == sorted(
+        priors["global"].items(), key=lambda pair: (-pair[1], pair[0]))
 
 
 def test_too_short_a_log_is_a_clear_error(tmp_path: Path, redis_client: redis.Redis) -> None:
