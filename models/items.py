@@ -29,6 +29,7 @@ from features.price_bands import BANDS
 from models.registry import ModelVersion, ModelVersionError
 
 SIMILAR_ARTIFACT = "item_similar.npz"
+SIMILAR = 20  # neighbours kept per item: the most `GET /v1/items/{id}/similar` gives
 TABLE_ARTIFACT = "item_popularity.json"
 ARTIFACTS = (SIMILAR_ARTIFACT, TABLE_ARTIFACT)
 TABLE_COLUMNS = ("item_id", "category", "brand", "price", "price_band", "popularity")

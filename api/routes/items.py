@@ -13,6 +13,7 @@ from api.routes.decisions import json_response
 from api.schemas import error_responses
 from api.services import ServicesDep
 from features.contract.schema import ID_MAX_CHARS
+from models.items import SIMILAR
 from nbo.errors import NboError
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
@@ -23,7 +24,8 @@ class SimilarOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n: int = Field(default=10, ge=1, le=50, description="how many similar items")
+    n: int = Field(default=10, ge=1, le=SIMILAR, description="how many similar items (the "
+                   "model keeps this many an item)")
 
 
 class UnknownItem(NboError):

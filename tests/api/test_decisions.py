@@ -233,6 +233,7 @@ def test_similar_items(api: TestClient, served_world: ServedWorld) -> None:
     slashed = api.get("/v1/items/sku%2F1/similar")  # ids may hold a slash, as the data may
     assert slashed.status_code == 404 and "item 'sku/1' is not known" in slashed.text
     assert api.get(f"/v1/items/{item}/similar", params={"n": 0}).status_code == 422
+    assert api.get(f"/v1/items/{item}/similar", params={"n": 21}).status_code == 422  # kept 20
     unknown = api.get(f"/v1/items/{item}/similar", params={"count": 3})
     assert unknown.status_code == 422 and "count" in unknown.text
 

@@ -23,9 +23,9 @@ import polars as pl
 
 from features.pipeline import BatchFeatures
 from features.price_bands import BANDS
-from models.items import USER_BRANDS, USER_CATEGORIES, ItemRecommender
+from models.items import SIMILAR, USER_BRANDS, USER_CATEGORIES, ItemRecommender
 from training.affinity.als import Factorization
-from training.affinity.items import SIMILAR, ItemModel, bought_items
+from training.affinity.items import ItemModel, bought_items
 from training.cuts import FeaturesAt
 from training.price_bands import ServedBands
 from training.ranking_metrics import ranking_metrics

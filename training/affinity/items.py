@@ -25,7 +25,7 @@ from features.event import RETURNED
 from features.price_bands import COLUMN as BAND_COLUMN
 from features.price_bands import PriceBands
 from models.categories import ALS_REGULARIZATION
-from models.items import SIMILAR_ARTIFACT, TABLE_ARTIFACT, TABLE_COLUMNS
+from models.items import SIMILAR, SIMILAR_ARTIFACT, TABLE_ARTIFACT, TABLE_COLUMNS
 from training.affinity.als import AlsScores, Factorization
 from training.split import up_to
 
@@ -37,7 +37,6 @@ FACTORS, ITERATIONS = 32, 15
 # drowns the views, neighbours wander across categories and co-purchases are found less
 # often than by chance; x40 was best on the label window (see docs/training.md)
 CONFIDENCE = 40.0
-SIMILAR = 20  # neighbours kept per item
 POPULARITY_DAYS = 28.0
 ITEM_PARAMETERS = {"factors": FACTORS, "iterations": ITERATIONS, "confidence": CONFIDENCE,
                    "regularization": ALS_REGULARIZATION, "similar": SIMILAR,

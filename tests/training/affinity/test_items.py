@@ -11,13 +11,12 @@ import pytest
 
 from features.counts import CATEGORY_AFFINITY
 from features.price_bands import PriceBands
-from models.items import SIMILAR_ARTIFACT, ItemInfo, ItemRecommender
+from models.items import SIMILAR, SIMILAR_ARTIFACT, ItemInfo, ItemRecommender
 from tests.conftest import SplitWorld
 from training.affinity.item_evaluation import co_purchase_metrics, evaluate_items
 from training.affinity.items import (
     ITEM_COLUMNS,
     ITEM_INTEREST,
-    SIMILAR,
     ItemModel,
     bought_items,
     item_table,
