@@ -177,26 +177,27 @@ def _errors_as_exit_codes() -> Iterator[None]:
     try:
         yield
     except NboError as error:
-        console.print(f"error: {error}")
+        console.print(f"error: {error}", markup=False)
         raise typer.Exit(code=error.exit_code) from error
     except redis.RedisError as error:
         console.print(f"error: Redis did not answer ({type(error).__name__}: {error}); check "
-                      "NBO_REDIS_URL, or leave it unset to use the embedded server")
+                      "NBO_REDIS_URL, or leave it unset to use the embedded server",
+                      markup=False)
         raise typer.Exit(code=RedisUnavailableError.exit_code) from error
     except OSError as error:  # a path that cannot be used (a file, not a directory; no
         # permission; a full disk): the input's fault or the machine's, told, exit 2
-        console.print(f"error: {error}")
+        console.print(f"error: {error}", markup=False)
         raise typer.Exit(code=DataContractError.exit_code) from error
     except ValidationError as error:
         if error.title != Settings.__name__:
             raise
-        console.print(f"error: {settings_problems(error)}")
+        console.print(f"error: {settings_problems(error)}", markup=False)
         raise typer.Exit(code=DataContractError.exit_code) from error
     except SettingsError as error:  # a variable that is not JSON where JSON is wanted
         field = re.search(r'field "(\w+)"', str(error))
         name = f"NBO_{field.group(1).upper()}" if field else "an NBO_ variable"
         console.print(f"error: {name} is not valid JSON (its value is not shown: it may "
-                      "hold secrets)")
+                      "hold secrets)", markup=False)
         raise typer.Exit(code=DataContractError.exit_code) from error
 
 

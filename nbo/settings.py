@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url
 
 from features.contacts import ALL_CHANNELS, CONTACT_DAYS
 from features.contract.schema import Channel, Journey
@@ -32,10 +33,11 @@ class Settings(BaseSettings):
         default=Path(".nbo"),
         description="Where the embedded Redis server keeps its append-only file.",
     )
-    redis_start_timeout_s: float = Field(default=10.0, gt=0)
+    redis_start_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     live_ttl_days: float = Field(
-        default=30.0, gt=0,
-        description="How long a user's live feature changes outlive their last event.",
+        default=30.0, ge=1 / 86_400, le=36_500,
+        description="How long a user's live feature changes outlive their last event (at "
+        "least a second, at most 100 years: Redis keeps them for a whole number of seconds).",
     )
     event_log_max: int = Field(
         default=1_000_000, ge=1000,
@@ -81,10 +83,10 @@ class Settings(BaseSettings):
         "at a time per process: threads only contend for the interpreter lock "
         "(docs/api.md, Performance). Add workers instead.")
     redis_timeout_s: float = Field(
-        default=0.25, gt=0,
+        default=0.25, gt=0, le=3600,
         description="Socket timeout of the API's Redis calls; past it the answer degrades.")
     redis_retry_after_s: float = Field(
-        default=1.0, ge=0,
+        default=1.0, ge=0, le=3600,
         description="After a Redis failure, how long the API answers degraded before trying.")
     # -- the decision policy ------------------------------------------------------------
     tree_scorer: Literal["compiled", "onnx"] = Field(
@@ -95,7 +97,7 @@ class Settings(BaseSettings):
     holdout_journey_shares: dict[str, float] = Field(default_factory=dict)
     exploration: Literal["none", "epsilon_greedy", "thompson"] = "epsilon_greedy"
     exploration_epsilon: float = Field(default=0.05, ge=0, le=1)
-    exploration_top_k: int = Field(default=5, ge=1)
+    exploration_top_k: int = Field(default=5, ge=1, le=1000)
     contact_caps: dict[str, list[tuple[int, int]]] = Field(
         default_factory=lambda: {"*": [(1, 2), (7, 6)], "push": [(1, 1), (7, 4)],
                                  "sms": [(7, 1)], "whatsapp": [(7, 1)]},
@@ -120,10 +122,10 @@ class Settings(BaseSettings):
                                      "(at least a second, at most 100 years: Redis keeps "
                                      "them for a whole number of seconds).")
     model_poll_s: float = Field(
-        default=5.0, ge=0, description="How often each API worker checks which model "
+        default=5.0, ge=0, le=86_400, description="How often each API worker checks which model "
         "version is promoted and loads it if it is not the one served (0: never; only "
         "POST /v1/models/reload switches, and only the worker answering it).")
-    block_ttl_s: int = Field(default=7 * 86_400, ge=1,
+    block_ttl_s: int = Field(default=7 * 86_400, ge=1, le=100 * 365 * 86_400,
                              description="How long a campaign's decision for a user (which its "
                              "blocks render) is remembered.")
     decision_log_max: int = Field(default=1_000_000, ge=1000)
@@ -138,6 +140,7 @@ class Settings(BaseSettings):
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 (raises on a port that is no number)
+            parse_url(url)  # type: ignore[no-untyped-call]  # its options, as redis-py reads them
         except ValueError:
             raise ValueError("NBO_REDIS_URL is not a valid Redis URL (its value is not shown: "
                              "percent-encode any / # ? @ in its password)") from None
@@ -160,6 +163,12 @@ class Settings(BaseSettings):
     def _known_cap_channels(cls, caps: dict[str, list[tuple[int, int]]]
                             ) -> dict[str, list[tuple[int, int]]]:
         _known("NBO_CONTACT_CAPS", caps, (ALL_CHANNELS, *_CHANNELS))
+        small = sorted(f"{channel} ({days}, {limit})" for channel, limits in caps.items()
+                       for days, limit in limits if days < 1 or limit < 1)
+        if small:
+            raise ValueError(f"NBO_CONTACT_CAPS: {', '.join(small)}: days and max messages "
+                             "must be at least 1; leave a channel out of the allowed channels "
+                             "to never use it")
         longer = sorted(f"{channel} ({days} days)" for channel, limits in caps.items()
                         for days, _ in limits if days > CONTACT_DAYS)
         if longer:

@@ -12,6 +12,7 @@ import pytest
 from models.items import (
     ARTIFACTS,
     OVERALL,
+    SIMILAR,
     SIMILAR_ARTIFACT,
     TABLE_ARTIFACT,
     ItemInfo,
@@ -19,7 +20,7 @@ from models.items import (
 )
 from models.registry import ModelVersion, ModelVersionError
 from tests.conftest import SplitWorld
-from training.affinity.items import SIMILAR, ItemModel
+from training.affinity.items import ItemModel
 
 
 @pytest.fixture(scope="module")

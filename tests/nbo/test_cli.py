@@ -167,7 +167,9 @@ def test_serve_refuses_a_bad_role_before_starting_anything(
     ("NBO_OPEN_VALUE", "inf", "NBO_OPEN_VALUE: Input should be a finite number"),
     ("NBO_API_KEYS", '{"my-secret-key-abc": decide}', "NBO_API_KEYS is not valid JSON"),
     ("NBO_REDIS_URL", "redis://:my-secret-key-abc/x@127.0.0.1:6379/0",
-     "NBO_REDIS_URL is not a valid Redis URL")])  # a password with a / in it
+     "NBO_REDIS_URL is not a valid Redis URL"),  # a password with a / in it
+    ("NBO_CONTACT_CAPS", '{"push": [1, 1]}', "NBO_CONTACT_CAPS[push][0]"),  # shown as is
+    ("NBO_CHANNEL_COSTS", '{"/sms": "x"}', "NBO_CHANNEL_COSTS[/sms]")])  # rich read a tag
 def test_bad_settings_stop_serve_with_each_problem_named(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str, told: str) -> None:
     """A message naming the variable, exit 2: no traceback (quiet hours of 24 stopped the

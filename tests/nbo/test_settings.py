@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,32 @@ def test_offer_memory_is_a_whole_number_of_seconds_redis_can_keep(
     get_settings.cache_clear()
     with pytest.raises(ValidationError, match=told):
         get_settings()
+
+
+@pytest.mark.parametrize(("name", "value", "told"), [
+    ("NBO_CONTACT_CAPS", '{"push": [[1, 0]]}', "push (1, 0): days and max messages"),
+    ("NBO_CONTACT_CAPS", '{"*": [[-3, 1]]}', "* (-3, 1): days and max messages"),
+    ("NBO_REDIS_RETRY_AFTER_S", "inf", "less than or equal to 3600"),
+    ("NBO_REDIS_TIMEOUT_S", "inf", "less than or equal to 3600"),
+    ("NBO_LIVE_TTL_DAYS", "1e-5", "greater than or equal to"),
+    ("NBO_LIVE_TTL_DAYS", "1e12", "less than or equal to 36500"),
+    ("NBO_BLOCK_TTL_S", "10000000000000000", "less than or equal to"),
+    ("NBO_EXPLORATION_TOP_K", "1000000000000000000000000000000", "less than or equal to"),
+])
+def test_values_that_broke_the_start_or_lost_data_are_refused_at_once(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str, told: str) -> None:
+    """Each passed the settings and then crashed the start (a traceback), answered 500s,
+    or stored keys without expiry or with none at all."""
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError, match=re.escape(told)):
+        get_settings()
+
+
+def test_a_redis_url_whose_options_redis_cannot_read_is_refused_unshown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBO_REDIS_URL", "redis://:s3cretpw@127.0.0.1:6399/0?db=x")
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError, match="not a valid Redis URL") as info:
+        get_settings()
+    assert "s3cretpw" not in str(info.value)
