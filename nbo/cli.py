@@ -383,6 +383,8 @@ def demo(
 ) -> None:
     """Generate a world, validate it, train and promote models, publish the features and
     offers, then serve the API on localhost."""
+    with _errors_as_exit_codes():  # bad settings stop it now, not after minutes of work
+        get_settings()
     ending_today = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
     generate(out=out, users=users, days=days, seed=seed, start=ending_today)
     validate(directory=out)

@@ -221,3 +221,16 @@ def test_a_demo_too_short_to_train_is_refused_before_any_work(tmp_path: Path) ->
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "w"), "--days", "30"])
     assert result.exit_code == 2 and "--days" in result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_a_demo_with_bad_settings_is_refused_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It generated and validated a world first, then stopped at training."""
+    monkeypatch.setenv("NBO_EXPLORATION", "greedy")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["demo", "--out", str(tmp_path / "w"), "--users", "50"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "NBO_EXPLORATION" in result.output, result.output
+    assert not (tmp_path / "w").exists()
