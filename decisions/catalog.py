@@ -30,12 +30,13 @@ from nbo.redis_plan import Command, Plan, Step, execute, run
 
 logger = logging.getLogger(__name__)
 
-# HDEL and INCR together, but only when the offer existed: a no-op is not a write.
 STAMP = "/stamp"
 """A field of the catalog's hash no offer id can be (ids hold no `/`): a random value every
 write sets, so a catalog evicted, or restored from an older copy, is told from the one a
 process holds even when its version number is the same."""
 
+# HDEL, a new stamp and INCR together, but only when the offer existed: a no-op is not a
+# write.
 _DELETE = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
