@@ -61,7 +61,7 @@ models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True
 app.add_typer(models_app, name="models")
 ModelsDir = Annotated[Path, typer.Option("--models", file_okay=False,
                                           help="The model registry's directory.")]
-console = Console(stderr=True)
+console = Console(stderr=True, markup=False)  # names and messages printed as they are
 
 
 @app.command()
@@ -177,27 +177,26 @@ def _errors_as_exit_codes() -> Iterator[None]:
     try:
         yield
     except NboError as error:
-        console.print(f"error: {error}", markup=False)
+        console.print(f"error: {error}")
         raise typer.Exit(code=error.exit_code) from error
     except redis.RedisError as error:
         console.print(f"error: Redis did not answer ({type(error).__name__}: {error}); check "
-                      "NBO_REDIS_URL, or leave it unset to use the embedded server",
-                      markup=False)
+                      "NBO_REDIS_URL, or leave it unset to use the embedded server")
         raise typer.Exit(code=RedisUnavailableError.exit_code) from error
     except OSError as error:  # a path that cannot be used (a file, not a directory; no
         # permission; a full disk): the input's fault or the machine's, told, exit 2
-        console.print(f"error: {error}", markup=False)
+        console.print(f"error: {error}")
         raise typer.Exit(code=DataContractError.exit_code) from error
     except ValidationError as error:
         if error.title != Settings.__name__:
             raise
-        console.print(f"error: {settings_problems(error)}", markup=False)
+        console.print(f"error: {settings_problems(error)}")
         raise typer.Exit(code=DataContractError.exit_code) from error
     except SettingsError as error:  # a variable that is not JSON where JSON is wanted
         field = re.search(r'field "(\w+)"', str(error))
         name = f"NBO_{field.group(1).upper()}" if field else "an NBO_ variable"
         console.print(f"error: {name} is not valid JSON (its value is not shown: it may "
-                      "hold secrets)", markup=False)
+                      "hold secrets)")
         raise typer.Exit(code=DataContractError.exit_code) from error
 
 
@@ -384,7 +383,7 @@ def demo(
     """Generate a world, validate it, train and promote models, publish the features and
     offers, then serve the API on localhost."""
     with _errors_as_exit_codes():  # bad settings stop it now, not after minutes of work
-        get_settings()
+        ApiKeys(get_settings().api_keys)  # the keys' roles too, which `serve` checks
     ending_today = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
     generate(out=out, users=users, days=days, seed=seed, start=ending_today)
     validate(directory=out)

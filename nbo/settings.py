@@ -138,14 +138,17 @@ class Settings(BaseSettings):
         if url is None:
             return url
         try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 (raises on a port that is no number)
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            scheme = ""
+        if scheme.lower() not in ("redis", "rediss", "unix"):
+            raise ValueError("NBO_REDIS_URL must start with redis://, rediss:// or unix://")
+        try:
+            urlsplit(url).port  # noqa: B018 (raises on a port that is no number)
             parse_url(url)  # type: ignore[no-untyped-call]  # its options, as redis-py reads them
         except ValueError:
             raise ValueError("NBO_REDIS_URL is not a valid Redis URL (its value is not shown: "
                              "percent-encode any / # ? @ in its password)") from None
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("NBO_REDIS_URL must start with redis://, rediss:// or unix://")
         return url
 
     @field_validator("holdout_journey_shares")

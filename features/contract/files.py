@@ -48,13 +48,14 @@ def read_raw(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
     Structurally broken lines become problems in `check` and are left out.
     """
     try:
+        # the path as it is, not a glob pattern (a directory named `w[1]` matched nothing)
         if path.suffix == ".parquet":
-            return _single_values(pl.read_parquet(path).with_row_index(ROW, offset=1),
-                                  path, check, limit)
+            return _single_values(pl.read_parquet(path, glob=False).with_row_index(
+                ROW, offset=1), path, check, limit)
         if path.suffix == ".csv":
-            frame = pl.read_csv(path, infer_schema=False)
+            frame = pl.read_csv(path, infer_schema=False, glob=False)
         else:
-            frame = pl.read_ndjson(path, infer_schema_length=None)
+            frame = pl.read_ndjson(path.read_bytes(), infer_schema_length=None)
         if not any(_is_compound(dtype) for dtype in frame.dtypes):  # else: row by row
             numbered = frame.with_row_index(ROW, offset=1)
             if path.suffix != ".csv" or not frame.width:

@@ -223,14 +223,26 @@ def test_a_demo_too_short_to_train_is_refused_before_any_work(tmp_path: Path) ->
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.parametrize(("name", "value"), [
+    ("NBO_EXPLORATION", "greedy"), ("NBO_API_KEYS", '{"k-secret-0123456789": "superuser"}')])
 def test_a_demo_with_bad_settings_is_refused_before_any_work(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """It generated and validated a world first, then stopped at training."""
-    monkeypatch.setenv("NBO_EXPLORATION", "greedy")
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """It generated and validated a world first, then stopped at training (a key's role:
+    after publishing too, at serving)."""
+    monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     try:
         result = runner.invoke(app, ["demo", "--out", str(tmp_path / "w"), "--users", "50"])
     finally:
         get_settings.cache_clear()
-    assert result.exit_code == 2 and "NBO_EXPLORATION" in result.output, result.output
+    assert result.exit_code == 2 and name in result.output, result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_names_are_printed_as_they_are_not_as_markup(tmp_path: Path) -> None:
+    """`nbo validate 'w[/x]'` ended in a MarkupError traceback; `v[old]` printed as `v`."""
+    world = tmp_path / "w[/x]"
+    assert runner.invoke(app, ["generate", "--out", str(world), "--users", "30",
+                               "--days", "50"]).exit_code == 0
+    result = runner.invoke(app, ["validate", str(world)])
+    assert result.exit_code == 0 and f"{world}: valid" in " ".join(result.output.split())

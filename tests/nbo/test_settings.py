@@ -131,3 +131,12 @@ def test_a_redis_url_whose_options_redis_cannot_read_is_refused_unshown(
     with pytest.raises(ValidationError, match="not a valid Redis URL") as info:
         get_settings()
     assert "s3cretpw" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "http://localhost:6379", "tcp://redis/0"])
+def test_a_redis_url_of_another_scheme_is_told_the_schemes(
+        monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("NBO_REDIS_URL", url)
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError, match="must start with redis://, rediss:// or unix://"):
+        get_settings()
