@@ -63,14 +63,23 @@ class EmbeddedRedis:
         return self._process is not None and self._process.poll() is None
 
     def is_running(self) -> bool:
-        """True when a server answers on this directory's socket (one quick try, no retries)."""
+        """True when a server holds this directory's socket: one that answers, or one busy
+        (a long command, a stall, its data still loading), which must not be started again
+        beside it: two servers would share the socket and append to one AOF."""
+        return self._answers() is not False
+
+    def _answers(self) -> bool | None:
+        """One quick PING, no retries: True when a server answers, None when one holds the
+        socket without answering yet (busy, or loading its data), False when none does."""
         if not self.socket_path.exists():
             return False
         client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1.0,
                              retry=Retry(NoBackoff(), 0))
         try:
             return bool(client.ping())
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        except (redis.TimeoutError, redis.BusyLoadingError):
+            return None
+        except (redis.ConnectionError, FileNotFoundError):
             return False
         finally:
             client.close()
@@ -127,7 +136,7 @@ class EmbeddedRedis:
             exited = self._process is not None and self._process.poll() is not None
             if exited:
                 break
-            if self.is_running():
+            if self._answers():
                 return
             time.sleep(0.02)
         self.stop()

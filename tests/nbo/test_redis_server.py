@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,26 @@ def test_a_second_process_shares_the_running_server(tmp_path: Path) -> None:
         assert not second.owned
         assert first.owned
     finally:
+        first.stop()
+
+
+def test_a_server_that_stalls_is_not_started_again_beside_itself(tmp_path: Path) -> None:
+    """A stall past the 1 s ping (a long command, a slow fsync) read as no server: the API's
+    keeper started a second one on the same socket and AOF, and writes split between them."""
+    first = EmbeddedRedis(tmp_path)
+    first.start()
+    stalling = redis.Redis.from_url(first.url)
+    try:
+        stall = threading.Thread(target=stalling.execute_command, args=("DEBUG", "SLEEP", "2.5"))
+        stall.start()
+        time.sleep(0.2)
+        second = EmbeddedRedis(tmp_path)
+        second.start()
+        assert not second.owned  # nothing spawned
+        stall.join()
+        assert redis.Redis.from_url(first.url).ping()
+    finally:
+        stalling.close()
         first.stop()
 
 
