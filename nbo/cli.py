@@ -171,6 +171,13 @@ def _choose_model(models: Path, version: str | None) -> str:
     return chosen
 
 
+def _check_settings() -> None:
+    """End the command (exit 2, each problem named) on any bad NBO_ setting, the API keys'
+    roles included, which only `ApiKeys` checks."""
+    with _errors_as_exit_codes():
+        ApiKeys(get_settings().api_keys)
+
+
 @contextmanager
 def _errors_as_exit_codes() -> Iterator[None]:
     """nbo's own errors end the command with their message and exit code, no traceback."""
@@ -330,8 +337,8 @@ def serve(
     if models is not None:
         os.environ["NBO_MODELS_DIR"] = str(models)  # read by every worker's create_app
         get_settings.cache_clear()
+    _check_settings()  # a bad NBO_ value stops here, not in each worker
     with _errors_as_exit_codes():
-        ApiKeys(get_settings().api_keys)  # a bad NBO_API_KEYS stops here, not in each worker
         redis_url()  # start the embedded server once, before the workers share it
     if workers == 1:
         # uvicorn shuts down gracefully on SIGTERM, then raises it again: exit then, so that
@@ -382,8 +389,7 @@ def demo(
 ) -> None:
     """Generate a world, validate it, train and promote models, publish the features and
     offers, then serve the API on localhost."""
-    with _errors_as_exit_codes():  # bad settings stop it now, not after minutes of work
-        ApiKeys(get_settings().api_keys)  # the keys' roles too, which `serve` checks
+    _check_settings()  # now, not after minutes of work
     ending_today = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
     generate(out=out, users=users, days=days, seed=seed, start=ending_today)
     validate(directory=out)
