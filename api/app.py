@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
+from starlette.routing import Route
 from threadpoolctl import threadpool_limits
 
 from api.auth import ApiKeys
@@ -71,8 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in v1:
         app.include_router(router, responses=V1_ERRORS)
     app.include_router(health.router)
-    # every route, as its router holds it (FastAPI's app.routes wraps included routers)
-    app.state.routes = tuple(route for router in (*v1, health.router) for route in router.routes)
+    # every route, as its router holds it (FastAPI's app.routes wraps included routers),
+    # and the app's own (its docs)
+    app.state.routes = (*(route for router in (*v1, health.router) for route in router.routes),
+                        *(route for route in app.routes if isinstance(route, Route)))
     if settings.decision_fast_path:  # innermost: inside the limits and metrics
         app.add_middleware(DecisionFastPath, services=services, keys=keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

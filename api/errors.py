@@ -185,9 +185,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 
 def _methods_allowed(request: Request) -> list[str]:
     """Every method some route answers at the request's path (Starlette's own Allow header
-    names only the first route's): of the app's own routes (its docs) and those the app
-    factory lists in `app.state` (FastAPI wraps the included routers' routes)."""
-    routes = (*request.app.routes, *getattr(request.app.state, "routes", ()))
+    names only the first route's): of every route the app factory lists in `app.state`
+    (FastAPI wraps the included routers' routes)."""
+    routes = getattr(request.app.state, "routes", request.app.routes)
     methods = {method for route in routes if route.matches(request.scope)[0] is Match.PARTIAL
                for method in getattr(route, "methods", None) or ()}
     return sorted(methods)

@@ -108,7 +108,7 @@ class MetricsMiddleware:
 
     def _template(self, scope: Scope) -> str:
         """The template of the route a request is for, without convertors ({user_id}, not
-        {user_id:path}): the router stores the route it matched in the scope; a request
+        {user_id:id}): the router stores the route it matched in the scope; a request
         refused before routing is matched here, so it counts under its route."""
         route = scope.get("route")
         if route is None:  # the first route it fully matches, else by its path alone

@@ -16,7 +16,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from starlette.convertors import PathConvertor, register_url_convertor
 
+from decisions.outcome import Decision
 from features.contract.schema import (
     COUNTRY_PATTERN,
     ID_MAX_CHARS,
@@ -27,20 +29,30 @@ from features.contract.schema import (
     is_clean_text,
 )
 
-USER_ID_MAX = ID_MAX_CHARS  # the events contract's limit, so every event's user can be decided
 FUTURE_SLACK = timedelta(minutes=10)
 """How far ahead of this server's clock an event's or a feedback's time may be (a sender's
 clock may run a little fast); later ones are refused."""
 Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
 """A user, campaign or offer id, as the events contract takes them."""
-UserIdPath = Annotated[str, Path(min_length=1, max_length=USER_ID_MAX),
-                       AfterValidator(clean_text)]
-"""A user id in a route's path, taken as `Id` is."""
+IdPath = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
+"""A user or item id in a route's path, taken as `Id` is; routes write it `{user_id:id}`."""
+
+
+class IdConvertor(PathConvertor):
+    """`{name:id}` in a route's path: any characters, a `/` (as Starlette's `path`) or a line
+    feed included. The `path` convertor's `.*` stops at a line feed: an id holding one
+    matched no route (a 404, before even the key was checked) instead of getting the 422
+    every other control character gets from `IdPath`."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("id", IdConvertor())
 
 
 def valid_user_id(user_id: str) -> bool:
-    """Whether `UserIdPath` takes `user_id`."""
-    return 1 <= len(user_id) <= USER_ID_MAX and is_clean_text(user_id)
+    """Whether `IdPath` takes `user_id`."""
+    return 1 <= len(user_id) <= ID_MAX_CHARS and is_clean_text(user_id)
 
 
 class DecisionOptions(BaseModel):
@@ -152,6 +164,19 @@ class FeedbackResponse(BaseModel):
 # -- errors, as the OpenAPI document describes them (api/errors.py writes them) ------------
 
 
+class Decisions(BaseModel):
+    """The answer of a batch: each user's decision, in the order asked."""
+
+    decisions: list[Decision]
+
+
+class Readiness(BaseModel):
+    """/readyz: ready, or each problem (a 503)."""
+
+    ready: bool
+    problems: list[str]
+
+
 class Problem(BaseModel):
     """One problem of an invalid request."""
 
@@ -185,9 +210,38 @@ _ERRORS = {
 }
 
 
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+_ERROR_HEADERS = {
+    401: {"WWW-Authenticate": _header('`Bearer realm="nbo"`: send a key as X-API-Key or '
+                                      "Authorization: Bearer")},
+    503: {"Retry-After": _header("seconds to wait before retrying")},
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI responses of these error statuses (FastAPI's `responses=`)."""
-    return {status: {"model": ErrorBody, "description": _ERRORS[status]} for status in statuses}
+    return {status: {"model": ErrorBody, "description": _ERRORS[status],
+                     **({"headers": _ERROR_HEADERS[status]} if status in _ERROR_HEADERS else {})}
+            for status in statuses}
+
+
+_VALIDATORS = {
+    "ETag": _header("the content's tag: send it back as If-None-Match to get a 304 while "
+                    "it holds"),
+    "Cache-Control": _header("`private, max-age=` the seconds the campaign's answer is "
+                             "remembered for, or `no-store` (no campaign_id)"),
+}
+
+
+def cached_responses(content: dict[str, Any], description: str) -> dict[int | str, Any]:
+    """The OpenAPI responses of a route answering with cache validators (ETag,
+    Cache-Control) and a 304 to a current If-None-Match: `content` its 200's."""
+    return {200: {**content, "description": description, "headers": _VALIDATORS},
+            304: {"description": "the If-None-Match tag is the content's: no body",
+                  "headers": _VALIDATORS}}
 
 
 V1_ERRORS = error_responses(401, 403, 413, 422, 503)

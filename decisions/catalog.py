@@ -309,14 +309,6 @@ class OfferCatalog:
                 for user_id, counts in per_user.items()]
 
     @staticmethod
-    def chosen_commands(offer_ids: Iterable[str]) -> list[Command]:
-        """Commands counting offers chosen by decisions (the `chosen` of `budgets`), for a
-        caller's pipeline: one increment per distinct offer, however many users a batch
-        chose it for."""
-        return [("HINCRBY", keys.CHOSEN, offer_id, count)
-                for offer_id, count in Counter(offer_ids).items()]
-
-    @staticmethod
     def parse_given(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str],
                     ttl_s: int, now: float | None = None) -> dict[str, int]:
         """An HGETALL reply of keys.given(user) as offer_id -> times given, leaving out the

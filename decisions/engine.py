@@ -65,7 +65,7 @@ from models.offer_response import (
     worth_offering,
 )
 from models.serving import ServingModels
-from nbo.redis_plan import Command, LuaScript, Plan, Step, run, timed
+from nbo.redis_plan import LuaScript, Plan, run, timed
 
 T = TypeVar("T")
 Keep = Callable[[list[Decision]], Plan[list[bool]]]
@@ -77,7 +77,7 @@ UNLOGGED_CALLS = 10_000  # calls decided during an outage kept to log after (old
 # KEYS: the decision's summary, the decision log, the offers' chosen counts. ARGV: the log's
 # length, the summary's time to live (s), the log entry, the user, the offers chosen (JSON)
 # and the time, then each offer chosen. Logs the decision unless its summary exists: a
-# write that failed (a timeout) may have been applied, and is sent again this way.
+# write that failed (a timeout) may have been applied, and is sent again.
 _LOG_ONCE = LuaScript("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[3])
@@ -684,25 +684,11 @@ class DecisionEngine:
             [offer.offer_id for offer in decision.offers], ts)
             for decision, offers in decided]
 
-    def _log_commands(self, logged: Sequence[_Logged]) -> list[Command]:
-        """Commands writing the decisions' log entries, their summaries and the counts of
-        offers chosen. What counts against `max_per_user` is what the user was shown:
-        impressions (decisions/feedback.py) and campaign blocks."""
-        policy = self._policy
-        commands: list[Command] = []
-        for one in logged:
-            summary = keys.decision(one.decision_id)
-            commands += [
-                ("XADD", keys.DECISIONS, "MAXLEN", "~", policy.decision_log_max, "*",
-                 "d", one.entry),
-                ("HSET", summary, "user_id", one.user_id, "offers", orjson.dumps(one.chosen),
-                 "ts", one.ts),
-                ("EXPIRE", summary, policy.decision_ttl_s)]
-        return commands + OfferCatalog.chosen_commands(
-            offer_id for one in logged for offer_id in one.chosen)
-
     def _log_once(self, logged: Sequence[_Logged]) -> Plan[None]:
-        """`_log_commands`, each decision's written unless its summary already is."""
+        """Write the decisions' log entries, their summaries and the counts of offers chosen,
+        each decision atomically and only unless its summary is stored (`_LOG_ONCE`), all
+        in one round trip. What counts against `max_per_user` is what the user was shown:
+        impressions (decisions/feedback.py) and campaign blocks."""
         policy = self._policy
         yield from _LOG_ONCE.call_many([
             ([keys.decision(one.decision_id), keys.DECISIONS, keys.CHOSEN],
@@ -717,10 +703,10 @@ class DecisionEngine:
             yield from self._log([])
 
     def _log(self, logged: list[_Logged]) -> Plan[None]:
-        """Write `logged` in one transaction (all of it or none), after the decisions whose
-        log waits (made while Redis was down, or whose write failed, which may have been
-        applied all the same: so each of these is written once, `_LOG_ONCE`), keeping
-        their place in the log; when a write fails, all of them wait for the next."""
+        """Write `logged` after the decisions whose log waits (made while Redis was down, or
+        whose write failed), keeping their place in the log. A write that failed may have
+        been applied, in part or whole, all the same: each decision is written once
+        (`_LOG_ONCE`), so all of them wait for the next write."""
         waiting = []
         while self._unlogged:
             try:
@@ -728,10 +714,7 @@ class DecisionEngine:
             except IndexError:  # another thread took the last
                 break
         try:
-            if waiting:
-                yield from self._log_once([one for call in waiting for one in call])
-            if logged:
-                yield Step(self._log_commands(logged), transaction=True)
+            yield from self._log_once([one for call in [*waiting, logged] for one in call])
         except redis.RedisError:
             self.redis_failed()
             self._unlogged.extend([*waiting, logged] if logged else waiting)

@@ -1,5 +1,6 @@
 """Configuration from `NBO_`-prefixed environment variables, built once per process."""
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -8,7 +9,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
 from features.contacts import ALL_CHANNELS, CONTACT_DAYS
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     # -- the API ---------------------------------------------------------------------------
     models_dir: Path = Field(default=Path(".nbo/models"),
                              description="The model registry the API serves from.")
-    api_keys: dict[str, str] = Field(
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description='JSON {"key": "role"}; roles decide, ingest, admin (checked by '
         "api/auth.py's ApiKeys). Empty: open API.")
@@ -193,8 +194,12 @@ class Settings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _api_keys_shape(cls, value: object) -> object:
-        """Check NBO_API_KEYS' shape naming entries by position: pydantic's own errors
-        would name the dict key, which is the secret key itself."""
+        """Read NBO_API_KEYS (the variable's JSON text, or a mapping given in code) and check
+        its shape, naming entries by position: pydantic's own errors would name the dict
+        key, which is the secret key itself. A key listed twice is refused: JSON would keep
+        its last role, silently."""
+        if isinstance(value, str | bytes):
+            value = _json_keys(value)
         if not isinstance(value, Mapping):
             raise ValueError('NBO_API_KEYS must be a JSON object {"key": "role", ...}')
         for number, (key, role) in enumerate(value.items(), start=1):
@@ -202,6 +207,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"NBO_API_KEYS: key #{number} or its role is not a string; "
                                  "a role is one of decide, ingest, admin")
         return value
+
+
+def _json_keys(text: str | bytes) -> object:
+    """NBO_API_KEYS' JSON text, refusing a key listed twice (named by position)."""
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        seen: dict[str, int] = {}
+        for number, (key, _) in enumerate(pairs, start=1):
+            if key in seen:
+                raise ValueError(f"NBO_API_KEYS: key #{number} repeats key #{seen[key]}; "
+                                 "give each key one role (admin may do everything)")
+            seen[key] = number
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=unique)
+    except json.JSONDecodeError:
+        raise ValueError("NBO_API_KEYS is not valid JSON (its value is not shown: it may "
+                         'hold secrets); write {"key": "role", ...}') from None
 
 
 def _known(setting: str, given: Mapping[str, object], names: Sequence[str]) -> None:

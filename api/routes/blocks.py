@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Response
 from api.auth import Decide
 from api.rendering import render_html
 from api.routes.decisions import cache_validators, count_answers, decision_request
-from api.schemas import BlockOptions, UserIdPath
+from api.schemas import BlockOptions, IdPath, cached_responses
 from api.services import Services, ServicesDep
 from decisions.blocks import Block, block_content
 from nbo.redis_plan import Plan
@@ -21,10 +21,10 @@ from nbo.redis_plan import Plan
 router = APIRouter(prefix="/v1", tags=["blocks"])
 
 
-@router.get("/users/{user_id:path}/blocks/{block}", summary="A rendered personalized block",
-            responses={200: {"content": {"text/html": {}},
-                             "description": "HTML, or JSON with format=json"}})
-async def get_block(user_id: UserIdPath,
+@router.get("/users/{user_id:id}/blocks/{block}", summary="A rendered personalized block",
+            responses=cached_responses({"content": {"text/html": {}, "application/json": {}}},
+                                       "HTML, or JSON with format=json"))
+async def get_block(user_id: IdPath,
                     block: Block, options: Annotated[BlockOptions, Query()],
                     services: ServicesDep, _: Decide,
                     if_none_match: Annotated[list[str] | None, Header()] = None,

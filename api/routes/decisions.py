@@ -10,7 +10,14 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.auth import Decide
 from api.limits import ensure_within
-from api.schemas import BatchDecisionRequest, DecisionOptions, UserIdPath, error_responses
+from api.schemas import (
+    BatchDecisionRequest,
+    DecisionOptions,
+    Decisions,
+    IdPath,
+    cached_responses,
+    error_responses,
+)
 from api.services import Services, ServicesDep
 from decisions.blocks import etag
 from decisions.campaigns import Answer
@@ -80,8 +87,11 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
     return json_response(decision)
 
 
-@router.get("/users/{user_id:path}/decision", summary="The next best decision for one user")
-async def decide(user_id: UserIdPath,
+@router.get("/users/{user_id:id}/decision", summary="The next best decision for one user",
+            responses=cached_responses(
+                {"model": Decision}, "the decision; with a campaign_id, the campaign's answer "
+                "for the user, with its ETag and Cache-Control"))
+async def decide(user_id: IdPath,
                  options: Annotated[DecisionOptions, Query()], services: ServicesDep,
                  _: Decide, if_none_match: Annotated[list[str] | None, Header()] = None,
                  ) -> Response:
@@ -89,7 +99,8 @@ async def decide(user_id: UserIdPath,
 
 
 @router.post("/decisions", summary="Decisions for many users in one call",
-             responses=error_responses(400))
+             responses={**error_responses(400), 200: {
+                 "model": Decisions, "description": "each user's decision, in their order"}})
 def decide_many(body: BatchDecisionRequest, services: ServicesDep, _: Decide) -> Response:
     """In FastAPI's own thread pool, not on the request path's thread: a batch of 1,000
     decides for about a third of a second, which single decisions should not wait behind

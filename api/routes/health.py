@@ -7,7 +7,9 @@ import logging
 import orjson
 import redis
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 
+from api.schemas import Readiness
 from api.services import ServicesDep
 
 router = APIRouter(tags=["health"])
@@ -19,7 +21,9 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Redis answers and a model is loaded")
+@router.get("/readyz", summary="Redis answers and a model is loaded", responses={
+    200: {"model": Readiness, "description": "ready"},
+    503: {"model": Readiness, "description": "not ready: each problem named"}})
 def readyz(services: ServicesDep) -> Response:
     problems = []
     try:
@@ -34,7 +38,8 @@ def readyz(services: ServicesDep) -> Response:
                     media_type="application/json")
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+            responses={200: {"description": "Prometheus' text format, every worker's summed"}})
 def metrics(services: ServicesDep) -> Response:
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)

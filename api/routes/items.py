@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Decide
 from api.routes.decisions import json_response
-from api.schemas import error_responses
+from api.schemas import IdPath, error_responses
 from api.services import ServicesDep
-from features.contract.schema import ID_MAX_CHARS
 from models.items import SIMILAR
 from nbo.errors import NboError
 
@@ -36,9 +35,9 @@ class NoItemModel(NboError):
     http_status = 409
 
 
-@router.get("/{item_id:path}/similar", summary="The items most like one",  # ids may hold /
+@router.get("/{item_id:id}/similar", summary="The items most like one",  # ids may hold /
             responses=error_responses(404, 409))
-def similar_items(item_id: Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS)],
+def similar_items(item_id: IdPath,
                   options: Annotated[SimilarOptions, Query()], services: ServicesDep,
                   _: Decide) -> Response:
     models = services.engine.models

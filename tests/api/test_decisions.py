@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -143,6 +144,28 @@ def test_a_batch_answers_every_user(api: TestClient, served_world: ServedWorld) 
     assert [d["user_id"] for d in decisions] == users
     assert decisions[-1]["source"] == "global"
     assert {d["campaign_id"] for d in decisions} == {"spring"}
+
+
+def test_a_batch_logs_each_decision_and_counts_each_offer_chosen(
+        api: TestClient, served_world: ServedWorld) -> None:
+    client = redis.Redis.from_url(served_world.redis_url)
+
+    def chosen() -> Counter[str]:
+        return Counter({offer["offer_id"]: offer["budget_status"]["chosen"]
+                        for offer in api.get("/v1/offers").json()["offers"]})
+
+    users = [*served_world.users[40:60], served_world.users[40], "never-seen"]
+    before, logged = chosen(), client.xlen(keys.DECISIONS)
+    decisions = api.post("/v1/decisions", json={"user_ids": users}).json()["decisions"]
+    assert chosen() - before == Counter(
+        offer["offer_id"] for decision in decisions for offer in decision["offers"])
+    assert sum(chosen().values()) > sum(before.values())
+    assert client.xlen(keys.DECISIONS) == logged + len(users)
+    for decision in decisions:
+        summary: dict[bytes, bytes] = client.hgetall(  # type: ignore[assignment]
+            keys.decision(decision["decision_id"]))
+        assert summary[b"user_id"].decode() == decision["user_id"]
+        assert orjson.loads(summary[b"offers"]) == [o["offer_id"] for o in decision["offers"]]
 
 
 def test_a_batch_decides_each_user_as_a_single_decision_would(

@@ -157,3 +157,18 @@ def test_requests_refused_before_routing_count_under_their_route() -> None:
     assert counts["/v1/decisions", "POST", "413"] == counts["/v1/decisions", "PUT", "413"] == 1
     assert client.post("/nowhere", content=b"x" * 2048).status_code == 413
     assert request_counts(metrics)[UNMATCHED, "POST", "413"] == 1
+
+
+def test_the_docs_are_counted_under_their_own_routes(api: TestClient) -> None:
+    """FastAPI's docs routes set no route in the scope: they were counted as unmatched."""
+    def count(route: str) -> float:
+        text = api.get("/metrics").text
+        line = next((line for line in text.splitlines() if line.startswith(
+            f'nbo_request_seconds_count{{method="GET",route="{route}",status="200"}}')), None)
+        return 0.0 if line is None else float(line.rsplit(" ", 1)[1])
+
+    before = {route: count(route) for route in ("/openapi.json", "/docs", UNMATCHED)}
+    for route in ("/openapi.json", "/docs"):
+        assert api.get(route).status_code == 200
+    assert {route: count(route) - before[route] for route in before} == {
+        "/openapi.json": 1, "/docs": 1, UNMATCHED: 0}
