@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from api.auth import key_refusal
+from features.contract.problems import validation_message
 from nbo.errors import NboError, RedisUnavailableError
 
 if TYPE_CHECKING:
@@ -222,7 +223,7 @@ def _problem(error: Mapping[str, object], body: object) -> dict[str, JsonValue]:
     """One pydantic error as `{"location", "message", "got"}`."""
     loc = error.get("loc", ())
     parts = [str(part) for part in loc] if isinstance(loc, Sequence) else [str(loc)]
-    message = str(error.get("msg", "invalid"))
+    message = validation_message(error.get("msg", "invalid"))
     got: JsonValue
     if error.get("type") == "json_invalid":
         # FastAPI puts the character offset where parsing stopped in the location.

@@ -358,15 +358,13 @@ return 1
 """
 
 
-def load_offers_file(client: redis.Redis, path: Path) -> tuple[int, FileCheck]:
-    """Replace the catalog with the file's valid offers; the check lists the invalid ones.
-
-    A file from which no offer could be read while it has problems (unreadable, or every
-    offer invalid) is refused rather than emptying the live catalog.
-    """
+def offers_to_publish(path: Path) -> tuple[list[Offer], FileCheck]:
+    """The file's valid offers, to replace the catalog with; the check lists the invalid
+    ones. A file from which no offer could be read while it has problems (unreadable, or
+    every offer invalid) is refused rather than emptying the live catalog."""
     offers, check = read_offers(path)
     if not offers and not check.ok:
         shown = "; ".join(str(problem) for problem in check.shown[:3])
         raise DataContractError(f"{path}: no valid offer to publish, the catalog is left as it "
                                 f"was ({check.problem_count} problem(s): {shown})")
-    return OfferCatalog(client).replace_all(offers), check
+    return offers, check

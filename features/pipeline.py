@@ -29,6 +29,7 @@ from features.profile import UserProfile
 from features.purchases import CATEGORY_PURCHASES, USER_PURCHASES, PurchaseTally
 from features.session import SessionContext
 from features.state import UserState
+from nbo.errors import DataContractError
 
 PURCHASE_PREFIX = "p_"  # the user-level purchase tally's columns in `users`
 EVENT_COLUMNS = ("user_id", "ts", "event_type", "category", "brand", "price", "quantity",
@@ -95,8 +96,15 @@ def load_inputs(directory: Path, extra_columns: tuple[str, ...] = ()) -> tuple[
 
 def load_features(directory: Path, anchor: datetime | None = None,
                   cycle: RepeatCycle = DEFAULT_CYCLE) -> BatchFeatures:
-    """Features from a data set's valid rows."""
-    return compute_features(*load_inputs(directory), anchor, cycle)
+    """Features from a data set's valid rows: none up to `anchor` is refused (a store of
+    no one would replace the one served)."""
+    events, users, items = load_inputs(directory)
+    first = events["ts"].min()
+    if not isinstance(first, datetime) or anchor is not None and first > anchor:
+        up_to = "" if anchor is None else f" up to {anchor.isoformat()}"
+        raise DataContractError(f"{directory}: no valid events{up_to} to compute features "
+                                f"from (`nbo validate {directory}` lists the problems)")
+    return compute_features(events, users, items, anchor, cycle)
 
 
 def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,

@@ -33,9 +33,10 @@ from rich.progress import (
 
 from api.auth import ApiKeys
 from api.metrics import MULTIPROCESS_DIR
-from decisions.catalog import load_offers_file
+from decisions.catalog import OfferCatalog, offers_to_publish
 from features.contract.files import FORMATS
 from features.contract.offers import offers_file
+from features.contract.problems import validation_message
 from features.contract.schema import EVENTS
 from features.contract.tables import DEFAULT_PROBLEM_LIMIT, load_table
 from features.contract.validate import validate_dataset
@@ -139,36 +140,38 @@ def publish(
         raise typer.BadParameter("needs --models, the registry it is in",
                                  param_hint="--model-version")
     began = time.perf_counter()
-    with _errors_as_exit_codes():
-        if models is not None:
-            console.print(f"serving model version {_choose_model(models, model_version)}")
+    with _errors_as_exit_codes():  # everything checked before anything served changes
+        served = None if models is None else _model_to_serve(models, model_version)
         batch = load_features(directory, cut_off)
         computed = time.perf_counter() - began
-        report = open_store().publish(batch, version)
         found = offers_file(directory)
-        if found:
-            catalog_version, check = load_offers_file(connect(), found)
+        offers = offers_to_publish(found) if found else None
+        report = open_store().publish(batch, version)
+        if found and offers:
+            catalog_version = OfferCatalog(connect()).replace_all(offers[0])
             console.print(f"offer catalog version {catalog_version} from {found}"
-                          + ("" if check.ok else f" ({check.invalid_rows} invalid offers "
-                             "left out: nbo validate lists them)"))
+                          + ("" if offers[1].ok else f" ({offers[1].invalid_rows} invalid "
+                             "offers left out: nbo validate lists them)"))
+        if served is not None:
+            registry, chosen = served
+            if chosen != registry.promoted():
+                registry.promote(chosen)
+            console.print(f"serving model version {chosen}")
     console.print(f"features of {report.users:,} users as of {batch.anchor:%Y-%m-%d %H:%M} "
                   f"UTC computed in {computed:.1f}s, published as {report.version} in "
                   f"{report.seconds:.1f}s ({report.replayed:,} live events carried over"
                   f"{', removed ' + ', '.join(report.removed) if report.removed else ''})")
 
 
-def _choose_model(models: Path, version: str | None) -> str:
-    """Promote `version` (checksums verified), else keep the promoted one, else promote
-    the newest; the version served."""
+def _model_to_serve(models: Path, version: str | None) -> tuple[ModelRegistry, str]:
+    """The registry and its version to serve, checksums verified: `version`, else the
+    promoted one, else the newest (promoted once the rest of the publish has gone well)."""
     registry = _registry(models)
     chosen = version or registry.promoted() or next(reversed(registry.versions()), None)
     if chosen is None:
         raise NboError(f"no model version in {models}: run `nbo train DIR --models {models}`")
-    if chosen != registry.promoted():
-        registry.promote(chosen)
-    else:  # promoted already, maybe from another registry: it must be this one's, whole
-        registry.verify(chosen)
-    return chosen
+    registry.verify(chosen)  # promoted already maybe from another registry: this one's, whole
+    return registry, chosen
 
 
 def _check_settings() -> None:
@@ -213,7 +216,7 @@ def settings_problems(error: ValidationError) -> str:
     for problem in error.errors():
         name = f"NBO_{str(problem['loc'][0]).upper()}"
         where = name + "".join(f"[{part}]" for part in problem["loc"][1:])
-        message = problem["msg"].removeprefix("Value error, ")
+        message = validation_message(problem["msg"])
         told.append(message if message.startswith(name) else f"{where}: {message}")
     return "; ".join(told)
 

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from features.contract.schema import EventType
+from features.event import RETURNED
 from nbo.errors import DataContractError
 
 MIN_HISTORY_DAYS = 7.0
@@ -41,7 +43,25 @@ class TimeSplit:
                 f"{history_days:g} days of history, a {label_days:g}-day label window and a "
                 f"{eval_days:g}-day evaluation window")
         eval_cut = end - timedelta(days=eval_days)
-        return cls(eval_cut - timedelta(days=label_days), eval_cut, end)
+        split = cls(eval_cut - timedelta(days=label_days), eval_cut, end)
+        split._check_purchases(events)
+        return split
+
+    def _check_purchases(self, events: pl.DataFrame) -> None:
+        """The models learn from purchases before a cut and are scored on those after it:
+        a log with none in a window is refused (the models had nothing to fit or score)."""
+        bought = events.filter((pl.col("event_type") == EventType.PURCHASE.value)
+                               & ~RETURNED)["ts"]
+        windows = {"before the label window": bought <= self.fit_cut,
+                   "in the label window": (bought > self.fit_cut) & (bought <= self.eval_cut),
+                   "in the evaluation window": bought > self.eval_cut}
+        empty = [name for name, inside in windows.items() if not inside.any()]
+        if empty:
+            raise DataContractError(
+                f"no purchase {' or '.join(empty)} (the label window runs from "
+                f"{self.fit_cut:%Y-%m-%d %H:%M} to {self.eval_cut:%Y-%m-%d %H:%M} UTC, the "
+                f"evaluation window to {self.end:%Y-%m-%d %H:%M}): training learns from "
+                "purchases before each cut and is scored on those after")
 
 
 def up_to(events: pl.DataFrame, moment: datetime) -> pl.DataFrame:

@@ -7,6 +7,7 @@ that parsing happens in one place (`parse.py`); broken lines are reported, not f
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -24,51 +25,97 @@ ROW = "__row"  # 1-based record number within its file, kept through parsing
 
 
 def table_files(directory: Path, table: str) -> list[Path]:
-    """The files holding `table` in `directory`; empty when the table is absent."""
+    """The files holding `table` in `directory`; empty when the table is absent. A table's
+    directory holds part files, in sub-directories too (partitions such as `date=.../`);
+    hidden and `_`-prefixed ones (Spark's `_SUCCESS`, checksums) are not the table's."""
     singles = [directory / f"{table}{suffix}" for suffix in SUFFIXES]
     found = [path for path in singles if path.is_file()]
-    parts_dir = directory / table
-    if parts_dir.is_dir():
-        parts = sorted(p for p in parts_dir.iterdir() if p.suffix in SUFFIXES and p.is_file())
-        if parts:
-            found.append(parts_dir)
+    parts = _part_files(directory / table)
+    if parts:
+        found.append(directory / table)
     if len(found) > 1:
         names = ", ".join(path.name for path in found)
         raise DataContractError(f"{directory}: table '{table}' is given more than once ({names})")
-    if not found:
+    return parts or found
+
+
+def _part_files(parts_dir: Path) -> list[Path]:
+    if not parts_dir.is_dir():
         return []
-    if found[0].is_dir():
-        return sorted(p for p in found[0].iterdir() if p.suffix in SUFFIXES and p.is_file())
-    return found
+    return sorted(path for path in parts_dir.rglob("*") if path.is_file() and not any(
+        name.startswith((".", "_")) for name in path.relative_to(parts_dir).parts))
+
+
+def file_format(path: Path) -> str | None:
+    """The suffix (one of SUFFIXES, lower case) a table file is read by; None: not one."""
+    suffix = path.suffix.lower()
+    return suffix if suffix in SUFFIXES else None
 
 
 def read_raw(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
     """Read a file as it is, numbering its rows in `ROW`.
 
-    Structurally broken lines become problems in `check` and are left out.
+    Structurally broken lines become problems in `check` and are left out; a file that
+    cannot be read at all is one problem, and None.
     """
+    suffix = file_format(path)
+    if suffix is None:
+        check.add(Problem(path, "a table file nbo reads: " + ", ".join(SUFFIXES)
+                          + " (compressed files are not read: decompress them)"), limit)
+        return None
+    if suffix == ".csv" and (wrong := _header_problem(path)) is not None:
+        check.add(Problem(path, wrong), limit)
+        return None
     try:
         # the path as it is, not a glob pattern (a directory named `w[1]` matched nothing)
-        if path.suffix == ".parquet":
-            return _single_values(pl.read_parquet(path, glob=False).with_row_index(
-                ROW, offset=1), path, check, limit)
-        if path.suffix == ".csv":
+        if suffix == ".parquet":
+            # durations as their ISO 8601 text (P3DT5S), which no column takes: polars casts
+            # nothing else to text, so a check could not even show one
+            frame = pl.read_parquet(path, glob=False).with_columns(
+                pl.col(pl.Duration).dt.to_string())
+            return _single_values(frame.with_row_index(ROW, offset=1), path, check, limit)
+        if suffix == ".csv":
             frame = pl.read_csv(path, infer_schema=False, glob=False)
         else:
-            frame = pl.read_ndjson(path.read_bytes(), infer_schema_length=None)
-        if not any(_is_compound(dtype) for dtype in frame.dtypes):  # else: row by row
+            frame = pl.read_ndjson(path.read_bytes().removeprefix(codecs.BOM_UTF8),
+                                   infer_schema_length=None)
+        if not (any(_is_compound(dtype) for dtype in frame.dtypes)  # else: row by row
+                or suffix != ".csv" and _maybe_nested_as_text(frame)):
             numbered = frame.with_row_index(ROW, offset=1)
-            if path.suffix != ".csv" or not frame.width:
+            if suffix != ".csv" or not frame.width:
                 return numbered
-            # a blank line (or one of empty fields: polars reads both alike) holds nothing:
-            # skipped, its number kept for the rest
-            return numbered.filter(~pl.all_horizontal(pl.col(frame.columns).is_null()))
+            # a blank line (or one of empty or blank fields: polars reads a line of blanks
+            # as a first field) holds nothing: skipped, its number kept for the rest
+            return numbered.filter(~pl.all_horizontal(
+                pl.col(frame.columns).str.strip_chars().fill_null("") == ""))
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
-        if path.suffix == ".parquet":
+        if suffix == ".parquet":
             check.add(Problem(path, f"a readable Parquet file ({_first_line(error)})"), limit)
             return None
-    reader = _read_csv_lines if path.suffix == ".csv" else _read_json_lines
+    reader = _read_csv_lines if suffix == ".csv" else _read_json_lines
     return reader(path, check, limit)
+
+
+def _maybe_nested_as_text(frame: pl.DataFrame) -> bool:
+    """Whether a JSON Lines frame's text may hold a list or an object: polars writes one
+    as its JSON text where the same key holds text in another record (the reader of
+    single records, `_read_json_lines`, tells them from text that starts alike)."""
+    text = pl.col(pl.String)
+    return bool(frame.select(pl.any_horizontal(
+        text.str.starts_with("[") | text.str.starts_with("{")).any()).item() or False)
+
+
+def _header_problem(path: Path) -> str | None:
+    """What is wrong with a CSV file's header line (polars would rename a repeated name
+    and read on), or None."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            header = next(csv.reader(handle), None)
+    except csv.Error:
+        header = None
+    if not header or len(set(header)) != len(header) or not all(map(_utf8, header)):
+        return "a UTF-8 header line naming each column once"
+    return None
 
 
 SINGLE_VALUE = "a single value (text, a number, true or false), not a list or an object"
@@ -121,16 +168,13 @@ def _first_line(error: Exception) -> str:
 
 def _read_csv_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
     """Slow path for a CSV file polars refused: keep well-formed rows, report the rest."""
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         rows = csv.reader(handle)
-        header = next(rows, None)
-        if not header or len(set(header)) != len(header) or not all(map(_utf8, header)):
-            check.add(Problem(path, "a UTF-8 header line naming each column once"), limit)
-            return None
+        header = next(rows)  # read_raw checked it
         good: list[list[str | None]] = []
         numbers: list[int] = []
         for number, row in enumerate(rows, start=1):
-            if not any(row):  # a blank line, or one of empty fields, as the fast path
+            if not any(value.strip() for value in row):  # blank, as the fast path
                 continue
             if len(row) == len(header) and all(map(_utf8, row)):
                 good.append([value if value != "" else None for value in row])
@@ -156,7 +200,7 @@ def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame |
     """Slow path for a JSON Lines file polars refused: keep parsable objects, report the rest."""
     records: list[dict[str, str | None]] = []
     numbers: list[int] = []
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
         lines = (line for line in handle if line.strip())  # rows count records, as polars does
         for number, line in enumerate(lines, start=1):
             try:

@@ -25,11 +25,13 @@ from pydantic import (
     PositiveInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from features.contract.problems import FileCheck, Problem
+from features.contract.problems import FileCheck, Problem, validation_message
 from features.contract.schema import (
     COUNTRY_PATTERN,
     ID_MAX_CHARS,
@@ -181,11 +183,15 @@ class Offer(BaseModel):
     valid_from: AwareDatetime | None = None
     valid_to: AwareDatetime | None = None
 
-    @model_validator(mode="after")
-    def _window_is_ordered(self) -> Offer:
-        if self.valid_from and self.valid_to and self.valid_to <= self.valid_from:
-            raise ValueError("valid_to must be later than valid_from")
-        return self
+    @field_validator("valid_to")
+    @classmethod
+    def _after_valid_from(cls, valid_to: datetime | None,
+                          info: ValidationInfo) -> datetime | None:
+        """Checked on the field (valid_from is read before it), so a problem names it."""
+        valid_from = info.data.get("valid_from")
+        if valid_from and valid_to and valid_to <= valid_from:
+            raise ValueError(f"a time later than valid_from ({valid_from.isoformat()})")
+        return valid_to
 
     def is_valid_at(self, moment: datetime) -> bool:
         starts_ok = self.valid_from is None or self.valid_from <= moment
@@ -276,7 +282,7 @@ def read_offers(path: Path, limit: int = 20) -> tuple[list[Offer], FileCheck]:
 
 
 def _expected(detail: ErrorDetails) -> str:
-    message = str(detail["msg"])
+    message = validation_message(detail["msg"])
     if detail["type"] == "missing":
         return "a value (the field is required)"
     if detail["type"] == UNKNOWN_FIELD:

@@ -22,7 +22,7 @@ class Problem:
         """`FILE: row R (line L), column 'C': got 'V', expected E`."""
         where: list[str] = []
         if self.row is not None:
-            line = f" (line {self.row + 1})" if self.file.suffix == ".csv" else ""
+            line = f" (line {self.row + 1})" if self.file.suffix.lower() == ".csv" else ""
             where.append(f"row {self.row}{line}")
         if self.column is not None:
             where.append(f"column {self.column!r}")  # repr: escapes what no text holds
@@ -56,3 +56,9 @@ class FileCheck:
     @property
     def ok(self) -> bool:
         return self.problem_count == 0
+
+
+def validation_message(message: object) -> str:
+    """A pydantic error's message as a person reads it: without the "Value error, " it
+    puts before a validator's own words."""
+    return str(message).removeprefix("Value error, ")

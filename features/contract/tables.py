@@ -95,9 +95,25 @@ def load_table(directory: Path, spec: TableSpec, limit: int = DEFAULT_PROBLEM_LI
         raise DataContractError(f"{directory}: no {spec.name} file; {missing_table(spec)}")
     empty = pl.DataFrame(schema={c.name: PARSED_DTYPES[c.kind] for c in spec.columns
                                  if columns is None or c.name in kept})
-    frame = pl.concat(frames, how="diagonal_relaxed", rechunk=False) if frames else empty
+    frame = _concatenated(frames, spec) if frames else empty
     before = frame.height
     if spec.key is not None:
         key = pl.col(spec.key)
         frame = frame.filter(key.is_null() | pl.struct(keyed).is_first_distinct())
     return LoadedTable(frame, checks, before - frame.height)
+
+
+def _concatenated(frames: list[pl.DataFrame], spec: TableSpec) -> pl.DataFrame:
+    """The files' frames as one. A column outside the contract (kept as it was read) whose
+    type differs between files is taken as text in all of them: polars finds no common
+    type for some (times with a zone and without, dates and booleans)."""
+    contract = {column.name for column in spec.columns}
+    types: dict[str, set[pl.DataType]] = {}
+    for frame in frames:
+        for name, dtype in frame.schema.items():
+            if name not in contract:
+                types.setdefault(name, set()).add(dtype)
+    mixed = [name for name, found in types.items() if len(found) > 1]
+    return pl.concat([frame.with_columns(pl.col(name).cast(pl.String) for name in mixed
+                                         if name in frame.columns) for frame in frames],
+                     how="diagonal_relaxed", rechunk=False)

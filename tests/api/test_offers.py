@@ -106,3 +106,11 @@ def test_ids_and_categories_are_trimmed_as_written(catalog: TestClient) -> None:
     assert catalog.get(padded).json()["offer_id"] == OFFER["offer_id"]
     for refused in ("%1Fzz%1E", "%20"):  # a control character, nothing but blanks
         assert catalog.get(f"/v1/offers/{refused}").status_code == 422
+
+
+def test_an_offer_ending_before_it_starts_is_refused_at_valid_to(catalog: TestClient) -> None:
+    body = _put(catalog, {**OFFER, "valid_from": "2026-03-01T00:00:00Z",
+                          "valid_to": "2026-02-01T00:00:00Z"})
+    problems = body["problems"]
+    assert isinstance(problems, list) and [p["location"] for p in problems] == ["body.valid_to"]
+    assert problems[0]["message"] == "a time later than valid_from (2026-03-01T00:00:00+00:00)"

@@ -14,7 +14,7 @@ from redis.connection import AbstractConnection
 from decisions import catalog as catalog_module
 from decisions import keys
 from decisions.candidates import CandidateTable
-from decisions.catalog import OfferCatalog, load_offers_file
+from decisions.catalog import OfferCatalog, offers_to_publish
 from decisions.engine import DecisionEngine
 from decisions.policy import Policy
 from features.contract.offers import Offer
@@ -345,13 +345,13 @@ offers:
 """
 
 
-def test_load_offers_file_keeps_the_good_offers(redis_client: redis.Redis,
-                                                tmp_path: Path) -> None:
+def test_a_file_s_good_offers_are_published(redis_client: redis.Redis,
+                                            tmp_path: Path) -> None:
     OfferCatalog(redis_client).put(_offer("old"))
     path = tmp_path / "offers.yaml"
     path.write_text(OFFERS_YAML)
-    version, check = load_offers_file(redis_client, path)
-    assert version == 2
+    offers, check = offers_to_publish(path)
+    assert OfferCatalog(redis_client).replace_all(offers) == 2
     assert (check.rows, check.invalid_rows) == (3, 1)
     assert [(p.row, p.column) for p in check.shown] == [(2, "cost")]
     snapshot = OfferCatalog(redis_client).snapshot()
@@ -359,13 +359,13 @@ def test_load_offers_file_keeps_the_good_offers(redis_client: redis.Redis,
     assert [o.offer_id for o in snapshot.offers] == ["freeship", "welcome10"]
 
 
-def test_load_offers_file_never_empties_the_catalog_for_a_broken_file(
+def test_a_broken_file_is_never_published_over_the_catalog(
         redis_client: redis.Redis, tmp_path: Path) -> None:
     OfferCatalog(redis_client).put(_offer("old"))
     path = tmp_path / "offers.yaml"
     path.write_text("offers: [\n")
     with pytest.raises(DataContractError, match="left as it was"):
-        load_offers_file(redis_client, path)
+        offers_to_publish(path)
     snapshot = OfferCatalog(redis_client).snapshot()
     assert (snapshot.version, [o.offer_id for o in snapshot.offers]) == (1, ["old"])
 

@@ -91,6 +91,28 @@ def test_publish_then_export_the_live_events(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "already exists" in again.output
 
 
+def test_a_publish_that_fails_changes_nothing_served(tmp_path: Path) -> None:
+    """Every input is read and checked before the features switch: an offers file with no
+    valid offer, or no events up to the cut-off, left the store switched to the new
+    features (and the same command then failed with the version already there)."""
+    world = tmp_path / "w"
+    runner.invoke(app, ["generate", "--out", str(world), "--users", "100", "--days", "10"])
+    assert runner.invoke(app, ["publish", str(world), "--version", "first"]).exit_code == 0
+    (world / "offers.yaml").write_text("offers: [\n")
+    broken = runner.invoke(app, ["publish", str(world), "--version", "second"])
+    assert broken.exit_code == 2
+    assert "no valid offer to publish" in " ".join(broken.output.split())
+    (world / "offers.yaml").unlink()
+    early = runner.invoke(app, ["publish", str(world), "--version", "second",
+                                "--as-of", "2000-01-01T00:00:00Z"])
+    assert early.exit_code == 2, early.output
+    assert "no valid events up to 2000-01-01" in " ".join(early.output.split())
+    store = open_store()
+    assert (store.current() or pytest.fail("no version")).version == "first"
+    assert store.versions() == ["first"]
+    assert runner.invoke(app, ["publish", str(world), "--version", "second"]).exit_code == 0
+
+
 def test_a_bad_cut_off_says_what_to_write(tmp_path: Path) -> None:
     result = runner.invoke(app, ["publish", str(tmp_path), "--as-of", "yesterday"])
     assert result.exit_code == 2
@@ -132,6 +154,12 @@ def test_train_registers_a_version_that_can_be_promoted(tmp_path: Path) -> None:
         "contact_volume.json", "report.html", "meta.json", "metrics.json", "checksums.json"}
     report = (models / version / "report.html").read_text()
     assert report.count("<svg") == 6 and "calibration by decile" in report
+    empty = tmp_path / "empty"  # a publish that fails promotes nothing
+    empty.mkdir()
+    (empty / "events.csv").write_text("user_id,ts,event_type\n")
+    failed = runner.invoke(app, ["publish", str(empty), "--models", str(models)])
+    assert failed.exit_code == 2 and "no valid events" in " ".join(failed.output.split())
+    assert "* " not in runner.invoke(app, ["models", "list", "--models", str(models)]).stdout
     assert runner.invoke(app, ["models", "promote", version, "--models", str(models)]
                          ).exit_code == 0
     listed = runner.invoke(app, ["models", "list", "--models", str(models)])

@@ -1,5 +1,6 @@
 import json
-from datetime import datetime
+import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -57,5 +58,28 @@ def test_a_log_too_short_for_the_offer_model_fails_before_any_model_is_fit(
     generate_world(world, users=50, days=40, seed=8)  # long enough for the other models
     stages: list[str] = []
     with pytest.raises(DataContractError, match="the offer model needs at least 49"):
+        train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
+    assert stages == ["load"]
+
+
+@pytest.mark.parametrize(("kept", "missing"), [
+    ("none", "before the label window or in the label window or in the evaluation window"),
+    ("early", "in the label window or in the evaluation window")])
+def test_a_log_without_purchases_to_learn_or_score_is_a_clear_error(
+        tmp_path: Path, redis_client: redis.Redis, kept: str, missing: str) -> None:
+    """The models learn from purchases: without any in a window, training ended in a
+    traceback from polars or LightGBM."""
+    world = tmp_path / "world"
+    generate_world(world, users=60, days=70, seed=8)
+    events = pl.read_parquet(world / "events")
+    first = events["ts"].min()
+    assert isinstance(first, datetime)
+    bought = pl.col("event_type") == "purchase"
+    early = pl.col("ts") < first + timedelta(days=20)
+    shutil.rmtree(world / "events")
+    events.filter(~bought | (early if kept == "early" else pl.lit(False))).write_parquet(
+        world / "events.parquet")
+    stages: list[str] = []
+    with pytest.raises(DataContractError, match=f"no purchase {missing} "):
         train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
     assert stages == ["load"]

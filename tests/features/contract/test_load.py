@@ -1,5 +1,6 @@
+import codecs
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -113,6 +114,21 @@ def test_a_list_or_a_stray_byte_in_a_jsonl_row_is_named_and_the_rest_loads(
     assert "UTF-8" in shown[1] and "\\xc9" in shown[1]
 
 
+def test_a_list_or_an_object_beside_text_in_jsonl_is_not_taken_as_its_json(
+        tmp_path: Path) -> None:
+    """Polars reads a key holding text in some records and a list or an object in others
+    as text: the user `["u2"]` was loaded."""
+    directory = write_dataset(tmp_path)
+    path = _users(directory, suffix="jsonl", raw=(
+        b'{"user_id": "u1", "country": "FR"}\n{"user_id": ["u2"]}\n'
+        b'{"user_id": "[u3]", "country": {"code": "JP"}}\n{"user_id": "{u4}"}\n'))
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "{u4}"]  # text that starts alike
+    assert [(problem.row, problem.column) for problem in loaded.checks[0].shown] == [
+        (2, "user_id"), (3, "country")]
+    assert str(loaded.checks[0].shown[0]).startswith(f"{path}: row 2, column 'user_id'")
+
+
 def test_a_stray_byte_in_a_csv_row_is_named_and_the_rest_loads(tmp_path: Path) -> None:
     directory = write_dataset(tmp_path)
     raw = b"user_id,country\nu1,FR\nu\xff2,US\nu3,JP\n"
@@ -154,6 +170,100 @@ def test_blank_lines_and_lines_of_empty_fields_are_skipped(tmp_path: Path) -> No
     assert loaded.frame["user_id"].to_list() == ["u1", "u3"]
     [problem] = [str(problem) for problem in loaded.checks[0].shown]
     assert "row 3 (line 4)" in problem and "2 comma-separated fields, found 3" in problem
+
+
+def test_lines_of_blanks_are_skipped_by_both_readers(tmp_path: Path) -> None:
+    """As a blank field is empty: a line of spaces was a row with a user id of spaces."""
+    directory = write_dataset(tmp_path)
+    _users(directory, raw=b"user_id,country\nu1,FR\n  \n \t, \nu2,US\n", suffix="csv")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u2"] and loaded.checks[0].ok
+    broken = write_dataset(tmp_path / "broken")
+    _users(broken, raw=b"user_id,country\nu1,FR\n  \nu2,US,extra\n \t, \nu3,JP\n", suffix="csv")
+    loaded = load_table(broken, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u3"]
+    [problem] = [str(problem) for problem in loaded.checks[0].shown]
+    assert "row 3 (line 4)" in problem
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path, suffix: str) -> None:
+    """Excel's "CSV UTF-8" starts with one: the slow readers (a bad row beside) read it into
+    the first column's name, or the first record, and lost every row or the first."""
+    directory = write_dataset(tmp_path)
+    rows = (b"user_id,country\nu1,FR\nu2,US,extra\nu3,JP\n" if suffix == "csv" else
+            b'{"user_id": "u1", "country": "FR"}\n{"user_id": ["u2"]}\n'
+            b'{"user_id": "u3", "country": "JP"}\n')
+    _users(directory, raw=codecs.BOM_UTF8 + rows, suffix=suffix)
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u3"]
+    assert [problem.row for problem in loaded.checks[0].shown] == [2]
+
+
+@pytest.mark.parametrize("rows", [b"u1,coffee,tea\n", b"u1,coffee,tea\nu2,x,y,extra\n"])
+def test_a_header_naming_a_column_twice_is_refused_by_both_readers(
+        tmp_path: Path, rows: bytes) -> None:
+    """The fast reader renamed the second `category_duplicated_0`, the first won."""
+    directory = write_dataset(tmp_path)
+    path = _users(directory, raw=b"user_id,country,country\n" + rows, suffix="csv")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame.height == 0
+    assert [str(problem) for problem in loaded.checks[0].shown] == [
+        f"{path}: expected a UTF-8 header line naming each column once"]
+
+
+def test_part_files_in_partitions_and_any_case_are_read_and_others_named(
+        tmp_path: Path) -> None:
+    """Files nbo does not read were skipped without a word, and their rows lost."""
+    directory = write_dataset(tmp_path)
+    (directory / "users.csv").unlink()
+    parts = directory / "users"
+    (parts / "country=FR").mkdir(parents=True)
+    (parts / "part-0.csv").write_text("user_id,country\nu1,FR\n")
+    (parts / "part-1.CSV").write_text("user_id,country\nu2,US\n")
+    (parts / "country=FR" / "part-2.csv").write_text("user_id,country\nu3,FR\n")
+    (parts / "part-3.csv.gz").write_bytes(b"\x1f\x8b")
+    (parts / "_SUCCESS").write_text("")  # a writer's marks, not the table's
+    (parts / ".part-0.csv.crc").write_text("")
+    loaded = load_table(directory, USERS)
+    assert sorted(loaded.frame["user_id"].to_list()) == ["u1", "u2", "u3"]
+    problems = [str(problem) for check in loaded.checks for problem in check.shown]
+    assert problems == [f"{parts / 'part-3.csv.gz'}: expected a table file nbo reads: .csv, "
+                        ".parquet, .jsonl, .ndjson (compressed files are not read: decompress "
+                        "them)"]
+
+
+def test_a_duration_in_parquet_is_named_as_any_wrong_value(tmp_path: Path) -> None:
+    """Polars casts a duration to nothing, not even text: checking one ended in a
+    traceback."""
+    directory = write_dataset(tmp_path)
+    frame = pl.DataFrame({"user_id": ["u1", "u2"], "country": ["FR", "US"],
+                          "signup_ts": [None, timedelta(days=3, seconds=5)],
+                          "tenure": [timedelta(days=1), None]})  # an extra column, kept
+    path = _users(directory, frame=frame)
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1"]
+    assert loaded.frame["tenure"].to_list() == ["P1D"]
+    [problem] = loaded.checks[0].shown
+    assert (problem.file, problem.row, problem.column, problem.value) == (
+        path, 2, "signup_ts", "P3DT5S")
+
+
+def test_part_files_whose_extra_columns_differ_in_type_load_as_text(tmp_path: Path) -> None:
+    """Times with a zone in one part and without in another ended loading in a traceback
+    (polars finds no type for both), after `nbo validate` had said the set was valid."""
+    directory = write_dataset(tmp_path)
+    (directory / "users.csv").unlink()
+    (directory / "users").mkdir()
+    for part, (user, login, vip) in enumerate([
+            ("u1", datetime(2026, 1, 1, tzinfo=UTC), True),
+            ("u2", datetime(2026, 1, 2), date(2026, 1, 2))]):
+        pl.DataFrame({"user_id": [user], "last_login": [login], "vip": [vip]}).write_parquet(
+            directory / "users" / f"part-{part}.parquet")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u2"]
+    assert loaded.frame.schema["last_login"] == loaded.frame.schema["vip"] == pl.String
+    assert loaded.frame["vip"].to_list() == ["true", "2026-01-02"]
 
 
 def test_an_event_id_repeats_only_within_one_user(tmp_path: Path) -> None:

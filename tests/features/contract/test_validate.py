@@ -96,7 +96,8 @@ def test_a_ragged_csv_line_is_reported_and_the_rest_still_checked(tmp_path: Path
         (OFFERS_YAML.replace("cost: 5", "cost: -5"), "row 1, column 'cost'"),
         (OFFERS_YAML.replace("valid_to: 2026-03-01T00:00:00+00:00",
                              "valid_to: 2025-03-01T00:00:00+00:00"),
-         "valid_to must be later than valid_from"),
+         "row 1, column 'valid_to': got '2025-03-01 00:00:00+00:00', expected a time later "
+         "than valid_from (2026-01-01T00:00:00+00:00)"),
         (OFFERS_YAML.replace("offer_id: coffee-guide", "offer_id: voucher-5"),
          "row 2, column 'offer_id'"),
         (OFFERS_YAML.replace("    value: 0\n", ""), "row 2, column 'value': got <missing>"),
