@@ -229,10 +229,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _VALIDATORS = {
-    "ETag": _header("the content's tag: send it back as If-None-Match to get a 304 while "
-                    "it holds"),
+    "ETag": _header("the content's tag (a decision's only with a campaign_id): send it back "
+                    "as If-None-Match to get a 304 while it holds"),
     "Cache-Control": _header("`private, max-age=` the seconds the campaign's answer is "
-                             "remembered for, or `no-store` (no campaign_id)"),
+                             "remembered for; `no-store` without a campaign_id"),
 }
 
 

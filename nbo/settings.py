@@ -211,20 +211,29 @@ class Settings(BaseSettings):
 
 def _json_keys(text: str | bytes) -> object:
     """NBO_API_KEYS' JSON text, refusing a key listed twice (named by position)."""
-    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    repeated: list[tuple[int, int] | None] = []  # per object read, the inner ones first
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
         seen: dict[str, int] = {}
-        for number, (key, _) in enumerate(pairs, start=1):
+        for number, (key, _) in enumerate(items, start=1):
             if key in seen:
-                raise ValueError(f"NBO_API_KEYS: key #{number} repeats key #{seen[key]}; "
-                                 "give each key one role (admin may do everything)")
+                repeated.append((number, seen[key]))
+                break
             seen[key] = number
-        return dict(pairs)
+        else:
+            repeated.append(None)
+        return dict(items)
 
     try:
-        return json.loads(text, object_pairs_hook=unique)
+        value = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError:
         raise ValueError("NBO_API_KEYS is not valid JSON (its value is not shown: it may "
                          'hold secrets); write {"key": "role", ...}') from None
+    if isinstance(value, dict) and repeated[-1] is not None:  # the outer object: the keys
+        number, first = repeated[-1]
+        raise ValueError(f"NBO_API_KEYS: key #{number} repeats key #{first}; give each key "
+                         "one role (admin may do everything)")
+    return value
 
 
 def _known(setting: str, given: Mapping[str, object], names: Sequence[str]) -> None:

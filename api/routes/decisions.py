@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 import orjson
@@ -50,9 +50,13 @@ def count_answers(services: Services, answers: Sequence[Answer]) -> None:
                                if answer.decided is not None])
 
 
-def json_response(content: object) -> Response:
+def json_response(content: object, headers: Mapping[str, str] | None = None) -> Response:
     """Pre-serialized: orjson writes the decision dataclasses directly."""
-    return Response(orjson.dumps(content), media_type="application/json")
+    return Response(orjson.dumps(content), media_type="application/json", headers=headers)
+
+
+NOT_STORED = {"Cache-Control": "no-store"}
+"""A decision outside a campaign is new at each call (its own id, logged): not to be kept."""
 
 
 def cache_validators(content: bytes, ttl_s: int,
@@ -84,7 +88,7 @@ async def one_decision(services: Services, user_id: str, options: DecisionOption
         return Response(answer.body, media_type="application/json", headers=headers)
     decision = await services.decide(request)
     count_decisions(services, [decision])
-    return json_response(decision)
+    return json_response(decision, NOT_STORED)
 
 
 @router.get("/users/{user_id:id}/decision", summary="The next best decision for one user",

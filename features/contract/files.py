@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -26,13 +27,17 @@ ROW = "__row"  # 1-based record number within its file, kept through parsing
 
 def table_files(directory: Path, table: str) -> list[Path]:
     """The files holding `table` in `directory`; empty when the table is absent. A table's
-    directory holds part files, in sub-directories too (partitions such as `date=.../`);
-    hidden and `_`-prefixed ones (Spark's `_SUCCESS`, checksums) are not the table's."""
+    directory holds part files, in sub-directories too (partitions such as `date=.../`,
+    linked ones included); hidden and `_`-prefixed ones (Spark's `_SUCCESS`, checksums) are
+    not the table's, and it is the table when it holds a table file (or any file, with no
+    single file beside it): its other files are then reported by `read_raw`."""
     singles = [directory / f"{table}{suffix}" for suffix in SUFFIXES]
     found = [path for path in singles if path.is_file()]
     parts = _part_files(directory / table)
-    if parts:
+    if any(map(file_format, parts)) or parts and not found:
         found.append(directory / table)
+    else:
+        parts = []
     if len(found) > 1:
         names = ", ".join(path.name for path in found)
         raise DataContractError(f"{directory}: table '{table}' is given more than once ({names})")
@@ -40,10 +45,21 @@ def table_files(directory: Path, table: str) -> list[Path]:
 
 
 def _part_files(parts_dir: Path) -> list[Path]:
+    """Every file under `parts_dir` (links followed, each directory once), but for hidden
+    and `_`-prefixed ones and those in such directories."""
     if not parts_dir.is_dir():
         return []
-    return sorted(path for path in parts_dir.rglob("*") if path.is_file() and not any(
-        name.startswith((".", "_")) for name in path.relative_to(parts_dir).parts))
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for root, directories, files in os.walk(parts_dir, followlinks=True):
+        place = os.stat(root)
+        if (place.st_dev, place.st_ino) in seen:  # a link back up: walked already
+            directories.clear()
+            continue
+        seen.add((place.st_dev, place.st_ino))
+        directories[:] = [name for name in directories if not name.startswith((".", "_"))]
+        found += [Path(root, name) for name in files if not name.startswith((".", "_"))]
+    return sorted(found)
 
 
 def file_format(path: Path) -> str | None:
@@ -63,37 +79,51 @@ def read_raw(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
         check.add(Problem(path, "a table file nbo reads: " + ", ".join(SUFFIXES)
                           + " (compressed files are not read: decompress them)"), limit)
         return None
-    if suffix == ".csv" and (wrong := _header_problem(path)) is not None:
-        check.add(Problem(path, wrong), limit)
-        return None
     try:
-        # the path as it is, not a glob pattern (a directory named `w[1]` matched nothing)
-        if suffix == ".parquet":
-            # durations as their ISO 8601 text (P3DT5S), which no column takes: polars casts
-            # nothing else to text, so a check could not even show one
-            frame = pl.read_parquet(path, glob=False).with_columns(
+        return _read(path, suffix, check, limit)
+    except OSError as error:  # no permission, a broken link, gone meanwhile
+        check.add(Problem(path, f"a readable file ({error.strerror or error})"), limit)
+        return None
+
+
+def _read(path: Path, suffix: str, check: FileCheck, limit: int) -> pl.DataFrame | None:
+    # the path as it is, not a glob pattern (a directory named `w[1]` matched nothing)
+    if suffix == ".parquet":
+        try:
+            # durations as their ISO 8601 text (P3DT5S), which no column takes: polars
+            # casts nothing else to text, so a check could not even show one
+            table = pl.read_parquet(path, glob=False).with_columns(
                 pl.col(pl.Duration).dt.to_string())
-            return _single_values(frame.with_row_index(ROW, offset=1), path, check, limit)
+        except (pl.exceptions.PolarsError, ValueError) as error:
+            check.add(Problem(path, f"a readable Parquet file ({_first_line(error)})"), limit)
+            return None
+        return _single_values(table.with_row_index(ROW, offset=1), path, check, limit)
+    header = _csv_header(path) if suffix == ".csv" else []
+    if header is None:
+        check.add(Problem(path, "a UTF-8 header line naming each column once"), limit)
+        return None
+    frame: pl.DataFrame | None
+    try:
         if suffix == ".csv":
             frame = pl.read_csv(path, infer_schema=False, glob=False)
         else:
             frame = pl.read_ndjson(path.read_bytes().removeprefix(codecs.BOM_UTF8),
                                    infer_schema_length=None)
-        if not (any(_is_compound(dtype) for dtype in frame.dtypes)  # else: row by row
-                or suffix != ".csv" and _maybe_nested_as_text(frame)):
-            numbered = frame.with_row_index(ROW, offset=1)
-            if suffix != ".csv" or not frame.width:
-                return numbered
-            # a blank line (or one of empty or blank fields: polars reads a line of blanks
-            # as a first field) holds nothing: skipped, its number kept for the rest
-            return numbered.filter(~pl.all_horizontal(
-                pl.col(frame.columns).str.strip_chars().fill_null("") == ""))
-    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
-        if suffix == ".parquet":
-            check.add(Problem(path, f"a readable Parquet file ({_first_line(error)})"), limit)
-            return None
-    reader = _read_csv_lines if suffix == ".csv" else _read_json_lines
-    return reader(path, check, limit)
+    except (pl.exceptions.PolarsError, ValueError):
+        frame = None
+    if frame is None or any(_is_compound(dtype) for dtype in frame.dtypes) or (
+            suffix != ".csv" and _maybe_nested_as_text(frame)):  # row by row
+        return (_read_csv_lines(path, header, check, limit) if suffix == ".csv"
+                else _read_json_lines(path, check, limit))
+    numbered = frame.with_row_index(ROW, offset=1)
+    if suffix != ".csv" or not frame.width:
+        return numbered
+    # columns without a name (a spreadsheet's trailing empty cells) are left out; a blank
+    # line (or one of empty or blank fields: polars reads a line of blanks as a first
+    # field) holds nothing: skipped, its number kept for the rest
+    named = [frame.columns[at] for at in _named(header)]
+    return numbered.select(ROW, *named).filter(
+        ~pl.all_horizontal(pl.col(named).str.strip_chars().fill_null("") == ""))
 
 
 def _maybe_nested_as_text(frame: pl.DataFrame) -> bool:
@@ -105,17 +135,24 @@ def _maybe_nested_as_text(frame: pl.DataFrame) -> bool:
         text.str.starts_with("[") | text.str.starts_with("{")).any()).item() or False)
 
 
-def _header_problem(path: Path) -> str | None:
-    """What is wrong with a CSV file's header line (polars would rename a repeated name
-    and read on), or None."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-            header = next(csv.reader(handle), None)
-    except csv.Error:
-        header = None
-    if not header or len(set(header)) != len(header) or not all(map(_utf8, header)):
-        return "a UTF-8 header line naming each column once"
-    return None
+def _csv_header(path: Path) -> list[str] | None:
+    """A CSV file's header line, or None when it has none that names each column once in
+    UTF-8 (polars would rename a repeated name and read on); blank names are allowed (a
+    spreadsheet's trailing empty cells): those columns are left out."""
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        try:
+            header = next(csv.reader(handle), [])
+        except csv.Error:
+            return None
+    names = [header[at] for at in _named(header)]
+    if not names or len(set(names)) != len(names) or not all(map(_utf8, names)):
+        return None
+    return header
+
+
+def _named(header: list[str]) -> list[int]:
+    """The positions of a CSV header's columns that have a name."""
+    return [at for at, name in enumerate(header) if name.strip()]
 
 
 SINGLE_VALUE = "a single value (text, a number, true or false), not a list or an object"
@@ -166,37 +203,45 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _read_csv_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
+def _read_csv_lines(path: Path, header: list[str], check: FileCheck,
+                    limit: int) -> pl.DataFrame:
     """Slow path for a CSV file polars refused: keep well-formed rows, report the rest."""
+    named = _named(header)
+    names = [header[at] for at in named]
+    good: list[list[str | None]] = []
+    numbers: list[int] = []
     with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         rows = csv.reader(handle)
-        header = next(rows)  # read_raw checked it
-        good: list[list[str | None]] = []
-        numbers: list[int] = []
-        for number, row in enumerate(rows, start=1):
-            if not any(value.strip() for value in row):  # blank, as the fast path
+        next(rows)  # the header, read already
+        for number, fields in enumerate(rows, start=1):
+            if not any(value.strip() for value in fields):  # blank, as the fast path
                 continue
-            if len(row) == len(header) and all(map(_utf8, row)):
-                good.append([value if value != "" else None for value in row])
-                numbers.append(number)
-            elif len(row) == len(header):
-                column = next(name for name, value in zip(header, row, strict=True)
-                              if not _utf8(value))
-                check.add(Problem(path, UTF8, row=number, column=column,
-                                  value=_shown(row[header.index(column)])), limit)
-                check.rows += 1
-                check.invalid_rows += 1
-            else:
-                preview = ",".join(row)
-                expected = f"{len(header)} comma-separated fields, found {len(row)}"
-                check.add(Problem(path, expected, row=number, value=preview), limit)
-                check.rows += 1
-                check.invalid_rows += 1
-    frame = pl.DataFrame(good, schema=dict.fromkeys(header, pl.String), orient="row")
+            if len(fields) != len(header):
+                expected = f"{len(header)} comma-separated fields, found {len(fields)}"
+                _refuse(check, Problem(path, expected, number, value=",".join(fields)), limit)
+                continue
+            row = [fields[at] for at in named]
+            if not any(value.strip() for value in row):  # its values in no named column
+                continue
+            wrong = next((at for at, value in enumerate(row) if not _utf8(value)), None)
+            if wrong is not None:
+                _refuse(check, Problem(path, UTF8, number, names[wrong], _shown(row[wrong])),
+                        limit)
+                continue
+            good.append([value if value != "" else None for value in row])
+            numbers.append(number)
+    frame = pl.DataFrame(good, schema=dict.fromkeys(names, pl.String), orient="row")
     return frame.with_columns(pl.Series(ROW, numbers, dtype=pl.UInt32))
 
 
-def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame | None:
+def _refuse(check: FileCheck, problem: Problem, limit: int) -> None:
+    """A row left out for `problem`."""
+    check.add(problem, limit)
+    check.rows += 1
+    check.invalid_rows += 1
+
+
+def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame:
     """Slow path for a JSON Lines file polars refused: keep parsable objects, report the rest."""
     records: list[dict[str, str | None]] = []
     numbers: list[int] = []
@@ -208,18 +253,14 @@ def _read_json_lines(path: Path, check: FileCheck, limit: int) -> pl.DataFrame |
                 if not isinstance(record, dict):
                     raise ValueError("not an object")
             except ValueError:
-                check.add(Problem(path, "a JSON object", row=number,
-                                  value=_shown(line.strip())), limit)
-                check.rows += 1
-                check.invalid_rows += 1
+                _refuse(check, Problem(path, "a JSON object", number,
+                                       value=_shown(line.strip())), limit)
                 continue
             wrong = _first_wrong(record)
             if wrong is not None:
                 key, expected = wrong
-                check.add(Problem(path, expected, row=number, column=_shown(key),
-                                  value=_shown(_as_text(record[key]) or "")), limit)
-                check.rows += 1
-                check.invalid_rows += 1
+                _refuse(check, Problem(path, expected, number, _shown(key),
+                                       _shown(_as_text(record[key]) or "")), limit)
                 continue
             records.append({key: _as_text(value) for key, value in record.items()})
             numbers.append(number)

@@ -69,6 +69,8 @@ def test_answers_are_described_with_their_bodies_headers_and_304s(
         "$ref": "#/components/schemas/Readiness"}
     assert "text/plain" in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     # what is sent is what is described
+    plain = api.get(f"/v1/users/{served_world.users[0]}/decision")
+    assert plain.headers["Cache-Control"] == "no-store" and "ETag" not in plain.headers
     answer = api.get(f"/v1/users/{served_world.users[0]}/decision",
                      params={"campaign_id": "described", "explain": "true"})
     TypeAdapter(Decision).validate_json(answer.content)

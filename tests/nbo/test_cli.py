@@ -197,6 +197,8 @@ def test_serve_refuses_a_bad_role_before_starting_anything(
     ("NBO_API_KEYS", '{"my-secret-key-abc": "decide", "k-2": "ingest", '
      '"my-secret-key-abc": "admin"}', "NBO_API_KEYS: key #3 repeats key #1"),  # JSON kept
     # the last role
+    ("NBO_API_KEYS", '{"my-secret-key-abc": {"a": 1, "a": 2}}',
+     "NBO_API_KEYS: key #1 or its role is not a string"),  # repeats inside a role, not keys
     ("NBO_REDIS_URL", "redis://:my-secret-key-abc/x@127.0.0.1:6379/0",
      "NBO_REDIS_URL is not a valid Redis URL"),  # a password with a / in it
     ("NBO_CONTACT_CAPS", '{"push": [1, 1]}', "NBO_CONTACT_CAPS[push][0]"),  # shown as is

@@ -40,6 +40,7 @@ def test_api_keys_are_a_json_object_of_key_to_role(monkeypatch: pytest.MonkeyPat
     f'{{"k-1": "admin", "{SECRET_KEY}": 1}}', f'{{"{SECRET_KEY}": null}}',
     f'["{SECRET_KEY}"]', f'"{SECRET_KEY}"', f'{{"{SECRET_KEY}": admin}}',
     f'{{"{SECRET_KEY}": "decide", "{SECRET_KEY}": "admin"}}',
+    f'{{"{SECRET_KEY}": {{"a": 1, "a": 2}}}}',  # a role that is no text, repeats inside
 ])
 def test_a_malformed_api_keys_never_shows_a_key(
     monkeypatch: pytest.MonkeyPatch, value: str,

@@ -233,6 +233,48 @@ def test_part_files_in_partitions_and_any_case_are_read_and_others_named(
                         "them)"]
 
 
+def test_linked_partitions_are_read_and_a_broken_link_is_named(tmp_path: Path) -> None:
+    """Path.rglob follows no linked directory, and a broken link is no file: both were
+    left out without a word."""
+    directory = write_dataset(tmp_path)
+    (directory / "users.csv").unlink()
+    parts = directory / "users"
+    parts.mkdir()
+    (parts / "part-0.csv").write_text("user_id,country\nu1,FR\n")
+    elsewhere = tmp_path / "elsewhere" / "country=US"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "part-1.csv").write_text("user_id,country\nu2,US\n")
+    (parts / "country=US").symlink_to(elsewhere)
+    (elsewhere / "loop").symlink_to(parts)  # walked once
+    (parts / "part-2.csv").symlink_to(tmp_path / "gone.csv")
+    loaded = load_table(directory, USERS)
+    assert sorted(loaded.frame["user_id"].to_list()) == ["u1", "u2"]
+    assert [str(problem) for check in loaded.checks for problem in check.shown] == [
+        f"{parts / 'part-2.csv'}: expected a readable file (No such file or directory)"]
+
+
+def test_a_stray_file_in_a_folder_named_like_a_table_is_not_the_table(
+        tmp_path: Path) -> None:
+    """A README in users/ beside users.csv made the table "given twice"."""
+    directory = write_dataset(tmp_path)
+    (directory / "users").mkdir()
+    (directory / "users" / "README.md").write_text("exported nightly\n")
+    assert load_table(directory, USERS).frame.height == 3
+
+
+@pytest.mark.parametrize("extra", ["", "u4,DE,x,y,z\n"])  # the fast reader, the slow one
+def test_columns_without_a_name_are_left_out(tmp_path: Path, extra: str) -> None:
+    """A spreadsheet's trailing empty cells: the whole file was refused as naming a column
+    twice."""
+    directory = write_dataset(tmp_path)
+    _users(directory, raw=f"user_id,country,,\nu1,FR,,\nu2,US,,\n,,x,\n{extra}".encode(),
+           suffix="csv")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u2"]
+    assert "" not in loaded.frame.columns and "_duplicated_0" not in loaded.frame.columns
+    assert [problem.row for problem in loaded.checks[0].shown] == ([4] if extra else [])
+
+
 def test_a_duration_in_parquet_is_named_as_any_wrong_value(tmp_path: Path) -> None:
     """Polars casts a duration to nothing, not even text: checking one ended in a
     traceback."""
