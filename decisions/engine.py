@@ -536,8 +536,10 @@ class DecisionEngine:
         assert context is not None  # only users with a channel are scored
         uplift = with_offer - without
         purchases = state.purchases
-        order_value = (purchases.amount / purchases.lines  # returns may outweigh purchases
-                       if purchases.lines and purchases.amount > 0
+        # the average order: spend over buying occasions (lines of one basket are one
+        # order), as the model's `aov`; returns may outweigh purchases
+        order_value = (purchases.amount / purchases.occasions
+                       if purchases.occasions and purchases.amount > 0
                        else self._policy.default_order_value)
         cost = table.cost[eligible]
         value = expected_value(with_offer, without, cost, order_value, self._policy.order_margin)

@@ -358,6 +358,21 @@ def test_returns_outweighing_purchases_leave_the_default_order_value(api: TestCl
     assert terms["order_value"] == 40.0  # NBO_DEFAULT_ORDER_VALUE
 
 
+def test_the_order_value_is_the_average_basket_not_the_average_line(api: TestClient) -> None:
+    """An offer's value is what a converted order brings: with two lines a basket, the
+    average line halved the value of every offer's uplift (the cost stayed whole)."""
+    start = datetime.now(UTC) - timedelta(days=8)
+    events = [{"user_id": "basket-buyer", "event_type": "purchase",
+               "ts": (start + timedelta(days=2 * basket, minutes=line)).isoformat(),
+               "event_id": f"basket-{basket}-{line}", "item_id": f"i{line}",
+               "category": "coffee", "price": price}
+              for basket in range(4) for line, price in enumerate((10.0, 6.0))]
+    assert api.post("/v1/events", json={"events": events}).json()["applied"] == 8
+    body = api.get("/v1/users/basket-buyer/decision", params={"explain": "true"}).json()
+    assert body["explanation"]["features"]["purchases"] == 8
+    assert body["explanation"]["arbitration"]["order_value"] == 16.0
+
+
 def test_a_user_who_refused_in_app_is_not_reached_there(api: TestClient,
                                                         served_world: ServedWorld) -> None:
     """In-app needs no consent, but an explicit no in the users table is kept (the channel

@@ -56,7 +56,7 @@ def user_context(batch: BatchFeatures) -> pl.DataFrame:
         days_since_purchase=_days(p + "last", batch.anchor).fill_null(-1.0),
         occasions_per_30d=pl.col(p + "occasions").cast(pl.Float64) / months,
         spend_per_30d=pl.col(p + "amount") / months,
-        aov=pl.col(p + "amount") / pl.max_horizontal(pl.col(p + "lines"), 1),
+        aov=pl.col(p + "amount") / pl.max_horizontal(pl.col(p + "occasions"), 1),  # per order
         return_rate=pl.col(p + "returns") / pl.max_horizontal(
             pl.col(p + "lines") + pl.col(p + "returns"), 1),
         days_since_seen=_days("last_seen", batch.anchor).fill_null(-1.0),
