@@ -61,7 +61,8 @@ class ChannelModel:
     def rates(self, batch: BatchFeatures) -> pl.DataFrame:
         """(user_id, channel, open_rate) for every user and channel with a global rate."""
         grid = batch.users.select("user_id", "country").join(
-            pl.DataFrame({"channel": sorted(self.global_rates)}), how="cross")
+            pl.DataFrame({"channel": sorted(self.global_rates)}, schema={"channel": pl.String}),
+            how="cross")
         priors = [{"country": country, "channel": channel, "prior": rate}
                   for country, rates in self.country_rates.items()
                   for channel, rate in rates.items()]

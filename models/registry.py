@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -124,8 +125,8 @@ class ModelRegistry:
         try:
             for name, content in artifacts.items():
                 (staging / name).write_bytes(content)
-            (staging / META).write_text(json.dumps({**meta, "version": version}, indent=2))
-            (staging / METRICS).write_text(json.dumps(metrics, indent=2))
+            (staging / META).write_text(_json({**meta, "version": version}))
+            (staging / METRICS).write_text(_json(metrics))
             checksums = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
             (staging / CHECKSUMS).write_text(json.dumps(checksums, indent=2))
             staging.rename(target)
@@ -215,3 +216,19 @@ class ModelRegistry:
         pipe.set(PROMOTED, versions[earlier])
         pipe.execute()
         return versions[earlier]
+
+
+def _json(value: object) -> str:
+    """JSON text with NaN and infinities (a metric without examples to measure it on)
+    written as null: JSON has no such numbers, and strict readers refuse the file."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(inner) for inner in value]
+    return value

@@ -55,7 +55,7 @@ from training.churn import PARAMETERS as CHURN_PARAMETERS
 from training.churn import ChurnModel, churn_frame, evaluate_churn
 from training.contact_volume import ContactVolume
 from training.cuts import FeaturesAt
-from training.offers.evaluate import OfferExamples, evaluate_offer_response, training_cuts
+from training.offers.evaluate import OfferExamples, check_sends, evaluate_offer_response
 from training.offers.model import SETTINGS as OFFER_SETTINGS
 from training.offers.model import OfferResponseModel
 from training.offers.oracle import offer_value_share
@@ -131,7 +131,7 @@ def train(directory: Path, models: ModelRegistry, seed: int = 0,
     features = FeaturesAt(events, users, items)
     split = TimeSplit.last_days(events)
     if offers:
-        training_cuts(events, split.eval_cut)  # the offer model's longer need, asked first
+        check_sends(events, split)  # the offer model's longer needs, asked first
     latest = TimeSplit(split.end - (split.eval_cut - split.fit_cut), split.end, split.end)
     truth_dir = directory / "ground_truth"
     metrics: dict[str, Any] = {}

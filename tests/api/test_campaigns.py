@@ -95,7 +95,7 @@ def test_without_a_campaign_every_call_decides(api: TestClient,
     second = api.post("/v1/decisions", json={"user_ids": users}).json()["decisions"]
     assert {d["decision_id"] for d in first}.isdisjoint(d["decision_id"] for d in second)
     single = api.get(f"/v1/users/{users[0]}/decision")
-    assert single.headers.get("Cache-Control") is None
+    assert single.headers.get("Cache-Control") == "no-store" and "ETag" not in single.headers
 
 
 def test_a_campaign_decision_is_forgotten_after_its_time(api: TestClient,

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,17 @@ def test_a_broken_checksums_file_is_refused(tmp_path: Path, redis_client: redis.
     for check in (registry.promote, registry.get):
         with pytest.raises(ModelVersionError, match=wanted):
             check("v1")
+
+
+def test_metrics_without_a_value_are_written_as_json_null(tmp_path: Path,
+                                                          redis_client: redis.Redis) -> None:
+    """A metric with no example to measure it on is NaN: written as is, strict JSON readers
+    (a dashboard's, JSON.parse) refused the version's metrics.json and `nbo train`'s line."""
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    registry.register({"model.txt": b"trees"}, {"timings_s": {"fit": 0.5}},
+                      {"auc": float("nan"), "channel": {"rates": [0.5, float("inf")]}},
+                      version="v1")
+    text = (tmp_path / "models" / "v1" / "metrics.json").read_text()
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert strict == {"auc": None, "channel": {"rates": [0.5, None]}}
+    assert registry.get("v1").metrics == strict

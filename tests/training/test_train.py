@@ -83,3 +83,28 @@ def test_a_log_without_purchases_to_learn_or_score_is_a_clear_error(
     with pytest.raises(DataContractError, match=f"no purchase {missing} "):
         train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
     assert stages == ["load"]
+
+
+@pytest.mark.parametrize(("paused", "missing"), [
+    ("all", "before .* to learn from nor between then and .* to score on"),
+    ("last", "between .* and .* UTC to score on")])
+def test_offers_without_sends_to_learn_or_score_are_a_clear_error(
+        tmp_path: Path, redis_client: redis.Redis, paused: str, missing: str) -> None:
+    """The offer model learns from sends: with none logged (or campaigns paused at the end),
+    training ended in a traceback after every other model was fit."""
+    world = tmp_path / "world"
+    generate_world(world, users=60, days=70, seed=8)
+    events = pl.read_parquet(world / "events")
+    end = events["ts"].max()
+    assert isinstance(end, datetime)
+    message = pl.col("event_type").str.starts_with("message_")
+    recent = pl.col("ts") > end - timedelta(days=14)
+    shutil.rmtree(world / "events")
+    events.filter(~(message & (recent if paused == "last" else pl.lit(True)))
+                  | (pl.col("ts") == end)).write_parquet(world / "events.parquet")
+    stages: list[str] = []
+    with pytest.raises(DataContractError, match=f"no message with a channel was sent {missing}"):
+        train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
+    assert stages == ["load"]
+    (world / "offers.yaml").unlink()  # without offers, the other models train
+    assert train(world, ModelRegistry(tmp_path / "models", redis_client)).version

@@ -145,8 +145,12 @@ def evaluate_brand_ranking(features: FeaturesAt, split: TimeSplit, seed: int = 0
                              / DAY_SECONDS / OWN_HISTORY_HALF_LIFE_DAYS)).sum())
     own = overall.join(history, on=["user_id", "key"], how="left").select(
         "user_id", "key", score=pl.col("own").fill_null(0.0) + 1e-6 * pl.col("score"))
+    # a buyer the ranker has nothing on (no brand kept, no category) gets the popular
+    # brands, as at serving: every ranking is scored on the same buyers
+    served = pl.concat([model, overall.join(model.select("user_id").unique(), on="user_id",
+                                            how="anti")])
     metrics: dict[str, float] = {}
-    for name, scores in (("", model), ("popularity_", overall), ("own_history_", own)):
+    for name, scores in (("", served), ("popularity_", overall), ("own_history_", own)):
         result = ranking_metrics(scores, relevant, k)
         metrics[f"{name}ndcg@{k}"] = result[f"ndcg@{k}"]
         metrics[f"{name}recall@{k}"] = result[f"recall@{k}"]

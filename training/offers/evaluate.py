@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from features.contract.offers import Offer
+from features.contract.schema import EventType
 from nbo.errors import DataContractError
 from training.binary_metrics import binary_metrics
 from training.cuts import FeaturesAt
@@ -43,6 +44,28 @@ def training_cuts(events: pl.DataFrame, eval_cut: datetime) -> list[datetime]:
             f"{WINDOW.days} of sends, {ATTRIBUTION.days} to attribute their purchases, then "
             "the evaluation window")
     return usable
+
+
+def check_sends(events: pl.DataFrame, split: TimeSplit) -> None:
+    """The offer model learns from the messages sent in its training cuts' windows and is
+    scored on those after the evaluation cut: a log without any there (campaigns paused,
+    sends not logged) is refused before any model is fit."""
+    sent = events.filter((pl.col("event_type") == EventType.MESSAGE_SENT.value)
+                         & pl.col("channel").is_not_null())["ts"]
+    learned = any(((sent > cut) & (sent <= cut + WINDOW)).any()
+                  for cut in training_cuts(events, split.eval_cut))
+    scored = ((sent > split.eval_cut) & (sent <= split.end - ATTRIBUTION)).any()
+    missing = [window for window, found in (
+        (f"before {split.eval_cut:%Y-%m-%d %H:%M} UTC to learn from", learned),
+        (f"between then and {split.end - ATTRIBUTION:%Y-%m-%d %H:%M} UTC to score on"
+         if not learned else f"between {split.eval_cut:%Y-%m-%d %H:%M} and "
+         f"{split.end - ATTRIBUTION:%Y-%m-%d %H:%M} UTC to score on", scored))
+        if not found]
+    if missing:
+        raise DataContractError(
+            f"an offers file is given, but no message with a channel was sent "
+            f"{' nor '.join(missing)}: the offer model learns from sends (message_sent "
+            "events) and the purchases they bring; log them, or train without the offers file")
 
 
 class OfferExamples:
