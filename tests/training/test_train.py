@@ -1,5 +1,6 @@
 import json
 import shutil
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -56,10 +57,27 @@ def test_a_log_too_short_for_the_offer_model_fails_before_any_model_is_fit(
         tmp_path: Path, redis_client: redis.Redis) -> None:
     world = tmp_path / "world"
     generate_world(world, users=50, days=40, seed=8)  # long enough for the other models
+    _refused_before_any_fit(world, ModelRegistry(tmp_path / "models", redis_client),
+                            "the offer model needs at least 49")
+
+
+def _refused_before_any_fit(world: Path, registry: ModelRegistry, reason: str) -> None:
     stages: list[str] = []
-    with pytest.raises(DataContractError, match="the offer model needs at least 49"):
-        train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
+    with pytest.raises(DataContractError, match=reason):
+        train(world, registry, report=stages.append)
     assert stages == ["load"]
+
+
+def _world_keeping(tmp_path: Path, keep: Callable[[datetime, datetime], pl.Expr]) -> Path:
+    """A generated world of 70 days whose events are those `keep(first, last)` selects."""
+    world = tmp_path / "world"
+    generate_world(world, users=60, days=70, seed=8)
+    events = pl.read_parquet(world / "events")
+    first, last = events["ts"].min(), events["ts"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    shutil.rmtree(world / "events")
+    events.filter(keep(first, last)).write_parquet(world / "events.parquet")
+    return world
 
 
 @pytest.mark.parametrize(("kept", "missing"), [
@@ -69,20 +87,10 @@ def test_a_log_without_purchases_to_learn_or_score_is_a_clear_error(
         tmp_path: Path, redis_client: redis.Redis, kept: str, missing: str) -> None:
     """The models learn from purchases: without any in a window, training ended in a
     traceback from polars or LightGBM."""
-    world = tmp_path / "world"
-    generate_world(world, users=60, days=70, seed=8)
-    events = pl.read_parquet(world / "events")
-    first = events["ts"].min()
-    assert isinstance(first, datetime)
-    bought = pl.col("event_type") == "purchase"
-    early = pl.col("ts") < first + timedelta(days=20)
-    shutil.rmtree(world / "events")
-    events.filter(~bought | (early if kept == "early" else pl.lit(False))).write_parquet(
-        world / "events.parquet")
-    stages: list[str] = []
-    with pytest.raises(DataContractError, match=f"no purchase {missing} "):
-        train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
-    assert stages == ["load"]
+    world = _world_keeping(tmp_path, lambda first, _: (pl.col("event_type") != "purchase") | (
+        pl.col("ts") < first + timedelta(days=20) if kept == "early" else pl.lit(False)))
+    _refused_before_any_fit(world, ModelRegistry(tmp_path / "models", redis_client),
+                            f"no purchase {missing} ")
 
 
 @pytest.mark.parametrize(("paused", "missing"), [
@@ -92,19 +100,11 @@ def test_offers_without_sends_to_learn_or_score_are_a_clear_error(
         tmp_path: Path, redis_client: redis.Redis, paused: str, missing: str) -> None:
     """The offer model learns from sends: with none logged (or campaigns paused at the end),
     training ended in a traceback after every other model was fit."""
-    world = tmp_path / "world"
-    generate_world(world, users=60, days=70, seed=8)
-    events = pl.read_parquet(world / "events")
-    end = events["ts"].max()
-    assert isinstance(end, datetime)
-    message = pl.col("event_type").str.starts_with("message_")
-    recent = pl.col("ts") > end - timedelta(days=14)
-    shutil.rmtree(world / "events")
-    events.filter(~(message & (recent if paused == "last" else pl.lit(True)))
-                  | (pl.col("ts") == end)).write_parquet(world / "events.parquet")
-    stages: list[str] = []
-    with pytest.raises(DataContractError, match=f"no message with a channel was sent {missing}"):
-        train(world, ModelRegistry(tmp_path / "models", redis_client), report=stages.append)
-    assert stages == ["load"]
+    world = _world_keeping(tmp_path, lambda _, last: ~(
+        pl.col("event_type").str.starts_with("message_")
+        & (pl.col("ts") > last - timedelta(days=14) if paused == "last" else pl.lit(True)))
+        | (pl.col("ts") == last))
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    _refused_before_any_fit(world, registry, f"no message with a channel was sent {missing}")
     (world / "offers.yaml").unlink()  # without offers, the other models train
-    assert train(world, ModelRegistry(tmp_path / "models", redis_client)).version
+    assert train(world, registry).version
