@@ -112,7 +112,8 @@ def _read(path: Path, suffix: str, check: FileCheck, limit: int) -> pl.DataFrame
     except (pl.exceptions.PolarsError, ValueError):
         frame = None
     if frame is None or any(_is_compound(dtype) for dtype in frame.dtypes) or (
-            suffix != ".csv" and _maybe_nested_as_text(frame)):  # row by row
+            _maybe_nested_as_text(frame) if suffix != ".csv"
+            else frame.width != len(header)):  # row by row
         return (_read_csv_lines(path, header, check, limit) if suffix == ".csv"
                 else _read_json_lines(path, check, limit))
     numbered = frame.with_row_index(ROW, offset=1)
