@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,9 +33,10 @@ from features.contract.schema import (
 FUTURE_SLACK = timedelta(minutes=10)
 """How far ahead of this server's clock an event's or a feedback's time may be (a sender's
 clock may run a little fast); later ones are refused."""
-Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                     max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
 """A user, campaign or offer id, as the events contract takes them."""
-IdPath = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS), AfterValidator(clean_text)]
+IdPath = Annotated[Id, Path()]
 """A user or item id in a route's path, taken as `Id` is; routes write it `{user_id:id}`."""
 
 
@@ -51,8 +53,10 @@ register_url_convertor("id", IdConvertor())
 
 
 def valid_user_id(user_id: str) -> bool:
-    """Whether `IdPath` takes `user_id`."""
-    return 1 <= len(user_id) <= ID_MAX_CHARS and is_clean_text(user_id)
+    """Whether `IdPath` takes `user_id` as it is (one with blanks around is trimmed by the
+    route)."""
+    return (1 <= len(user_id) <= ID_MAX_CHARS and user_id == user_id.strip()
+            and is_clean_text(user_id))
 
 
 class DecisionOptions(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,7 @@ def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFr
         if not isinstance(latest, datetime):
             raise ValueError("no events to compute features from; pass an anchor")
         anchor = latest
+    anchor = anchor.astimezone(UTC)  # the store's days are UTC days (kept.py)
     events = events.select(EVENT_COLUMNS).filter(pl.col("ts") <= anchor)
     priced = items if items["price"].drop_nulls().len() else events
     bands = PriceBands.from_prices(priced.select("category", "price"))

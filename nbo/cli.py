@@ -48,7 +48,7 @@ from models.registry import ModelRegistry
 from nbo.errors import DataContractError, NboError, RedisUnavailableError
 from nbo.redis_server import connect, redis_url
 from nbo.settings import Settings, get_settings
-from nbo.workers import serve_workers
+from nbo.workers import ensure_free, serve_workers
 from training.affinity.als import Factorization
 from training.sample import MAX_TRAINING_USERS
 from training.synthetic.world import generate_world
@@ -230,7 +230,7 @@ def _timestamp(text: str, hint: str) -> datetime:
     except ValueError as error:
         raise typer.BadParameter("expected an ISO 8601 time such as 2026-03-01T00:00Z",
                                  param_hint=hint) from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 @events_app.command("export")
@@ -250,6 +250,9 @@ def events_export(
                                  param_hint="--after")
     with _errors_as_exit_codes():
         report = export_events(open_store(), directory, fmt, after)
+    if report.path is None:
+        console.print(f"no event logged after {after}: nothing written")
+        return
     console.print(f"wrote {report.events:,} events to {report.path}"
                   + (f" (last id {report.last_id}; --after {report.last_id} continues)"
                      if report.last_id else ""))
@@ -342,6 +345,7 @@ def serve(
         get_settings.cache_clear()
     _check_settings()  # a bad NBO_ value stops here, not in each worker
     with _errors_as_exit_codes():
+        ensure_free(host, port)  # before starting anything
         redis_url()  # start the embedded server once, before the workers share it
     if workers == 1:
         # uvicorn shuts down gracefully on SIGTERM, then raises it again: exit then, so that
@@ -393,6 +397,8 @@ def demo(
     """Generate a world, validate it, train and promote models, publish the features and
     offers, then serve the API on localhost."""
     _check_settings()  # now, not after minutes of work
+    with _errors_as_exit_codes():
+        ensure_free("127.0.0.1", port)
     ending_today = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
     generate(out=out, users=users, days=days, seed=seed, start=ending_today)
     validate(directory=out)

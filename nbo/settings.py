@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -145,8 +146,13 @@ class Settings(BaseSettings):
         if scheme.lower() not in ("redis", "rediss", "unix"):
             raise ValueError("NBO_REDIS_URL must start with redis://, rediss:// or unix://")
         try:
-            urlsplit(url).port  # noqa: B018 (raises on a port that is no number)
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is no number)
             parse_url(url)  # type: ignore[no-untyped-call]  # its options, as redis-py reads them
+            if scheme.lower() != "unix" and not re.fullmatch(r"/?\d*", parts.path):
+                # redis-py ignores a database that is no number: a password's / read as
+                # the end of the host (redis://:pa@ss/word@host) tried the host "ss"
+                raise ValueError("a path that is no database number")
         except ValueError:
             raise ValueError("NBO_REDIS_URL is not a valid Redis URL (its value is not shown: "
                              "percent-encode any / # ? @ in its password)") from None

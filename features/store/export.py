@@ -16,7 +16,7 @@ from nbo.errors import DataContractError, NboError
 
 @dataclass(frozen=True)
 class ExportReport:
-    path: Path
+    path: Path | None  # None: no event to export, nothing written
     events: int
     first_id: str | None
     last_id: str | None  # pass as `after` to export only what came later
@@ -45,9 +45,12 @@ def export_events(store: FeatureStore, directory: Path, fmt: str = "parquet",
         for entry_id, event in page:
             rows.append(event.record())
             after = last = entry_id
+    if first is None:  # a file of no event would be no table (a JSON Lines file names
+        # no column), and every later empty export's name the same
+        return ExportReport(None, 0, None, None)
     schema = {column.name: PARSED_DTYPES[column.kind] for column in EVENTS.columns}
     frame = pl.DataFrame(rows, schema=schema, orient="row")
-    path = directory / "events" / f"live-{(first or 'empty').replace('-', '_')}.{fmt}"
+    path = directory / "events" / f"live-{first.replace('-', '_')}.{fmt}"
     if path.exists():
         raise NboError(f"{path} already exists; export into another directory")
     write_table(frame, path)

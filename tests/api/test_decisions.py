@@ -308,6 +308,26 @@ def test_a_user_id_with_slashes_is_decided(api: TestClient) -> None:
     assert block.status_code == 200 and block.json()["user_id"] == user
 
 
+def test_an_id_is_trimmed_as_the_events_contract_trims_it(api: TestClient) -> None:
+    """An event's padded user id is trimmed: a decision for the same padded id read another,
+    unknown user, and a blank id was decided and logged."""
+    user = "padded-user"
+    event = {"user_id": f" {user} ", "ts": datetime.now(UTC).isoformat(),
+             "event_type": "view", "category": "coffee"}
+    assert api.post("/v1/events", json={"events": [event]}).json()["applied"] == 1
+    for padded in (f"{user}%20", f"%20{user}", f"%09{user}"):
+        decision = api.get(f"/v1/users/{padded}/decision")
+        assert decision.status_code == 200, decision.text
+        assert (decision.json()["user_id"], decision.json()["source"]) == (user, "model")
+    block = api.get(f"/v1/users/{user}%20/blocks/offer", params={"format": "json"})
+    assert block.status_code == 200 and block.json()["user_id"] == user
+    batch = api.post("/v1/decisions", json={"user_ids": [f" {user}"]}).json()["decisions"]
+    assert batch[0]["user_id"] == user
+    for blank in ("%20", "%20%20"):
+        assert api.get(f"/v1/users/{blank}/decision").status_code == 422
+    assert api.post("/v1/decisions", json={"user_ids": [" "]}).status_code == 422
+
+
 def test_a_user_without_history_is_answered_from_their_countrys_prior(
         api: TestClient, served_world: ServedWorld) -> None:
     registry_dir = served_world.models / api.get("/v1/models").json()["serving"]

@@ -1,5 +1,6 @@
 import json
-from datetime import timedelta
+import socket
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -113,6 +114,22 @@ def test_a_publish_that_fails_changes_nothing_served(tmp_path: Path) -> None:
     assert runner.invoke(app, ["publish", str(world), "--version", "second"]).exit_code == 0
 
 
+def test_a_cut_off_with_an_offset_is_the_same_instant_in_utc(tmp_path: Path) -> None:
+    """The store's days are UTC days: a cut-off kept at -05:00 dated the user's sends a day
+    off, dropping the last from the contact counts, and was printed as UTC."""
+    world = tmp_path / "w"
+    runner.invoke(app, ["generate", "--out", str(world), "--users", "50", "--days", "10"])
+    last = pl.read_parquet(world / "events")["ts"].max()
+    assert isinstance(last, datetime)
+    cut = (last - timedelta(hours=30)).replace(microsecond=0)
+    local = cut.astimezone(timezone(timedelta(hours=-5)))
+    result = runner.invoke(app, ["publish", str(world), "--as-of", local.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert f"as of {cut:%Y-%m-%d %H:%M} UTC" in " ".join(result.output.split())
+    meta = open_store().current()
+    assert meta is not None and meta.anchor == cut and meta.anchor.utcoffset() == timedelta(0)
+
+
 def test_a_bad_cut_off_says_what_to_write(tmp_path: Path) -> None:
     result = runner.invoke(app, ["publish", str(tmp_path), "--as-of", "yesterday"])
     assert result.exit_code == 2
@@ -201,6 +218,8 @@ def test_serve_refuses_a_bad_role_before_starting_anything(
      "NBO_API_KEYS: key #1 or its role is not a string"),  # repeats inside a role, not keys
     ("NBO_REDIS_URL", "redis://:my-secret-key-abc/x@127.0.0.1:6379/0",
      "NBO_REDIS_URL is not a valid Redis URL"),  # a password with a / in it
+    ("NBO_REDIS_URL", "redis://:my-secret-key-abc@pr0d/2026@127.0.0.1:6379/0",
+     "NBO_REDIS_URL is not a valid Redis URL"),  # redis-py read host pr0d, database none
     ("NBO_CONTACT_CAPS", '{"push": [1, 1]}', "NBO_CONTACT_CAPS[push][0]"),  # shown as is
     ("NBO_CHANNEL_COSTS", '{"/sms": "x"}', "NBO_CHANNEL_COSTS[/sms]")])  # rich read a tag
 def test_bad_settings_stop_serve_with_each_problem_named(
@@ -279,3 +298,18 @@ def test_names_are_printed_as_they_are_not_as_markup(tmp_path: Path) -> None:
                                "--days", "50"]).exit_code == 0
     result = runner.invoke(app, ["validate", str(world)])
     assert result.exit_code == 0 and f"{world}: valid" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", [["demo", "--out", "{tmp}/world", "--models", "{tmp}/m"],
+                                     ["serve"]])
+def test_a_port_in_use_is_refused_before_any_work(tmp_path: Path, command: list[str]) -> None:
+    """The demo generated, trained and published for minutes, then could not listen."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, [*(part.format(tmp=tmp_path) for part in command),
+                                     "--port", str(port)])
+    assert result.exit_code == 4, result.output
+    assert "is in use" in " ".join(result.output.split())
+    assert not (tmp_path / "world").exists()

@@ -347,8 +347,11 @@ def test_logged_events_export_as_a_valid_events_table(
     loaded = load_table(tmp_path, EVENTS)
     assert loaded.invalid_rows == 0
     assert [Event.from_row(row) for row in loaded.frame.iter_rows(named=True)] == late
-    more = export_events(store, tmp_path / "next", after=report.last_id or "-")
-    assert more.events == 0
+    for fmt in ("jsonl", "csv"):  # nothing new: nothing written (a JSON Lines file of no
+        # event named no column, and the next empty export's name was the same)
+        more = export_events(store, tmp_path / "next", fmt, after=report.last_id or "-")
+        assert (more.events, more.path) == (0, None)
+    assert not (tmp_path / "next").exists()
     one_file = tmp_path / "one-file"
     one_file.mkdir()
     (one_file / "events.csv").write_text("user_id,ts,event_type\n")
