@@ -43,8 +43,8 @@ IdPath = Annotated[Id, Path()]
 class IdConvertor(PathConvertor):
     """`{name:id}` in a route's path: any characters, a `/` (as Starlette's `path`) or a line
     feed included. The `path` convertor's `.*` stops at a line feed: an id holding one
-    matched no route (a 404, before even the key was checked) instead of getting the 422
-    every other control character gets from `IdPath`."""
+    matched no route (a 404, before even the key was checked) instead of being read as
+    `IdPath` reads any id (trimmed, then refused for a control character in it)."""
 
     regex = "(?s:.*)"
 

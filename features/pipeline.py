@@ -99,12 +99,19 @@ def load_features(directory: Path, anchor: datetime | None = None,
     """Features from a data set's valid rows: none up to `anchor` is refused (a store of
     no one would replace the one served)."""
     events, users, items = load_inputs(directory)
+    anchor = None if anchor is None else as_utc(anchor)
     first = events["ts"].min()
     if not isinstance(first, datetime) or anchor is not None and first > anchor:
         up_to = "" if anchor is None else f" up to {anchor.isoformat()}"
         raise DataContractError(f"{directory}: no valid events{up_to} to compute features "
                                 f"from (`nbo validate {directory}` lists the problems)")
     return compute_features(events, users, items, anchor, cycle)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC, the zone of the store's days (kept.py); a naive one read as UTC,
+    whatever this machine's zone."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
@@ -116,7 +123,7 @@ def compute_features(events: pl.DataFrame, users: pl.DataFrame, items: pl.DataFr
         if not isinstance(latest, datetime):
             raise ValueError("no events to compute features from; pass an anchor")
         anchor = latest
-    anchor = anchor.astimezone(UTC)  # the store's days are UTC days (kept.py)
+    anchor = as_utc(anchor)
     events = events.select(EVENT_COLUMNS).filter(pl.col("ts") <= anchor)
     priced = items if items["price"].drop_nulls().len() else events
     bands = PriceBands.from_prices(priced.select("category", "price"))

@@ -40,7 +40,7 @@ from features.contract.problems import validation_message
 from features.contract.schema import EVENTS
 from features.contract.tables import DEFAULT_PROBLEM_LIMIT, load_table
 from features.contract.validate import validate_dataset
-from features.pipeline import load_features
+from features.pipeline import as_utc, load_features
 from features.session import SessionContext
 from features.store.export import export_events
 from features.store.redis_store import open_store
@@ -230,7 +230,7 @@ def _timestamp(text: str, hint: str) -> datetime:
     except ValueError as error:
         raise typer.BadParameter("expected an ISO 8601 time such as 2026-03-01T00:00Z",
                                  param_hint=hint) from error
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    return as_utc(moment)
 
 
 @events_app.command("export")

@@ -149,9 +149,10 @@ class Settings(BaseSettings):
             parts = urlsplit(url)
             parts.port  # noqa: B018 (raises on a port that is no number)
             parse_url(url)  # type: ignore[no-untyped-call]  # its options, as redis-py reads them
-            if scheme.lower() != "unix" and not re.fullmatch(r"/?\d*", parts.path):
-                # redis-py ignores a database that is no number: a password's / read as
-                # the end of the host (redis://:pa@ss/word@host) tried the host "ss"
+            if scheme.lower() != "unix" and (not re.fullmatch(r"/?\d*", parts.path)
+                                             or parts.fragment or "@" in parts.query):
+                # redis-py ignores a database that is no number: a password's / # or ?
+                # read as the end of the host (redis://:pa@ss/word@host) tried the host "ss"
                 raise ValueError("a path that is no database number")
         except ValueError:
             raise ValueError("NBO_REDIS_URL is not a valid Redis URL (its value is not shown: "

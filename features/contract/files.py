@@ -112,8 +112,9 @@ def _read(path: Path, suffix: str, check: FileCheck, limit: int) -> pl.DataFrame
     except (pl.exceptions.PolarsError, ValueError):
         frame = None
     if frame is None or any(_is_compound(dtype) for dtype in frame.dtypes) or (
-            _maybe_nested_as_text(frame) if suffix != ".csv"
-            else frame.width != len(header)):  # row by row
+            _maybe_nested_as_text(frame) if suffix != ".csv"  # polars may read a header's
+            else frame.width != len(header) or any('"' in name for name in header)):  # stray
+        # quote as opening a field to the end of the file: its rows gone, unreported
         return (_read_csv_lines(path, header, check, limit) if suffix == ".csv"
                 else _read_json_lines(path, check, limit))
     numbered = frame.with_row_index(ROW, offset=1)
@@ -146,7 +147,8 @@ def _csv_header(path: Path) -> list[str] | None:
         except csv.Error:
             return None
     names = [header[at] for at in _named(header)]
-    if not names or len(set(names)) != len(names) or not all(map(_utf8, names)):
+    if (not names or len(set(names)) != len(names) or not all(map(_utf8, names))
+            or any("\n" in name or "\r" in name for name in names)):  # a quote never closed
         return None
     return header
 

@@ -220,6 +220,8 @@ def test_serve_refuses_a_bad_role_before_starting_anything(
      "NBO_REDIS_URL is not a valid Redis URL"),  # a password with a / in it
     ("NBO_REDIS_URL", "redis://:my-secret-key-abc@pr0d/2026@127.0.0.1:6379/0",
      "NBO_REDIS_URL is not a valid Redis URL"),  # redis-py read host pr0d, database none
+    ("NBO_REDIS_URL", "redis://default:12#my-secret-key-abc@127.0.0.1:6379/0",
+     "NBO_REDIS_URL is not a valid Redis URL"),  # redis-py read host default, port 12
     ("NBO_CONTACT_CAPS", '{"push": [1, 1]}', "NBO_CONTACT_CAPS[push][0]"),  # shown as is
     ("NBO_CHANNEL_COSTS", '{"/sms": "x"}', "NBO_CHANNEL_COSTS[/sms]")])  # rich read a tag
 def test_bad_settings_stop_serve_with_each_problem_named(

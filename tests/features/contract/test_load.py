@@ -1,5 +1,6 @@
 import codecs
 import json
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 
 from features.contract.schema import EVENTS, USERS
 from features.contract.tables import load_table
+from features.pipeline import load_features
 from nbo.errors import DataContractError
 from tests.features.contract.conftest import EVENTS_CSV, write_dataset
 
@@ -273,6 +275,34 @@ def test_columns_without_a_name_are_left_out(tmp_path: Path, extra: str) -> None
     assert loaded.frame["user_id"].to_list() == ["u1", "u2"]
     assert "" not in loaded.frame.columns and "_duplicated_0" not in loaded.frame.columns
     assert [problem.row for problem in loaded.checks[0].shown] == ([4] if extra else [])
+
+
+def test_a_stray_quote_in_a_header_loses_no_row_unsaid(tmp_path: Path) -> None:
+    """Polars read a quote inside a name as opening a field to the end of the file: no
+    row, and no problem said; one opening a name and never closed is a broken header."""
+    directory = write_dataset(tmp_path)
+    _users(directory, raw=b'user_id,country,note"\nu1,FR,a\nu2,US,b\n', suffix="csv")
+    loaded = load_table(directory, USERS)
+    assert loaded.frame["user_id"].to_list() == ["u1", "u2"] and loaded.checks[0].ok
+    opened = write_dataset(tmp_path / "open")
+    path = _users(opened, raw=b'"user_id,country,note\nu1,FR,a\nu2,US,b\n', suffix="csv")
+    loaded = load_table(opened, USERS)
+    assert [str(problem) for problem in loaded.checks[0].shown] == [
+        f"{path}: expected a UTF-8 header line naming each column once"]
+
+
+def test_a_naive_cut_off_is_utc_whatever_the_machine_s_zone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """astimezone reads a naive time as the machine's: the cut-off moved by its offset."""
+    directory = write_dataset(tmp_path)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        naive = load_features(directory, datetime(2026, 1, 6, 12, 0))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert naive.anchor == datetime(2026, 1, 6, 12, 0, tzinfo=UTC)
 
 
 def test_a_duration_in_parquet_is_named_as_any_wrong_value(tmp_path: Path) -> None:
