@@ -536,9 +536,7 @@ class DecisionEngine:
         assert context is not None  # only users with a channel are scored
         uplift = with_offer - without
         purchases = state.purchases
-        # the average order: spend over buying occasions (lines of one basket are one
-        # order), as the model's `aov`; returns may outweigh purchases
-        order_value = (purchases.amount / purchases.occasions
+        order_value = (purchases.average_order()  # returns may outweigh purchases
                        if purchases.occasions and purchases.amount > 0
                        else self._policy.default_order_value)
         cost = table.cost[eligible]
@@ -715,8 +713,11 @@ class DecisionEngine:
                 waiting.append(self._unlogged.popleft())
             except IndexError:  # another thread took the last
                 break
+        entries = [one for call in [*waiting, logged] for one in call]
+        if not entries:  # another thread took the waiting ones
+            return
         try:
-            yield from self._log_once([one for call in [*waiting, logged] for one in call])
+            yield from self._log_once(entries)
         except redis.RedisError:
             self.redis_failed()
             self._unlogged.extend([*waiting, logged] if logged else waiting)

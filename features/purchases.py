@@ -58,6 +58,11 @@ class PurchaseTally:
         """From a row of `PurchaseHistory.batch` (extra columns such as keys are ignored)."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
+    def average_order(self) -> float:
+        """Spend per buying occasion (the lines of one basket are one order); 0 before any
+        (training/offers/design.py computes the model's `aov` column alike)."""
+        return self.amount / max(self.occasions, 1)
+
     def mean_interval(self) -> timedelta | None:
         """Average time between buying occasions (to the microsecond); None before the
         second one."""

@@ -73,7 +73,7 @@ def user_columns(state: UserState, now: datetime) -> list[float]:
         -1.0 if since_purchase is None else since_purchase,
         purchases.occasions / months,
         purchases.amount / months,
-        purchases.amount / max(purchases.occasions, 1),  # the average order
+        purchases.average_order(),
         purchases.returns / max(purchases.lines + purchases.returns, 1),
         -1.0 if since_seen is None else since_seen,
         *shares,

@@ -145,13 +145,13 @@ def publish(
         batch = load_features(directory, cut_off)
         computed = time.perf_counter() - began
         found = offers_file(directory)
-        offers = offers_to_publish(found) if found else None
+        offers, check = offers_to_publish(found) if found else ([], None)
         report = open_store().publish(batch, version)
-        if found and offers:
-            catalog_version = OfferCatalog(connect()).replace_all(offers[0])
+        if check is not None:
+            catalog_version = OfferCatalog(connect()).replace_all(offers)
             console.print(f"offer catalog version {catalog_version} from {found}"
-                          + ("" if offers[1].ok else f" ({offers[1].invalid_rows} invalid "
-                             "offers left out: nbo validate lists them)"))
+                          + ("" if check.ok else f" ({check.invalid_rows} invalid offers "
+                             "left out: nbo validate lists them)"))
         if served is not None:
             registry, chosen = served
             if chosen != registry.promoted():

@@ -140,17 +140,17 @@ class Settings(BaseSettings):
         if url is None:
             return url
         try:
-            scheme = urlsplit(url).scheme
+            parts = urlsplit(url)
         except ValueError:
-            scheme = ""
-        if scheme.lower() not in ("redis", "rediss", "unix"):
+            parts = urlsplit("")
+        scheme = parts.scheme.lower()
+        if scheme not in ("redis", "rediss", "unix"):
             raise ValueError("NBO_REDIS_URL must start with redis://, rediss:// or unix://")
         try:
-            parts = urlsplit(url)
             parts.port  # noqa: B018 (raises on a port that is no number)
             parse_url(url)  # type: ignore[no-untyped-call]  # its options, as redis-py reads them
-            if scheme.lower() != "unix" and (not re.fullmatch(r"/?\d*", parts.path)
-                                             or parts.fragment or "@" in parts.query):
+            if scheme != "unix" and (not re.fullmatch(r"/?\d*", parts.path)
+                                     or parts.fragment or "@" in parts.query):
                 # redis-py ignores a database that is no number: a password's / # or ?
                 # read as the end of the host (redis://:pa@ss/word@host) tried the host "ss"
                 raise ValueError("a path that is no database number")
