@@ -120,13 +120,14 @@ def _ratios(curve: dict[str, list[dict[str, Any]]], scenarios: dict[str, Any]) -
 
 def run_workers(bench: Bench, world: World, redis: BenchRedis, workers: int, pin: str,
                 wanted: list[str], curve: bool, locust_s: int, batches: int,
-                settings: dict[str, str]) -> dict[str, Any]:
+                settings: dict[str, str], environment: dict[str, str] | None = None,
+                ) -> dict[str, Any]:
     cpus = affinity(workers, pin)
     pin_process(cpus["redis"], redis.pid)
     pin_process(cpus["client"])
     logs = world.logs
     nbo = start_nbo(world.models_dir, world.data_dir, workers, cpus["server"],
-                    logs / f"nbo-{workers}w.log", settings)
+                    logs / f"nbo-{workers}w.log", settings, environment)
     baseline = start_baseline(redis.url, workers, cpus["server"], logs / f"base-{workers}w.log")
     result: dict[str, Any] = {"affinity": cpus}
     try:

@@ -184,11 +184,13 @@ def nbo_environment(data_dir: Path, **settings: str) -> dict[str, str]:
 
 
 def start_nbo(models_dir: Path, data_dir: Path, workers: int, cpus: list[int] | None,
-              log: Path, settings: Mapping[str, str] | None = None) -> Server:
-    """`nbo serve` with its own data directory (it finds the embedded Redis running) and
-    `settings` (name -> value: NBO_NAME in its environment)."""
+              log: Path, settings: Mapping[str, str] | None = None,
+              environment: Mapping[str, str] | None = None) -> Server:
+    """`nbo serve` with its own data directory (it finds the embedded Redis running),
+    `settings` (name -> value: NBO_NAME in its environment) and other `environment`
+    variables."""
     port = free_port()
-    env = nbo_environment(data_dir, **(settings or {}))
+    env = nbo_environment(data_dir, **(settings or {})) | dict(environment or {})
     arguments = [sys.executable, "-m", "nbo.cli", "serve", "--models", str(models_dir),
                  "--port", str(port), "--workers", str(workers)]
     return _spawn("nbo", arguments, env, workers, port, cpus, log)
