@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.common import command, machine
 from benchmarks.serving import promstats
+from benchmarks.serving.budget import budget_us
 from benchmarks.serving.openloop import (
     FAILED,
     TIMED_OUT,
@@ -191,3 +192,12 @@ def test_the_machine_and_command_are_recorded_as_they_are(
     assert shlex.split(command("benchmarks.serving"))[-2:] == ["--setting", "api_keys=a b"]
     found = machine()
     assert found["cpus_usable"] and found["processor"] != "unknown"
+
+
+def test_the_decision_budget_is_the_highest_cost_held_below_every_miss() -> None:
+    def step(cost: float, held: bool) -> dict[str, Any]:
+        return {"decide_us": cost, "held": held}
+
+    assert budget_us([step(0, True), step(100, True), step(200, False), step(300, True)]) == 100
+    assert budget_us([step(100, True), step(0, True), step(100, False)]) == 0  # every round
+    assert budget_us([step(0, False), step(100, True)]) is None
