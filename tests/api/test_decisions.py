@@ -193,7 +193,9 @@ def test_a_batch_decides_each_user_as_a_single_decision_would(
 def test_a_batch_over_the_limit_is_refused(served_world: ServedWorld) -> None:
     with TestClient(create_app(served_world.settings(max_batch_users=2))) as client:
         response = client.post("/v1/decisions", json={"user_ids": ["a", "b", "c"]})
+        at_most = client.post("/v1/decisions", json={"user_ids": ["a", "b"]})
     assert response.status_code == 413 and "NBO_MAX_BATCH_USERS" in response.json()["detail"]
+    assert at_most.status_code == 200 and len(at_most.json()["decisions"]) == 2
 
 
 def test_holdout_users_get_no_incentive(served_world: ServedWorld) -> None:
@@ -202,6 +204,25 @@ def test_holdout_users_get_no_incentive(served_world: ServedWorld) -> None:
             body = client.get(f"/v1/users/{user}/decision").json()
             assert body["holdout"] and body["holdout_group"] == "global"
             assert all(offer["kind"] == "content" for offer in body["offers"])
+
+
+def test_an_offer_for_prospects_is_not_made_to_a_buyer(api: TestClient) -> None:
+    """The `buyer` and `prospect` segments: a user with a purchase is a buyer, one never
+    seen a prospect."""
+    offer = {"offer_id": "prospects-only", "kind": "content", "value": 0, "cost": 0,
+             "eligibility": {"segments": ["prospect"]}}
+    assert api.put("/v1/offers/prospects-only", json=offer).status_code == 200
+    purchase = {"user_id": "segment-buyer", "event_type": "purchase", "category": "coffee",
+                "price": 9.0, "ts": datetime.now(UTC).isoformat(), "event_id": "segment-1"}
+    try:
+        assert api.post("/v1/events", json={"events": [purchase]}).json()["applied"] == 1
+        removed = {user: api.get(f"/v1/users/{user}/decision", params={
+            "explain": "true"}).json()["explanation"]["removed"].get("prospects-only", [])
+            for user in ("segment-buyer", "segment-never-seen")}
+    finally:
+        api.delete("/v1/offers/prospects-only")
+    assert "segment" in removed["segment-buyer"]
+    assert "segment" not in removed["segment-never-seen"]
 
 
 def test_items_follow_the_ranked_categories(api: TestClient, served_world: ServedWorld) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -79,6 +80,35 @@ def test_journeys_are_about_the_cart_or_the_last_browsed_categories(api: TestCli
                        "&n_categories=3").json()
     assert browsing["categories"] == ["skincare", "coffee", "pet_food"]  # the last browsed
     assert "cart_categories" not in browsing["explanation"]["removed"].get("coffee-guide", [])
+
+
+def test_a_cart_whose_lines_may_miss_a_category_restricts_no_category(api: TestClient) -> None:
+    """An item of no known category makes the cart partial: its categories are not all
+    known, so the cart rule passes offers for other categories (the model weighs them)."""
+    user = "live-cart-partial"
+    events = [_event(user, event_type="add_to_cart", category="pet_food", price=30.0,
+                     event_id="p1"),
+              _event(user, event_type="add_to_cart", price=10.0, event_id="p2")]
+    assert api.post("/v1/events", json={"events": events}).json()["applied"] == 2
+    cart = api.get(f"/v1/users/{user}/decision?journey=cart_abandoned&explain=true").json()
+    features = cart["explanation"]["features"]
+    assert features["cart_categories"] == ["pet_food"] and features["cart_partial"] is True
+    removed = cart["explanation"]["removed"]
+    assert all("cart_categories" not in rules for rules in removed.values()), removed
+
+
+def test_a_category_in_the_cart_is_of_interest_whatever_its_returns(api: TestClient) -> None:
+    """A return outweighing the cart's interest in coffee leaves none counted, but coffee is
+    still in the cart and among the last browsed: an offer for coffee may be made."""
+    user = "live-cart-returner"
+    events = [_event(user, event_type="add_to_cart", category="coffee", price=12.0,
+                     event_id="r1"),
+              _event(user, event_type="purchase", category="coffee", price=12.0,
+                     quantity=-1, event_id="r2")]
+    assert api.post("/v1/events", json={"events": events}).json()["applied"] == 2
+    body = api.get(f"/v1/users/{user}/decision?explain=true").json()
+    assert body["explanation"]["features"]["recent_categories"] == ["coffee"]
+    assert "category_interest" not in body["explanation"]["removed"].get("coffee-guide", [])
 
 
 def test_a_request_with_only_bad_events_is_a_422(api: TestClient) -> None:
@@ -229,17 +259,38 @@ def test_an_outage_answers_503_without_redis_details(tmp_path: Path) -> None:
 
 
 def test_too_many_events_are_refused(served_world: ServedWorld) -> None:
-    events = [_event("x", event_type="view"), _event("x", event_type="view")]
-    with TestClient(create_app(served_world.settings(max_events_per_request=1))) as client:
+    events = [_event("x", event_type="view") for _ in range(3)]
+    with TestClient(create_app(served_world.settings(max_events_per_request=2))) as client:
         response = client.post("/v1/events", json={"events": events})
+        at_most = client.post("/v1/events", json={"events": events[:2]})
     assert response.status_code == 413
     assert "NBO_MAX_EVENTS_PER_REQUEST" in response.json()["detail"]
+    assert at_most.status_code == 200 and at_most.json()["applied"] == 2
 
 
-def test_a_request_cut_short_by_contention_says_how_many_events_were_stored(
-        api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Too many writers on one user stop a request part way: its 503 said only 'retry
-    later', and a client resending it applied the events already stored twice."""
+@pytest.mark.parametrize(("body", "location", "message"), [
+    ({"events": []}, "body.events", "at least 1 item"),
+    ({"events": [{"user_id": "x", "ts": "2026-01-01T00:00:00Z", "event_type": "view"}],
+      "evnts": []}, "body.evnts", "not permitted"),
+])
+def test_an_events_request_of_no_event_or_an_unknown_key_says_so(
+        api: TestClient, body: dict[str, object], location: str, message: str) -> None:
+    response = api.post("/v1/events", json=body)
+    assert response.status_code == 422, response.text
+    problems = response.json()["problems"]
+    assert [problem["location"] for problem in problems] == [location]
+    assert message in problems[0]["message"]
+
+
+@pytest.mark.parametrize("failure", [
+    StoreContentionError("could not apply an event for user 'busy': 20 concurrent updates "
+                         "in a row; retry later"),
+    redis.ConnectionError("Error 111 connecting to /tmp/redis.sock"),
+], ids=["contention", "outage"])
+def test_a_request_cut_short_says_how_many_events_were_stored(
+        api: TestClient, monkeypatch: pytest.MonkeyPatch, failure: Exception) -> None:
+    """Too many writers on one user, or Redis lost, stop a request part way: its 503 said
+    only 'retry later', and a client resending it applied the events already stored twice."""
     store: RedisFeatureStore = api.app.state.services.store  # type: ignore[attr-defined]
     apply = store.apply_plan
     calls = {"n": 0}
@@ -247,13 +298,13 @@ def test_a_request_cut_short_by_contention_says_how_many_events_were_stored(
     def contended(event: Event) -> Plan[Applied]:
         calls["n"] += 1
         if calls["n"] == 3:
-            raise StoreContentionError("could not apply an event for user 'busy': 20 "
-                                       "concurrent updates in a row; retry later")
+            raise failure
         return apply(event)
 
     monkeypatch.setattr(store, "apply_plan", contended)
-    events = [_event("busy", event_type="view", category="tea", event_id=f"busy-{n}")
-              for n in range(5)]
+    events = [_event("busy", event_type="view", category="tea",
+                     event_id=f"busy-{type(failure).__name__}-{n}") for n in range(5)]
     response = api.post("/v1/events", json={"events": events})
     assert response.status_code == 503
     assert "the first 2 of the 5 valid events were stored" in response.json()["detail"]
+    assert "redis.sock" not in response.text  # the log's, never the client's

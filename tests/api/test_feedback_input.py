@@ -3,6 +3,8 @@ a redemption names its offer; each mistake a 422 saying what to fix."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -52,12 +54,33 @@ def test_a_value_that_is_no_finite_number_is_refused(api: TestClient, decision_i
     assert finite.status_code == 200, finite.text
 
 
-@pytest.mark.parametrize("value", [True, False, "12.5", 2e9])
+@pytest.mark.parametrize("value", [True, False, "12.5", 2e9, -1.0, -0.01])
 def test_a_value_that_is_no_order_value_is_refused(api: TestClient, decision_id: str,
                                                    value: object) -> None:
     response = api.post("/v1/feedback", json={"decision_id": decision_id, "type": "conversion",
                                               "value": value})
     assert _problem(response)["location"] == "body.value"
+
+
+def test_a_time_a_little_ahead_of_the_servers_clock_is_taken(api: TestClient,
+                                                               decision_id: str) -> None:
+    """A sender's clock may run a few minutes fast: up to 10 minutes ahead is taken."""
+    ahead = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    response = api.post("/v1/feedback", json={"decision_id": decision_id, "type": "open",
+                                              "ts": ahead})
+    assert response.status_code == 200, response.text
+    later = (datetime.now(UTC) + timedelta(minutes=11)).isoformat()
+    assert _problem(api.post("/v1/feedback", json={
+        "decision_id": decision_id, "type": "open", "ts": later}))["location"] == "body.ts"
+
+
+@pytest.mark.parametrize(("decision", "message"), [
+    ("d" * 65, "at most 64 characters"), ("d\x1b[31m", "control character")])
+def test_a_decision_id_too_long_or_with_a_control_character_is_refused(
+        api: TestClient, decision: str, message: str) -> None:
+    problem = _problem(api.post("/v1/feedback", json={"decision_id": decision,
+                                                      "type": "click"}))
+    assert problem["location"] == "body.decision_id" and message in str(problem["message"])
 
 
 def test_a_redemption_must_name_its_offer(api: TestClient, decision_id: str) -> None:

@@ -151,6 +151,38 @@ def test_a_reload_under_traffic_fails_no_request(served_world: ServedWorld) -> N
             assert api.get(f"/v1/users/{served_world.users[3]}/decision").status_code == 200
 
 
+def test_an_outage_holds_back_the_offers_whose_limits_live_in_redis(
+        served_world: ServedWorld) -> None:
+    """What was spent and given is in Redis: while it cannot be reached, an offer with a
+    budget or a max_per_user is not made (neither limit can be kept blind); one with
+    neither still is."""
+    limited: dict[str, dict[str, object]] = {
+        "outage-budget": {"budget": 1000.0}, "outage-per-user": {"max_per_user": 3},
+        "outage-free": {}}
+    with TestClient(create_app(served_world.settings(redis_retry_after_s=60))) as api:
+        for offer_id, limits in limited.items():
+            offer = {"offer_id": offer_id, "kind": "voucher", "value": 1, "cost": 0.01,
+                     **limits}
+            assert api.put(f"/v1/offers/{offer_id}", json=offer).status_code == 200
+        try:
+            params = {"n_offers": 50, "explain": "true"}
+            user = served_world.users[5]
+            before = api.get(f"/v1/users/{user}/decision", params=params).json()
+            assert not before["degraded"]
+            assert not set(limited) & set(before["explanation"]["removed"])
+            api.app.state.services.engine.redis_failed()  # type: ignore[attr-defined]
+            during = api.get(f"/v1/users/{user}/decision", params=params).json()
+        finally:
+            for offer_id in limited:
+                api.delete(f"/v1/offers/{offer_id}")
+    assert during["degraded"]
+    removed = during["explanation"]["removed"]
+    assert "budget" in removed["outage-budget"]
+    assert "max_per_user" in removed["outage-per-user"]
+    assert "outage-free" not in removed
+    assert not {"outage-budget", "outage-per-user"} & {o["offer_id"] for o in during["offers"]}
+
+
 def test_decisions_made_during_an_outage_are_logged_once_it_is_over(
         own_redis: OwnRedis) -> None:
     server = own_redis.server

@@ -175,6 +175,19 @@ def test_holdout_groups_are_stable_and_get_no_incentive(served_world: ServedWorl
         check()
 
 
+def test_a_journeys_own_share_holds_out_its_users(served_world: ServedWorld) -> None:
+    shares = {"holdout_share": 0.0, "holdout_journey_shares": {"cart_abandoned": 1.0}}
+    with TestClient(create_app(served_world.settings(**shares))) as client:
+        for user in served_world.users[:10]:
+            held = client.get(f"/v1/users/{user}/decision",
+                              params={"journey": "cart_abandoned", "n_offers": 20}).json()
+            assert held["holdout"] and held["holdout_group"] == "journey:cart_abandoned"
+            assert all(offer["kind"] == "content" for offer in held["offers"])
+            other = client.get(f"/v1/users/{user}/decision",
+                               params={"journey": "win_back"}).json()
+            assert not other["holdout"] and other["holdout_group"] is None
+
+
 def test_one_campaign_always_gets_one_block(api: TestClient,
                                             served_world: ServedWorld) -> None:
     @PROPERTY

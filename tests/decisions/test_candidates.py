@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -72,7 +73,7 @@ def _facts(data: st.DataObject, catalog: list[Offer]) -> UserFacts:
                                                unique=True))),
         interest=np.array(data.draw(st.lists(st.sampled_from([0.0, 0.3]), min_size=count,
                                              max_size=count))),
-        cart_value=data.draw(st.sampled_from([0.0, 30.0, 100.0])),
+        cart_value=data.draw(st.sampled_from([0.0, 20.0, 30.0, 60.0, 100.0])),
         given={o.offer_id: data.draw(st.integers(0, 3)) for o in catalog},
         holdout=data.draw(st.booleans()),
         cart_categories=tuple(data.draw(st.lists(st.sampled_from(CATEGORIES), max_size=2,
@@ -111,3 +112,50 @@ def test_an_offers_window_holds_to_the_fraction_of_a_second() -> None:
 
     assert valid(NOW) == [True, False]  # whole seconds ended one early, started one early
     assert valid(NOW + half) == [False, True]
+
+
+def _browsing(interest: list[float], **changes: object) -> UserFacts:
+    facts = UserFacts(journey=None, stage="active", segments=frozenset({"buyer"}),
+                      reachable=frozenset({"email"}), interest=np.array(interest),
+                      cart_value=0.0, given={}, holdout=False)
+    return replace(facts, **changes)  # type: ignore[arg-type]
+
+
+def test_each_users_rules_are_their_own_in_a_call() -> None:
+    """A cart user's rule (offers naming the cart's categories) and a browsing user's
+    (any offer of a category they show interest in) decided in one call: each gets what
+    they get alone."""
+    catalog = [Offer(offer_id="coffee", kind=OfferKind.VOUCHER, value=10, cost=2,
+                     categories=["coffee"]),
+               Offer(offer_id="any", kind=OfferKind.VOUCHER, value=10, cost=2)]
+    table = CandidateTable.of(catalog)
+    carting = _browsing([0.0, 0.0], journey="cart_abandoned", cart_value=50.0,
+                        cart_categories=("shoes",))
+    browsing = _browsing([0.4, 0.0])
+    alone = [table.eligible([facts], NOW, {})[0][0].tolist() for facts in (carting, browsing)]
+    together = [found.tolist() for found in table.eligible([carting, browsing], NOW, {})[0]]
+    assert alone == together == [[1], [0, 1]]
+
+
+def test_a_cart_at_exactly_the_minimum_order_value_reaches_it() -> None:
+    table = CandidateTable.of([Offer(offer_id="o", kind=OfferKind.VOUCHER, value=10,
+                                     cost=2, min_order_value=20.0)])
+    at = [_browsing([0.0], journey="cart_abandoned", cart_value=value)
+          for value in (19.99, 20.0)]
+    assert [found.tolist() for found in table.eligible(at, NOW, {})[0]] == [[], [0]]
+
+
+def test_with_limits_unknown_an_offer_with_a_budget_alone_is_not_given() -> None:
+    """Redis unreachable: what was spent is unknown, so an offer with a budget (and no
+    max_per_user) is held back with those with a max_per_user; an offer with neither is
+    given."""
+    catalog = [Offer(offer_id="budget", kind=OfferKind.VOUCHER, value=10, cost=2,
+                     budget=1000.0),
+               Offer(offer_id="per-user", kind=OfferKind.VOUCHER, value=10, cost=2,
+                     max_per_user=5),
+               Offer(offer_id="free", kind=OfferKind.VOUCHER, value=10, cost=2)]
+    table = CandidateTable.of(catalog)
+    eligible, verdicts = table.eligible([_browsing([0.0] * 3)], NOW, {}, limits_known=False)
+    assert eligible[0].tolist() == [2]
+    assert set(removed_by(table, of_user(verdicts, 0))) == {"budget", "per-user"}
+    assert table.eligible([_browsing([0.0] * 3)], NOW, {})[0][0].tolist() == [0, 1, 2]

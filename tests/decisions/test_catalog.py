@@ -315,6 +315,19 @@ def test_each_offer_is_forgotten_its_own_time_after_it_was_last_shown(
     redis_client.delete(keys.given("u9"))
 
 
+def test_a_count_last_shown_exactly_its_keeping_time_ago_is_forgotten(
+        redis_client: redis.Redis) -> None:
+    """Reading and counting agree on the edge: shown `ttl_s` ago is shown too long ago."""
+    at, ttl_s = 1_800_000_000, 100
+    assert OfferCatalog.parse_given({b"o": f"1:{at}".encode()}, ttl_s, at + ttl_s) == {}
+    assert OfferCatalog.parse_given({b"o": f"1:{at}".encode()}, ttl_s, at + ttl_s - 1) == {
+        "o": 1}
+    for now in (at, at + ttl_s):
+        execute(redis_client, Step(OfferCatalog.given_commands([("u8", ["o"])], ttl_s, now)))
+    assert redis_client.hget(keys.given("u8"), "o") == f"1:{at + ttl_s}".encode()
+    redis_client.delete(keys.given("u8"))
+
+
 def test_a_batch_counts_each_user_once(redis_client: redis.Redis) -> None:
     given = [("u1", ["a", "b"]), ("u2", ["a"]), ("u1", ["a"]), ("u3", [])]
     execute(redis_client, Step(OfferCatalog.given_commands(given, ttl_s=60)))

@@ -68,6 +68,25 @@ def test_the_channel_cap_that_holds_longest_is_the_reason() -> None:
     assert budget.next_allowed_at == datetime(2026, 3, 14, tzinfo=UTC)  # the 7th leaves
 
 
+def test_the_reason_names_the_cap_that_holds_longest_wherever_it_is_listed() -> None:
+    """The global daily cap is full too, but push has room again only when its sends of
+    three days ago leave its 7-day window."""
+    policy = ContactPolicy({"*": [(1, 1)], "push": [(7, 2)]}, quiet_hours=(0, 0))
+    three_days_ago = NOW.date() - timedelta(days=3)
+    state = user({("push", three_days_ago): 2, ("email", NOW.date()): 1})
+    budget = policy.budget(state, NOW, ["push"])
+    assert budget.blocked == {"push": "push: 2 of 2 messages in 7 days"}
+    assert budget.next_allowed_at == datetime(2026, 3, 14, tzinfo=UTC)
+
+
+def test_the_budget_reports_the_binding_cap_and_never_less_than_nothing_left() -> None:
+    """Sends from other systems can pass a cap: what is left is then nothing, not less."""
+    policy = ContactPolicy({"*": [(7, 10), (7, 3)]})
+    budget = policy.budget(user({("email", NOW.date()): 5}), NOW, ["email"])
+    assert (budget.window_days, budget.sent, budget.cap, budget.remaining) == (7, 5, 3, 0)
+    assert budget.blocked == {"email": "all channels: 5 of 3 messages in 7 days"}
+
+
 def test_a_bucket_dated_tomorrow_counts_on_its_own_day() -> None:
     """A skewed clock can leave sends dated in the future: room waits until they leave too."""
     policy = ContactPolicy({"push": [(1, 1)]})
@@ -222,6 +241,20 @@ def test_a_clock_going_back_skips_no_hour_and_an_in_app_skipped_hour_waits_no_da
     paris = user({}, "Europe/Paris", paris_now)
     shown = ContactPolicy({}, quiet_hours=(21, 8)).send_times(paris, {"in_app": 2}, paris_now)
     assert shown == {"in_app": datetime(2026, 3, 29, 1, tzinfo=UTC)}  # 03:00 CEST
+
+
+def test_a_skipped_hour_whose_jump_lands_in_quiet_hours_waits_for_the_next_day() -> None:
+    """Paris skips 02:00 on 29 March; quiet from 03:00: an email for 02:00 would reach the
+    user at 03:00 CEST, a quiet hour, so it waits for 02:00 the next night. An in-app
+    message goes at the jump (quiet hours do not hold it back)."""
+    policy = ContactPolicy({}, quiet_hours=(3, 8))
+    now = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # 01:30 CET
+    paris = user({}, "Europe/Paris", now)
+    email = policy.next_send_at(paris, "email", 2, now)
+    assert email == datetime(2026, 3, 30, 0, tzinfo=UTC)  # 02:00 CEST on the 30th
+    assert not policy.is_quiet(local(email, "Europe/Paris").hour)
+    assert policy.send_times(paris, {"email": 2, "in_app": 2}, now) == {
+        "email": email, "in_app": datetime(2026, 3, 29, 1, tzinfo=UTC)}
 
 
 def test_next_send_on_an_hour_a_clock_change_enters_mid_way() -> None:

@@ -125,6 +125,13 @@ def test_thompson_without_spread_is_greedy() -> None:
         assert order.tolist() == [1, 2, 0] and propensity.tolist() == [1.0, 1.0, 1.0]
 
 
+def test_of_equal_draws_without_spread_the_first_wins() -> None:
+    """As np.argmax picks: the probabilities of the picks still sum to one."""
+    values, spread, among = np.array([1.0, 1.0, 0.5]), np.zeros(3), np.ones(3, bool)
+    chances = [pick_probability(values, spread, pick, among) for pick in range(3)]
+    assert chances == [1.0, 0.0, 0.0]
+
+
 def test_thompson_arranges_hundreds_of_candidates() -> None:
     values = rng(1).normal(size=300)
     order, propensity = Exploration("thompson").arrange(values, np.full(300, 0.5), 250, rng(2))

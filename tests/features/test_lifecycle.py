@@ -96,3 +96,18 @@ def test_a_regular_buyers_shifted_window_ends_exactly_where_it_says() -> None:
     assert DEFAULT_RULES.stage(activity, tally, end) is LifecycleStage.AT_RISK
     assert DEFAULT_RULES.stage(activity, tally, end + timedelta(microseconds=1)) is (
         LifecycleStage.DORMANT)
+
+
+@pytest.mark.parametrize(("purchases", "seen", "at_the_edge", "past_it"), [
+    ((), (30,), LifecycleStage.NEW, LifecycleStage.AT_RISK),  # new_days, active_days: 30
+    ((80, 30), (), LifecycleStage.ACTIVE, LifecycleStage.AT_RISK),  # active_days: 30
+    ((180, 60), (), LifecycleStage.AT_RISK, LifecycleStage.DORMANT),  # at_risk_days: 60
+    ((300, 120), (), LifecycleStage.DORMANT, LifecycleStage.CHURNED),  # dormant_days: 120
+])
+def test_each_stage_holds_to_the_end_of_its_window(
+        purchases: tuple[float, ...], seen: tuple[float, ...], at_the_edge: LifecycleStage,
+        past_it: LifecycleStage) -> None:
+    """A window of N days includes its last instant, N days after the event."""
+    activity, tally = _history(*purchases, seen_days_ago=seen)
+    assert DEFAULT_RULES.stage(activity, tally, NOW) is at_the_edge
+    assert DEFAULT_RULES.stage(activity, tally, NOW + timedelta(microseconds=1)) is past_it

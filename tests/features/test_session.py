@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from features.contract.schema import EventType
 from features.event import Event
-from features.session import SessionContext
+from features.session import ABANDONED_AFTER, SessionContext
 
 T = datetime(2026, 6, 1, tzinfo=UTC)
 KINDS = (EventType.VIEW, EventType.ADD_TO_CART, EventType.REMOVE_FROM_CART,
@@ -54,3 +54,11 @@ def test_live_and_batch_agree_on_any_log(events: list[Event]) -> None:
         assert (live.cart_value, live.cart_partial) == (row["cart_value"], row["cart_partial"])
         assert live.cart_updated == row["cart_updated"]
         assert live.checkout_started == row["checkout_started"]
+
+
+def test_a_cart_or_checkout_is_abandoned_once_the_hour_has_passed() -> None:
+    ready = T + ABANDONED_AFTER
+    session = SessionContext(cart_value=10.0, cart_updated=T, checkout_started=T)
+    assert session.cart_abandoned_at(ready) == session.checkout_abandoned_at(ready) == T
+    early = ready - timedelta(microseconds=1)
+    assert session.cart_abandoned_at(early) is session.checkout_abandoned_at(early) is None

@@ -128,6 +128,14 @@ def test_sends_count_per_channel_over_rolling_days() -> None:
     assert state.sent_within(T, 30) == 4 and state.last_contact == T - timedelta(days=0.1)
 
 
+def test_a_send_arriving_late_leaves_the_last_contact_at_the_latest_send() -> None:
+    latest, older = (at(hours / 24, EventType.MESSAGE_SENT, channel="email") for hours in (1, 5))
+    batch = batch_of(latest)
+    live = state_of(batch).apply(older, batch.bands)
+    assert live.last_contact == T - timedelta(hours=1)
+    assert live.last_contact == state_of(batch_of(latest, older)).last_contact
+
+
 def test_hourly_opens_are_in_the_users_local_hour() -> None:
     opened = at(1, EventType.MESSAGE_OPEN, channel="email")  # 00:00 UTC = 02:00 in Paris (CEST)
     state = state_of(batch_of(opened))

@@ -430,6 +430,41 @@ def test_messages_sent_on_no_named_channel_count_toward_the_global_cap(
     assert state.sent_within(T, 7) == 5
     assert state.sent_within(T, 2, "email") == 1
     assert state.contacts == kept(batch).state("u1").contacts  # type: ignore[union-attr]
+    unnamed = [replace(at(1 / 24, EventType.MESSAGE_SENT), event_id=f"n{n}") for n in range(2)]
+    for send in unnamed:  # live, as in batch
+        assert store.apply(send) is Applied.APPLIED
+    state = store.read("u1")
+    assert state is not None and state.sent_within(T, 2) == 6
+    assert state.sent_within(T, 2, "email") == 1
+    assert state.contacts == batch_of(  # type: ignore[union-attr]
+        *sends, *unnamed, users=_one_user()).state("u1").contacts
+
+
+def test_a_publish_keeps_the_sends_of_the_longest_cap_it_counts(
+        redis_client: redis.Redis) -> None:
+    """Caps count up to 31 days: a send on the first of them is kept, one before is not."""
+    sends = [at(days, EventType.MESSAGE_SENT, channel="email") for days in (30.5, 29.5, 1)]
+    batch = batch_of(*sends, users=_one_user())
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch)
+    state, expected = store.read("u1"), batch.state("u1")
+    assert state is not None and expected is not None
+    assert state.sent_within(T, 31) == expected.sent_within(T, 31) == 2
+    assert state.sent_within(T, 31, "email") == 2
+
+
+def test_an_event_at_the_cut_off_is_the_batchs_not_replayed(redis_client: redis.Redis) -> None:
+    """Events timed at or before the cut-off are in the data set: one logged live at the
+    cut-off itself is counted once, by the batch."""
+    store = RedisFeatureStore(redis_client)
+    store.publish(batch_of(at(5, EventType.VIEW, category="shoes"), users=_one_user()))
+    purchase = replace(at(0, EventType.PURCHASE, category="shoes", price=80.0), event_id="p0")
+    assert purchase.ts == T and store.apply(purchase) is Applied.APPLIED
+    report = store.publish(batch_of(at(5, EventType.VIEW, category="shoes"), purchase,
+                                    users=_one_user()))
+    assert report.replayed == 0
+    state = store.read("u1")
+    assert state is not None and state.purchases.lines == 1
 
 
 def test_returns_outweighing_purchases_read_back_as_the_batch_has_them(
