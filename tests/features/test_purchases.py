@@ -41,6 +41,20 @@ def test_lines_of_one_basket_are_one_occasion() -> None:
     assert tally.mean_interval_days() == pytest.approx(14.0)
 
 
+def test_lines_exactly_the_gap_apart_are_one_occasion_live_and_in_batch() -> None:
+    """A new occasion starts more than OCCASION_GAP (12 hours) after the previous line."""
+    events = [_buy(0), _buy(0.5), _buy(1.0 + 1e-6)]
+    frame = pl.DataFrame([e.__dict__ for e in events]).with_columns(
+        pl.col("event_type").cast(pl.String), pl.col("ts").dt.cast_time_unit("us"))
+    batch = PurchaseTally.from_row(CATEGORY_PURCHASES.batch(frame).row(0, named=True))
+    assert _tally(*events).occasions == batch.occasions == 2
+
+
+def test_a_line_arriving_late_moves_the_first_purchase_back() -> None:
+    tally = _tally(_buy(5), _buy(1))
+    assert (tally.first, tally.last) == (T + timedelta(days=1), T + timedelta(days=5))
+
+
 def test_returns_are_counted_and_refunded() -> None:
     tally = _tally(_buy(0, price=80.0), _buy(5, price=80.0, quantity=-1))
     assert (tally.lines, tally.returns, tally.amount) == (1, 1, 0.0)

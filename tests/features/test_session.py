@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from features.contract.schema import EventType
 from features.event import Event
-from features.session import ABANDONED_AFTER, SessionContext
+from features.session import ABANDONED_AFTER, MAX_CART_ITEMS, SessionContext
 
 T = datetime(2026, 6, 1, tzinfo=UTC)
 KINDS = (EventType.VIEW, EventType.ADD_TO_CART, EventType.REMOVE_FROM_CART,
@@ -62,3 +62,35 @@ def test_a_cart_or_checkout_is_abandoned_once_the_hour_has_passed() -> None:
     assert session.cart_abandoned_at(ready) == session.checkout_abandoned_at(ready) == T
     early = ready - timedelta(microseconds=1)
     assert session.cart_abandoned_at(early) is session.checkout_abandoned_at(early) is None
+
+
+def _session(*steps: tuple[EventType, str | None, float | None, int | None]) -> SessionContext:
+    events = [Event("u1", T + timedelta(minutes=n), kind, category=category, price=price,
+                    quantity=quantity) for n, (kind, category, price, quantity) in enumerate(steps)]
+    return reduce(SessionContext.apply, events, SessionContext())
+
+
+def test_the_cart_counts_items_and_cents_as_documented() -> None:
+    """Removing takes off as many items as the event names, whatever its sign; a category
+    counts at most MAX_CART_ITEMS; the value is rounded to cents after each event."""
+    add, remove = EventType.ADD_TO_CART, EventType.REMOVE_FROM_CART
+    session = _session(*[(add, "shoes", 0.1, 1)] * 3)
+    assert (session.cart_value, session.cart_lines) == (0.3, (("shoes", 3),))
+    session = _session(*[(add, "shoes", 0.1, 1)] * 3, (remove, "shoes", 0.1, -2))
+    assert (session.cart_value, session.cart_lines) == (0.1, (("shoes", 1),))
+    session = _session((add, "books", 1.0, 300))
+    assert session.cart_lines == (("books", MAX_CART_ITEMS),) and session.cart_value == 300.0
+
+
+def test_a_wishlist_is_browsing_and_the_last_app_event_tells_if_it_is_installed() -> None:
+    steps = [(EventType.VIEW, "shoes", None, None), (EventType.WISHLIST, "toys", None, None),
+             (EventType.APP_INSTALL, None, None, None), (EventType.APP_UNINSTALL, None, None, None)]
+    live = _session(*steps)
+    assert live.recent_categories == ("toys", "shoes") and live.app_installed is False
+    frame = pl.DataFrame([{"user_id": "u1", "ts": T + timedelta(minutes=n),
+                           "event_type": kind.value, "category": category, "price": price,
+                           "quantity": quantity}
+                          for n, (kind, category, price, quantity) in enumerate(steps)],
+                         schema=COLUMNS)
+    row = SessionContext.batch(frame).row(0, named=True)
+    assert row["recent_categories"] == ["toys", "shoes"] and row["app_installed"] is False

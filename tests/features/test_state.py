@@ -252,3 +252,21 @@ def test_an_item_added_without_its_category_leaves_the_carts_categories_unknown(
     live, batch = _live_and_batch(*added)
     assert live == batch and live.cart_lines == (("coffee", 1),)
     assert live.cart_partial and live.cart_categories_known == ()
+
+
+def test_interest_decayed_to_nothing_is_left_out_of_the_batch() -> None:
+    """Under MIN_TOTAL a total counts as none when served: training reads none either."""
+    batch = batch_of(at(6000, EventType.PURCHASE, category="tea", brand="zeta", price=3.0),
+                     at(10, EventType.VIEW, category="coffee", brand="acme"))
+    assert batch.counts["category_affinity"]["key"].to_list() == ["coffee"]
+    assert batch.counts["brand_affinity"]["key"].to_list() == ["acme"]
+
+
+def test_each_kind_of_event_weighs_on_interest_as_documented() -> None:
+    """View 1, search 0.5, wishlist 2, cart 3, checkout 4, purchase 6 (features.md)."""
+    kinds = {"a": EventType.VIEW, "b": EventType.SEARCH, "c": EventType.WISHLIST,
+             "d": EventType.ADD_TO_CART, "e": EventType.CHECKOUT, "f": EventType.PURCHASE}
+    batch = batch_of(*(at(0, kind, category=category, price=1.0)
+                       for category, kind in kinds.items()))
+    totals = dict(batch.counts["category_affinity"].select("key", "total").iter_rows())
+    assert totals == {"a": 1.0, "b": 0.5, "c": 2.0, "d": 3.0, "e": 4.0, "f": 6.0}
