@@ -149,8 +149,12 @@ class ModelRegistry:
         return self.root / version
 
     def verify(self, version: str) -> None:
-        """Raise ModelVersionError unless every file matches its recorded checksum, and the
-        checksums cover the version's metadata and metrics."""
+        """Raise ModelVersionError unless every file matches its recorded checksum, the
+        checksums cover the version's metadata and metrics, and the version holds no file
+        it was registered without: serving loads an optional part (an offer model, item
+        recommendations, category timing, priors) when its file is there, so a file added
+        later would be served unchecked. Hidden files (a desktop's `.DS_Store`) and
+        directories are no part of a version and are left alone."""
         path = self.path(version)
         expected = _checksums(version, path)
         missing = [name for name in (META, METRICS) if name not in expected]
@@ -158,6 +162,9 @@ class ModelRegistry:
             raise ModelVersionError(f"model version {version} is incomplete: {CHECKSUMS} "
                                     f"lists no {', '.join(missing)}")
         try:
+            added = sorted(entry.name for entry in path.iterdir()
+                           if entry.is_file() and not entry.name.startswith(".")
+                           and entry.name not in expected and entry.name != CHECKSUMS)
             bad = [name for name, digest in expected.items()
                    if not (path / name).is_file() or _sha256(path / name) != digest]
         except OSError as error:  # not readable (permissions): refused, as a corrupt one
@@ -167,6 +174,11 @@ class ModelRegistry:
         if bad:
             raise ModelVersionError(f"model version {version} is corrupt: {', '.join(bad)} "
                                     "missing or changed since it was registered")
+        if added:
+            raise ModelVersionError(
+                f"model version {version} holds files it was not registered with: "
+                f"{', '.join(added)} (not in {CHECKSUMS}): remove them, or train a new "
+                "version with them")
 
     def get(self, version: str) -> ModelVersion:
         """A verified version."""

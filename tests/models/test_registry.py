@@ -42,6 +42,26 @@ def test_a_corrupt_or_missing_version_is_refused(tmp_path: Path,
     assert registry.promoted() is None
 
 
+def test_a_version_holding_a_file_it_was_not_registered_with_is_refused(
+        tmp_path: Path, redis_client: redis.Redis) -> None:
+    """Serving loads an optional part when its file is there: one added after registering
+    would be served unchecked. Hidden files and directories are no part of a version."""
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    _register(registry, "v1")
+    directory = tmp_path / "models" / "v1"
+    (directory / ".DS_Store").write_bytes(b"a desktop's")
+    (directory / "notes").mkdir()
+    assert registry.get("v1").version == "v1"
+    (tmp_path / "models" / ".v2-staging").mkdir()  # a registration cut short
+    assert registry.versions() == ["v1"]
+    (directory / "category_timing.json").write_bytes(b"not what training wrote")
+    for refused in (lambda: registry.get("v1"), lambda: registry.promote("v1")):
+        with pytest.raises(ModelVersionError, match="not registered with: "
+                                                    "category_timing.json"):
+            refused()
+    assert registry.promoted() is None
+
+
 def test_a_version_with_a_file_it_cannot_read_is_refused(
         tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not readable (its permissions): a ModelVersionError (a 409 on reload, a worker that
@@ -72,6 +92,18 @@ def test_a_rollback_returns_to_the_version_promoted_before(
     assert registry.rollback() == "v1"
     registry.promote("v3")
     assert registry.rollback() == "v1" and registry.promoted() == "v1"
+
+
+def test_a_rollback_to_a_version_corrupted_since_is_refused(
+        tmp_path: Path, redis_client: redis.Redis) -> None:
+    registry = ModelRegistry(tmp_path / "models", redis_client)
+    for version in ("v1", "v2"):
+        _register(registry, version)
+        registry.promote(version)
+    (tmp_path / "models" / "v1" / "model.txt").write_bytes(b"tampered")
+    with pytest.raises(ModelVersionError, match="corrupt: model.txt"):
+        registry.rollback()
+    assert registry.promoted() == "v2"
 
 
 @pytest.mark.parametrize("name", ["../models/v1", "v1/", "/tmp", "..", ".hidden", ""])
