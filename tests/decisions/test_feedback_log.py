@@ -18,7 +18,7 @@ from decisions import keys
 from decisions.campaigns import CampaignDecisions
 from decisions.catalog import OfferCatalog
 from decisions.engine import DecisionEngine
-from decisions.feedback import Feedback, FeedbackLog, FeedbackType
+from decisions.feedback import Feedback, FeedbackLog, FeedbackType, UnknownDecision
 from decisions.policy import Policy
 from features.contract.offers import Offer
 from features.store.redis_store import RedisFeatureStore
@@ -208,3 +208,49 @@ def test_a_whole_decision_impression_racing_the_block_render_is_a_duplicate(
         render_before_the_script)
     assert rendered and report.duplicate
     assert recorded(redis_client)[:2] == (1, {OFFER: 1})  # the block's entry and count only
+
+
+def test_a_conversion_spends_no_budget(log: FeedbackLog, redis_client: redis.Redis) -> None:
+    """A redemption spends its offer's cost; a conversion naming the offer does not."""
+    run(redis_client, log.record_plan(Feedback(DECISION, "conversion", OFFER,
+                                               datetime.now(UTC), 30.0)))
+    assert recorded(redis_client) == (1, {}, 0.0)
+
+
+def test_shows_are_kept_as_long_as_the_policy_says(redis_client: redis.Redis,
+                                                   tmp_path: Path) -> None:
+    """NBO_OFFER_MEMORY_DAYS: how long an offer's count of shows is kept."""
+    short = FeedbackLog(OfferCatalog(redis_client), Policy.from_settings(
+        Settings(data_dir=tmp_path, offer_memory_days=0.001)))  # 86.4 s
+    redis_client.hset(keys.decision(DECISION), mapping={
+        "user_id": USER, "offers": orjson.dumps([OFFER])})
+    run(redis_client, short.record_plan(Feedback(DECISION, "impression", OFFER,
+                                                 datetime.now(UTC), None)))
+    assert 0 < redis_client.ttl(keys.given(USER)) <= 87
+
+
+def test_a_summary_expiring_mid_report_is_an_unknown_decision(
+        log: FeedbackLog, redis_client: redis.Redis) -> None:
+    """Read before the script runs, gone when it does: nothing is recorded, and the client
+    is told so (not a 200 for a report that was dropped)."""
+    def expiring_before_the_script(step: Step) -> list[Any]:
+        if step.commands[0][0] in ("EVALSHA", "EVAL"):
+            redis_client.delete(keys.decision(DECISION))
+        return execute(redis_client, step)
+
+    with pytest.raises(UnknownDecision):
+        run_blocking(log.record_plan(Feedback(DECISION, "click", None, datetime.now(UTC),
+                                              None)), expiring_before_the_script)
+    assert redis_client.xlen(keys.FEEDBACK) == 0
+
+
+def test_a_show_marked_on_a_hash_gone_counts_nothing_and_makes_no_hash(
+        log: FeedbackLog, redis_client: redis.Redis) -> None:
+    """A campaign's hash that expired is not made again without an expiry (the next
+    decision of that campaign would read as shown already), by either script."""
+    run(redis_client, log.shown_once_plan(USER, OFFER, "gone", "shown"))
+    assert not redis_client.exists("gone") and recorded(redis_client)[1] == {}
+    campaigns = CampaignDecisions(None, log, 3600)  # type: ignore[arg-type]  # no deciding
+    run(redis_client, campaigns.shown_plan(USER, "spring", DECISION, OFFER))
+    assert recorded(redis_client)[1] == {OFFER: 1}
+    assert not redis_client.exists(keys.campaign_decision(USER, "spring"))

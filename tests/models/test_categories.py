@@ -18,6 +18,7 @@ from models.categories import (
     fold_in,
     fold_in_users,
     regularized_gram,
+    top,
 )
 from models.tree_scoring import compiled_scorer, onnx_scorer
 from tests.conftest import SplitWorld
@@ -138,3 +139,9 @@ def test_a_system_that_is_not_positive_definite_is_still_solved() -> None:
     np.testing.assert_allclose(fold_in(items, gram, rows, confidence),
                                np.linalg.solve(system, items[rows].T @ confidence),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_top_breaks_ties_in_key_order() -> None:
+    assert top(["a", "b", "c"], np.array([1.0, 1.0, 0.5]), 2) == [("a", 1.0), ("b", 1.0)]
+    assert top(["a", "b", "c"], np.array([0.5, 1.0, 1.0]), 3) == [
+        ("b", 1.0), ("c", 1.0), ("a", 0.5)]

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from features.pipeline import BatchFeatures
@@ -34,3 +36,12 @@ def test_an_unknown_user_gets_the_global_rates(split_world: SplitWorld) -> None:
 def test_the_fitted_model_round_trips_through_json(split_world: SplitWorld) -> None:
     model = ChannelModel.fit(split_world.full)
     assert ChannelModel.from_json(model.to_json()) == model
+
+
+def test_an_open_rate_is_at_most_one() -> None:
+    """Opens whose sends were not seen (or decayed away) cannot make a rate above 1."""
+    anchor = datetime(2026, 6, 1, tzinfo=UTC)
+    state = UserState("u1", anchor, counts={"channel_opens": {"email": 10.0},
+                                            "channel_sends": {"email": 1.0}})
+    model = ChannelModel({"email": 0.2, "push": 0.1}, {})
+    assert model.rates_for(state, anchor) == {"email": 1.0, "push": 0.1}

@@ -92,6 +92,24 @@ def test_for_user_respects_n_and_exclusions() -> None:
     assert excluded == ["a1", "a3", "a4", "a5", "a6"]
 
 
+def test_similar_skips_the_padding_of_items_with_few_neighbours() -> None:
+    """Rows of the neighbour matrix end in -1 past an item's last neighbour."""
+    info = {item: ItemInfo("a", "x", 1.0, 0, 1.0) for item in "abc"}
+    neighbours = np.array([[1, -1], [0, -1], [-1, -1]], dtype=np.int32)
+    scores = np.array([[0.9, 0.0], [0.9, 0.0], [0.0, 0.0]], dtype=np.float32)
+    shop = ItemRecommender.of(["a", "b", "c"], neighbours, scores, info)
+    assert [(item, round(score, 3)) for item, score in shop.similar("a", 2)] == [("b", 0.9)]
+    assert shop.similar("c", 5) == []
+
+
+def test_for_user_fills_from_overall_popularity_without_the_excluded() -> None:
+    shop = _shop()
+    first = shop.for_user([], [], {}, 3)
+    assert len(first) == 3
+    again = shop.for_user([], [], {}, 3, exclude={first[0]})
+    assert first[0] not in again and len(again) == 3
+
+
 def test_for_user_interleaves_categories_the_better_with_the_larger_share() -> None:
     ranked = _shop().for_user(["b", "a", "c"], [], {}, 10)
     assert [item[0] for item in ranked] == list("bbabbacbba")
