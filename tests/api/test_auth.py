@@ -10,9 +10,10 @@ from unittest import mock
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.datastructures import Headers
 
 from api.app import create_app
-from api.auth import Admin, ApiKeyConfigError, ApiKeys, Decide, Ingest, Role
+from api.auth import Admin, ApiKeyConfigError, ApiKeys, Decide, Ingest, Role, presented_key
 from api.errors import install_error_handlers
 from nbo.settings import Settings, get_settings
 
@@ -121,6 +122,19 @@ def test_other_authorization_schemes_count_as_no_key(client: TestClient) -> None
     response = client.get("/decide", headers={"Authorization": f"Basic {KEY_OF['admin']}"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="nbo"'
+
+
+@pytest.mark.parametrize(("headers", "presented"), [
+    ({"X-API-Key": "k1", "Authorization": "Bearer k2"}, "k1"),
+    ({"Authorization": "bearer k2"}, "k2"),
+    ({"Authorization": "Basic k3"}, None),
+    ({"Authorization": "Bearer"}, None),
+    ({}, None),
+])
+def test_the_key_a_request_presents_is_read_as_the_security_schemes_read_it(
+        headers: dict[str, str], presented: str | None) -> None:
+    """What the fast path and the check of an unreadable body read (`presented_key`)."""
+    assert presented_key(Headers(headers)) == presented
 
 
 def test_app_without_keys_fails_closed() -> None:

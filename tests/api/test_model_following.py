@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 
+import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import ModelLoadError, Services
-from models.registry import RELOADS, ModelVersionError
+from models.registry import PROMOTED, RELOADS, ModelRegistry, ModelVersionError
 from models.serving import ServingModels
 from tests.api.conftest import ServedWorld, VersionCopy, promoted_version_copied
 
@@ -185,3 +187,31 @@ def test_a_worker_starting_asks_no_other_to_reload(served_world: ServedWorld) ->
     Services.build(served_world.settings(model_poll_s=0))
     assert client.get(RELOADS) == before
     client.close()
+
+
+def test_the_learned_weekly_cap_of_the_served_version_caps_decisions(
+        served_world: ServedWorld) -> None:
+    """contact_volume.json's weekly cap, tighter than the configured one, is the cap a
+    decision's contact budget reports (docs/api.md, contact policy)."""
+    client = redis.Redis.from_url(served_world.redis_url)
+    registry = ModelRegistry(served_world.models, client)
+    original = registry.promoted()
+    assert original is not None
+    source = registry.get(original)
+    volume = orjson.loads(source.artifact("contact_volume.json")) | {"weekly_cap": 2}
+    artifacts = {path.name: path.read_bytes() for path in source.path.iterdir()
+                 if path.name not in {"meta.json", "metrics.json", "checksums.json"}}
+    copy = registry.register(artifacts | {"contact_volume.json": orjson.dumps(volume)},
+                             {k: v for k, v in source.meta.items() if k != "version"},
+                             source.metrics, version=f"{original}-capped")
+    registry.promote(copy.version)
+    try:
+        caps = {"*": [(7, 20)]}
+        with TestClient(create_app(served_world.settings(contact_caps=caps))) as api:
+            budget = api.get(f"/v1/users/{served_world.users[7]}/decision").json()[
+                "contact_budget"]
+    finally:
+        client.set(PROMOTED, original)
+        client.close()
+        shutil.rmtree(copy.path)
+    assert (budget["window_days"], budget["cap"]) == (7, 2)
