@@ -111,10 +111,7 @@ def _read(path: Path, suffix: str, check: FileCheck, limit: int) -> pl.DataFrame
                                    infer_schema_length=None)
     except (pl.exceptions.PolarsError, ValueError):
         frame = None
-    if frame is None or any(_is_compound(dtype) for dtype in frame.dtypes) or (
-            _maybe_nested_as_text(frame) if suffix != ".csv"  # polars may read a header's
-            else frame.width != len(header) or any('"' in name for name in header)):  # stray
-        # quote as opening a field to the end of the file: its rows gone, unreported
+    if frame is None or not _read_whole(frame, suffix, header):
         return (_read_csv_lines(path, header, check, limit) if suffix == ".csv"
                 else _read_json_lines(path, check, limit))
     numbered = frame.with_row_index(ROW, offset=1)
@@ -126,6 +123,18 @@ def _read(path: Path, suffix: str, check: FileCheck, limit: int) -> pl.DataFrame
     named = [frame.columns[at] for at in _named(header)]
     return numbered.select(ROW, *named).filter(
         ~pl.all_horizontal(pl.col(named).str.strip_chars().fill_null("") == ""))
+
+
+def _read_whole(frame: pl.DataFrame, suffix: str, header: list[str]) -> bool:
+    """Whether polars read a CSV or JSON Lines file as the readers of single rows would:
+    else they read it again, reporting each bad row."""
+    if any(_is_compound(dtype) for dtype in frame.dtypes):
+        return False
+    if suffix != ".csv":
+        return not _maybe_nested_as_text(frame)
+    # polars may read a header's stray quote as opening a field to the end of the file:
+    # its rows gone, unreported
+    return frame.width == len(header) and not any('"' in name for name in header)
 
 
 def _maybe_nested_as_text(frame: pl.DataFrame) -> bool:

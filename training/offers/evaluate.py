@@ -55,12 +55,10 @@ def check_sends(events: pl.DataFrame, split: TimeSplit) -> None:
     learned = any(((sent > cut) & (sent <= cut + WINDOW)).any()
                   for cut in training_cuts(events, split.eval_cut))
     scored = ((sent > split.eval_cut) & (sent <= split.end - ATTRIBUTION)).any()
-    missing = [window for window, found in (
-        (f"before {split.eval_cut:%Y-%m-%d %H:%M} UTC to learn from", learned),
-        (f"between then and {split.end - ATTRIBUTION:%Y-%m-%d %H:%M} UTC to score on"
-         if not learned else f"between {split.eval_cut:%Y-%m-%d %H:%M} and "
-         f"{split.end - ATTRIBUTION:%Y-%m-%d %H:%M} UTC to score on", scored))
-        if not found]
+    cut, last = f"{split.eval_cut:%Y-%m-%d %H:%M}", f"{split.end - ATTRIBUTION:%Y-%m-%d %H:%M}"
+    missing = [] if learned else [f"before {cut} UTC to learn from"]
+    if not scored:
+        missing.append(f"between {'then' if missing else cut} and {last} UTC to score on")
     if missing:
         raise DataContractError(
             f"an offers file is given, but no message with a channel was sent "
